@@ -1,0 +1,55 @@
+/**
+ * `deno task bench [name...]`: runs the benchmarks and writes their figures to
+ * `bench/results.json`, merged with earlier runs of benchmarks not selected this time.
+ *
+ * @module
+ */
+
+import type { Bench, Figures } from "./bench.ts";
+import { checkpointLoad } from "./checkpoint_load.ts";
+
+const benches: readonly Bench[] = [
+  checkpointLoad,
+];
+
+const resultsPath = new URL("./results.json", import.meta.url);
+
+interface Result {
+  readonly description: string;
+  readonly date: string;
+  readonly machine: string;
+  readonly figures: Figures;
+}
+
+async function readResults(): Promise<Record<string, Result>> {
+  try {
+    return JSON.parse(await Deno.readTextFile(resultsPath));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return {};
+    throw error;
+  }
+}
+
+function machine(): string {
+  return `${Deno.build.os}-${Deno.build.arch}, ${navigator.hardwareConcurrency} cores`;
+}
+
+if (import.meta.main) {
+  const selected = Deno.args.length === 0
+    ? benches
+    : benches.filter((b) => Deno.args.includes(b.name));
+  const results = await readResults();
+  for (const bench of selected) {
+    console.log(`bench ${bench.name}: ${bench.description}`);
+    const figures = await bench.run();
+    console.log(figures);
+    results[bench.name] = {
+      description: bench.description,
+      date: new Date().toISOString(),
+      machine: machine(),
+      figures,
+    };
+    await Deno.writeTextFile(resultsPath, JSON.stringify(results, null, 2) + "\n");
+  }
+  console.log(`wrote ${resultsPath.pathname}`);
+}

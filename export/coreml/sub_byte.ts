@@ -1,0 +1,60 @@
+/**
+ * Bit packing of sub-byte elements (int4, uint4) as Core ML stores them, in weight.bin and in
+ * immediate `bytes` values alike: LSB-first, element `i` in bits `[b*i, b*i + b)` of the
+ * little-endian bit stream, so element `2k` of a 4-bit tensor is the low nibble of byte `k`.
+ *
+ * @module
+ */
+
+/** Bytes needed to hold `count` elements of `bits` bits each. */
+export function packedByteLength(count: number, bits: number): number {
+  return Math.ceil((count * bits) / 8);
+}
+
+/** Unused bits at the end of the last byte when `count` elements of `bits` bits are packed. */
+export function paddingBits(count: number, bits: number): number {
+  return (8 - ((count * bits) % 8)) % 8;
+}
+
+/**
+ * Packs the low `bits` bits of every value LSB-first; the padding bits of the last byte are zero.
+ *
+ * @param values one element per slot (signed values contribute their two's-complement low bits)
+ * @param bits bits per element; must divide 8
+ * @returns `packedByteLength(values.length, bits)` bytes
+ */
+export function packBits(values: Int8Array | Uint8Array, bits: number): Uint8Array {
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const out = new Uint8Array(packedByteLength(values.length, bits));
+  for (let i = 0; i < values.length; i++) {
+    const slot = i % perByte;
+    out[(i - slot) / perByte]! |= (values[i]! & mask) << (slot * bits);
+  }
+  return out;
+}
+
+/**
+ * Unpacks `count` elements of `bits` bits from LSB-first packed bytes.
+ *
+ * @param packed at least `packedByteLength(count, bits)` bytes
+ * @param bits bits per element; must divide 8
+ * @param signed sign-extend each element (int4) rather than zero-extend (uint4)
+ */
+export function unpackBits(
+  packed: Uint8Array,
+  bits: number,
+  count: number,
+  signed: boolean,
+): Int8Array | Uint8Array {
+  const perByte = 8 / bits;
+  const mask = (1 << bits) - 1;
+  const out = signed ? new Int8Array(count) : new Uint8Array(count);
+  const signBit = 1 << (bits - 1);
+  for (let i = 0; i < count; i++) {
+    const slot = i % perByte;
+    const v = (packed[(i - slot) / perByte]! >> (slot * bits)) & mask;
+    out[i] = signed && v & signBit ? v - (1 << bits) : v;
+  }
+  return out;
+}
