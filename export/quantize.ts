@@ -1,0 +1,76 @@
+/**
+ * Symmetric weight-only integer quantization, as DESIGN.md fixes it: for each group of values,
+ * `scale = max|w| / qmax` and `q = clamp(roundHalfEven(w / scale), qmin, qmax)` with
+ * `qmax = 2^(b-1) - 1`, `qmin = -2^(b-1)`. A group is a run of `groupSize` consecutive values of a
+ * row (a whole row for per-channel quantization). The scale is rounded to its storage dtype first
+ * and q computed from the rounded scale, so that `q * scale` is the closest the stored form allows.
+ *
+ * @module
+ */
+
+/** Bit widths Core ML's `constexpr_blockwise_shift_scale` takes as signed data. */
+export type QuantBits = 4 | 8;
+
+/** A row-major matrix quantized by groups along its rows. */
+export interface QuantizedMatrix {
+  readonly bits: QuantBits;
+  readonly rows: number;
+  readonly columns: number;
+  /** Consecutive values of a row that share a scale. */
+  readonly groupSize: number;
+  /** `[rows, columns]` values in `[qmin, qmax]`. */
+  readonly values: Int8Array;
+  /** `[rows, columns / groupSize]` scales, already rounded to the storage dtype. */
+  readonly scales: Float32Array;
+}
+
+/** Rounds to the nearest integer, ties to even (as NumPy and PyTorch do). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * Quantizes a `[rows, columns]` matrix.
+ *
+ * @param groupSize values per scale along a row; must divide `columns`
+ * @param roundScale rounds a scale to its storage dtype (`Math.f16round` for fp16 models)
+ */
+export function quantizeMatrix(
+  weights: Float32Array,
+  rows: number,
+  columns: number,
+  bits: QuantBits,
+  groupSize: number,
+  roundScale: (x: number) => number,
+): QuantizedMatrix {
+  if (weights.length !== rows * columns) {
+    throw new RangeError(
+      `Cannot quantize: ${weights.length} values do not form a [${rows}, ${columns}] matrix`,
+    );
+  }
+  if (groupSize <= 0 || columns % groupSize !== 0) {
+    throw new RangeError(
+      `Cannot quantize: group size ${groupSize} does not divide the row length ${columns}`,
+    );
+  }
+  const qmax = 2 ** (bits - 1) - 1;
+  const qmin = -(2 ** (bits - 1));
+  const values = new Int8Array(weights.length);
+  const scales = new Float32Array(weights.length / groupSize);
+  for (let group = 0; group < scales.length; group++) {
+    const start = group * groupSize;
+    let maxAbs = 0;
+    for (let i = start; i < start + groupSize; i++) {
+      maxAbs = Math.max(maxAbs, Math.abs(weights[i]!));
+    }
+    const scale = roundScale(maxAbs / qmax);
+    scales[group] = scale;
+    // An all-zero group (or one whose scale underflows) is stored as zeros.
+    if (scale === 0) continue;
+    for (let i = start; i < start + groupSize; i++) {
+      values[i] = Math.min(qmax, Math.max(qmin, roundHalfEven(weights[i]! / scale)));
+    }
+  }
+  return { bits, rows, columns, groupSize, values, scales };
+}

@@ -1,0 +1,43 @@
+import assert from "node:assert/strict";
+import { KvCache } from "./kv_cache.ts";
+import { buildCallInputs, causalVisibility } from "./call_inputs.ts";
+
+const shape = { layers: 1, kvHeads: 1, cacheLength: 4, headDim: 2, dtype: "fp32" } as const;
+
+function maskPattern(mask: ArrayLike<number>): string {
+  return Array.from(mask, (v) => (v === 0 ? "." : "x")).join("");
+}
+
+Deno.test("buildCallInputs() masks unfilled cache slots and future call slots", () => {
+  const cache = new KvCache(shape);
+  const entry = [new Float32Array(2)];
+  cache.commit(entry, entry, 1, [0]);
+  const freqs = new Float64Array([1]);
+  const inputs = buildCallInputs(cache, freqs, { tokens: [7, 8], callLength: 3 });
+  assert.deepEqual([...inputs.get("tokens")!], [7, 8, 0]);
+  const mask = maskPattern(inputs.get("mask")!);
+  // rows of (4 cache slots | 3 call slots)
+  assert.equal(mask, [".xxx" + ".xx", ".xxx" + "..x", ".xxx" + "..."].join(""));
+  // positions 1, 2, 3 with f = 1 rad per position
+  assert.deepEqual([...inputs.get("freqs_cos")!], [1, 2, 3].map((p) => Math.fround(Math.cos(p))));
+});
+
+Deno.test("buildCallInputs() uses custom positions and visibility", () => {
+  const cache = new KvCache({ ...shape, dtype: "fp16" });
+  const visibility = causalVisibility(2);
+  visibility[2] = 0; // row 1 no longer sees slot 0
+  const inputs = buildCallInputs(cache, new Float64Array([0.5]), {
+    tokens: [1, 2],
+    callLength: 2,
+    positionOffsets: [0, 5],
+    visibility,
+  });
+  assert.ok(inputs.get("mask") instanceof Float16Array);
+  const mask = maskPattern(inputs.get("mask")!);
+  assert.equal(mask, "xxxx.x" + "xxxxx.");
+  assert.equal(inputs.get("freqs_sin")![1], new Float16Array([Math.sin(2.5)])[0]);
+  assert.throws(
+    () => buildCallInputs(cache, new Float64Array([1]), { tokens: [1, 2, 3], callLength: 2 }),
+    RangeError,
+  );
+});

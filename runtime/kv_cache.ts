@@ -1,0 +1,112 @@
+/**
+ * The runtime-owned key/value caches: one ring buffer of C slots per layer, shared by every call.
+ * The model never writes them; after each call the runtime copies the call's new entries in
+ * (reference/static-llm.md section 3, the "smart mask").
+ *
+ * @module
+ */
+
+/** Storage for activations: fp16 bundles keep them as fp16, fp32 bundles as fp32. */
+export type FloatArray = Float16Array | Float32Array;
+
+/** Element type of the caches and other float I/O. */
+export type FloatDType = "fp16" | "fp32";
+
+/** Allocates a float array of the given dtype. */
+export function allocateFloats(dtype: FloatDType, length: number): FloatArray {
+  return dtype === "fp16" ? new Float16Array(length) : new Float32Array(length);
+}
+
+/** The cache geometry of a bundle. */
+export interface KvCacheShape {
+  readonly layers: number;
+  readonly kvHeads: number;
+  /** Slots per cache, C. */
+  readonly cacheLength: number;
+  readonly headDim: number;
+  readonly dtype: FloatDType;
+}
+
+/** Key and value caches for every layer, plus the count of tokens committed so far. */
+export class KvCache {
+  /** The geometry these caches were allocated for. */
+  readonly shape: KvCacheShape;
+  /** Per layer, `[1, Hkv, C, hd]` row-major. */
+  readonly keys: readonly FloatArray[];
+  /** Per layer, `[1, Hkv, C, hd]` row-major. */
+  readonly values: readonly FloatArray[];
+  #position = 0;
+
+  constructor(shape: KvCacheShape) {
+    this.shape = shape;
+    const size = shape.kvHeads * shape.cacheLength * shape.headDim;
+    this.keys = Array.from({ length: shape.layers }, () => allocateFloats(shape.dtype, size));
+    this.values = Array.from({ length: shape.layers }, () => allocateFloats(shape.dtype, size));
+  }
+
+  /** Tokens committed so far: the absolute position of the next token. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /**
+   * Slots holding a token, `min(position, C)`. Slots fill in order from 0 and, once full, the
+   * oldest is overwritten, so the filled slots are always a prefix of the buffer.
+   */
+  get filledSlots(): number {
+    return Math.min(this.#position, this.shape.cacheLength);
+  }
+
+  /**
+   * Appends entries of a call to every layer's ring buffer, in order, advancing the position by
+   * `entries.length`.
+   *
+   * @param newKeys per layer, the call's keys `[1, Hkv, callLength, hd]`
+   * @param newValues per layer, the call's values, same shape
+   * @param callLength the L of the call that produced them
+   * @param entries which call positions to keep (e.g. `[0, n)` for n real tokens; lookahead keeps
+   *   the current token and the accepted branch)
+   */
+  commit(
+    newKeys: readonly FloatArray[],
+    newValues: readonly FloatArray[],
+    callLength: number,
+    entries: readonly number[],
+  ): void {
+    const { layers, kvHeads, cacheLength, headDim } = this.shape;
+    if (newKeys.length !== layers || newValues.length !== layers) {
+      throw new RangeError(
+        `Cannot update the KV cache: expected ${layers} layers, got ${newKeys.length}`,
+      );
+    }
+    for (const entry of entries) {
+      if (!Number.isInteger(entry) || entry < 0 || entry >= callLength) {
+        throw new RangeError(
+          `Cannot update the KV cache: entry ${entry} is outside the call [0, ${callLength})`,
+        );
+      }
+    }
+    // Only the newest C entries can survive; skipping the rest avoids writing them twice.
+    const kept = entries.slice(Math.max(0, entries.length - cacheLength));
+    const first = this.#position + entries.length - kept.length;
+    const copy = (source: FloatArray, target: FloatArray) => {
+      kept.forEach((entry, i) => {
+        const slot = (first + i) % cacheLength;
+        for (let head = 0; head < kvHeads; head++) {
+          const from = (head * callLength + entry) * headDim;
+          target.set(source.subarray(from, from + headDim), (head * cacheLength + slot) * headDim);
+        }
+      });
+    };
+    for (let layer = 0; layer < layers; layer++) {
+      copy(newKeys[layer]!, this.keys[layer]!);
+      copy(newValues[layer]!, this.values[layer]!);
+    }
+    this.#position += entries.length;
+  }
+
+  /** Forgets every token: the next call starts at position 0. */
+  reset(): void {
+    this.#position = 0;
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Choosing the next token from logits: greedy at temperature 0, otherwise temperature plus nucleus
+ * (top-p) sampling with an injected random source, so that a seed makes runs repeatable.
+ *
+ * @module
+ */
+
+/** A source of uniform numbers in `[0, 1)`. */
+export type RandomSource = () => number;
+
+/** How to pick tokens. */
+export interface SamplingOptions {
+  /** 0 means greedy; higher flattens the distribution. @default 0.6 */
+  readonly temperature: number;
+  /** Keep the smallest set of tokens whose probability reaches this mass. @default 0.9 */
+  readonly topP: number;
+}
+
+/**
+ * A small, fast, seedable generator (Mulberry32): good enough for sampling, and the same sequence
+ * on every platform for a given seed.
+ */
+export function seededRandom(seed: number): RandomSource {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+/** Index of the largest value (the first one on ties), over `logits[offset, offset + length)`. */
+export function argmax(
+  logits: ArrayLike<number>,
+  offset = 0,
+  length = logits.length - offset,
+): number {
+  let best = 0;
+  let bestValue = -Infinity;
+  for (let i = 0; i < length; i++) {
+    const value = logits[offset + i]!;
+    if (value > bestValue) {
+      bestValue = value;
+      best = i;
+    }
+  }
+  return best;
+}
+
+/**
+ * Samples a token from one row of logits.
+ *
+ * @param logits the row, or a larger array with `offset`/`length` selecting the row
+ */
+export function sampleToken(
+  logits: ArrayLike<number>,
+  options: SamplingOptions,
+  random: RandomSource,
+  offset = 0,
+  length = logits.length - offset,
+): number {
+  if (options.temperature === 0) return argmax(logits, offset, length);
+
+  // softmax(logits / temperature)
+  const max = logits[offset + argmax(logits, offset, length)]!;
+  const probabilities = new Float64Array(length);
+  let total = 0;
+  for (let i = 0; i < length; i++) {
+    probabilities[i] = Math.exp((logits[offset + i]! - max) / options.temperature);
+    total += probabilities[i]!;
+  }
+
+  // A token below (1 - topP) / (V - 1) of the mass can never be needed to reach topP, so the
+  // sort only sees the few plausible candidates.
+  const cutoff = options.topP >= 1 ? 0 : ((1 - options.topP) / Math.max(length - 1, 1)) * total;
+  const candidates: number[] = [];
+  for (let i = 0; i < length; i++) if (probabilities[i]! >= cutoff) candidates.push(i);
+  candidates.sort((a, b) => probabilities[b]! - probabilities[a]! || a - b);
+
+  let nucleus = candidates.length;
+  let mass = 0;
+  for (let i = 0; i < candidates.length; i++) {
+    mass += probabilities[candidates[i]!]!;
+    if (mass >= options.topP * total) {
+      nucleus = i + 1;
+      break;
+    }
+  }
+
+  let target = random() * mass;
+  for (let i = 0; i < nucleus; i++) {
+    target -= probabilities[candidates[i]!]!;
+    if (target < 0) return candidates[i]!;
+  }
+  return candidates[nucleus - 1]!;
+}

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { argmax, sampleToken, seededRandom } from "./sampler.ts";
+
+Deno.test("argmax() returns the first maximum within the selected row", () => {
+  assert.equal(argmax([1, 5, 5, 2]), 1);
+  assert.equal(argmax([9, 9, 1, 3, 2, 9], 2, 3), 1);
+});
+
+Deno.test("sampleToken() is greedy at temperature 0", () => {
+  const random = () => assert.fail("greedy sampling must not draw random numbers");
+  assert.equal(sampleToken([0.1, 3, 2], { temperature: 0, topP: 0.9 }, random), 1);
+});
+
+Deno.test("sampleToken() never leaves the top-p nucleus", () => {
+  // softmax([ln 6, ln 3, ln 1]) = [0.6, 0.3, 0.1]: top_p 0.85 keeps the first two tokens only.
+  const logits = [Math.log(6), Math.log(3), Math.log(1)];
+  const random = seededRandom(1);
+  const counts = [0, 0, 0];
+  for (let i = 0; i < 3000; i++) {
+    counts[sampleToken(logits, { temperature: 1, topP: 0.85 }, random)]!++;
+  }
+  assert.equal(counts[2], 0);
+  // Within the nucleus the odds stay 2:1.
+  assert.ok(Math.abs(counts[0]! / 3000 - 2 / 3) < 0.04, `counts ${counts}`);
+});
+
+Deno.test("sampleToken() follows the tempered distribution with top_p 1", () => {
+  const logits = [0, Math.log(3)];
+  const random = seededRandom(7);
+  let ones = 0;
+  for (let i = 0; i < 4000; i++) ones += sampleToken(logits, { temperature: 1, topP: 1 }, random);
+  assert.ok(Math.abs(ones / 4000 - 0.75) < 0.03, `frequency ${ones / 4000}`);
+});
+
+Deno.test("seededRandom() repeats for a seed and stays in [0, 1)", () => {
+  const a = seededRandom(42);
+  const b = seededRandom(42);
+  const values = Array.from({ length: 1000 }, () => a());
+  assert.deepEqual(values, Array.from({ length: 1000 }, () => b()));
+  assert.ok(values.every((v) => v >= 0 && v < 1));
+  assert.notDeepEqual(values.slice(0, 10), Array.from({ length: 10 }, seededRandom(43)));
+});

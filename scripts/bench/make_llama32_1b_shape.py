@@ -1,0 +1,100 @@
+#!/usr/bin/python3
+"""Writes a checkpoint shaped like Meta's Llama 3.2 1B, with random bf16 weights, for benchmarks.
+
+Usage: /usr/bin/python3 scripts/bench/make_llama32_1b_shape.py [out_dir]
+(default out_dir: out/bench/llama32-1b-shape/ at the repository root, which git ignores).
+
+It writes `consolidated.00.pth` (torch.save of a flat dict of Meta-named tensors: dim 2048,
+16 layers, 32 heads, 8 kv heads, vocab 128256, hidden 8192, tied embeddings so no `output.weight`;
+about 1.24 B parameters, 2.5 GB) and `params.json`, and does nothing when both already exist. The
+checkpoint is written to a temporary name and renamed into place, so an interrupted run never
+leaves a file a benchmark would take for complete.
+
+Memory: torch.save needs every tensor at once, so the peak is the checkpoint's size (2.5 GB) plus
+one chunk of fp32 random numbers. Each tensor is created directly in bf16 and filled chunk by chunk,
+so no fp32 copy of a whole tensor (the embedding alone would be 1 GB) ever exists.
+"""
+
+import json
+import os
+import pathlib
+import resource
+import sys
+import time
+
+import torch
+
+PARAMS = {
+    "dim": 2048,
+    "n_layers": 16,
+    "n_heads": 32,
+    "n_kv_heads": 8,
+    "vocab_size": 128256,
+    "ffn_dim_multiplier": 1.5,
+    "multiple_of": 256,
+    "norm_eps": 1e-05,
+    "rope_theta": 500000.0,
+    "use_scaled_rope": True,
+}
+HIDDEN = 8192  # int(2 * 4 * dim / 3) * ffn_dim_multiplier, rounded up to a multiple of multiple_of
+CHUNK_ELEMENTS = 1 << 24
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def shapes():
+    """Meta's tensor names and shapes, in the order Meta's checkpoints store them."""
+    dim, heads, kv_heads = PARAMS["dim"], PARAMS["n_heads"], PARAMS["n_kv_heads"]
+    kv_dim = dim // heads * kv_heads
+    yield "tok_embeddings.weight", (PARAMS["vocab_size"], dim)
+    for i in range(PARAMS["n_layers"]):
+        p = f"layers.{i}"
+        yield f"{p}.attention.wq.weight", (dim, dim)
+        yield f"{p}.attention.wk.weight", (kv_dim, dim)
+        yield f"{p}.attention.wv.weight", (kv_dim, dim)
+        yield f"{p}.attention.wo.weight", (dim, dim)
+        yield f"{p}.feed_forward.w1.weight", (HIDDEN, dim)
+        yield f"{p}.feed_forward.w2.weight", (dim, HIDDEN)
+        yield f"{p}.feed_forward.w3.weight", (HIDDEN, dim)
+        yield f"{p}.attention_norm.weight", (dim,)
+        yield f"{p}.ffn_norm.weight", (dim,)
+    yield "norm.weight", (dim,)
+
+
+def random_bf16(shape, generator):
+    """A bf16 tensor of N(0, 0.02^2) values, filled in chunks of rows."""
+    if len(shape) == 1:
+        return torch.ones(shape, dtype=torch.bfloat16)
+    rows, columns = shape
+    tensor = torch.empty(shape, dtype=torch.bfloat16)
+    step = max(1, CHUNK_ELEMENTS // columns)
+    for start in range(0, rows, step):
+        end = min(rows, start + step)
+        tensor[start:end] = torch.randn(end - start, columns, generator=generator) * 0.02
+    return tensor
+
+
+def main():
+    default = ROOT / "out" / "bench" / "llama32-1b-shape"
+    out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else default
+    checkpoint = out / "consolidated.00.pth"
+    params = out / "params.json"
+    if checkpoint.exists() and params.exists():
+        print(f"already there: {checkpoint}")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    generator = torch.Generator().manual_seed(0)
+    state = {name: random_bf16(shape, generator) for name, shape in shapes()}
+    count = sum(t.numel() for t in state.values())
+    partial = checkpoint.with_suffix(".pth.partial")
+    torch.save(state, partial)
+    os.replace(partial, checkpoint)
+    params.write_text(json.dumps(PARAMS) + "\n")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = time.monotonic() - started
+    print(f"wrote {checkpoint}: {len(state)} tensors, {count} parameters, "
+          f"{checkpoint.stat().st_size} bytes in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
