@@ -7,9 +7,11 @@
 
 import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
+import { tokenizerEncode } from "./tokenizer_encode.ts";
 
 const benches: readonly Bench[] = [
   checkpointLoad,
+  tokenizerEncode,
 ];
 
 const resultsPath = new URL("./results.json", import.meta.url);

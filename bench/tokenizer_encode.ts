@@ -1,0 +1,80 @@
+/**
+ * Benchmark: encoding 1 MiB of English (the KJV, one verse per line, as one string) with each
+ * tokenizer kind: the embedded KJV SentencePiece BPE, the test tiktoken ranks with Llama 3's
+ * pattern, and the two other SentencePiece test models (unigram; BPE with nmt_nfkc, which takes
+ * the whole-text merge path because its pieces end in ▁). Target: under 1 s per MiB for
+ * SentencePiece BPE and tiktoken. `cold` is a freshly loaded tokenizer (empty word cache), `warm`
+ * a second encode; both are the best of three. Decoding all ids back is timed as well.
+ *
+ * @module
+ */
+
+import type { Bench, Figures } from "./bench.ts";
+import { parseTokenizer } from "../tokenizer/mod.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const CACHE = new URL("out/bench/tokenizer/", ROOT);
+const TEXT_BYTES = 2 ** 20;
+const RUNS = 3;
+const TOKENIZERS = {
+  spm_kjv_bpe: "models/kjv-tiny/tokenizer.model",
+  tiktoken_kjv: "testdata/tokenizer/kjv_tiktoken.model",
+  spm_unigram: "testdata/tokenizer/spm_unigram.model",
+  spm_nfkc_bpe: "testdata/tokenizer/spm_nfkc_bpe.model",
+};
+
+/** 1 MiB of KJV verses, dumped once by scripts/kjv/prepare_text.py into out/bench/tokenizer/. */
+async function englishText(): Promise<string> {
+  const verses = new URL("verses.txt", CACHE);
+  try {
+    await Deno.stat(verses);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    await Deno.mkdir(CACHE, { recursive: true });
+    const script = new URL("scripts/kjv/prepare_text.py", ROOT).pathname;
+    const heldout = new URL("heldout.txt", CACHE).pathname;
+    const { success } = await new Deno.Command("/usr/bin/python3", {
+      args: [script, verses.pathname, heldout],
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!success) throw new Error(`Cannot dump the KJV text: ${script} failed`);
+  }
+  const bytes = await Deno.readFile(verses);
+  // The KJV text is ASCII, so a byte cut is a character cut.
+  return new TextDecoder().decode(bytes.subarray(0, TEXT_BYTES));
+}
+
+function bestOf(run: () => void): number {
+  let best = Infinity;
+  for (let i = 0; i < RUNS; i++) {
+    const start = performance.now();
+    run();
+    best = Math.min(best, performance.now() - start);
+  }
+  return Math.round(best);
+}
+
+/** `tokenizer_encode` */
+export const tokenizerEncode: Bench = {
+  name: "tokenizer_encode",
+  description: "encode and decode 1 MiB of KJV English with each tokenizer kind",
+  async run() {
+    const text = await englishText();
+    const figures: Figures = { text_bytes: new TextEncoder().encode(text).length };
+    for (const [name, path] of Object.entries(TOKENIZERS)) {
+      const bytes = await Deno.readFile(new URL(path, ROOT));
+      let tokenizer = parseTokenizer(bytes, { name: path });
+      figures[`${name}_load_ms`] = bestOf(() => parseTokenizer(bytes, { name: path }));
+      let ids: number[] = [];
+      figures[`${name}_encode_cold_ms`] = bestOf(() => {
+        tokenizer = parseTokenizer(bytes, { name: path });
+        ids = tokenizer.encode(text);
+      });
+      figures[`${name}_encode_warm_ms`] = bestOf(() => tokenizer.encode(text));
+      figures[`${name}_tokens`] = ids.length;
+      figures[`${name}_decode_ms`] = bestOf(() => tokenizer.decode(ids));
+    }
+    return figures;
+  },
+};

@@ -1,0 +1,105 @@
+/**
+ * Loading a tokenizer file of either kind, recognised by its content rather than its name (both
+ * kinds are called `tokenizer.model`).
+ *
+ * @module
+ */
+
+import { readNeed, requirePermissions } from "../permissions.ts";
+import { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
+import { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
+import { looksLikeRanksFile } from "./tiktoken/ranks_file.ts";
+import { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
+import type { Tokenizer } from "./tokenizer.ts";
+
+/** Larger files are refused before reading: Llama 3's is 2 MiB, Llama 2's 0.5 MiB. */
+export const MAX_TOKENIZER_BYTES = 64 * 2 ** 20;
+
+/** Options of {@link parseTokenizer}. */
+export interface ParseTokenizerOptions {
+  /**
+   * The name error messages give the file.
+   * @default "tokenizer.model"
+   */
+  readonly name?: string;
+}
+
+/**
+ * Builds a tokenizer from the bytes of a `tokenizer.model`: a SentencePiece protobuf (its first
+ * field is a length-delimited ModelProto field) or a tiktoken ranks file (its first line is a
+ * base64 token, a space and a rank).
+ *
+ * @example Encoding and decoding with the embedded KJV tokenizer
+ * ```ts
+ * import { parseTokenizer } from "@llamane/llamane/tokenizer";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = await Deno.readFile("models/kjv-tiny/tokenizer.model");
+ * const tokenizer = parseTokenizer(bytes, { name: "kjv-tiny" });
+ * const ids = tokenizer.encode("In the beginning", { bos: true });
+ * assert.equal(ids[0], tokenizer.bosId);
+ * assert.equal(tokenizer.decode(ids), "In the beginning");
+ * ```
+ *
+ * @throws {TokenizerFormatError} when the content is neither format, or is malformed
+ * @throws {UnsupportedTokenizerError} for a SentencePiece feature not implemented, or JSON
+ */
+export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions = {}): Tokenizer {
+  const name = options.name ?? "tokenizer.model";
+  if (bytes.length === 0) throw new TokenizerFormatError(name, 0, "the file is empty");
+  if (looksLikeRanksFile(bytes)) return TiktokenTokenizer.parse(bytes, name);
+  const first = bytes[0]!;
+  // A ModelProto starts with one of its message fields 1..5, each length-delimited (wire type 2).
+  if ((first & 7) === 2 && first >> 3 >= 1 && first >> 3 <= 5) {
+    return SentencePieceTokenizer.parse(bytes, name);
+  }
+  const text = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart();
+  if (text.startsWith("{")) {
+    throw new UnsupportedTokenizerError(
+      name,
+      "the file is JSON (a Hugging Face tokenizer.json?), which is not supported; use the " +
+        "checkpoint's tokenizer.model",
+    );
+  }
+  const head = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+  throw new TokenizerFormatError(
+    name,
+    0,
+    `unrecognised format (the file starts with bytes ${head}): expected a SentencePiece model ` +
+      "(protobuf) or a tiktoken ranks file (lines of base64 token and rank)",
+  );
+}
+
+/**
+ * Reads and parses a tokenizer file (see {@link parseTokenizer}). Needs read permission for
+ * `path`, checked before anything else.
+ *
+ * @throws {MissingPermissionError} without `--allow-read` for `path`
+ */
+export async function loadTokenizer(path: string | URL): Promise<Tokenizer> {
+  const name = path instanceof URL ? path.pathname : path;
+  await requirePermissions([readNeed(path, `read the tokenizer "${name}"`)]);
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Cannot load tokenizer "${name}": no such file`);
+    }
+    throw error;
+  }
+  if (info.isDirectory) {
+    throw new Deno.errors.IsADirectory(
+      `Cannot load tokenizer "${name}": it is a directory; pass the tokenizer.model file in it`,
+    );
+  }
+  if (info.size > MAX_TOKENIZER_BYTES) {
+    throw new TokenizerFormatError(
+      name,
+      0,
+      `the file is ${info.size} bytes, more than any tokenizer (limit ${MAX_TOKENIZER_BYTES}); ` +
+        "is it the checkpoint?",
+    );
+  }
+  return parseTokenizer(await Deno.readFile(path), { name });
+}

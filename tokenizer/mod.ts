@@ -1,0 +1,30 @@
+/**
+ * Tokenizers of Llama checkpoints in pure TypeScript, identical to the reference implementations:
+ * SentencePiece (Llama 1 and 2, the embedded KJV model) and tiktoken (Llama 3, 3.1, 3.2).
+ * {@link loadTokenizer} recognises the format from the file's content; every tokenizer encodes,
+ * decodes, and streams text token by token without splitting a character.
+ *
+ * @example Streaming text token by token
+ * ```ts
+ * import { loadTokenizer } from "@llamane/llamane/tokenizer";
+ * import assert from "node:assert/strict";
+ *
+ * const tokenizer = await loadTokenizer("models/kjv-tiny/tokenizer.model");
+ * const ids = tokenizer.encode("Grace be with you all. Amen. 🙏");
+ * const decoder = tokenizer.decoder();
+ * let text = "";
+ * for (const id of ids) text += decoder.push(id);
+ * text += decoder.flush();
+ * assert.equal(text, "Grace be with you all. Amen. 🙏");
+ * ```
+ *
+ * @module
+ */
+
+export { loadTokenizer, MAX_TOKENIZER_BYTES, parseTokenizer } from "./load.ts";
+export type { ParseTokenizerOptions } from "./load.ts";
+export { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
+export type { EncodeOptions, StreamingDecoder, Tokenizer } from "./tokenizer.ts";
+export { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
+export { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
+export { LLAMA3_PATTERN, LLAMA3_SPECIAL_TOKENS } from "./tiktoken/llama3.ts";

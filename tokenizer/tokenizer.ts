@@ -1,0 +1,66 @@
+/**
+ * The interface every tokenizer implements, whatever its file format.
+ *
+ * @module
+ */
+
+/** Options of {@link Tokenizer.encode}. */
+export interface EncodeOptions {
+  /**
+   * Prepend the beginning-of-sequence token.
+   * @default false
+   */
+  readonly bos?: boolean;
+  /**
+   * Append the end-of-sequence token.
+   * @default false
+   */
+  readonly eos?: boolean;
+  /**
+   * Special tokens recognised where they are written in the text (tiktoken only: SentencePiece
+   * never reads control symbols from text, as in the reference). Others are encoded as ordinary
+   * text, as Llama 3's reference tokenizer does by default.
+   * @default []
+   */
+  readonly allowedSpecial?: "all" | readonly string[];
+}
+
+/**
+ * Turns ids into text one token at a time. Bytes of a character split across tokens are held
+ * back until the character is complete, so no chunk ever ends inside a UTF-8 sequence; the
+ * concatenation of every chunk and the final {@link flush} equals `decode` of all the ids.
+ */
+export interface StreamingDecoder {
+  /**
+   * Adds one token and returns the text it completes (possibly empty). Throws a RangeError for an
+   * id outside the vocabulary.
+   */
+  push(id: number): string;
+  /** Ends the stream: returns held-back bytes that never completed, as U+FFFD replacements. */
+  flush(): string;
+}
+
+/** A loaded tokenizer: SentencePiece (Llama 1 and 2) or tiktoken (Llama 3). */
+export interface Tokenizer {
+  /** The file format it was loaded from. */
+  readonly kind: "sentencepiece" | "tiktoken";
+  /** Number of ids, special tokens included: every id is in `[0, vocabSize)`. */
+  readonly vocabSize: number;
+  /** Beginning-of-sequence id, or undefined when the model defines none. */
+  readonly bosId: number | undefined;
+  /** End-of-sequence id, or undefined when the model defines none. */
+  readonly eosId: number | undefined;
+  /** Ids that end generation (Llama 3: end of text, end of turn, end of message). */
+  readonly stopTokens: readonly number[];
+  /**
+   * Encodes text to ids exactly as the reference implementation does.
+   * Throws a RangeError when `bos` or `eos` is asked for and the model has no such token.
+   */
+  encode(text: string, options?: EncodeOptions): number[];
+  /** Decodes ids to text. Throws a RangeError for an id outside the vocabulary. */
+  decode(ids: Iterable<number>): string;
+  /** A new streaming decoder, for printing text as tokens are generated. */
+  decoder(): StreamingDecoder;
+  /** The vocabulary entry of an id as stored in the file (SentencePiece only), e.g. `▁the`. */
+  idToPiece?(id: number): string;
+}
