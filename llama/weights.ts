@@ -9,7 +9,11 @@ import type { TensorInfo } from "../checkpoint/tensor_source.ts";
 import type { ModelConfig } from "./config.ts";
 
 /** The per-layer tensor names, in the order a forward pass uses them. */
-export function layerTensorNames(layer: number) {
+export function layerTensorNames(
+  layer: number,
+): Readonly<
+  Record<"attentionNorm" | "wq" | "wk" | "wv" | "wo" | "ffnNorm" | "w1" | "w2" | "w3", string>
+> {
   const prefix = `layers.${layer}`;
   return {
     attentionNorm: `${prefix}.attention_norm.weight`,
