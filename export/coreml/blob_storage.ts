@@ -107,6 +107,11 @@ export class BlobStorageWriter implements Disposable {
     return this.#path;
   }
 
+  /** Size of the file written so far, in bytes. */
+  get sizeBytes(): number {
+    return this.#end;
+  }
+
   /** Number of distinct blobs written so far. */
   get blobCount(): number {
     return this.#count;

@@ -1,0 +1,211 @@
+/**
+ * `exportModel`: a Meta checkpoint to a bundle of Core ML programs for the Neural Engine. Tensors
+ * are read, transformed, quantized and written one at a time, so memory stays near the largest
+ * tensor whatever the model size.
+ *
+ * @module
+ */
+
+import {
+  BUNDLE_FORMAT,
+  BUNDLE_FORMAT_VERSION,
+  type BundleManifest,
+  type FunctionSpec,
+  MANIFEST_FILE,
+  type PieceSpec,
+  type TokenizerSpec,
+} from "../bundle/manifest.ts";
+import { IO_CONTRACT_VERSION } from "../bundle/io_names.ts";
+import { openModel } from "../llama/open.ts";
+import { expectedTensors, validateTensors } from "../llama/weights.ts";
+import { readNeed, requirePermissions, writeNeed } from "../permissions.ts";
+import { parseTokenizer } from "../tokenizer/mod.ts";
+import { VERSION } from "../version.ts";
+import { ProgramBuilder } from "./coreml/builder.ts";
+import type { FeatureDescription } from "./coreml/model.ts";
+import { PackageWriter } from "./coreml/package.ts";
+import type { BlobStorageWriter } from "./coreml/blob_storage.ts";
+import { checkOutputPath, parentDirectory, StagedBundle } from "./bundle_directory.ts";
+import type { ExportContext } from "./graph/context.ts";
+import { GraphEmitter } from "./graph/emitter.ts";
+import { emitPiece, pieceLayouts } from "./graph/pieces.ts";
+import { WeightReader } from "./graph/weight_reader.ts";
+import {
+  checkOptionsForModel,
+  type ExportOptions,
+  type ResolvedExportOptions,
+  resolveExportOptions,
+} from "./options.ts";
+
+/** What an export produced. */
+export interface ExportSummary {
+  /** The bundle directory. */
+  readonly output: string;
+  readonly manifest: BundleManifest;
+  /** Total bytes of all weight files. */
+  readonly weightBytes: number;
+  readonly seconds: number;
+}
+
+/** The tokenizer to bundle: the given path, or `tokenizer.model` beside the checkpoint if any. */
+async function tokenizerPath(options: ResolvedExportOptions): Promise<string | undefined> {
+  if (options.tokenizer !== undefined) return options.tokenizer;
+  const candidate = `${parentDirectory(options.checkpoint)}/tokenizer.model`;
+  const status = await Deno.permissions.query({ name: "read", path: candidate });
+  if (status.state !== "granted") return undefined;
+  try {
+    return (await Deno.stat(candidate)).isFile ? candidate : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function bundleTokenizer(
+  path: string | undefined,
+  staged: string,
+): Promise<TokenizerSpec | null> {
+  if (path === undefined) return null;
+  const bytes = await Deno.readFile(path);
+  const tokenizer = parseTokenizer(bytes, { name: path });
+  const file = "tokenizer.model";
+  await Deno.writeFile(`${staged}/${file}`, bytes);
+  return {
+    file,
+    kind: tokenizer.kind,
+    bosId: tokenizer.bosId ?? null,
+    eosId: tokenizer.eosId ?? null,
+    stopTokens: [...tokenizer.stopTokens],
+  };
+}
+
+function ioSpecs(features: readonly FeatureDescription[]) {
+  return features.map(({ name, dtype, shape }) => ({ name, dtype, shape: [...shape] }));
+}
+
+function embeddingLabel(options: ResolvedExportOptions): string {
+  const e = options.embeddingQuantize;
+  return e === "none" ? "none" : `${e.bits},${e.groupSize}`;
+}
+
+/**
+ * Exports a checkpoint to a bundle directory.
+ *
+ * Needs read permission for the checkpoint, params and tokenizer, and read and write permission
+ * for the directory that will hold the bundle (it is staged there, then renamed into place).
+ * Every option is checked before anything is written.
+ *
+ * @example Export the embedded model without quantization
+ * ```ts ignore
+ * import { exportModel } from "./export_model.ts";
+ * const summary = await exportModel({
+ *   checkpoint: "models/kjv-tiny/consolidated.00.pth",
+ *   params: "models/kjv-tiny/params.json",
+ *   output: "kjv.llamane",
+ *   linearQuantize: "none",
+ * });
+ * console.log(summary.manifest.pieces.map((p) => p.name));
+ * ```
+ */
+export async function exportModel(options: ExportOptions): Promise<ExportSummary> {
+  const started = performance.now();
+  const resolved = resolveExportOptions(options);
+  const tokenizer = await tokenizerPath(resolved);
+  await requirePermissions([
+    readNeed(resolved.checkpoint, "read the checkpoint"),
+    readNeed(resolved.params, "read the params"),
+    ...(tokenizer === undefined ? [] : [readNeed(tokenizer, "read the tokenizer")]),
+    // Staging beside the output and renaming into place needs both on the output's directory.
+    writeNeed(parentDirectory(resolved.output), "write the bundle beside its output path"),
+    readNeed(parentDirectory(resolved.output), "stage the bundle beside its output path"),
+  ]);
+  await checkOutputPath(resolved.output);
+
+  using model = await openModel(
+    { checkpoint: resolved.checkpoint, params: resolved.params },
+    resolved.ropeScaleFactor === undefined ? {} : { ropeScaleFactor: resolved.ropeScaleFactor },
+  );
+  const { config, source } = model;
+  validateTensors(resolved.checkpoint, config, source.list());
+  checkOptionsForModel(resolved, config);
+
+  await using staged = await StagedBundle.create(resolved.output);
+  const weights = new WeightReader(source);
+  const tensorsTotal = expectedTensors(config).size;
+  const written = new Set<string>();
+  let bytesBefore = 0;
+  let currentWeights: BlobStorageWriter | undefined;
+  const ctx: ExportContext = {
+    config,
+    options: resolved,
+    weights,
+    weightWritten: (tensor) => {
+      written.add(tensor);
+      options.onProgress?.({
+        tensorsDone: written.size,
+        tensorsTotal,
+        bytesWritten: bytesBefore + (currentWeights?.sizeBytes ?? 0),
+        tensor,
+      });
+    },
+  };
+
+  const pieces: PieceSpec[] = [];
+  for (const layout of pieceLayouts(config.nLayers, resolved.graphBreaks)) {
+    const packageName = `${layout.name}.mlpackage`;
+    using pkg = PackageWriter.create(`${staged.path}/${packageName}`);
+    currentWeights = pkg.weights;
+    const program = new ProgramBuilder({ weights: pkg.weights });
+    const fn = program.function("main");
+    await emitPiece(new GraphEmitter(fn, resolved.dtype), ctx, layout, resolved.inputLen);
+    const built = program.build({
+      metadata: {
+        author: "llamane",
+        versionString: VERSION,
+        shortDescription: `Static Llama (${layout.name}) for the Apple Neural Engine`,
+      },
+    });
+    pkg.finish(built);
+    const weightBytes = pkg.weights.sizeBytes;
+    bytesBefore += weightBytes;
+    const functions: FunctionSpec[] = [{
+      name: "main",
+      callLength: resolved.inputLen,
+      inputs: ioSpecs(built.description.inputs),
+      outputs: ioSpecs(built.description.outputs),
+    }];
+    pieces.push({ name: layout.name, package: packageName, functions, weightBytes });
+  }
+
+  const manifest: BundleManifest = {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    ioContractVersion: IO_CONTRACT_VERSION,
+    writer: `llamane ${VERSION}`,
+    model: config,
+    export: {
+      dtype: resolved.dtype,
+      inputLen: resolved.inputLen,
+      maxContextLen: resolved.maxContextLen,
+      cacheLen: resolved.cacheLen,
+      embeddingQuantize: embeddingLabel(resolved),
+      linearQuantize: resolved.linearQuantize,
+      targetSplitSize: resolved.targetSplitSize,
+      maxSplits: resolved.maxSplits,
+      graphBreaks: resolved.graphBreaks,
+      multifunction: resolved.multifunction,
+    },
+    tokenizer: await bundleTokenizer(tokenizer, staged.path),
+    pieces,
+  };
+  await Deno.writeTextFile(
+    `${staged.path}/${MANIFEST_FILE}`,
+    JSON.stringify(manifest, null, 2) + "\n",
+  );
+  await staged.commit();
+  return {
+    output: resolved.output,
+    manifest,
+    weightBytes: bytesBefore,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

@@ -1,0 +1,182 @@
+import assert from "node:assert/strict";
+import { exportModel } from "./export_model.ts";
+import { ExportOptionsError, parseEmbeddingQuantization } from "./options.ts";
+import type { ExportOptions } from "./options.ts";
+import { UnevenSplitError } from "./split_linear.ts";
+import { readPackage } from "./coreml/package.ts";
+import { readManifest } from "../bundle/manifest.ts";
+import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
+import { SUPPORTED_OPS } from "../mil/ops.ts";
+
+const tiny = await writeTinyLlama();
+
+async function exportTiny(options: Partial<ExportOptions> = {}): Promise<string> {
+  const output = `${await Deno.makeTempDir()}/tiny.llamane`;
+  await exportModel({
+    checkpoint: tiny.checkpoint,
+    params: tiny.params,
+    output,
+    inputLen: 8,
+    maxContextLen: 40,
+    ...options,
+  });
+  return output;
+}
+
+async function listTree(dir: string): Promise<Map<string, Uint8Array>> {
+  const files = new Map<string, Uint8Array>();
+  const walk = async (path: string, prefix: string) => {
+    for await (const entry of Deno.readDir(path)) {
+      if (entry.isDirectory) await walk(`${path}/${entry.name}`, `${prefix}${entry.name}/`);
+      else files.set(`${prefix}${entry.name}`, await Deno.readFile(`${path}/${entry.name}`));
+    }
+  };
+  await walk(dir, "");
+  return files;
+}
+
+Deno.test("exportModel() writes embedding, blocks and head pieces joined by the hidden state", async () => {
+  const bundle = await exportTiny();
+  const manifest = await readManifest(bundle);
+  assert.deepEqual(manifest.pieces.map((p) => p.name), ["embedding", "blocks", "head"]);
+  const [embedding, blocks, head] = manifest.pieces.map((p) => p.functions[0]!);
+  const names = (list: readonly { name: string }[]) => list.map((io) => io.name);
+  assert.deepEqual(names(embedding!.inputs), ["tokens"]);
+  assert.deepEqual(names(embedding!.outputs), ["hidden_0"]);
+  assert.deepEqual(names(blocks!.inputs), [
+    "hidden_0",
+    "mask",
+    "freqs_cos",
+    "freqs_sin",
+    "k_cache_0",
+    "v_cache_0",
+    "k_cache_1",
+    "v_cache_1",
+  ]);
+  assert.deepEqual(names(blocks!.outputs), [
+    "k_new_0",
+    "v_new_0",
+    "k_new_1",
+    "v_new_1",
+    "hidden_2",
+  ]);
+  assert.deepEqual(names(head!.inputs), ["hidden_2"]);
+  assert.deepEqual(head!.outputs, [{
+    name: "logits",
+    dtype: "fp16",
+    shape: [1, 8, TINY_PARAMS.vocab_size],
+  }]);
+  const cache = blocks!.inputs.find((io) => io.name === "k_cache_1")!;
+  assert.deepEqual(cache.shape, [1, TINY_PARAMS.n_kv_heads, 32, 16]);
+  assert.deepEqual(blocks!.inputs.find((io) => io.name === "mask")!.shape, [1, 8, 40]);
+});
+
+Deno.test("exportModel() keeps every tensor at rank 4 or less and never repeats K/V heads", async () => {
+  const bundle = await exportTiny();
+  const { model } = readPackage(`${bundle}/blocks.mlpackage`);
+  const ops = model.program.functions.get("main")!.block.operations;
+  for (const op of ops) {
+    assert.ok(op.type === "const" || SUPPORTED_OPS.includes(op.type), `unexpected op ${op.type}`);
+    for (const out of op.outputs) {
+      assert.ok(out.type.shape.length <= 4, `${out.name} has rank ${out.type.shape.length}`);
+    }
+  }
+  // Keys stay at Hkv heads and broadcast over the query groups: [Hkv, 1, C + L, hd].
+  const keys = ops.find((op) => op.name === "layers_0_k_grouped")!;
+  assert.deepEqual(keys.outputs[0]!.type.shape, [TINY_PARAMS.n_kv_heads, 1, 40, 16]);
+  const scores = ops.find((op) => op.name === "layers_0_scores")!;
+  assert.deepEqual(scores.outputs[0]!.type.shape, [2, 2, 8, 40]);
+});
+
+Deno.test("exportModel() writes one program without graph breaks", async () => {
+  const manifest = await readManifest(await exportTiny({ graphBreaks: false }));
+  assert.deepEqual(manifest.pieces.map((p) => p.name), ["model"]);
+  const fn = manifest.pieces[0]!.functions[0]!;
+  assert.equal(fn.inputs[0]!.name, "tokens");
+  assert.equal(fn.outputs.at(-1)!.name, "logits");
+});
+
+Deno.test("exportModel() splits linear layers by the target split size", async () => {
+  const bundle = await exportTiny({ targetSplitSize: 16, maxSplits: 8 });
+  const { model } = readPackage(`${bundle}/blocks.mlpackage`);
+  const ops = model.program.functions.get("main")!.block.operations;
+  // wq [64, 64] -> 64 // 16 = 4 parts; w1 [192, 64] -> 12, capped at 8 parts of 24 rows.
+  assert.equal(
+    ops.filter((op) => op.type === "linear" && op.name.startsWith("layers_0_wq_part")).length,
+    4,
+  );
+  const w1 = ops.filter((op) => op.type === "linear" && op.name.startsWith("layers_0_w1_part"));
+  assert.equal(w1.length, 8);
+  assert.deepEqual(w1[0]!.outputs[0]!.type.shape, [1, 8, 24]);
+});
+
+Deno.test("exportModel() is deterministic: two exports are byte-identical", async () => {
+  const [a, b] = [await listTree(await exportTiny()), await listTree(await exportTiny())];
+  assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+  for (const [name, bytes] of a) assert.deepEqual(bytes, b.get(name), name);
+});
+
+Deno.test("exportModel() leaves nothing behind when it fails halfway", async () => {
+  const dir = await Deno.makeTempDir();
+  const output = `${dir}/out.llamane`;
+  let calls = 0;
+  await assert.rejects(
+    exportModel({
+      checkpoint: tiny.checkpoint,
+      params: tiny.params,
+      output,
+      onProgress: () => {
+        if (++calls === 3) throw new Error("interrupted");
+      },
+    }),
+    /interrupted/,
+  );
+  assert.deepEqual([...Deno.readDirSync(dir)], []);
+});
+
+Deno.test("exportModel() replaces an older bundle but nothing else", async () => {
+  const output = await exportTiny({ linearQuantize: "none" });
+  await exportModel({
+    checkpoint: tiny.checkpoint,
+    params: tiny.params,
+    output,
+    inputLen: 8,
+    maxContextLen: 40,
+  });
+  assert.equal((await readManifest(output)).export.linearQuantize, "c4w");
+
+  const file = `${await Deno.makeTempDir()}/precious.txt`;
+  await Deno.writeTextFile(file, "keep me");
+  await assert.rejects(
+    exportModel({ checkpoint: tiny.checkpoint, params: tiny.params, output: file }),
+    /output ".*precious.txt" exists and is not a llamane bundle/,
+  );
+  assert.equal(await Deno.readTextFile(file), "keep me");
+});
+
+Deno.test("exportModel() rejects bad options before writing anything", async () => {
+  const dir = await Deno.makeTempDir();
+  const output = `${dir}/never.llamane`;
+  const base = { checkpoint: tiny.checkpoint, params: tiny.params, output };
+  const cases: [Partial<ExportOptions>, RegExp | (new (...args: never[]) => Error)][] = [
+    [
+      { inputLen: 64, maxContextLen: 64 },
+      /input_len \(64\) must be less than max_context_len \(64\)/,
+    ],
+    [
+      { embeddingQuantize: { bits: 4, groupSize: 48 } },
+      /group size 48 does not divide the embedding row length 64/,
+    ],
+    [{ targetSplitSize: 20 }, UnevenSplitError],
+    [{ dtype: "bf16" as "fp16" }, /dtype must be fp16 or fp32, got "bf16"/],
+    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be none, c4w, b4w or c8w/],
+    [{ multifunction: true }, /multifunction export is not available yet/],
+    [{ checkpoint: `${dir}/missing.pth` }, /no such file/],
+  ];
+  for (const [options, expected] of cases) {
+    await assert.rejects(exportModel({ ...base, ...options }), expected as RegExp);
+  }
+  assert.throws(() => parseEmbeddingQuantization("3,0"), ExportOptionsError);
+  assert.throws(() => parseEmbeddingQuantization("8"), /must be "<bits>,<group size>" or "none"/);
+  assert.deepEqual([...Deno.readDirSync(dir)], []);
+});

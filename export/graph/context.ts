@@ -1,0 +1,24 @@
+/**
+ * What every part of the graph needs besides the function being built: the weights, the export
+ * options and a way to report progress.
+ *
+ * @module
+ */
+
+import type { ModelConfig } from "../../llama/config.ts";
+import type { ResolvedExportOptions } from "../options.ts";
+import type { WeightReader } from "./weight_reader.ts";
+
+/** Shared state of one export. */
+export interface ExportContext {
+  readonly config: ModelConfig;
+  readonly options: ResolvedExportOptions;
+  readonly weights: WeightReader;
+  /** Called after each weight has been written, with its checkpoint name. */
+  readonly weightWritten: (name: string) => void;
+}
+
+/** Rounds a quantization scale to the float type it is stored in. */
+export function scaleRounding(options: ResolvedExportOptions): (x: number) => number {
+  return options.dtype === "fp16" ? Math.f16round : Math.fround;
+}

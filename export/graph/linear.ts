@@ -1,0 +1,106 @@
+/**
+ * Linear layers as the Neural Engine likes them: split along the output into equal parts
+ * (export/split_linear.ts), each part's weight stored as the options ask (float, or int4/int8
+ * dequantized by `constexpr_blockwise_shift_scale`), and the parts' outputs concatenated.
+ *
+ * @module
+ */
+
+import type { Var } from "../coreml/builder.ts";
+import { float16Bits, type Tensor, tensor } from "../coreml/tensor.ts";
+import { B4W_BLOCK, type LinearQuantization } from "../options.ts";
+import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
+import { splitCount } from "../split_linear.ts";
+import { type ExportContext, scaleRounding } from "./context.ts";
+import type { GraphEmitter } from "./emitter.ts";
+import type { WeightRef } from "./weight_reader.ts";
+
+/** A float matrix constant in the model's dtype. */
+export function floatTensor(
+  e: GraphEmitter,
+  shape: readonly number[],
+  values: Float32Array,
+): Tensor {
+  return e.dtype === "fp16"
+    ? { dtype: "fp16", shape: [...shape], values: float16Bits(values) }
+    : { dtype: "fp32", shape: [...shape], values };
+}
+
+/** Bits and scale group of each quantized scheme; `row` stands for the whole row. */
+const SCHEMES: Record<
+  Exclude<LinearQuantization, "none">,
+  { bits: QuantBits; group: number | "row" }
+> = {
+  c4w: { bits: 4, group: "row" },
+  b4w: { bits: 4, group: B4W_BLOCK },
+  c8w: { bits: 8, group: "row" },
+};
+
+/** A float weight as a named constant in the model's dtype. */
+export function emitFloatWeight(
+  e: GraphEmitter,
+  name: string,
+  shape: readonly number[],
+  values: Float32Array,
+): Var {
+  return e.fn.const(name, floatTensor(e, shape, values));
+}
+
+/** Quantized data and scales, dequantized by Core ML when the model loads. */
+export function emitQuantizedWeight(e: GraphEmitter, name: string, q: QuantizedMatrix): Var {
+  return e.op("constexpr_blockwise_shift_scale", {
+    data: tensor(q.bits === 4 ? "int4" : "int8", [q.rows, q.columns], q.values),
+    scale: floatTensor(e, [q.rows, q.columns / q.groupSize], q.scales),
+  }, name);
+}
+
+/** A `[rows, columns]` linear weight stored as the export options say. */
+function emitLinearWeight(
+  e: GraphEmitter,
+  ctx: ExportContext,
+  values: Float32Array,
+  rows: number,
+  columns: number,
+  name: string,
+): Var {
+  const quantization = ctx.options.linearQuantize;
+  if (quantization === "none") return emitFloatWeight(e, name, [rows, columns], values);
+  const { bits, group } = SCHEMES[quantization];
+  const groupSize = group === "row" ? columns : group;
+  return emitQuantizedWeight(
+    e,
+    name,
+    quantizeMatrix(values, rows, columns, bits, groupSize, scaleRounding(ctx.options)),
+  );
+}
+
+/**
+ * Emits `x @ W^T` for a checkpoint weight `[out, in]`, reading and writing one part at a time.
+ *
+ * @param name base name of the ops, e.g. `layers_0_wq`
+ * @param outputName name of the result, when the function exposes it (e.g. `logits`)
+ */
+export async function emitLinear(
+  e: GraphEmitter,
+  ctx: ExportContext,
+  x: Var,
+  weight: WeightRef,
+  name: string,
+  outputName?: string,
+): Promise<Var> {
+  const [out, columns] = ctx.weights.matrixShape(weight.name);
+  const parts = splitCount(weight.name, out, ctx.options.targetSplitSize, ctx.options.maxSplits);
+  const rows = out / parts;
+  // Core ML's linear takes a bias; coremltools always writes one, so do the same (all zeros).
+  const bias = floatTensor(e, [rows], new Float32Array(rows));
+  const outputs: Var[] = [];
+  for (let part = 0; part < parts; part++) {
+    const values = await ctx.weights.rows(weight, part * rows, (part + 1) * rows);
+    const partName = parts === 1 ? (outputName ?? name) : `${name}_part${part}`;
+    const w = emitLinearWeight(e, ctx, values, rows, columns, `${name}_part${part}_weight`);
+    outputs.push(e.op("linear", { x, weight: w, bias }, partName));
+  }
+  ctx.weightWritten(weight.name);
+  if (parts === 1) return outputs[0]!;
+  return e.op("concat", { values: outputs, axis: e.int(-1) }, outputName ?? `${name}_concat`);
+}

@@ -1,0 +1,219 @@
+/**
+ * What an export can be asked to do, with upstream's defaults, and every check that can be made
+ * before anything is read or written.
+ *
+ * @module
+ */
+
+import type { ModelConfig } from "../llama/config.ts";
+import type { QuantBits } from "./quantize.ts";
+import { splitCount } from "./split_linear.ts";
+
+/** Float type of weights and activations. */
+export type ExportDType = "fp16" | "fp32";
+
+/**
+ * Linear-layer weights: `c4w` int4 per output channel (what the Neural Engine runs well), `b4w`
+ * int4 per block of 32 inputs, `c8w` int8 per output channel, `none` float.
+ */
+export type LinearQuantization = "none" | "c4w" | "b4w" | "c8w";
+
+/** Embedding-table weights: `b` bits with one scale per row (`groupSize` 0) or per group. */
+export type EmbeddingQuantization = "none" | {
+  readonly bits: QuantBits;
+  readonly groupSize: number;
+};
+
+/** Progress of a running export, reported as it happens. */
+export interface ExportProgress {
+  /** Weight tensors written so far, of `tensorsTotal`. */
+  readonly tensorsDone: number;
+  readonly tensorsTotal: number;
+  /** Bytes written to weight files so far. */
+  readonly bytesWritten: number;
+  /** The tensor being written. */
+  readonly tensor: string;
+}
+
+/** Options of {@link exportModel}, named as the CLI flags are. */
+export interface ExportOptions {
+  /** Checkpoint file (`.pth` or `.safetensors`). */
+  readonly checkpoint: string;
+  /** Meta params.json. */
+  readonly params: string;
+  /** Bundle directory to write. @default "model.llamane" */
+  readonly output?: string;
+  /** Tokenizer to copy into the bundle. @default `tokenizer.model` beside the checkpoint, if any */
+  readonly tokenizer?: string;
+  /** Context length: cache slots plus one call. @default 1024 */
+  readonly maxContextLen?: number;
+  /** Tokens per forward call, L. @default 32 */
+  readonly inputLen?: number;
+  /** @default "fp16" */
+  readonly dtype?: ExportDType;
+  /** @default {bits: 8, groupSize: 0} */
+  readonly embeddingQuantize?: EmbeddingQuantization;
+  /** @default "c4w" */
+  readonly linearQuantize?: LinearQuantization;
+  /** @default 1024 */
+  readonly targetSplitSize?: number;
+  /** @default 8 */
+  readonly maxSplits?: number;
+  /** Cut the program into embedding, blocks and head pieces. @default true */
+  readonly graphBreaks?: boolean;
+  /** Prefill and decode functions sharing weights. @default false */
+  readonly multifunction?: boolean;
+  /** RoPE scale factor for `use_scaled_rope` models. @default 8 */
+  readonly ropeScaleFactor?: number;
+  /** Called as tensors are written. */
+  readonly onProgress?: (progress: ExportProgress) => void;
+}
+
+/** {@link ExportOptions} with every default applied. */
+export interface ResolvedExportOptions {
+  readonly checkpoint: string;
+  readonly params: string;
+  readonly output: string;
+  readonly tokenizer: string | undefined;
+  readonly maxContextLen: number;
+  readonly inputLen: number;
+  /** Cache slots C. */
+  readonly cacheLen: number;
+  readonly dtype: ExportDType;
+  readonly embeddingQuantize: EmbeddingQuantization;
+  readonly linearQuantize: LinearQuantization;
+  readonly targetSplitSize: number;
+  readonly maxSplits: number;
+  readonly graphBreaks: boolean;
+  readonly multifunction: boolean;
+  readonly ropeScaleFactor: number | undefined;
+}
+
+/** Options that contradict themselves or the model; nothing has been written when this is thrown. */
+export class ExportOptionsError extends RangeError {
+  constructor(detail: string) {
+    super(`Cannot export: ${detail}`);
+    this.name = "ExportOptionsError";
+  }
+}
+
+/** Block size of `b4w`, in input values per scale. */
+export const B4W_BLOCK = 32;
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new ExportOptionsError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+/** Parses `-E`: `b,g` (e.g. `8,0`, `4,32`) or `none`. */
+export function parseEmbeddingQuantization(text: string): EmbeddingQuantization {
+  if (text === "none") return "none";
+  const match = /^(\d+),(\d+)$/.exec(text.trim());
+  if (match === null) {
+    throw new ExportOptionsError(
+      `--embedding_quantize must be "<bits>,<group size>" or "none", got "${text}"`,
+    );
+  }
+  const bits = Number(match[1]);
+  if (bits !== 4 && bits !== 8) {
+    throw new ExportOptionsError(`--embedding_quantize supports 4 or 8 bits, got ${bits}`);
+  }
+  return { bits, groupSize: Number(match[2]) };
+}
+
+/** Applies the defaults and checks what can be checked without the model. */
+export function resolveExportOptions(options: ExportOptions): ResolvedExportOptions {
+  const maxContextLen = positiveInteger("max_context_len", options.maxContextLen ?? 1024);
+  const inputLen = positiveInteger("input_len", options.inputLen ?? 32);
+  if (inputLen >= maxContextLen) {
+    throw new ExportOptionsError(
+      `input_len (${inputLen}) must be less than max_context_len (${maxContextLen}): the rest is the cache`,
+    );
+  }
+  const dtype = options.dtype ?? "fp16";
+  if (dtype !== "fp16" && dtype !== "fp32") {
+    throw new ExportOptionsError(`dtype must be fp16 or fp32, got "${dtype}"`);
+  }
+  const linearQuantize = options.linearQuantize ?? "c4w";
+  if (!["none", "c4w", "b4w", "c8w"].includes(linearQuantize)) {
+    throw new ExportOptionsError(
+      `linear_quantize must be none, c4w, b4w or c8w, got "${linearQuantize}"`,
+    );
+  }
+  const embeddingQuantize = options.embeddingQuantize ?? { bits: 8, groupSize: 0 };
+  if (
+    embeddingQuantize !== "none" &&
+    (![4, 8].includes(embeddingQuantize.bits) || embeddingQuantize.groupSize < 0)
+  ) {
+    throw new ExportOptionsError(`embedding_quantize must use 4 or 8 bits and a group size >= 0`);
+  }
+  if (options.multifunction) {
+    throw new ExportOptionsError(
+      "multifunction export is not available yet: export a single-method bundle",
+    );
+  }
+  return {
+    checkpoint: options.checkpoint,
+    params: options.params,
+    output: options.output ?? "model.llamane",
+    tokenizer: options.tokenizer,
+    maxContextLen,
+    inputLen,
+    cacheLen: maxContextLen - inputLen,
+    dtype,
+    embeddingQuantize,
+    linearQuantize,
+    targetSplitSize: positiveInteger("target_split_size", options.targetSplitSize ?? 1024),
+    maxSplits: positiveInteger("max_splits", options.maxSplits ?? 8),
+    graphBreaks: options.graphBreaks ?? true,
+    multifunction: false,
+    ropeScaleFactor: options.ropeScaleFactor,
+  };
+}
+
+/** The linear layers of a model: name and `[out, in]`, in the order the graph uses them. */
+export function linearShapes(config: ModelConfig): [string, number, number][] {
+  const { dim, nHeads, nKvHeads, headDim, hiddenDim, vocabSize } = config;
+  const shapes: [string, number, number][] = [];
+  for (let layer = 0; layer < config.nLayers; layer++) {
+    const prefix = `layers.${layer}`;
+    shapes.push(
+      [`${prefix}.attention.wq.weight`, nHeads * headDim, dim],
+      [`${prefix}.attention.wk.weight`, nKvHeads * headDim, dim],
+      [`${prefix}.attention.wv.weight`, nKvHeads * headDim, dim],
+      [`${prefix}.attention.wo.weight`, dim, nHeads * headDim],
+      [`${prefix}.feed_forward.w1.weight`, hiddenDim, dim],
+      [`${prefix}.feed_forward.w3.weight`, hiddenDim, dim],
+      [`${prefix}.feed_forward.w2.weight`, dim, hiddenDim],
+    );
+  }
+  shapes.push([
+    config.tiedOutput ? "tok_embeddings.weight (tied output)" : "output.weight",
+    vocabSize,
+    dim,
+  ]);
+  return shapes;
+}
+
+/**
+ * Checks the options against the model: every linear splits evenly, `b4w` blocks and embedding
+ * groups divide the rows they cut.
+ */
+export function checkOptionsForModel(options: ResolvedExportOptions, config: ModelConfig): void {
+  for (const [name, out, input] of linearShapes(config)) {
+    splitCount(name, out, options.targetSplitSize, options.maxSplits);
+    if (options.linearQuantize === "b4w" && input % B4W_BLOCK !== 0) {
+      throw new ExportOptionsError(
+        `b4w needs input sizes divisible by ${B4W_BLOCK}, but "${name}" has ${input} inputs; use c4w`,
+      );
+    }
+  }
+  const e = options.embeddingQuantize;
+  if (e !== "none" && e.groupSize > 0 && config.dim % e.groupSize !== 0) {
+    throw new ExportOptionsError(
+      `embedding group size ${e.groupSize} does not divide the embedding row length ${config.dim}`,
+    );
+  }
+}
