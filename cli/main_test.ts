@@ -1,0 +1,103 @@
+/**
+ * The CLI as users run it: a subprocess with the narrowest permissions each command needs.
+ */
+
+import assert from "node:assert/strict";
+import { writeTinyLlama } from "../testing/tiny_llama.ts";
+import { llamane } from "./_testing.ts";
+
+const tiny = await writeTinyLlama();
+
+Deno.test("llamane with no command prints the overview and exits 2", async () => {
+  const result = await llamane([]);
+  assert.equal(result.code, 2);
+  assert.match(result.stdout, /Commands:\n[\s\S]*export[\s\S]*inspect/);
+  assert.equal((await llamane([], "frobnicate")).code, 2);
+});
+
+Deno.test("llamane info prints the config and tensor table with read permission only", async () => {
+  const result = await llamane(
+    [`--allow-read=${tiny.dir}`],
+    "info",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    tiny.params,
+  );
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /nKvHeads\s+2/);
+  assert.match(result.stdout, /layers\.1\.feed_forward\.w2\.weight\s+\[64, 192\]\s+F32/);
+  assert.match(result.stdout, /all tensors match the config/);
+});
+
+Deno.test("llamane export names the missing permission before doing anything", async () => {
+  const out = await Deno.makeTempDir();
+  const result = await llamane(
+    [`--allow-read=${tiny.dir}`],
+    "export",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    tiny.params,
+    "-o",
+    `${out}/m.llamane`,
+  );
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`run with --allow-write=${out}`));
+  assert.deepEqual([...Deno.readDirSync(out)], []);
+
+  const noRead = await llamane([], "info", "-c", tiny.checkpoint, "-p", tiny.params);
+  assert.match(
+    noRead.stderr,
+    new RegExp(`Cannot read the params: permission denied, run with --allow-read=${tiny.params}`),
+  );
+});
+
+Deno.test("llamane export and inspect run with read and write permission for their paths only", async () => {
+  const out = await Deno.makeTempDir();
+  const bundle = `${out}/m.llamane`;
+  const exported = await llamane(
+    [`--allow-read=${tiny.dir},${out}`, `--allow-write=${out}`],
+    "export",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    tiny.params,
+    "-o",
+    bundle,
+    "--input-len",
+    "8",
+    "--max_context_len=40",
+    "--linear_quantize",
+    "b4w",
+  );
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(
+    exported.stdout,
+    /exported .*m\.llamane in [\d.]+ s\n {2}fp16, linear b4w, embedding 8,0, L 8, cache 32/,
+  );
+
+  const inspected = await llamane([`--allow-read=${bundle}`], "inspect", bundle);
+  assert.equal(inspected.code, 0, inspected.stderr);
+  assert.match(inspected.stdout, /blocks\.mlpackage {2}weights: .*int4/);
+  assert.match(inspected.stdout, /in {3}mask fp16\[1, 8, 40\]/);
+  assert.match(inspected.stdout, /out {2}logits fp16\[1, 8, 96\]/);
+});
+
+Deno.test("llamane export reports bad flags as usage errors", async () => {
+  const result = await llamane(
+    [`--allow-read=${tiny.dir}`],
+    "export",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    tiny.params,
+    "--input_len",
+    "many",
+  );
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /Invalid --input_len: expected a whole number/);
+  const unknown = await llamane([], "export", "--frobnicate");
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown option '--frobnicate'/);
+});

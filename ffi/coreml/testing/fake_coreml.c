@@ -1,0 +1,263 @@
+/*
+ * A stand-in for libllamane_coreml (ABI.md) that runs on Linux: it implements the same C
+ * functions, checks the tensor records as the bridge does, records every call as one JSON line,
+ * and answers predictably, so that ffi/coreml.ts and runtime/backend/coreml.ts are tested through
+ * a real Deno.dlopen. The tests build it with `cc -shared -fPIC` into a temporary directory.
+ *
+ * Extra exports for the tests: fake_coreml_log (the recorded lines) and fake_coreml_reset. Build
+ * with -DFAKE_ABI_VERSION=n to pretend to be another ABI version.
+ *
+ * Predictable answers:
+ *   - open fails when the package path contains "fail-open"; otherwise, like the bridge, it
+ *     creates the `compiled` directory when missing ("compiled" is true in the log line then).
+ *   - predict fills output i with the value i + 1 in its element type.
+ *   - compute_plan answers the fixed plan below (more ops for function "prefill").
+ */
+#define _GNU_SOURCE /* memmem */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
+
+/*
+ * Deno runs nonblocking calls on worker threads, and a test may drive two fake backends at once:
+ * every export holds this lock for its whole body so the shared log stays consistent.
+ */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static void release(int *unused) {
+    (void)unused;
+    pthread_mutex_unlock(&lock);
+}
+#define LOCKED                                                                                   \
+    pthread_mutex_lock(&lock);                                                                   \
+    int held __attribute__((cleanup(release))) = 0;                                              \
+    (void)held
+
+typedef struct {
+    const uint8_t *name;
+    size_t name_len;
+    void *data;
+    size_t data_bytes;
+    const size_t *shape;
+    size_t rank;
+    size_t dtype;
+} Tensor;
+
+typedef struct {
+    int id;
+} Model;
+
+enum { FP16 = 0x10010, FP32 = 0x10020, INT32 = 0x20020 };
+
+static char *log_text = NULL;
+static size_t log_len = 0;
+#ifndef FAKE_ABI_VERSION
+#define FAKE_ABI_VERSION 1
+#endif
+static int next_id = 1;
+
+static void append(const char *text) {
+    size_t n = strlen(text);
+    char *grown = realloc(log_text, log_len + n + 1);
+    if (grown == NULL) abort();
+    log_text = grown;
+    memcpy(log_text + log_len, text, n + 1);
+    log_len += n;
+}
+
+/* Appends `len` bytes of `text` as a JSON string (test names are plain, but stay safe). */
+static void append_string(const uint8_t *text, size_t len) {
+    char one[8];
+    append("\"");
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '"' || text[i] == '\\') snprintf(one, sizeof one, "\\%c", text[i]);
+        else if (text[i] < 0x20) snprintf(one, sizeof one, "\\u%04x", text[i]);
+        else snprintf(one, sizeof one, "%c", text[i]);
+        append(one);
+    }
+    append("\"");
+}
+
+static int32_t fail(uint8_t *error, size_t capacity, const char *message) {
+    if (error != NULL && capacity > 0) {
+        size_t n = strlen(message) < capacity - 1 ? strlen(message) : capacity - 1;
+        memcpy(error, message, n);
+        error[n] = 0;
+    }
+    return 1;
+}
+
+uint32_t llamane_coreml_abi_version(void) { return FAKE_ABI_VERSION; }
+
+static void append_open_fields(const uint8_t *package, size_t package_len, const uint8_t *compiled,
+                               size_t compiled_len, const uint8_t *function, size_t function_len,
+                               int32_t units) {
+    char number[32];
+    append("\"package\":");
+    append_string(package, package_len);
+    append(",\"compiledPath\":");
+    append_string(compiled, compiled_len);
+    append(",\"function\":");
+    append_string(function, function_len);
+    snprintf(number, sizeof number, ",\"units\":%d", units);
+    append(number);
+}
+
+/* Creates the compiled directory like the bridge; returns 1 when it had to. */
+static int compile(const uint8_t *compiled, size_t compiled_len) {
+    char path[4096];
+    struct stat info;
+    if (compiled_len >= sizeof path) return 0;
+    memcpy(path, compiled, compiled_len);
+    path[compiled_len] = 0;
+    if (stat(path, &info) == 0) return 0;
+    return mkdir(path, 0755) == 0;
+}
+
+int32_t llamane_coreml_open(const uint8_t *package, size_t package_len, const uint8_t *compiled,
+                            size_t compiled_len, const uint8_t *function, size_t function_len,
+                            int32_t units, Model **out, uint8_t *error, size_t capacity) {
+    LOCKED;
+    append("{\"call\":\"open\",");
+    append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units);
+    if (memmem(package, package_len, "fail-open", 9) != NULL) {
+        append("}\n");
+        return fail(error, capacity, "Core ML could not load the model: fake failure \xe2\x9c\x97");
+    }
+    append(compile(compiled, compiled_len) ? ",\"compiled\":true}\n" : ",\"compiled\":false}\n");
+    Model *model = malloc(sizeof *model);
+    if (model == NULL) return fail(error, capacity, "out of memory");
+    model->id = next_id++;
+    *out = model;
+    return 0;
+}
+
+static size_t element_bytes(size_t dtype) { return (dtype & 0xffff) / 8; }
+
+static int32_t check_and_log(const Tensor *tensors, size_t count, uint8_t *error, size_t capacity) {
+    char text[160];
+    append("[");
+    for (size_t i = 0; i < count; i++) {
+        const Tensor *t = &tensors[i];
+        if (t->dtype != FP16 && t->dtype != FP32 && t->dtype != INT32) {
+            append("]}\n");
+            return fail(error, capacity, "unknown dtype");
+        }
+        size_t bytes = element_bytes(t->dtype);
+        append(i == 0 ? "{\"name\":" : ",{\"name\":");
+        append_string(t->name, t->name_len);
+        snprintf(text, sizeof text, ",\"dtype\":%zu,\"shape\":[", t->dtype);
+        append(text);
+        for (size_t d = 0; d < t->rank; d++) {
+            snprintf(text, sizeof text, d == 0 ? "%zu" : ",%zu", t->shape[d]);
+            append(text);
+            bytes *= t->shape[d];
+        }
+        snprintf(text, sizeof text, "],\"data\":\"%llu\",\"bytes\":%zu,\"head\":\"",
+                 (unsigned long long)(uintptr_t)t->data, t->data_bytes);
+        append(text);
+        /* The first bytes as hex show that `data` points at the caller's first element. */
+        for (size_t k = 0; k < 4 && k < t->data_bytes; k++) {
+            snprintf(text, sizeof text, "%02x", ((const uint8_t *)t->data)[k]);
+            append(text);
+        }
+        append("\"}");
+        if (bytes != t->data_bytes) {
+            append("]}\n");
+            return fail(error, capacity, "a tensor's byte length disagrees with its shape");
+        }
+    }
+    append("]");
+    return 0;
+}
+
+/* fp16 bits of a small positive integer (exact below 2048). */
+static uint16_t half_of(unsigned n) {
+    unsigned e = 0;
+    while ((n >> (e + 1)) != 0) e++;
+    return (uint16_t)(((e + 15) << 10) | ((n << (10 - e)) & 0x3ff));
+}
+
+int32_t llamane_coreml_predict(const Model *model, const Tensor *inputs, size_t input_count,
+                               const Tensor *outputs, size_t output_count, uint8_t *error,
+                               size_t capacity) {
+    LOCKED;
+    char text[64];
+    if (model == NULL) return fail(error, capacity, "the model handle is null");
+    snprintf(text, sizeof text, "{\"call\":\"predict\",\"model\":%d,\"inputs\":", model->id);
+    append(text);
+    if (check_and_log(inputs, input_count, error, capacity) != 0) return 1;
+    append(",\"outputs\":");
+    if (check_and_log(outputs, output_count, error, capacity) != 0) return 1;
+    append("}\n");
+    for (size_t i = 0; i < output_count; i++) {
+        const Tensor *t = &outputs[i];
+        size_t count = t->data_bytes / element_bytes(t->dtype);
+        for (size_t k = 0; k < count; k++) {
+            if (t->dtype == FP16) ((uint16_t *)t->data)[k] = half_of((unsigned)i + 1);
+            else if (t->dtype == FP32) ((float *)t->data)[k] = (float)(i + 1);
+            else ((int32_t *)t->data)[k] = (int32_t)(i + 1);
+        }
+    }
+    return 0;
+}
+
+void llamane_coreml_close(Model *model) {
+    LOCKED;
+    char text[48];
+    if (model == NULL) return;
+    snprintf(text, sizeof text, "{\"call\":\"close\",\"model\":%d}\n", model->id);
+    append(text);
+    free(model);
+}
+
+static const char plan_decode[] =
+    "const\t\t\tembedding_table\n"
+    "gather\tcpu\t0.05\thidden_0\n"
+    "linear\tane\t0.6\tq_0\n"
+    "softmax\tgpu\t0.1\tattention_0\n"
+    "linear\tane\t0.25\tlogits\n";
+static const char plan_prefill_extra[] = "gather\tcpu\t\tpositions\n";
+
+int32_t llamane_coreml_compute_plan(const uint8_t *package, size_t package_len,
+                                    const uint8_t *compiled, size_t compiled_len,
+                                    const uint8_t *function, size_t function_len, int32_t units,
+                                    uint8_t *text, size_t text_capacity, uint8_t *error,
+                                    size_t capacity) {
+    LOCKED;
+    char plan[512];
+    char message[96];
+    append("{\"call\":\"compute_plan\",");
+    append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units);
+    snprintf(message, sizeof message, ",\"capacity\":%zu}\n", text_capacity);
+    append(message);
+    compile(compiled, compiled_len);
+    int prefill = function_len == 7 && memcmp(function, "prefill", 7) == 0;
+    int huge = function_len == 4 && memcmp(function, "huge", 4) == 0;
+    snprintf(plan, sizeof plan, "%s%s", plan_decode, prefill ? plan_prefill_extra : "");
+    /* "huge" repeats the plan past 1 MiB, so the caller must retry with the size asked for. */
+    size_t one = strlen(plan), copies = huge ? (1u << 20) / one + 1 : 1, n = one * copies;
+    if (n >= text_capacity) {
+        snprintf(message, sizeof message, "the compute plan needs a buffer of %zu bytes", n + 1);
+        return fail(error, capacity, message);
+    }
+    for (size_t i = 0; i < copies; i++) memcpy(text + i * one, plan, one);
+    text[n] = 0;
+    return 0;
+}
+
+/* Test helpers, outside the ABI. */
+size_t fake_coreml_log(uint8_t *buffer, size_t capacity) {
+    LOCKED;
+    if (buffer != NULL && capacity >= log_len) memcpy(buffer, log_text, log_len);
+    return log_len;
+}
+
+void fake_coreml_reset(void) {
+    LOCKED;
+    free(log_text);
+    log_text = NULL;
+    log_len = 0;
+}

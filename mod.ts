@@ -1,0 +1,51 @@
+/**
+ * llamane: put Llama models on the Apple Neural Engine, and run them anywhere.
+ *
+ * - {@link exportModel} turns a Meta checkpoint into a bundle of static-shape Core ML programs.
+ * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it.
+ * - {@link loadTokenizer} reads SentencePiece and tiktoken tokenizers.
+ *
+ * Each entry point checks the Deno permissions it needs up front and names the missing flag.
+ *
+ * @example Export the embedded model, then generate greedily
+ * ```ts ignore
+ * import { exportModel, generate, loadModel, loadTokenizer } from "@llamane/llamane";
+ *
+ * await exportModel({
+ *   checkpoint: "models/kjv-tiny/consolidated.00.pth",
+ *   params: "models/kjv-tiny/params.json",
+ *   output: "out/kjv.llamane",
+ * });
+ * using model = await loadModel("out/kjv.llamane");
+ * const tokenizer = await loadTokenizer("out/kjv.llamane/tokenizer.model");
+ * for await (const { text } of generate(model, tokenizer, "And God said", { temperature: 0 })) {
+ *   await Deno.stdout.write(new TextEncoder().encode(text));
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export { exportModel, type ExportSummary } from "./export/export_model.ts";
+export type {
+  EmbeddingQuantization,
+  ExportDType,
+  ExportOptions,
+  ExportProgress,
+  LinearQuantization,
+} from "./export/options.ts";
+export { loadModel, type LoadModelOptions } from "./runtime/load_model.ts";
+export { LoadedModel } from "./runtime/model.ts";
+export {
+  generate,
+  type GenerateOptions,
+  Generation,
+  type GenerationStats,
+  type TokenEvent,
+} from "./runtime/generate.ts";
+export type { Backend, LoadedFunction } from "./runtime/backend/backend.ts";
+export { type BundleReport, inspectBundle } from "./bundle/inspect.ts";
+export type { BundleManifest } from "./bundle/manifest.ts";
+export type { ModelConfig } from "./llama/config.ts";
+export { loadTokenizer, parseTokenizer, type Tokenizer } from "./tokenizer/mod.ts";
+export { MissingPermissionError } from "./permissions.ts";

@@ -1,0 +1,156 @@
+/**
+ * A bundle loaded on a backend: runs one forward call through every piece in order, passing the
+ * hidden state along by name, and hands back the logits and the call's new cache entries.
+ *
+ * @module
+ */
+
+import { kCache, kNew, LOGITS, shapeForCall, vCache, vNew } from "../bundle/io_names.ts";
+import {
+  type BundleManifest,
+  type FunctionSpec,
+  type IoSpec,
+  readManifest,
+} from "../bundle/manifest.ts";
+import { readNeed, requirePermissions } from "../permissions.ts";
+import type { Backend, IoArray, LoadedFunction } from "./backend/backend.ts";
+import type { CallInputs } from "./call_inputs.ts";
+import type { FloatArray, KvCache } from "./kv_cache.ts";
+
+/** What one forward call returns. Arrays are reused by the next call of the same length. */
+export interface ForwardResult {
+  /** `[1, L, V]` (or `[1, 1, V]` when the bundle returns only the last row). */
+  readonly logits: FloatArray;
+  /** Per layer, `[1, Hkv, L, hd]`. */
+  readonly newKeys: readonly FloatArray[];
+  readonly newValues: readonly FloatArray[];
+}
+
+function allocate(io: IoSpec, shape: readonly number[]): IoArray {
+  const count = shape.reduce((a, b) => a * b, 1);
+  return io.dtype === "fp16"
+    ? new Float16Array(count)
+    : io.dtype === "fp32"
+    ? new Float32Array(count)
+    : new Int32Array(count);
+}
+
+interface Stage {
+  readonly spec: FunctionSpec;
+  readonly fn: LoadedFunction;
+}
+
+/** A bundle ready to run. Dispose it to release the backend's resources. */
+export class LoadedModel implements Disposable {
+  /** The bundle's manifest. */
+  readonly manifest: BundleManifest;
+  /** The engine running it. */
+  readonly backend: Backend;
+  readonly #stages: readonly Stage[];
+  /** Output buffers by call length, reused from call to call. */
+  readonly #outputs = new Map<number, Map<string, IoArray>[]>();
+
+  private constructor(manifest: BundleManifest, backend: Backend, stages: Stage[]) {
+    this.manifest = manifest;
+    this.backend = backend;
+    this.#stages = stages;
+  }
+
+  /**
+   * Reads the bundle's manifest and loads every piece's main function on `backend`. Needs read
+   * permission for the bundle directory.
+   */
+  static async load(bundle: string, backend: Backend): Promise<LoadedModel> {
+    await requirePermissions([readNeed(bundle, "read the bundle")]);
+    const manifest = await readManifest(bundle);
+    const stages: Stage[] = [];
+    try {
+      for (const piece of manifest.pieces) {
+        const spec = piece.functions[0]!;
+        stages.push({ spec, fn: await backend.load(bundle, piece, spec) });
+      }
+    } catch (error) {
+      for (const stage of stages) stage.fn[Symbol.dispose]();
+      throw error;
+    }
+    return new LoadedModel(manifest, backend, stages);
+  }
+
+  /** Tokens per call the bundle was exported with, L. */
+  get inputLength(): number {
+    return this.manifest.export.inputLen;
+  }
+
+  /**
+   * Runs one call through all pieces.
+   *
+   * @param callLength L of this call: the exported L, or fewer tokens on a backend with flexible
+   *   call lengths
+   */
+  async forward(callLength: number, inputs: CallInputs, cache: KvCache): Promise<ForwardResult> {
+    const exported = this.inputLength;
+    if (
+      callLength !== exported &&
+      !(this.backend.flexibleCallLength && callLength >= 1 && callLength < exported)
+    ) {
+      throw new RangeError(
+        `Cannot run a call of ${callLength} tokens on the ${this.backend.name} backend: it runs ${exported}`,
+      );
+    }
+    const values = new Map<string, IoArray>(inputs);
+    for (let layer = 0; layer < this.manifest.model.nLayers; layer++) {
+      values.set(kCache(layer), cache.keys[layer]!);
+      values.set(vCache(layer), cache.values[layer]!);
+    }
+    const outputs = this.#outputBuffers(callLength);
+    for (const [index, { spec, fn }] of this.#stages.entries()) {
+      const stageInputs = new Map<string, IoArray>();
+      for (const io of spec.inputs) {
+        const value = values.get(io.name);
+        const expected = shapeForCall(io.name, io.shape, spec.callLength, callLength).reduce(
+          (a, b) => a * b,
+          1,
+        );
+        if (value === undefined || value.length !== expected) {
+          throw new RangeError(
+            `Cannot run piece ${index}: input "${io.name}" needs ${expected} values, got ${
+              value?.length ?? "none"
+            }`,
+          );
+        }
+        stageInputs.set(io.name, value);
+      }
+      await fn.run(callLength, stageInputs, outputs[index]!);
+      for (const [name, array] of outputs[index]!) values.set(name, array);
+    }
+    const layers = Array.from({ length: this.manifest.model.nLayers }, (_, i) => i);
+    return {
+      logits: values.get(LOGITS) as FloatArray,
+      newKeys: layers.map((i) => values.get(kNew(i)) as FloatArray),
+      newValues: layers.map((i) => values.get(vNew(i)) as FloatArray),
+    };
+  }
+
+  #outputBuffers(callLength: number): Map<string, IoArray>[] {
+    let buffers = this.#outputs.get(callLength);
+    if (buffers === undefined) {
+      buffers = this.#stages.map(({ spec }) =>
+        new Map(
+          spec.outputs.map((
+            io,
+          ) => [
+            io.name,
+            allocate(io, shapeForCall(io.name, io.shape, spec.callLength, callLength)),
+          ]),
+        )
+      );
+      this.#outputs.set(callLength, buffers);
+    }
+    return buffers;
+  }
+
+  /** Releases every loaded function. */
+  [Symbol.dispose](): void {
+    for (const stage of this.#stages) stage.fn[Symbol.dispose]();
+  }
+}
