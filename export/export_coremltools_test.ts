@@ -86,6 +86,7 @@ interface Report {
   packages: {
     path: string;
     specificationVersion: number;
+    defaultFunctionName: string;
     functions: Record<string, { inputs: unknown[]; outputs: unknown[] }>;
   }[];
 }
@@ -101,9 +102,16 @@ Deno.test("coremltools loads every exported package and infers the manifest's in
       const checked = report.packages.find((p) => p.path === `${bundle}/${piece.package}`);
       assert.ok(checked, piece.package);
       assert.equal(checked.specificationVersion, 9);
-      const fn = checked.functions["main"]!;
-      assert.deepEqual(fn.inputs, piece.functions[0]!.inputs, `${piece.package} inputs`);
-      assert.deepEqual(fn.outputs, piece.functions[0]!.outputs, `${piece.package} outputs`);
+      assert.deepEqual(
+        Object.keys(checked.functions).sort(),
+        piece.functions.map((f) => f.name).sort(),
+      );
+      assert.equal(checked.defaultFunctionName, manifest.export.multifunction ? "decode" : "");
+      for (const spec of piece.functions) {
+        const inferred: { inputs: unknown[]; outputs: unknown[] } = checked.functions[spec.name]!;
+        assert.deepEqual(inferred.inputs, spec.inputs, `${piece.package} ${spec.name} inputs`);
+        assert.deepEqual(inferred.outputs, spec.outputs, `${piece.package} ${spec.name} outputs`);
+      }
     }
   }
 });
@@ -122,7 +130,8 @@ async function checkWeights(
 ) {
   const { bundle, manifest } = exported.get(variant.name)!;
   const dir = await Deno.makeTempDir();
-  const values = weights.flatMap((w) => ["--value", `main:${w.value}=${dir}/${w.value}.f32`]);
+  const fn = manifest.export.multifunction ? "decode" : "main";
+  const values = weights.flatMap((w) => ["--value", `${fn}:${w.value}=${dir}/${w.value}.f32`]);
   await runOracleScript("scripts/coreml/validate.py", [...values, `${bundle}/${piece}`]);
   for (const w of weights) {
     const scheme = w.embedding ? variant.embedding : variant.linear;

@@ -78,6 +78,16 @@ async function bundleTokenizer(
   };
 }
 
+/**
+ * The functions each piece holds: `main` at L, or `prefill` at L and `decode` at 1 sharing the
+ * same weights (identical constants are stored once in weight.bin).
+ */
+function functionsOf(options: ResolvedExportOptions): { name: string; callLength: number }[] {
+  return options.multifunction
+    ? [{ name: "prefill", callLength: options.inputLen }, { name: "decode", callLength: 1 }]
+    : [{ name: "main", callLength: options.inputLen }];
+}
+
 function ioSpecs(features: readonly FeatureDescription[]) {
   return features.map(({ name, dtype, shape }) => ({ name, dtype, shape: [...shape] }));
 }
@@ -130,8 +140,10 @@ export async function exportModel(options: ExportOptions): Promise<ExportSummary
 
   await using staged = await StagedBundle.create(resolved.output);
   const weights = new WeightReader(source);
-  const tensorsTotal = expectedTensors(config).size;
-  const written = new Set<string>();
+  // Each function of each piece writes its own tensors (a tied head reads the embedding again).
+  const tensorsTotal = (expectedTensors(config).size + (config.tiedOutput ? 1 : 0)) *
+    functionsOf(resolved).length;
+  let tensorsDone = 0;
   let bytesBefore = 0;
   let currentWeights: BlobStorageWriter | undefined;
   const ctx: ExportContext = {
@@ -139,9 +151,8 @@ export async function exportModel(options: ExportOptions): Promise<ExportSummary
     options: resolved,
     weights,
     weightWritten: (tensor) => {
-      written.add(tensor);
       options.onProgress?.({
-        tensorsDone: written.size,
+        tensorsDone: ++tensorsDone,
         tensorsTotal,
         bytesWritten: bytesBefore + (currentWeights?.sizeBytes ?? 0),
         tensor,
@@ -155,24 +166,34 @@ export async function exportModel(options: ExportOptions): Promise<ExportSummary
     using pkg = PackageWriter.create(`${staged.path}/${packageName}`);
     currentWeights = pkg.weights;
     const program = new ProgramBuilder({ weights: pkg.weights });
-    const fn = program.function("main");
-    await emitPiece(new GraphEmitter(fn, resolved.dtype), ctx, layout, resolved.inputLen);
+    for (const fn of functionsOf(resolved)) {
+      await emitPiece(
+        new GraphEmitter(program.function(fn.name), resolved.dtype),
+        ctx,
+        layout,
+        fn.callLength,
+      );
+    }
     const built = program.build({
       metadata: {
         author: "llamane",
         versionString: VERSION,
         shortDescription: `Static Llama (${layout.name}) for the Apple Neural Engine`,
       },
+      ...(resolved.multifunction ? { defaultFunctionName: "decode" } : {}),
     });
     pkg.finish(built);
     const weightBytes = pkg.weights.sizeBytes;
     bytesBefore += weightBytes;
-    const functions: FunctionSpec[] = [{
-      name: "main",
-      callLength: resolved.inputLen,
-      inputs: ioSpecs(built.description.inputs),
-      outputs: ioSpecs(built.description.outputs),
-    }];
+    const described = resolved.multifunction
+      ? built.description.functions
+      : [{ name: "main", inputs: built.description.inputs, outputs: built.description.outputs }];
+    const functions: FunctionSpec[] = described.map((fn, i) => ({
+      name: fn.name,
+      callLength: functionsOf(resolved)[i]!.callLength,
+      inputs: ioSpecs(fn.inputs),
+      outputs: ioSpecs(fn.outputs),
+    }));
     pieces.push({ name: layout.name, package: packageName, functions, weightBytes });
   }
 

@@ -110,6 +110,40 @@ Deno.test("exportModel() splits linear layers by the target split size", async (
   assert.deepEqual(w1[0]!.outputs[0]!.type.shape, [1, 8, 24]);
 });
 
+Deno.test("exportModel() writes prefill and decode functions that share one set of weights", async () => {
+  const single = await readManifest(await exportTiny());
+  const bundle = await exportTiny({ multifunction: true });
+  const manifest = await readManifest(bundle);
+  assert.equal(manifest.export.cacheLen, 39);
+  for (const piece of manifest.pieces) {
+    assert.deepEqual(piece.functions.map((f) => [f.name, f.callLength]), [["prefill", 8], [
+      "decode",
+      1,
+    ]]);
+    // Identical constants are written once: the weights cost what one function's do.
+    const twin = single.pieces.find((p) => p.name === piece.name)!;
+    assert.ok(
+      piece.weightBytes <= twin.weightBytes * 1.02,
+      `${piece.name}: ${piece.weightBytes} vs ${twin.weightBytes}`,
+    );
+  }
+  const head = manifest.pieces.find((p) => p.name === "head")!;
+  const [prefill, decode] = head.functions;
+  assert.deepEqual(prefill!.inputs.map((io) => [io.name, io.shape]), [["hidden_2", [1, 8, 64]], [
+    "last_valid_token_pos",
+    [1],
+  ]]);
+  assert.deepEqual(prefill!.outputs, [{
+    name: "logits",
+    dtype: "fp16",
+    shape: [1, 1, TINY_PARAMS.vocab_size],
+  }]);
+  assert.deepEqual(decode!.inputs[0]!.shape, [1, 1, 64]);
+  const { model } = readPackage(`${bundle}/head.mlpackage`);
+  assert.equal(model.description.defaultFunctionName, "decode");
+  assert.deepEqual([...model.program.functions.keys()], ["prefill", "decode"]);
+});
+
 Deno.test("exportModel() is deterministic: two exports are byte-identical", async () => {
   const [a, b] = [await listTree(await exportTiny()), await listTree(await exportTiny())];
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
@@ -170,7 +204,6 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
     [{ targetSplitSize: 20 }, UnevenSplitError],
     [{ dtype: "bf16" as "fp16" }, /dtype must be fp16 or fp32, got "bf16"/],
     [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be none, c4w, b4w or c8w/],
-    [{ multifunction: true }, /multifunction export is not available yet/],
     [{ checkpoint: `${dir}/missing.pth` }, /no such file/],
   ];
   for (const [options, expected] of cases) {

@@ -149,11 +149,6 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
   ) {
     throw new ExportOptionsError(`embedding_quantize must use 4 or 8 bits and a group size >= 0`);
   }
-  if (options.multifunction) {
-    throw new ExportOptionsError(
-      "multifunction export is not available yet: export a single-method bundle",
-    );
-  }
   return {
     checkpoint: options.checkpoint,
     params: options.params,
@@ -161,14 +156,16 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
     tokenizer: options.tokenizer,
     maxContextLen,
     inputLen,
-    cacheLen: maxContextLen - inputLen,
+    // Multifunction bundles share one cache between prefill and decode, which must hold all but
+    // the one token a decode call adds.
+    cacheLen: options.multifunction ? maxContextLen - 1 : maxContextLen - inputLen,
     dtype,
     embeddingQuantize,
     linearQuantize,
     targetSplitSize: positiveInteger("target_split_size", options.targetSplitSize ?? 1024),
     maxSplits: positiveInteger("max_splits", options.maxSplits ?? 8),
     graphBreaks: options.graphBreaks ?? true,
-    multifunction: false,
+    multifunction: options.multifunction ?? false,
     ropeScaleFactor: options.ropeScaleFactor,
   };
 }

@@ -6,7 +6,7 @@
  */
 
 import { ropeTable } from "../llama/rope.ts";
-import { FREQS_COS, FREQS_SIN, MASK, TOKENS } from "../bundle/io_names.ts";
+import { FREQS_COS, FREQS_SIN, LAST_VALID_TOKEN_POS, MASK, TOKENS } from "../bundle/io_names.ts";
 import { allocateFloats, type FloatArray, type KvCache } from "./kv_cache.ts";
 
 /** Which call slots each call slot may attend to: `visible[row * L + col]`, 1 = visible. */
@@ -73,6 +73,8 @@ export function buildCallInputs(cache: KvCache, freqs: Float64Array, spec: CallS
 
   return new Map<string, Int32Array | FloatArray>([
     [TOKENS, tokens],
+    // Read only by multifunction bundles, which return the logits of this token alone.
+    [LAST_VALID_TOKEN_POS, Int32Array.of(spec.tokens.length - 1)],
     [MASK, mask],
     [FREQS_COS, convert(table.cos)],
     [FREQS_SIN, convert(table.sin)],

@@ -79,8 +79,7 @@ export class ModelSession {
    * logits: `[callLength, V]`, or `[1, V]` for a bundle that returns only the last row.
    */
   async call(tokens: readonly number[]): Promise<Float16Array | Float32Array> {
-    const length = this.model.inputLength;
-    const callLength = this.model.backend.flexibleCallLength ? tokens.length : length;
+    const callLength = this.model.callLengthFor(tokens.length);
     const inputs = buildCallInputs(this.cache, this.#freqs, { tokens, callLength });
     const result = await this.model.forward(callLength, inputs, this.cache);
     this.cache.commit(result.newKeys, result.newValues, callLength, tokens.map((_, i) => i));

@@ -1,6 +1,7 @@
 /**
  * A bundle loaded on a backend: runs one forward call through every piece in order, passing the
  * hidden state along by name, and hands back the logits and the call's new cache entries.
+ * Multifunction bundles run their `decode` functions for one-token calls and `prefill` otherwise.
  *
  * @module
  */
@@ -19,7 +20,7 @@ import type { FloatArray, KvCache } from "./kv_cache.ts";
 
 /** What one forward call returns. Arrays are reused by the next call of the same length. */
 export interface ForwardResult {
-  /** `[1, L, V]` (or `[1, 1, V]` when the bundle returns only the last row). */
+  /** `[1, L, V]`, or `[1, 1, V]` when the bundle returns only the last real token's row. */
   readonly logits: FloatArray;
   /** Per layer, `[1, Hkv, L, hd]`. */
   readonly newKeys: readonly FloatArray[];
@@ -35,10 +36,14 @@ function allocate(io: IoSpec, shape: readonly number[]): IoArray {
     : new Int32Array(count);
 }
 
+/** One loaded function of one piece. */
 interface Stage {
   readonly spec: FunctionSpec;
   readonly fn: LoadedFunction;
 }
+
+/** The name of the one-token function of multifunction bundles. */
+const DECODE = "decode";
 
 /** A bundle ready to run. Dispose it to release the backend's resources. */
 export class LoadedModel implements Disposable {
@@ -46,34 +51,38 @@ export class LoadedModel implements Disposable {
   readonly manifest: BundleManifest;
   /** The engine running it. */
   readonly backend: Backend;
-  readonly #stages: readonly Stage[];
+  /** Per piece, its functions by name. */
+  readonly #pieces: readonly ReadonlyMap<string, Stage>[];
   /** Output buffers by call length, reused from call to call. */
   readonly #outputs = new Map<number, Map<string, IoArray>[]>();
 
-  private constructor(manifest: BundleManifest, backend: Backend, stages: Stage[]) {
+  private constructor(manifest: BundleManifest, backend: Backend, pieces: Map<string, Stage>[]) {
     this.manifest = manifest;
     this.backend = backend;
-    this.#stages = stages;
+    this.#pieces = pieces;
   }
 
   /**
-   * Reads the bundle's manifest and loads every piece's main function on `backend`. Needs read
+   * Reads the bundle's manifest and loads every function of every piece on `backend`. Needs read
    * permission for the bundle directory.
    */
   static async load(bundle: string, backend: Backend): Promise<LoadedModel> {
     await requirePermissions([readNeed(bundle, "read the bundle")]);
     const manifest = await readManifest(bundle);
-    const stages: Stage[] = [];
+    const pieces: Map<string, Stage>[] = [];
     try {
       for (const piece of manifest.pieces) {
-        const spec = piece.functions[0]!;
-        stages.push({ spec, fn: await backend.load(bundle, piece, spec) });
+        const functions = new Map<string, Stage>();
+        pieces.push(functions);
+        for (const spec of piece.functions) {
+          functions.set(spec.name, { spec, fn: await backend.load(bundle, piece, spec) });
+        }
       }
     } catch (error) {
-      for (const stage of stages) stage.fn[Symbol.dispose]();
+      for (const stage of pieces.flatMap((p) => [...p.values()])) stage.fn[Symbol.dispose]();
       throw error;
     }
-    return new LoadedModel(manifest, backend, stages);
+    return new LoadedModel(manifest, backend, pieces);
   }
 
   /** Tokens per call the bundle was exported with, L. */
@@ -81,29 +90,52 @@ export class LoadedModel implements Disposable {
     return this.manifest.export.inputLen;
   }
 
+  /** Whether the bundle has a one-token decode function (multifunction bundles). */
+  get hasDecodeFunction(): boolean {
+    return this.#pieces[0]!.has(DECODE);
+  }
+
   /**
-   * Runs one call through all pieces.
-   *
-   * @param callLength L of this call: the exported L, or fewer tokens on a backend with flexible
-   *   call lengths
+   * The call length that carries `tokens` real tokens: exactly that many on a backend with
+   * flexible lengths, else 1 for a decode function and L for everything else (padded).
    */
-  async forward(callLength: number, inputs: CallInputs, cache: KvCache): Promise<ForwardResult> {
-    const exported = this.inputLength;
+  callLengthFor(tokens: number): number {
+    if (this.backend.flexibleCallLength) return tokens;
+    return tokens === 1 && this.hasDecodeFunction ? 1 : this.inputLength;
+  }
+
+  /** The function of a piece that runs calls of `callLength`. */
+  #stage(functions: ReadonlyMap<string, Stage>, callLength: number): Stage {
+    const stage = callLength === 1 && functions.has(DECODE)
+      ? functions.get(DECODE)!
+      : [...functions.values()].find((s) => s.spec.name !== DECODE)!;
+    const exported = stage.spec.callLength;
     if (
       callLength !== exported &&
       !(this.backend.flexibleCallLength && callLength >= 1 && callLength < exported)
     ) {
       throw new RangeError(
-        `Cannot run a call of ${callLength} tokens on the ${this.backend.name} backend: it runs ${exported}`,
+        `Cannot run a call of ${callLength} tokens on the ${this.backend.name} backend: function ` +
+          `"${stage.spec.name}" runs ${exported}`,
       );
     }
+    return stage;
+  }
+
+  /**
+   * Runs one call through all pieces.
+   *
+   * @param callLength L of this call, as {@link callLengthFor} gives it
+   */
+  async forward(callLength: number, inputs: CallInputs, cache: KvCache): Promise<ForwardResult> {
     const values = new Map<string, IoArray>(inputs);
     for (let layer = 0; layer < this.manifest.model.nLayers; layer++) {
       values.set(kCache(layer), cache.keys[layer]!);
       values.set(vCache(layer), cache.values[layer]!);
     }
     const outputs = this.#outputBuffers(callLength);
-    for (const [index, { spec, fn }] of this.#stages.entries()) {
+    for (const [index, functions] of this.#pieces.entries()) {
+      const { spec, fn } = this.#stage(functions, callLength);
       const stageInputs = new Map<string, IoArray>();
       for (const io of spec.inputs) {
         const value = values.get(io.name);
@@ -134,16 +166,17 @@ export class LoadedModel implements Disposable {
   #outputBuffers(callLength: number): Map<string, IoArray>[] {
     let buffers = this.#outputs.get(callLength);
     if (buffers === undefined) {
-      buffers = this.#stages.map(({ spec }) =>
-        new Map(
+      buffers = this.#pieces.map((functions) => {
+        const { spec } = this.#stage(functions, callLength);
+        return new Map(
           spec.outputs.map((
             io,
           ) => [
             io.name,
             allocate(io, shapeForCall(io.name, io.shape, spec.callLength, callLength)),
           ]),
-        )
-      );
+        );
+      });
       this.#outputs.set(callLength, buffers);
     }
     return buffers;
@@ -151,6 +184,8 @@ export class LoadedModel implements Disposable {
 
   /** Releases every loaded function. */
   [Symbol.dispose](): void {
-    for (const stage of this.#stages) stage.fn[Symbol.dispose]();
+    for (const functions of this.#pieces) {
+      for (const stage of functions.values()) stage.fn[Symbol.dispose]();
+    }
   }
 }

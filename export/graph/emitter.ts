@@ -11,15 +11,15 @@ import { scalar, type Tensor, tensor } from "../coreml/tensor.ts";
 import { inferOutputTypes, type OpArgument } from "../../mil/ops.ts";
 import type { ExportDType } from "../options.ts";
 
+/** Constants up to this size are parameters (axes, shapes) whose values inference may read. */
+const PARAMETER_ELEMENTS = 16;
+
 function argument(input: Var | Tensor): OpArgument {
   if (!("values" in input)) return { type: input.type };
   const values = input.values;
-  const value = Array.isArray(values)
-    ? values
-    : input.dtype === "fp16"
-    ? undefined
-    : Array.from(values as ArrayLike<number>);
-  return value === undefined ? { type: input } : { type: input, value };
+  if (Array.isArray(values)) return { type: input, value: values };
+  if (input.dtype === "fp16" || values.length > PARAMETER_ELEMENTS) return { type: input };
+  return { type: input, value: Array.from(values as ArrayLike<number>) };
 }
 
 /** Emits ops into one function, in the model's float dtype. */

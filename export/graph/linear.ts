@@ -7,7 +7,7 @@
  */
 
 import type { Var } from "../coreml/builder.ts";
-import { float16Bits, type Tensor, tensor } from "../coreml/tensor.ts";
+import { float16Bits, type Tensor } from "../coreml/tensor.ts";
 import { B4W_BLOCK, type LinearQuantization } from "../options.ts";
 import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
 import { splitCount } from "../split_linear.ts";
@@ -49,7 +49,9 @@ export function emitFloatWeight(
 /** Quantized data and scales, dequantized by Core ML when the model loads. */
 export function emitQuantizedWeight(e: GraphEmitter, name: string, q: QuantizedMatrix): Var {
   return e.op("constexpr_blockwise_shift_scale", {
-    data: tensor(q.bits === 4 ? "int4" : "int8", [q.rows, q.columns], q.values),
+    // The typed array is handed over as is: a table of a quarter billion values cannot go
+    // through plain numbers.
+    data: { dtype: q.bits === 4 ? "int4" : "int8", shape: [q.rows, q.columns], values: q.values },
     scale: floatTensor(e, [q.rows, q.columns / q.groupSize], q.scales),
   }, name);
 }

@@ -13,6 +13,7 @@ import {
   FREQS_SIN,
   hidden,
   kCache,
+  LAST_VALID_TOKEN_POS,
   MASK,
   TOKENS,
   vCache,
@@ -97,5 +98,22 @@ export async function emitPiece(
     }
   }
 
-  if (piece.head) await emitHead(e, ctx, x);
+  if (piece.head) {
+    // Multifunction bundles return only the logits of the last real token: one row through the
+    // head instead of L.
+    if (ctx.options.multifunction) {
+      const position = e.fn.input(LAST_VALID_TOKEN_POS, { dtype: "int32", shape: [1] });
+      // Rows first, so the row is picked by a gather along axis 0, as for the embedding.
+      const rows = e.op("reshape", { x, shape: e.ints([-1, dim]) }, "hidden_rows");
+      const row = e.op("gather", {
+        x: rows,
+        indices: position,
+        axis: e.int(0),
+        batch_dims: e.int(0),
+        validate_indices: e.bool(false),
+      }, "last_hidden_row");
+      x = e.op("reshape", { x: row, shape: e.ints([1, 1, dim]) }, "last_hidden");
+    }
+    await emitHead(e, ctx, x);
+  }
 }

@@ -170,8 +170,6 @@ interface ValueInfo {
   tensor?: number;
   /** A dequantization the planner will fuse into the op that reads it. */
   readonly quantized?: PlanWeight;
-  /** A reshape-like view of another value: shares its storage. */
-  readonly aliasOf?: string;
 }
 
 function immediateNumbers(value: Value): readonly number[] | readonly string[] | undefined {
@@ -189,6 +187,8 @@ class Planner {
   /** Step index of each arena tensor's last use, for buffer reuse. */
   readonly lastUse = new Map<number, number>();
   readonly arenaTensors: number[] = [];
+  /** Views (reshapes) to the tensor whose storage they share. */
+  readonly viewRoots = new Map<number, number>();
 
   tensor(type: TensorType, storage: PlanStorage | "arena", where: string): number {
     const id = this.tensors.length;
@@ -203,10 +203,18 @@ class Planner {
     return id;
   }
 
+  /** A tensor of another shape over the same bytes as tensor `source`. */
+  view(type: TensorType, source: number): number {
+    const root = this.viewRoots.get(source) ?? source;
+    const id = this.tensors.length;
+    this.tensors.push({ ...this.tensors[root]!, shape: [...type.shape] });
+    this.viewRoots.set(id, root);
+    return id;
+  }
+
   /** The plan tensor of a value, creating it for constants on first use. */
   use(name: string, step: number): number {
     const info = this.values.get(name) ?? this.fail(`value "${name}" is undefined`);
-    if (info.aliasOf !== undefined) return this.use(info.aliasOf, step);
     if (info.tensor === undefined) {
       if (info.quantized !== undefined) {
         info.tensor = this.tensor(info.type, "arena", `value "${name}"`);
@@ -215,7 +223,9 @@ class Planner {
         this.fail(`value "${name}" has no storage`);
       }
     }
-    this.lastUse.set(info.tensor, Math.max(this.lastUse.get(info.tensor) ?? step, step));
+    // A view keeps the bytes it shares alive.
+    const root = this.viewRoots.get(info.tensor) ?? info.tensor;
+    this.lastUse.set(root, Math.max(this.lastUse.get(root) ?? step, step));
     return info.tensor;
   }
 
@@ -565,12 +575,10 @@ export function planFunction(
       case "expand_dims":
       case "squeeze": {
         // Row-major data does not move: the result is a view of its input, unless it is an output.
-        const source = binding(op, "x", planner)!;
         if (outputIndex.has(name)) {
           planner.steps.push({ op: "copy", x: arg("x"), out: store(name, types[0]!) });
         } else {
-          planner.values.set(name, { type: types[0]!, aliasOf: source });
-          planner.use(source, step);
+          planner.values.set(name, { type: types[0]!, tensor: planner.view(types[0]!, arg("x")) });
         }
         break;
       }
@@ -624,6 +632,9 @@ function assignArena(planner: Planner): number {
     placed.push({ start: offset, end: offset + bytes, from, to });
     total = Math.max(total, offset + bytes);
     planner.tensors[id] = { ...tensor, storage: { kind: "arena", offset } };
+  }
+  for (const [view, root] of planner.viewRoots) {
+    planner.tensors[view] = { ...planner.tensors[view]!, storage: planner.tensors[root]!.storage };
   }
   return total;
 }
