@@ -2,7 +2,8 @@
  * llamane: put Llama models on the Apple Neural Engine, and run them anywhere.
  *
  * - {@link exportModel} turns a Meta checkpoint into a bundle of static-shape Core ML programs.
- * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it.
+ * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it;
+ *   {@link LookaheadDecoder} gives greedy decoding's tokens in fewer model calls.
  * - {@link loadTokenizer} reads SentencePiece and tiktoken tokenizers.
  *
  * Each entry point checks the Deno permissions it needs up front and names the missing flag.
@@ -43,6 +44,8 @@ export {
   type GenerationStats,
   type TokenEvent,
 } from "./runtime/generate.ts";
+export { LookaheadDecoder, type LookaheadGenerateOptions } from "./runtime/lookahead_decoder.ts";
+export { LookaheadError, type LookaheadOptions, type LookaheadStats } from "./runtime/lookahead.ts";
 export type { Backend, LoadedFunction } from "./runtime/backend/backend.ts";
 export { type BundleReport, inspectBundle } from "./bundle/inspect.ts";
 export type { BundleManifest } from "./bundle/manifest.ts";

@@ -26,12 +26,16 @@ const flags = {
   tokenizer: { type: "string", short: "t" },
   prompt: { type: "string", default: "Once upon a time," },
   max_new_tokens: { type: "string", default: "100" },
-  temperature: { type: "string", default: "0.6" },
+  temperature: { type: "string" },
   top_p: { type: "string", default: "0.9" },
   seed: { type: "string" },
   backend: { type: "string", default: "auto" },
   compute_units: { type: "string", default: "cpuAndNeuralEngine" },
   compare_eager: { type: "string" },
+  lookahead: { type: "boolean", default: false },
+  ngram_size: { type: "string", default: "5" },
+  window_size: { type: "string", default: "4" },
+  n_verifications: { type: "string", default: "4" },
 } as const;
 
 function rate(tokens: number, seconds: number): string {
@@ -40,13 +44,21 @@ function rate(tokens: number, seconds: number): string {
 
 /** The one-line summary printed after the text. */
 export function formatStats(stats: GenerationStats): string {
-  return [
+  const parts = [
     `prompt ${stats.promptTokens} tokens`,
     `prefill ${rate(stats.promptTokens, stats.prefillSeconds)}`,
     `generated ${stats.generatedTokens} tokens`,
     `decode ${rate(Math.max(stats.generatedTokens - 1, 0), stats.decodeSeconds)}`,
     `${stats.modelCalls} model calls`,
-  ].join(" | ");
+  ];
+  const lookahead = stats.lookahead;
+  if (lookahead !== undefined && lookahead.decodeCalls > 0) {
+    // The first token comes from the prefill call; the rest from the lookahead calls.
+    const perCall = Math.max(stats.generatedTokens - 1, 0) / lookahead.decodeCalls;
+    const histogram = lookahead.acceptance.map((count, extra) => `+${extra}:${count}`).join(" ");
+    parts.push(`${perCall.toFixed(2)} tokens per decode call (accepted ${histogram})`);
+  }
+  return parts.join(" | ");
 }
 
 const encoder = new TextEncoder();
@@ -71,11 +83,16 @@ Streams the prompt's continuation to stdout, then a stats line to stderr.
   -t, --tokenizer PATH       tokenizer.model (default: the bundle's)
       --prompt TEXT          (default "Once upon a time,")
       --max_new_tokens N     (default 100)
-      --temperature T        0 is greedy (default 0.6)
+      --temperature T        0 is greedy (default 0.6; 0 with --lookahead)
       --top_p P              nucleus sampling mass (default 0.9)
       --seed N               seed of the sampler (default: random)
       --backend B            auto (Core ML on macOS when built, else cpu), cpu or coreml
       --compute_units U      Core ML: cpuAndNeuralEngine (default), all, cpuOnly or cpuAndGPU
+      --lookahead            greedy decoding in fewer model calls (single-method bundles)
+      --ngram_size N         lookahead n-gram length (default 5)
+      --window_size W        lookahead window columns (default 4)
+      --n_verifications G    candidate n-grams verified per call (default 4); needs
+                             (N-1)*(W+G) <= the bundle's input_len
       --compare_eager CKPT   also run the eager fp32 reference on the same tokens and report the
                              largest logit difference and top-1 agreement
 
@@ -88,9 +105,22 @@ window of the cache length plus one call).`,
     const selection = backendSelection(values.backend, values.compute_units);
     const options = {
       maxNewTokens: parseInteger("max_new_tokens", values.max_new_tokens),
-      temperature: parseNumber("temperature", values.temperature, 0),
+      temperature: parseNumber(
+        "temperature",
+        values.temperature ?? (values.lookahead ? "0" : "0.6"),
+        0,
+      ),
       topP: parseNumber("top_p", values.top_p, 0, 1),
       ...(values.seed === undefined ? {} : { seed: parseInteger("seed", values.seed) }),
+      ...(values.lookahead
+        ? {
+          lookahead: {
+            ngramSize: parseInteger("ngram_size", values.ngram_size, 2),
+            windowSize: parseInteger("window_size", values.window_size, 1),
+            verifications: parseInteger("n_verifications", values.n_verifications, 0),
+          },
+        }
+        : {}),
     };
 
     await requirePermissions([readNeed(values.model, "read the bundle")]);

@@ -53,21 +53,31 @@ export function buildCallInputs(cache: KvCache, freqs: Float64Array, spec: CallS
   const tokens = new Int32Array(callLength);
   tokens.set(spec.tokens);
 
-  // mask (1, L, C + L): cache slots are visible once filled; the call part follows `visibility`.
+  const offsets = Array.from({ length: callLength }, (_, i) => spec.positionOffsets?.[i] ?? i);
+  const positions = offsets.map((offset) => cache.position + offset);
+
+  // mask (1, L, C + L). Every token attends to at most the C tokens before it (a sliding window),
+  // wherever they sit: a row `o` positions into the call hides the `o` oldest cache entries once
+  // the window has moved past them, and call slots more than C positions back. So a token's
+  // logits are the same whether it is decoded alone, prefilled in a chunk or verified by
+  // lookahead. Beyond that, filled cache slots are visible and the call follows `visibility`.
   const width = cacheLength + callLength;
   const mask = allocateFloats(dtype, callLength * width).fill(-Infinity);
   const visibility = spec.visibility ?? causalVisibility(callLength);
+  const filled = cache.filledSlots;
+  const oldest = cache.position - filled;
   for (let row = 0; row < callLength; row++) {
-    mask.fill(0, row * width, row * width + cache.filledSlots);
+    const base = row * width;
+    mask.fill(0, base, base + filled);
+    const hidden = Math.min(filled, Math.max(0, offsets[row]! - (cacheLength - filled)));
+    for (let k = 0; k < hidden; k++) mask[base + ((oldest + k) % cacheLength)] = -Infinity;
     for (let col = 0; col < callLength; col++) {
-      if (visibility[row * callLength + col]) mask[row * width + cacheLength + col] = 0;
+      if (visibility[row * callLength + col] && offsets[row]! - offsets[col]! <= cacheLength) {
+        mask[base + cacheLength + col] = 0;
+      }
     }
   }
 
-  const positions = Array.from(
-    { length: callLength },
-    (_, i) => cache.position + (spec.positionOffsets?.[i] ?? i),
-  );
   const table = ropeTable(freqs, positions);
   const convert = (values: Float32Array) => dtype === "fp16" ? new Float16Array(values) : values;
 

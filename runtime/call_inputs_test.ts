@@ -41,3 +41,23 @@ Deno.test("buildCallInputs() uses custom positions and visibility", () => {
     RangeError,
   );
 });
+
+Deno.test("buildCallInputs() keeps every row inside its C-token sliding window", () => {
+  const cache = new KvCache(shape);
+  const entry = [new Float32Array(2 * 6)];
+  cache.commit(entry, entry, 6, [0, 1, 2, 3, 4, 5]);
+  // Positions 2..5 sit in slots 2, 3, 0, 1; the call covers positions 6, 7, 8.
+  const mask = maskPattern(
+    buildCallInputs(cache, new Float64Array([1]), { tokens: [1, 2, 3], callLength: 3 }).get(
+      "mask",
+    )!,
+  );
+  assert.equal(
+    mask,
+    [
+      "...." + ".xx", // position 6 sees 2..5
+      "..x." + "..x", // position 7 no longer sees 2 (slot 2)
+      "..xx" + "...", // position 8 no longer sees 2 and 3
+    ].join(""),
+  );
+});

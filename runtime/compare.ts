@@ -7,7 +7,7 @@
 
 import type { EagerLlama } from "../llama/forward.ts";
 import { argmax } from "./sampler.ts";
-import { ModelSession } from "./generate.ts";
+import { ModelSession } from "./session.ts";
 import type { LoadedModel } from "./model.ts";
 
 /** Agreement between the bundle and the reference over a token sequence. */

@@ -1,17 +1,28 @@
 /**
  * Generation in two layers. {@link generateTokens} runs the model: the prompt in chunks of L
- * (prefill), then one token per call (decode), sampling each next token and stopping at a stop
+ * (prefill), then one token per call (decode) or several with lookahead, stopping at a stop
  * token or the token budget. {@link generate} adds text (UTF-8-safe streaming) and statistics.
  *
  * @module
  */
 
-import { ropeFrequencies } from "../llama/rope.ts";
 import type { Tokenizer } from "../tokenizer/mod.ts";
-import { buildCallInputs } from "./call_inputs.ts";
-import { KvCache } from "./kv_cache.ts";
+import { ModelSession } from "./session.ts";
 import type { LoadedModel } from "./model.ts";
-import { type RandomSource, sampleToken, type SamplingOptions, seededRandom } from "./sampler.ts";
+import {
+  argmax,
+  type RandomSource,
+  sampleToken,
+  type SamplingOptions,
+  seededRandom,
+} from "./sampler.ts";
+import {
+  lookaheadDecode,
+  LookaheadError,
+  lookaheadLayout,
+  type LookaheadOptions,
+  type LookaheadStats,
+} from "./lookahead.ts";
 
 /** Options of a generation. */
 export interface GenerateOptions {
@@ -25,6 +36,11 @@ export interface GenerateOptions {
   readonly seed?: number;
   /** Tokens that end generation (not emitted). @default the tokenizer's or the bundle's */
   readonly stopTokens?: readonly number[];
+  /**
+   * Decode with lookahead: greedy output in fewer model calls (single-method bundles). Implies
+   * temperature 0.
+   */
+  readonly lookahead?: LookaheadOptions;
 }
 
 /** Counters of one generation, updated as it runs. */
@@ -37,6 +53,8 @@ export interface GenerationStats {
   modelCalls: number;
   /** Why generation ended: a stop token, or the token budget. */
   finishReason: "stop" | "length" | undefined;
+  /** Lookahead's counters, when it is used. */
+  lookahead?: LookaheadStats;
 }
 
 function newStats(): GenerationStats {
@@ -50,49 +68,45 @@ function newStats(): GenerationStats {
   };
 }
 
-/** Runs forward calls on a model and keeps its cache: the state of one conversation. */
-export class ModelSession {
-  readonly model: LoadedModel;
-  readonly cache: KvCache;
-  readonly #freqs: Float64Array;
-
-  constructor(model: LoadedModel) {
-    this.model = model;
-    const { model: config, export: exported } = model.manifest;
-    this.cache = new KvCache({
-      layers: config.nLayers,
-      kvHeads: config.nKvHeads,
-      cacheLength: exported.cacheLen,
-      headDim: config.headDim,
-      dtype: exported.dtype,
-    });
-    this.#freqs = ropeFrequencies(config);
+/** Samples each token from the previous call's logits, one decode call per token. */
+async function* sampledDecode(
+  session: ModelSession,
+  logits: Float16Array | Float32Array,
+  sampling: SamplingOptions,
+  random: RandomSource,
+  maxNewTokens: number,
+  stops: ReadonlySet<number>,
+  stats: GenerationStats,
+): AsyncGenerator<number> {
+  for (let generated = 0; generated < maxNewTokens; generated++) {
+    const token = sampleToken(logits, sampling, random);
+    if (stops.has(token)) return;
+    yield token;
+    if (generated + 1 === maxNewTokens) return;
+    logits = await session.step([token]);
+    stats.modelCalls++;
   }
+}
 
-  /** RoPE frequencies of the model. */
-  get freqs(): Float64Array {
-    return this.#freqs;
-  }
-
-  /**
-   * Feeds `tokens` (at most L) in one call, commits them to the cache, and returns the call's
-   * logits: `[callLength, V]`, or `[1, V]` for a bundle that returns only the last row.
-   */
-  async call(tokens: readonly number[]): Promise<Float16Array | Float32Array> {
-    const callLength = this.model.callLengthFor(tokens.length);
-    const inputs = buildCallInputs(this.cache, this.#freqs, { tokens, callLength });
-    const result = await this.model.forward(callLength, inputs, this.cache);
-    this.cache.commit(result.newKeys, result.newValues, callLength, tokens.map((_, i) => i));
-    return result.logits;
-  }
-
-  /** Like {@link call}, returning only the logits row of the last token. */
-  async step(tokens: readonly number[]): Promise<Float16Array | Float32Array> {
-    const logits = await this.call(tokens);
-    const vocab = this.model.manifest.model.vocabSize;
-    const row = logits.length === vocab ? 0 : tokens.length - 1;
-    return logits.subarray(row * vocab, (row + 1) * vocab);
-  }
+/** Greedy decoding in fewer calls: the first token from the prefill logits, then lookahead. */
+async function* lookaheadTokens(
+  session: ModelSession,
+  logits: Float16Array | Float32Array,
+  options: LookaheadOptions,
+  maxNewTokens: number,
+  stops: ReadonlySet<number>,
+  stats: GenerationStats,
+): AsyncGenerator<number> {
+  const model = session.model;
+  const layout = lookaheadLayout(
+    options,
+    model.inputLength,
+    model.backend.flexibleCallLength ? undefined : model.inputLength,
+  );
+  const first = argmax(logits);
+  if (maxNewTokens === 0 || stops.has(first)) return;
+  yield first;
+  yield* lookaheadDecode(session, first, maxNewTokens - 1, stops, layout, stats);
 }
 
 /**
@@ -108,10 +122,18 @@ export async function* generateTokens(
   stats: GenerationStats = newStats(),
 ): AsyncGenerator<number> {
   if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt has no tokens");
-  const sampling: SamplingOptions = {
-    temperature: options.temperature ?? 0.6,
-    topP: options.topP ?? 0.9,
-  };
+  const temperature = options.temperature ?? (options.lookahead === undefined ? 0.6 : 0);
+  if (options.lookahead !== undefined) {
+    if (temperature !== 0) {
+      throw new LookaheadError("it reproduces greedy decoding only: use temperature 0");
+    }
+    if (session.model.manifest.export.multifunction) {
+      throw new LookaheadError(
+        "it needs every row of logits, which multifunction bundles do not return; export a single-method bundle",
+      );
+    }
+  }
+  const sampling: SamplingOptions = { temperature, topP: options.topP ?? 0.9 };
   const random: RandomSource = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32));
   const maxNewTokens = options.maxNewTokens ?? 100;
   const stops = new Set(options.stopTokens);
@@ -128,21 +150,16 @@ export async function* generateTokens(
   stats.prefillSeconds += (performance.now() - started) / 1000;
 
   started = performance.now();
-  for (let generated = 0; generated < maxNewTokens; generated++) {
-    const token = sampleToken(logits!, sampling, random);
-    if (stops.has(token)) {
-      stats.finishReason = "stop";
-      return;
-    }
+  const tokens = options.lookahead === undefined
+    ? sampledDecode(session, logits!, sampling, random, maxNewTokens, stops, stats)
+    : lookaheadTokens(session, logits!, options.lookahead, maxNewTokens, stops, stats);
+  for await (const token of tokens) {
     stats.generatedTokens++;
-    yield token;
-    if (generated + 1 === maxNewTokens) break;
-    logits = await session.step([token]);
-    stats.modelCalls++;
     stats.decodeSeconds = (performance.now() - started) / 1000;
+    yield token;
   }
   stats.decodeSeconds = (performance.now() - started) / 1000;
-  stats.finishReason = "length";
+  stats.finishReason = stats.generatedTokens < maxNewTokens ? "stop" : "length";
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { CoremlBackend } from "./coreml.ts";
 import { packageHash } from "./coreml_cache.ts";
 import { LoadedModel } from "../model.ts";
-import { ModelSession } from "../generate.ts";
+import { ModelSession } from "../session.ts";
 import { readManifest } from "../../bundle/manifest.ts";
 import { DTYPE_CODES } from "../../ffi/coreml.ts";
 import { MissingPermissionError } from "../../permissions.ts";

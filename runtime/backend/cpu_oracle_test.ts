@@ -12,7 +12,8 @@ import {
   oracleFixtures,
 } from "../../testing/oracle_fixtures.ts";
 import { bundleLogits } from "../compare.ts";
-import { generateTokens, ModelSession } from "../generate.ts";
+import { generateTokens } from "../generate.ts";
+import { ModelSession } from "../session.ts";
 import { LoadedModel } from "../model.ts";
 import { argmax } from "../sampler.ts";
 import type { Backend } from "./backend.ts";

@@ -15,7 +15,7 @@
 
 import { parseArgs } from "node:util";
 import { readManifest } from "../../../bundle/manifest.ts";
-import { ModelSession } from "../../../runtime/generate.ts";
+import { ModelSession } from "../../../runtime/session.ts";
 import { LoadedModel } from "../../../runtime/model.ts";
 import type { Backend } from "../../../runtime/backend/backend.ts";
 import { CpuBackend } from "../../../runtime/backend/cpu.ts";
