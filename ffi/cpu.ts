@@ -9,18 +9,18 @@
 import { ffiNeed, requirePermissions } from "../permissions.ts";
 
 const symbols = {
-  llamane_weights_open: { parameters: ["buffer", "usize", "buffer"], result: "i32" }, // (const u8*, usize, Weights**)
+  llamane_abi_version: { parameters: [], result: "u32" }, // () -> u32
+  llamane_weights_open: { parameters: ["buffer", "usize"], result: "pointer" }, // (const u8*, usize) -> Weights*
   llamane_weights_free: { parameters: ["pointer"], result: "void" }, // (Weights*)
-  llamane_plan_create: { parameters: ["pointer", "buffer", "usize", "buffer"], result: "i32" }, // (const Weights*, const u8*, usize, Plan**)
-  llamane_plan_run: {
-    // (Plan*, u8* const* inputs, const usize* input_bytes, usize, u8* const* outputs, const usize* output_bytes, usize)
-    parameters: ["pointer", "buffer", "buffer", "usize", "buffer", "buffer", "usize"],
-    result: "i32",
-    nonblocking: true,
-  },
+  llamane_plan_create: { parameters: ["pointer", "buffer", "usize"], result: "pointer" }, // (const Weights*, const u8*, usize) -> Plan*
+  llamane_plan_bind: { parameters: ["pointer", "u32", "usize", "buffer", "usize"], result: "i32" }, // (Plan*, u32 side, usize index, u8*, usize bytes)
+  llamane_plan_run: { parameters: ["pointer"], result: "i32", nonblocking: true }, // (Plan*)
   llamane_plan_free: { parameters: ["pointer"], result: "void" }, // (Plan*)
   llamane_last_error: { parameters: ["buffer", "usize"], result: "usize" }, // (u8*, usize) -> length
 } as const satisfies Deno.ForeignLibraryInterface;
+
+/** The C ABI version these bindings speak (ffi/cpu/ABI.md). */
+const ABI_VERSION = 3;
 
 type Library = Deno.DynamicLibrary<typeof symbols>;
 
@@ -92,23 +92,36 @@ export async function openLibrary(explicit?: string): Promise<Library> {
     return opened.library;
   }
   await requirePermissions([ffiNeed(path, "load the CPU backend library")]);
-  opened = { path, library: Deno.dlopen(path, symbols) };
-  return opened.library;
+  const library = Deno.dlopen(path, symbols);
+  const version = library.symbols.llamane_abi_version();
+  if (version !== ABI_VERSION) {
+    library.close();
+    throw new Error(
+      `Cannot use the CPU backend library "${path}": it speaks C ABI ${version}, this llamane ` +
+        `needs ${ABI_VERSION}; rebuild it with \`deno task build:native\``,
+    );
+  }
+  opened = { path, library };
+  return library;
 }
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-function check(library: Library, status: number, action: string): void {
-  if (status === 0) return;
+function lastError(library: Library): string {
   const length = Number(library.symbols.llamane_last_error(null, 0n));
   const buffer = new Uint8Array(length);
   library.symbols.llamane_last_error(buffer, BigInt(length));
-  throw new NativeError(action, decoder.decode(buffer) || `status ${status}`);
+  return decoder.decode(buffer);
 }
 
-function outPointer(): BigUint64Array {
-  return new BigUint64Array(1);
+function check(library: Library, status: number, action: string): void {
+  if (status !== 0) throw new NativeError(action, lastError(library) || `status ${status}`);
+}
+
+function handle(library: Library, pointer: Deno.PointerValue, action: string): Deno.PointerObject {
+  if (pointer === null) throw new NativeError(action, lastError(library) || "no handle returned");
+  return pointer;
 }
 
 /** A memory-mapped weight.bin. */
@@ -116,7 +129,7 @@ export class NativeWeights implements Disposable {
   readonly #library: Library;
   #handle: Deno.PointerValue;
 
-  private constructor(library: Library, handle: Deno.PointerValue) {
+  private constructor(library: Library, handle: Deno.PointerObject) {
     this.#library = library;
     this.#handle = handle;
   }
@@ -124,25 +137,19 @@ export class NativeWeights implements Disposable {
   /** Maps `path` (a piece's weight.bin). */
   static open(library: Library, path: string): NativeWeights {
     const bytes = encoder.encode(path);
-    const out = outPointer();
-    check(
-      library,
-      library.symbols.llamane_weights_open(bytes, BigInt(bytes.length), out),
-      `map "${path}"`,
-    );
-    return new NativeWeights(library, Deno.UnsafePointer.create(out[0]!));
+    const pointer = library.symbols.llamane_weights_open(bytes, BigInt(bytes.length));
+    return new NativeWeights(library, handle(library, pointer, `map "${path}"`));
   }
 
   /** Compiles a plan (JSON, ffi/cpu/PLAN.md) against these weights. */
   plan(json: string): NativePlan {
     const bytes = encoder.encode(json);
-    const out = outPointer();
-    check(
-      this.#library,
-      this.#library.symbols.llamane_plan_create(this.#handle, bytes, BigInt(bytes.length), out),
-      "load an execution plan",
+    const pointer = this.#library.symbols.llamane_plan_create(
+      this.#handle,
+      bytes,
+      BigInt(bytes.length),
     );
-    return new NativePlan(this.#library, Deno.UnsafePointer.create(out[0]!));
+    return new NativePlan(this.#library, handle(this.#library, pointer, "load an execution plan"));
   }
 
   /** Unmaps the file once no plan uses it. */
@@ -154,40 +161,50 @@ export class NativeWeights implements Disposable {
 
 type Buffer = Float16Array | Float32Array | Int32Array;
 
-function pointerTable(buffers: readonly Buffer[]): [BigUint64Array, BigUint64Array] {
-  const pointers = new BigUint64Array(buffers.length);
-  const lengths = new BigUint64Array(buffers.length);
-  buffers.forEach((buffer, i) => {
-    pointers[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
-    lengths[i] = BigInt(buffer.byteLength);
-  });
-  return [pointers, lengths];
-}
+const INPUT = 0;
+const OUTPUT = 1;
 
-/** A compiled plan: runs one function at one call length. */
+/**
+ * A compiled plan: runs one function at one call length. Buffers are bound one by one (a caller
+ * limited to `--allow-ffi=<path>` cannot build pointer tables) and stay bound across runs, so a
+ * run only rebinds the arrays that changed.
+ */
 export class NativePlan implements Disposable {
   readonly #library: Library;
   #handle: Deno.PointerValue;
+  readonly #bound: [Buffer[], Buffer[]] = [[], []];
 
   /** Made by {@link NativeWeights.plan} only. */
-  constructor(library: Library, handle: Deno.PointerValue) {
+  constructor(library: Library, handle: Deno.PointerObject) {
     this.#library = library;
     this.#handle = handle;
   }
 
+  #bind(side: typeof INPUT | typeof OUTPUT, buffers: readonly Buffer[]): void {
+    const bound = this.#bound[side];
+    buffers.forEach((buffer, index) => {
+      if (bound[index] === buffer) return;
+      // V8 keeps tiny typed arrays inside the JS heap, where the collector may move them;
+      // reading `.buffer` moves the bytes to a backing store that stays put while referenced.
+      void buffer.buffer;
+      const status = this.#library.symbols.llamane_plan_bind(
+        this.#handle,
+        side,
+        BigInt(index),
+        buffer,
+        BigInt(buffer.byteLength),
+      );
+      check(this.#library, status, "bind a buffer of the CPU backend");
+      // The library keeps the pointer: holding the array here keeps it alive as long.
+      bound[index] = buffer;
+    });
+  }
+
   /** Runs the plan on buffers given in the plan's input and output order. */
   async run(inputs: readonly Buffer[], outputs: readonly Buffer[]): Promise<void> {
-    const [inPointers, inLengths] = pointerTable(inputs);
-    const [outPointers, outLengths] = pointerTable(outputs);
-    const status = await this.#library.symbols.llamane_plan_run(
-      this.#handle,
-      inPointers,
-      inLengths,
-      BigInt(inputs.length),
-      outPointers,
-      outLengths,
-      BigInt(outputs.length),
-    );
+    this.#bind(INPUT, inputs);
+    this.#bind(OUTPUT, outputs);
+    const status = await this.#library.symbols.llamane_plan_run(this.#handle);
     check(this.#library, status, "run the model on the CPU backend");
   }
 

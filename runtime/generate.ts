@@ -178,14 +178,27 @@ export class Generation implements AsyncIterable<TokenEvent> {
   readonly stats: GenerationStats = newStats();
   readonly #tokens: () => AsyncGenerator<number>;
   readonly #tokenizer: Tokenizer;
+  readonly #prompt: readonly number[];
 
-  constructor(tokens: (stats: GenerationStats) => AsyncGenerator<number>, tokenizer: Tokenizer) {
+  /**
+   * @param tokens the token generator, given the live stats
+   * @param prompt the prompt's ids, which the text continues (so its first piece keeps its space)
+   */
+  constructor(
+    tokens: (stats: GenerationStats) => AsyncGenerator<number>,
+    tokenizer: Tokenizer,
+    prompt: readonly number[] = [],
+  ) {
     this.#tokens = () => tokens(this.stats);
     this.#tokenizer = tokenizer;
+    this.#prompt = prompt;
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<TokenEvent> {
     const decoder = this.#tokenizer.decoder();
+    // The decoder drops the space that starts a text; fed the prompt first, it knows the
+    // generated text continues one.
+    for (const id of this.#prompt) decoder.push(id);
     for await (const token of this.#tokens()) yield { token, text: decoder.push(token) };
     const rest = decoder.flush();
     if (rest !== "") yield { token: null, text: rest };
@@ -216,5 +229,6 @@ export function generate(
   return new Generation(
     (stats) => generateTokens(new ModelSession(model), ids, { ...options, stopTokens }, stats),
     tokenizer,
+    ids,
   );
 }

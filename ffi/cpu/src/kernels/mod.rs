@@ -1,0 +1,226 @@
+//! The compute kernels and the table of function pointers that selects them.
+//!
+//! Every kernel exists as a scalar reference in [`scalar`] (always compiled: the definition of
+//! correctness) and, where it pays, as SIMD versions in one module per instruction set. Which
+//! version runs is decided once, on first use, by run-time feature detection: one dylib serves
+//! every CPU of an architecture. A new instruction set (AVX-512, SVE) is one more module that
+//! fills a [`Kernels`] table, plus one line in [`available`].
+//!
+//! All entries are safe functions: they assert their length contracts (a panic is caught at the
+//! C ABI) and the SIMD tables are only reachable on CPUs that have the features.
+
+pub mod out_columns;
+pub mod q8_rows;
+pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx2;
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64_neon;
+
+use std::sync::OnceLock;
+
+use crate::weights::{WeightFormat, Weights};
+use out_columns::OutColumns;
+use q8_rows::{Q8Layout, Q8Rows};
+
+/// The instruction set a [`Kernels`] table is written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable Rust, no explicit SIMD.
+    Scalar,
+    /// x86-64 with AVX2, FMA and F16C.
+    Avx2,
+    /// aarch64 Advanced SIMD.
+    Neon,
+}
+
+impl Isa {
+    /// Lower-case name, as accepted by `LLAMANE_CPU_ISA`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Neon => "neon",
+        }
+    }
+}
+
+/// `y[r, c] = sum_j x[r, j] * W[c, j]` for the columns `c` of `out`, with f32 activations
+/// `x [m, k]` (`m = out.m()`, `k = w.k()`). No bias: the caller adds it.
+pub type LinearF32Fn = fn(out: &mut OutColumns, x: &[f32], w: &Weights);
+
+/// Same product with activations quantized to int8 blocks ([`Q8Rows`] in the layout that
+/// [`LinearQ8Table::layout`] names for the weight format).
+pub type LinearQ8Fn = fn(out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+
+/// A row-major matrix of f32 or f16 values, the right operand of [`MatmulRowsFn`].
+#[derive(Clone, Copy, Debug)]
+pub enum Rows<'a> {
+    /// f32 values.
+    F32(&'a [f32]),
+    /// f16 bit patterns.
+    F16(&'a [u16]),
+}
+
+impl Rows<'_> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::F32(s) => s.len(),
+            Rows::F16(s) => s.len(),
+        }
+    }
+
+    /// Whether there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `y[r, c] = sum_j a[r, j] * b[j, c]` for the columns `c` of `out`, with `a [m, k]` and
+/// `b [k, n]` (`m = out.m()`, `n = out.n()`, `k = a.len() / m`): each output accumulates over `j`
+/// in order, one fused multiply-add per term, so a row's result is a function of that row alone
+/// and terms with `a[r, j] = 0` leave it unchanged.
+pub type MatmulRowsFn = fn(out: &mut OutColumns, a: &[f32], b: Rows);
+
+/// Layer norm over rows of `dim`, optional gamma and beta (see [`Kernels::layer_norm`]).
+pub type LayerNormFn = fn(
+    out: &mut [f32],
+    x: &[f32],
+    dim: usize,
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    eps: f32,
+);
+
+/// RoPE over rows of `2 * cos.len()` (see [`Kernels::rope`]).
+pub type RopeFn = fn(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32]);
+
+/// One [`LinearF32Fn`] per weight format.
+#[derive(Clone, Copy)]
+pub struct LinearF32Table {
+    /// Dense f32 weights.
+    pub f32: LinearF32Fn,
+    /// Dense f16 weights.
+    pub f16: LinearF32Fn,
+    /// int8, per-channel scales.
+    pub int8_per_channel: LinearF32Fn,
+    /// int4, per-channel scales.
+    pub int4_per_channel: LinearF32Fn,
+    /// int4, scales per block of 32.
+    pub int4_block32: LinearF32Fn,
+}
+
+impl LinearF32Table {
+    /// The kernel for `format`.
+    pub fn get(&self, format: WeightFormat) -> LinearF32Fn {
+        match format {
+            WeightFormat::F32 => self.f32,
+            WeightFormat::F16 => self.f16,
+            WeightFormat::Int8PerChannel => self.int8_per_channel,
+            WeightFormat::Int4PerChannel => self.int4_per_channel,
+            WeightFormat::Int4Block32 => self.int4_block32,
+        }
+    }
+}
+
+/// One [`LinearQ8Fn`] per quantized weight format.
+#[derive(Clone, Copy)]
+pub struct LinearQ8Table {
+    /// int8, per-channel scales.
+    pub int8_per_channel: LinearQ8Fn,
+    /// int4, per-channel scales.
+    pub int4_per_channel: LinearQ8Fn,
+    /// int4, scales per block of 32.
+    pub int4_block32: LinearQ8Fn,
+}
+
+impl LinearQ8Table {
+    /// The kernel for `format`, or None for dense formats (they have no integer path).
+    pub fn get(&self, format: WeightFormat) -> Option<LinearQ8Fn> {
+        match format {
+            WeightFormat::F32 | WeightFormat::F16 => None,
+            WeightFormat::Int8PerChannel => Some(self.int8_per_channel),
+            WeightFormat::Int4PerChannel => Some(self.int4_per_channel),
+            WeightFormat::Int4Block32 => Some(self.int4_block32),
+        }
+    }
+
+    /// The activation layout the kernel for `format` expects.
+    pub fn layout(format: WeightFormat) -> Q8Layout {
+        match format {
+            WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 => Q8Layout::EvenOdd,
+            _ => Q8Layout::Natural,
+        }
+    }
+}
+
+/// The kernels of one instruction set. Row-wise kernels take the output first; a slice holding
+/// several rows is cut by the length of the per-row parameter.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    /// Which instruction set this table uses.
+    pub isa: Isa,
+    /// `out[i] = f32(x[i])`, x as f16 bits.
+    pub f16_to_f32: fn(out: &mut [f32], x: &[u16]),
+    /// `out[i] = f16(x[i])`, round to nearest even, as bits.
+    pub f32_to_f16: fn(out: &mut [u16], x: &[f32]),
+    /// `out[i] = a[i] + b[i]`.
+    pub add: fn(out: &mut [f32], a: &[f32], b: &[f32]),
+    /// `out[i] = silu(a[i]) * b[i]`, `silu(a) = a / (1 + exp(-a))` (Llama's SwiGLU).
+    pub silu_mul: fn(out: &mut [f32], a: &[f32], b: &[f32]),
+    /// `out[i] = x[i] / (1 + exp(-x[i]))`.
+    pub silu: fn(out: &mut [f32], x: &[f32]),
+    /// `out[i] = 1 / (1 + exp(-x[i]))`.
+    pub sigmoid: fn(out: &mut [f32], x: &[f32]),
+    /// Per row of `weight.len()`: `out = x / sqrt(mean(x^2) + eps) * weight`.
+    pub rms_norm: fn(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32),
+    /// Per row of `dim`: `out = (x - mean) / sqrt(var + eps) * gamma + beta` (biased variance).
+    pub layer_norm: LayerNormFn,
+    /// Per row of `dim`: `out = exp(x - max) / sum(exp(x - max))`; a row that is entirely -inf
+    /// gives zeros. Entries equal to -inf add exactly nothing to the sum, wherever they are.
+    pub softmax: fn(out: &mut [f32], x: &[f32], dim: usize),
+    /// Per row of `2 * cos.len()`, rotates adjacent pairs `(x[2i], x[2i+1])` by the angle whose
+    /// cosine and sine are `cos[i]`, `sin[i]` (Meta's interleaved RoPE).
+    pub rope: RopeFn,
+    /// Quantizes one row (`x.len() % 32 == 0`) to int8 blocks in `layout` order; returns the
+    /// row's dequantized sum (see [`Q8Rows`]).
+    pub quantize_row_q8:
+        fn(values: &mut [i8], scales: &mut [f32], x: &[f32], layout: Q8Layout) -> f32,
+    /// Matrix products with the right operand read row by row (attention's `probs @ V`).
+    pub matmul_rows: MatmulRowsFn,
+    /// Linear layers with f32 activations.
+    pub linear_f32: LinearF32Table,
+    /// Linear layers with int8 activations.
+    pub linear_q8: LinearQ8Table,
+}
+
+/// Every table this CPU can run, scalar first, best last.
+pub fn available() -> Vec<&'static Kernels> {
+    let mut tables = vec![&scalar::KERNELS];
+    #[cfg(target_arch = "x86_64")]
+    tables.extend(x86_avx2::kernels());
+    #[cfg(target_arch = "aarch64")]
+    tables.extend(aarch64_neon::kernels());
+    tables
+}
+
+/// The scalar reference table.
+pub fn scalar() -> &'static Kernels {
+    &scalar::KERNELS
+}
+
+/// The table used by the library: the best available one, chosen on first call. The environment
+/// variable `LLAMANE_CPU_ISA` (`scalar`, `avx2`, `neon`) picks another available table, for
+/// cross-checks and debugging; an unavailable name is ignored.
+pub fn selected() -> &'static Kernels {
+    static SELECTED: OnceLock<&'static Kernels> = OnceLock::new();
+    SELECTED.get_or_init(|| {
+        let tables = available();
+        let wanted = std::env::var("LLAMANE_CPU_ISA").ok();
+        wanted
+            .and_then(|name| tables.iter().find(|t| t.isa.name() == name).copied())
+            .unwrap_or_else(|| tables[tables.len() - 1])
+    })
+}

@@ -1,0 +1,151 @@
+//! Activations quantized to int8 per block of 32, for the integer dot-product path of prefill.
+//!
+//! Each row of `x [m, k]` is cut into blocks of 32; a block keeps `scale = max|x| / 127` and
+//! `q = round_ties_even(x * (127 / max|x|))`. The values of a block are stored in the order the
+//! weight kernels unpack their weights, so no shuffle is needed in the inner loop: int8 weights
+//! are in natural order, int4 weights unpack as the 16 low nibbles (even elements) then the 16
+//! high nibbles (odd elements).
+
+use std::collections::TryReserveError;
+
+use crate::weights::BLOCK;
+
+use super::Kernels;
+
+/// Order of the 32 values inside each stored block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Q8Layout {
+    /// Element `i` of the block at position `i` (pairs with int8 weights).
+    Natural,
+    /// Elements 0, 2, .., 30 then 1, 3, .., 31 (pairs with packed int4 weights).
+    EvenOdd,
+}
+
+impl Q8Layout {
+    /// Position inside a stored block of element `i` (0..32) of the block.
+    #[inline(always)]
+    pub fn position(self, i: usize) -> usize {
+        match self {
+            Q8Layout::Natural => i,
+            Q8Layout::EvenOdd => (i % 2) * (BLOCK / 2) + i / 2,
+        }
+    }
+}
+
+/// `x [m, k]` quantized to int8 blocks of 32 (`k` divisible by 32).
+///
+/// The buffers are reused by [`Q8Rows::requantize`]: once they have grown to the largest shape a
+/// caller needs (or were sized up front with [`Q8Rows::try_reserve`]), quantizing allocates nothing.
+#[derive(Clone, Debug)]
+pub struct Q8Rows {
+    m: usize,
+    k: usize,
+    layout: Q8Layout,
+    /// `[m, k]` values, each block of 32 in `layout` order.
+    values: Vec<i8>,
+    /// `[m, k/32]` block scales.
+    scales: Vec<f32>,
+    /// `[m]`: `sum_b scale_b * sum_i q_bi`, what the quantized row sums to. Kernels that store
+    /// weights with an offset (int4 as `w + 8`) subtract `offset * row_sum`.
+    row_sums: Vec<f32>,
+}
+
+impl Default for Q8Rows {
+    fn default() -> Self {
+        Q8Rows {
+            m: 0,
+            k: 0,
+            layout: Q8Layout::Natural,
+            values: Vec::new(),
+            scales: Vec::new(),
+            row_sums: Vec::new(),
+        }
+    }
+}
+
+impl Q8Rows {
+    /// Quantizes `x` (`[m, k]`, `k % 32 == 0`) with the kernels of `kernels`.
+    pub fn quantize(kernels: &Kernels, x: &[f32], m: usize, k: usize, layout: Q8Layout) -> Self {
+        let mut rows = Q8Rows::default();
+        rows.requantize(kernels, x, m, k, layout);
+        rows
+    }
+
+    /// Makes room for `[m, k]` activations, so later calls up to that size do not allocate.
+    /// Fails, rather than aborting, when the memory cannot be had.
+    pub fn try_reserve(&mut self, m: usize, k: usize) -> Result<(), TryReserveError> {
+        let grow = |len: usize, want: usize| want.saturating_sub(len);
+        self.values
+            .try_reserve(grow(self.values.len(), m.saturating_mul(k)))?;
+        self.scales
+            .try_reserve(grow(self.scales.len(), m.saturating_mul(k) / BLOCK))?;
+        self.row_sums.try_reserve(grow(self.row_sums.len(), m))
+    }
+
+    /// Replaces the contents with `x` (`[m, k]`, `k % 32 == 0`) quantized, reusing the buffers.
+    pub fn requantize(
+        &mut self,
+        kernels: &Kernels,
+        x: &[f32],
+        m: usize,
+        k: usize,
+        layout: Q8Layout,
+    ) {
+        assert!(
+            k.is_multiple_of(BLOCK) && x.len() == m * k,
+            "Q8Rows::quantize: bad shape"
+        );
+        let blocks = k / BLOCK;
+        (self.m, self.k, self.layout) = (m, k, layout);
+        // Every element is overwritten below; resizing within the capacity does not allocate.
+        self.values.resize(m * k, 0);
+        self.scales.resize(m * blocks, 0.0);
+        self.row_sums.resize(m, 0.0);
+        for r in 0..m {
+            self.row_sums[r] = (kernels.quantize_row_q8)(
+                &mut self.values[r * k..(r + 1) * k],
+                &mut self.scales[r * blocks..(r + 1) * blocks],
+                &x[r * k..(r + 1) * k],
+                layout,
+            );
+        }
+    }
+
+    /// Rows.
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Columns (a multiple of 32).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Order of the values inside each block.
+    pub fn layout(&self) -> Q8Layout {
+        self.layout
+    }
+
+    /// `[m, k]` quantized values, each block in `layout` order.
+    pub fn values(&self) -> &[i8] {
+        &self.values
+    }
+
+    /// `[m, k/32]` block scales.
+    pub fn scales(&self) -> &[f32] {
+        &self.scales
+    }
+
+    /// `[m]` sums of the dequantized rows (see the field doc).
+    pub fn row_sums(&self) -> &[f32] {
+        &self.row_sums
+    }
+
+    /// Element `(r, j)` dequantized, in natural order: for tests and error measurement.
+    pub fn dequantized(&self, r: usize, j: usize) -> f32 {
+        let b = j / BLOCK;
+        let pos = self.layout.position(j % BLOCK);
+        let q = self.values[r * self.k + b * BLOCK + pos];
+        self.scales[r * (self.k / BLOCK) + b] * f32::from(q)
+    }
+}

@@ -1,0 +1,199 @@
+//! The linear layer `y = x W^T (+ bias)`: picks the activation path and spreads the output
+//! columns over the thread pool. The arithmetic lives in the kernels.
+
+use std::collections::TryReserveError;
+
+use crate::error::{check_len, Error};
+use crate::kernels::out_columns::ColumnSplitter;
+use crate::kernels::q8_rows::Q8Rows;
+use crate::kernels::{Kernels, LinearQ8Table};
+use crate::thread_pool::ThreadPool;
+use crate::weights::{Weights, BLOCK};
+
+/// How the activations meet quantized weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivationPath {
+    /// int8 activations for quantized weights once `m` reaches [`Q8_MIN_ROWS`] (prefill), f32
+    /// otherwise (decode).
+    Auto,
+    /// f32 activations: exact up to f32 rounding.
+    F32,
+    /// int8 activations per block of 32 and integer dot products (quantized weights with
+    /// `k % 32 == 0` only; other weights use f32).
+    Int8,
+}
+
+impl ActivationPath {
+    /// Decodes an ABI code: 0 auto, 1 f32, 2 int8.
+    pub fn from_code(code: u32) -> Result<Self, Error> {
+        match code {
+            0 => Ok(ActivationPath::Auto),
+            1 => Ok(ActivationPath::F32),
+            2 => Ok(ActivationPath::Int8),
+            _ => Err(Error::invalid(format!(
+                "unknown activation path code {code}: expected 0 (auto), 1 (f32) or 2 (int8)"
+            ))),
+        }
+    }
+}
+
+/// Rows from which [`ActivationPath::Auto`] quantizes activations. Prefill chunks are above it;
+/// decode (1 row) and lookahead verification windows (a few rows) stay below, on the exact f32
+/// path, where the weights are streamed from memory and int8 would not be faster. Callers that
+/// need results identical to decode at any row count pass [`ActivationPath::F32`].
+pub const Q8_MIN_ROWS: usize = 16;
+
+/// Products (`m * n * k`) under which a call stays on the calling thread: waking the pool
+/// costs more than it saves.
+const SINGLE_THREAD_MACS: usize = 1 << 17;
+
+/// Column tasks per thread: more than one, so a thread slowed by another process hands its
+/// share to the others.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Column ranges start at multiples of this, so kernels see whole register tiles.
+const COLUMN_ALIGN: usize = 8;
+
+/// The kernels and threads a call runs on.
+#[derive(Clone, Copy)]
+pub struct Cpu<'a> {
+    /// The kernel table.
+    pub kernels: &'a Kernels,
+    /// The worker threads.
+    pub pool: &'a ThreadPool,
+}
+
+impl Cpu<'static> {
+    /// The selected kernels on the global pool.
+    pub fn global() -> Self {
+        Cpu {
+            kernels: crate::kernels::selected(),
+            pool: ThreadPool::global(),
+        }
+    }
+}
+
+/// Optional parts of a linear call.
+#[derive(Clone, Copy, Debug)]
+pub struct LinearOptions<'a> {
+    /// `[n]`, added to every row of the output.
+    pub bias: Option<&'a [f32]>,
+    /// Activation path.
+    pub path: ActivationPath,
+}
+
+impl Default for LinearOptions<'_> {
+    fn default() -> Self {
+        LinearOptions {
+            bias: None,
+            path: ActivationPath::Auto,
+        }
+    }
+}
+
+/// Buffers a linear call reuses: the int8 activations. A caller that runs many layers (a plan)
+/// keeps one and sizes it once with [`LinearScratch::try_reserve`], so no call allocates.
+#[derive(Default)]
+pub struct LinearScratch {
+    q8: Q8Rows,
+}
+
+impl LinearScratch {
+    /// Makes room for `[m, k]` activations on the int8 path; fails when the memory cannot be had.
+    pub fn try_reserve(&mut self, m: usize, k: usize) -> Result<(), TryReserveError> {
+        self.q8.try_reserve(m, k)
+    }
+}
+
+/// `y [m, n] = x [m, k] W^T + bias` where `W` is `[n, k]` and `m = x.len() / k`.
+pub fn linear(
+    cpu: Cpu,
+    y: &mut [f32],
+    x: &[f32],
+    w: &Weights,
+    options: &LinearOptions,
+) -> Result<(), Error> {
+    linear_reusing(cpu, y, x, w, options, &mut LinearScratch::default())
+}
+
+/// [`linear`] with buffers kept by the caller.
+///
+/// Each output is computed by one task, with one summation order that depends only on the path
+/// (not on `m`, the row's position or the number of threads); with [`ActivationPath::F32`] or
+/// [`ActivationPath::Int8`] a row's result is therefore a function of that row alone.
+pub fn linear_reusing(
+    cpu: Cpu,
+    y: &mut [f32],
+    x: &[f32],
+    w: &Weights,
+    options: &LinearOptions,
+    scratch: &mut LinearScratch,
+) -> Result<(), Error> {
+    let (n, k) = (w.n(), w.k());
+    if !x.len().is_multiple_of(k) {
+        return Err(Error::invalid(format!(
+            "linear: x has {} elements, not a multiple of k = {k}",
+            x.len()
+        )));
+    }
+    let m = x.len() / k;
+    check_len("linear: y", y.len(), m * n)?;
+    if let Some(bias) = options.bias {
+        check_len("linear: bias", bias.len(), n)?;
+    }
+    let q8 = cpu.kernels.linear_q8.get(w.format()).filter(|_| {
+        k % BLOCK == 0
+            && match options.path {
+                ActivationPath::Auto => m >= Q8_MIN_ROWS,
+                ActivationPath::F32 => false,
+                ActivationPath::Int8 => true,
+            }
+    });
+    let splitter = ColumnSplitter::new(y, m, n, columns_per_task(m * n * k, n, cpu.pool.threads()));
+    let add_bias = |out: &mut crate::kernels::out_columns::OutColumns| {
+        if let Some(bias) = options.bias {
+            let cols = out.cols();
+            for r in 0..m {
+                for (o, b) in out.row(r).iter_mut().zip(&bias[cols.clone()]) {
+                    *o += b;
+                }
+            }
+        }
+    };
+    match q8 {
+        Some(kernel) => {
+            let layout = LinearQ8Table::layout(w.format());
+            scratch.q8.requantize(cpu.kernels, x, m, k, layout);
+            let xq = &scratch.q8;
+            cpu.pool.run(splitter.len(), &|task| {
+                // SAFETY: the pool runs each task index exactly once.
+                let mut out = unsafe { splitter.columns(task) };
+                kernel(&mut out, xq, w);
+                add_bias(&mut out);
+            });
+        }
+        None => {
+            let kernel = cpu.kernels.linear_f32.get(w.format());
+            cpu.pool.run(splitter.len(), &|task| {
+                // SAFETY: the pool runs each task index exactly once.
+                let mut out = unsafe { splitter.columns(task) };
+                kernel(&mut out, x, w);
+                add_bias(&mut out);
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Columns per task, a multiple of [`COLUMN_ALIGN`]: all of them for small problems, otherwise a
+/// few tasks per thread.
+pub(crate) fn columns_per_task(macs: usize, n: usize, threads: usize) -> usize {
+    let tasks = if macs < SINGLE_THREAD_MACS || threads == 1 {
+        1
+    } else {
+        (threads * TASKS_PER_THREAD).min(n.div_ceil(COLUMN_ALIGN))
+    };
+    n.div_ceil(tasks.max(1))
+        .next_multiple_of(COLUMN_ALIGN)
+        .max(COLUMN_ALIGN)
+}

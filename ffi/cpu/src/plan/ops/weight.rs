@@ -1,0 +1,137 @@
+//! A weight operand (`weight` of linear and dequantize, `table` of gather): dense f16/f32 data
+//! `[N, K]`, or i8/i4 data `[N, K]` read through f16/f32 scales `[N, K / group]` as
+//! `data[n, k] * scale[n, k / group]`. Never expanded to a full f32 matrix.
+
+use super::Checker;
+use crate::plan::convert::read_f32;
+use crate::plan::format::Weight;
+use crate::plan::memory::{Memory, Src};
+use crate::plan::tensor::DType;
+use crate::weights::int4_at;
+
+/// Scales of quantized data.
+#[derive(Clone, Copy, Debug)]
+pub struct Quant {
+    /// Tensor of the scales `[N, K / group]`.
+    pub scale: usize,
+    /// Inputs per scale along a row.
+    pub group: usize,
+}
+
+/// A checked weight operand.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightRef {
+    /// Tensor of the data.
+    pub data: usize,
+    /// Element type of the data.
+    pub dtype: DType,
+    /// Scales, for i8/i4 data.
+    pub quant: Option<Quant>,
+    /// Rows.
+    pub n: usize,
+    /// Columns.
+    pub k: usize,
+}
+
+impl WeightRef {
+    /// Checks the data's rank and type, and the scales' type and shape against the group.
+    pub fn check(c: &Checker, w: &Weight, role: &str) -> Result<Self, String> {
+        let data = c.tensor(w.data, &format!("{role} data"))?;
+        let [n, k] = data.shape[..] else {
+            return Err(format!(
+                "{role} data (tensor {}) has shape {:?}, expected [N, K]",
+                w.data, data.shape
+            ));
+        };
+        let quant = match (data.dtype, w.scale, w.group) {
+            (DType::F16 | DType::F32, None, None) => None,
+            (DType::F16 | DType::F32, _, _) => {
+                return Err(format!(
+                    "{role} data (tensor {}) is {}, which takes no scale or group",
+                    w.data,
+                    data.describe()
+                ))
+            }
+            (DType::I8 | DType::I4, Some(scale), Some(group)) => {
+                let scales = c.tensor(scale, &format!("{role} scale"))?;
+                if !matches!(scales.dtype, DType::F16 | DType::F32) {
+                    return Err(format!(
+                        "{role} scale (tensor {scale}) is {}, expected f16 or f32",
+                        scales.describe()
+                    ));
+                }
+                if group == 0 || !k.is_multiple_of(group) {
+                    return Err(format!(
+                        "{role} group {group} does not divide the row length K = {k}"
+                    ));
+                }
+                if scales.shape != [n, k / group] {
+                    return Err(format!(
+                        "{role} scale (tensor {scale}) has shape {:?}, expected [{n}, {}] for \
+                         data [{n}, {k}] in groups of {group}",
+                        scales.shape,
+                        k / group
+                    ));
+                }
+                Some(Quant { scale, group })
+            }
+            (DType::I8 | DType::I4, _, _) => {
+                return Err(format!(
+                    "{role} data (tensor {}) is {}, which needs a scale and a group",
+                    w.data,
+                    data.describe()
+                ))
+            }
+            (DType::I32, _, _) => {
+                return Err(format!(
+                    "{role} data (tensor {}) is {}, expected f16, f32, i8 or i4",
+                    w.data,
+                    data.describe()
+                ))
+            }
+        };
+        Ok(WeightRef {
+            data: w.data,
+            dtype: data.dtype,
+            quant,
+            n,
+            k,
+        })
+    }
+
+    /// Row `row` as f32 into `out` (length K): the definition of the weight's values.
+    pub fn row_f32(
+        &self,
+        mem: &Memory,
+        kernels: &crate::kernels::Kernels,
+        row: usize,
+        out: &mut [f32],
+    ) {
+        let k = self.k;
+        assert_eq!(out.len(), k, "WeightRef::row_f32: output length");
+        let src = mem.src(self.data);
+        let Some(quant) = self.quant else {
+            return read_f32(kernels, src, row * k, out);
+        };
+        let scales = mem.src(quant.scale);
+        let groups = k / quant.group;
+        for g in 0..groups {
+            let scale = scales.get(row * groups + g);
+            let cols = g * quant.group..(g + 1) * quant.group;
+            let base = row * k;
+            match src {
+                Src::I8(data) => {
+                    for j in cols {
+                        out[j] = f32::from(data[base + j]) * scale;
+                    }
+                }
+                Src::I4(packed) => {
+                    for j in cols {
+                        out[j] = f32::from(int4_at(packed, base + j)) * scale;
+                    }
+                }
+                _ => unreachable!("checked at load: quantized data is i8 or i4"),
+            }
+        }
+    }
+}

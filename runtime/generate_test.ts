@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { exportModel } from "../export/export_model.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadModel } from "./load_model.ts";
+import { generate } from "./generate.ts";
+
+const bundle = `${await Deno.makeTempDir()}/kjv.llamane`;
+await exportModel({
+  checkpoint: "models/kjv-tiny/consolidated.00.pth",
+  params: "models/kjv-tiny/params.json",
+  output: bundle,
+});
+
+Deno.test("generate() streams text that continues the prompt exactly as decoding all ids does", async () => {
+  using model = await loadModel(bundle, { backend: "cpu" });
+  const tokenizer = await loadTokenizer(`${bundle}/tokenizer.model`);
+  for (
+    const options of [{ temperature: 0 }, { temperature: 0.9, topP: 0.95, seed: 3 }, {
+      lookahead: {},
+    }]
+  ) {
+    const generation = generate(model, tokenizer, "And God said", { maxNewTokens: 40, ...options });
+    let text = "";
+    const ids: number[] = [];
+    for await (const event of generation) {
+      text += event.text;
+      if (event.token !== null) ids.push(event.token);
+    }
+    const prompt = tokenizer.encode("And God said", { bos: true });
+    assert.equal("And God said" + text, tokenizer.decode([...prompt, ...ids]));
+    assert.equal(generation.stats.generatedTokens, ids.length);
+    assert.equal(generation.stats.promptTokens, prompt.length);
+  }
+});
+
+Deno.test("generate() with a seed repeats itself, and sampling differs from greedy", async () => {
+  using model = await loadModel(bundle, { backend: "cpu" });
+  const tokenizer = await loadTokenizer(`${bundle}/tokenizer.model`);
+  const run = async (options: object) => {
+    const ids: number[] = [];
+    for await (
+      const e of generate(model, tokenizer, "In the beginning", { maxNewTokens: 30, ...options })
+    ) if (e.token !== null) ids.push(e.token);
+    return ids;
+  };
+  const sampled = await run({ temperature: 1, topP: 1, seed: 11 });
+  assert.deepEqual(await run({ temperature: 1, topP: 1, seed: 11 }), sampled);
+  assert.notDeepEqual(await run({ temperature: 0 }), sampled);
+});
