@@ -7,10 +7,12 @@
 
 import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
+import { llamaCpp } from "./llama_cpp.ts";
 import { tokenizerEncode } from "./tokenizer_encode.ts";
 
 const benches: readonly Bench[] = [
   checkpointLoad,
+  llamaCpp,
   tokenizerEncode,
 ];
 
