@@ -205,21 +205,28 @@ def write_value(prog, function, var_name, out):
     return {"dtype": str(array.dtype), "shape": list(array.shape), "path": out}
 
 
-def validate(package, value_requests):
+def load_program(package, scratch):
+    """Copies `package` into `scratch` (opening a package with coremltools rewrites its manifest)
+    and returns its spec, weights directory and MIL program rebuilt with type inference."""
     if not os.path.isdir(package):
         raise ValidationError("not a directory")
+    copy = os.path.join(scratch, os.path.basename(os.path.normpath(package)))
+    shutil.copytree(package, copy)
+    if not ModelPackage.isValid(copy):
+        raise ValidationError("ModelPackage.isValid rejects the package (manifest or items)")
+    spec = ct.utils.load_spec(copy)
+    weights_dir = ct.models.MLModel(copy, skip_model_load=True).weights_dir
+    prog = milproto_to_pymil(
+        model_spec=spec,
+        specification_version=spec.specificationVersion,
+        file_weights_dir=weights_dir,
+    )
+    return spec, weights_dir, prog
+
+
+def validate(package, value_requests):
     with tempfile.TemporaryDirectory() as tmp:
-        copy = os.path.join(tmp, os.path.basename(os.path.normpath(package)))
-        shutil.copytree(package, copy)
-        if not ModelPackage.isValid(copy):
-            raise ValidationError("ModelPackage.isValid rejects the package (manifest or items)")
-        spec = ct.utils.load_spec(copy)
-        weights_dir = ct.models.MLModel(copy, skip_model_load=True).weights_dir
-        prog = milproto_to_pymil(
-            model_spec=spec,
-            specification_version=spec.specificationVersion,
-            file_weights_dir=weights_dir,
-        )
+        spec, weights_dir, prog = load_program(package, tmp)
         described = described_functions(spec)
         # Functions are a protobuf map: compare them as a set.
         if sorted(described) != sorted(prog.functions):
