@@ -1,7 +1,9 @@
 /**
  * Bindings of the Core ML bridge (ffi/coreml, C ABI in ffi/coreml/ABI.md): library discovery,
- * the up-front `--allow-ffi` check, and a handle class that marshals named, typed, shaped buffers
- * into the bridge's tensor records without copying them.
+ * the up-front `--allow-ffi` check, and a handle class that binds named, typed, shaped buffers to
+ * a loaded model one call each, without copying them. Nothing here reads or builds a pointer:
+ * buffers go in as `"buffer"` arguments and handles come back as opaque `"pointer"` values, all
+ * that Deno allows a caller granted only `--allow-ffi=<bridge path>`.
  *
  * @module
  */
@@ -10,31 +12,39 @@ import type { IoDType } from "../bundle/manifest.ts";
 import { ffiNeed, requirePermissions } from "../permissions.ts";
 
 /** The ABI version these bindings speak (ABI.md). */
-export const CORE_ML_ABI_VERSION = 1;
+export const CORE_ML_ABI_VERSION = 2;
 
 const symbols = {
   llamane_coreml_abi_version: { parameters: [], result: "u32" }, // (void) -> uint32_t
   llamane_coreml_open: {
     // (const u8* package, usize, const u8* compiled, usize, const u8* function, usize,
-    //  i32 compute_units, Model** out, u8* error, usize error_capacity)
+    //  i32 compute_units, u8* error, usize error_capacity) -> Model*, null on failure
+    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "i32", "buffer", "usize"],
+    result: "pointer",
+    nonblocking: true, // compiles on first use: seconds to minutes
+  },
+  llamane_coreml_bind: {
+    // (Model*, u32 side, usize index, const u8* name, usize, const u64* shape, usize rank,
+    //  u32 dtype, void* data, usize data_bytes, u8* error, usize error_capacity)
     parameters: [
-      "buffer",
+      "pointer",
+      "u32",
       "usize",
       "buffer",
       "usize",
       "buffer",
       "usize",
-      "i32",
+      "u32",
       "buffer",
+      "usize",
       "buffer",
       "usize",
     ],
     result: "i32",
-    nonblocking: true, // compiles on first use: seconds to minutes
   },
   llamane_coreml_predict: {
-    // (const Model*, const Tensor* inputs, usize, const Tensor* outputs, usize, u8* error, usize)
-    parameters: ["pointer", "buffer", "usize", "buffer", "usize", "buffer", "usize"],
+    // (Model*, u8* error, usize error_capacity): runs on the bound buffers
+    parameters: ["pointer", "buffer", "usize"],
     result: "i32",
     nonblocking: true,
   },
@@ -187,36 +197,16 @@ export interface TensorArgument {
   readonly data: Float16Array | Float32Array | Int32Array;
 }
 
-/** 8-byte words of one `LlamaneCoremlTensor` record (ABI.md). */
-const TENSOR_RECORD_WORDS = 7;
+/** The `side` argument of `llamane_coreml_bind` (ABI.md). */
+const INPUT = 0;
+const OUTPUT = 1;
+type Side = typeof INPUT | typeof OUTPUT;
 
-/**
- * Lays out `tensors` as ABI.md's records. The returned `keepAlive` holds the name and shape
- * arrays the records point to: keep it referenced until the call that uses the table returns.
- */
-export function tensorTable(
-  tensors: readonly TensorArgument[],
-): { table: BigUint64Array; keepAlive: readonly ArrayBufferView[] } {
-  // Never empty, so that the table is a real pointer even for a call without outputs.
-  const table = new BigUint64Array(Math.max(1, tensors.length * TENSOR_RECORD_WORDS));
-  const keepAlive: ArrayBufferView[] = [];
-  const address = (view: ArrayBufferView) =>
-    BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(view as BufferSource)));
-  tensors.forEach((tensor, i) => {
-    const name = encoder.encode(tensor.name);
-    const shape = BigUint64Array.from(tensor.shape, (d) => BigInt(d));
-    keepAlive.push(name, shape, tensor.data);
-    table.set([
-      name.length === 0 ? 0n : address(name),
-      BigInt(name.length),
-      address(tensor.data),
-      BigInt(tensor.data.byteLength),
-      address(shape),
-      BigInt(shape.length),
-      BigInt(DTYPE_CODES[tensor.dtype]),
-    ], i * TENSOR_RECORD_WORDS);
-  });
-  return { table, keepAlive };
+/** Whether `bound` describes the same buffer, name, type and shape as `tensor`. */
+function sameBinding(bound: TensorArgument | undefined, tensor: TensorArgument): boolean {
+  return bound !== undefined && bound.data === tensor.data && bound.name === tensor.name &&
+    bound.dtype === tensor.dtype && bound.shape.length === tensor.shape.length &&
+    bound.shape.every((d, i) => d === tensor.shape[i]);
 }
 
 /** Where a piece comes from and how to load it. */
@@ -237,15 +227,23 @@ function openArguments(options: OpenOptions) {
   return { texts, units: COMPUTE_UNITS_CODES[options.computeUnits] };
 }
 
-/** One loaded function of one piece. Predictions on one handle run one at a time. */
+/**
+ * One loaded function of one piece. Calls on one handle (binds, predictions, close) run one at a
+ * time, as ABI.md requires; buffers stay bound across predictions, so a prediction rebinds only
+ * the ones that changed.
+ */
 export class CoremlModel implements Disposable {
   readonly #library: CoremlLibrary;
   readonly #label: string;
   #handle: Deno.PointerValue;
+  /** What is bound per side; holding the arrays keeps alive the memory the bridge points to. */
+  readonly #bound: [TensorArgument[], TensorArgument[]] = [[], []];
+  /** The error buffer of every call on this handle, which never overlap. */
+  readonly #error = new Uint8Array(ERROR_CAPACITY);
   #running: Promise<void> = Promise.resolve();
   #closed = false;
 
-  private constructor(library: CoremlLibrary, handle: Deno.PointerValue, label: string) {
+  private constructor(library: CoremlLibrary, handle: Deno.PointerObject, label: string) {
     this.#library = library;
     this.#handle = handle;
     this.#label = label;
@@ -255,12 +253,11 @@ export class CoremlModel implements Disposable {
   static async open(library: CoremlLibrary, options: OpenOptions): Promise<CoremlModel> {
     const { texts, units } = openArguments(options);
     const [pkg, compiled, fn] = texts as [Uint8Array, Uint8Array, Uint8Array];
-    const out = new BigUint64Array(1);
     const error = new Uint8Array(ERROR_CAPACITY);
     const label = `${options.packagePath}${
       fn.length > 0 ? ` (function ${options.functionName})` : ""
     }`;
-    const status = await library.symbols.llamane_coreml_open(
+    const handle = await library.symbols.llamane_coreml_open(
       pkg,
       BigInt(pkg.length),
       compiled,
@@ -268,17 +265,20 @@ export class CoremlModel implements Disposable {
       fn,
       BigInt(fn.length),
       units,
-      out,
       error,
       BigInt(error.length),
     );
-    check(status, error, `load "${label}" with Core ML`);
-    return new CoremlModel(library, Deno.UnsafePointer.create(out[0]!), label);
+    if (handle === null) {
+      throw new CoremlError(`load "${label}" with Core ML`, nulTerminated(error) || "no handle");
+    }
+    return new CoremlModel(library, handle, label);
   }
 
   /**
-   * Runs one prediction on `inputs`, writing `outputs` in place. Calls on one handle are queued,
-   * because the bridge serves one call per handle at a time.
+   * Runs one prediction on `inputs`, writing `outputs` in place, in the function's input and
+   * output order (the order the buffers are bound in). Calls on one handle are queued, because
+   * the bridge serves one call per handle at a time. Each array stays bound, and referenced here,
+   * until another takes its place or the model is disposed: do not transfer its buffer meanwhile.
    */
   predict(inputs: readonly TensorArgument[], outputs: readonly TensorArgument[]): Promise<void> {
     if (this.#closed) {
@@ -290,30 +290,64 @@ export class CoremlModel implements Disposable {
   }
 
   async #predict(inputs: readonly TensorArgument[], outputs: readonly TensorArgument[]) {
-    const ins = tensorTable(inputs);
-    const outs = tensorTable(outputs);
-    const error = new Uint8Array(ERROR_CAPACITY);
+    this.#bind(INPUT, inputs);
+    this.#bind(OUTPUT, outputs);
+    const error = this.#error;
     const status = await this.#library.symbols.llamane_coreml_predict(
       this.#handle,
-      ins.table,
-      BigInt(inputs.length),
-      outs.table,
-      BigInt(outputs.length),
       error,
       BigInt(error.length),
     );
-    // The tables point into these arrays; they must outlive the native call.
-    void [ins.keepAlive, outs.keepAlive];
     check(status, error, `run "${this.#label}" on Core ML`);
   }
 
-  /** Releases the model once queued predictions have finished. */
+  /** Binds each tensor of one side to its index, skipping those bound as they are already. */
+  #bind(side: Side, tensors: readonly TensorArgument[]): void {
+    const bound = this.#bound[side];
+    const kind = side === INPUT ? "input" : "output";
+    if (tensors.length < bound.length) {
+      // ABI.md has no unbind: the bridge would feed the stale extra buffers to Core ML.
+      throw new CoremlError(
+        `run "${this.#label}" on Core ML`,
+        `${tensors.length} ${kind}s given where ${bound.length} are bound`,
+      );
+    }
+    const error = this.#error;
+    tensors.forEach((tensor, index) => {
+      if (sameBinding(bound[index], tensor)) return;
+      // V8 keeps small typed arrays inside the JS heap, where the collector may move them;
+      // reading `.buffer` moves the bytes to a backing store that stays put while referenced.
+      void tensor.data.buffer;
+      const name = encoder.encode(tensor.name);
+      const shape = BigUint64Array.from(tensor.shape, (d) => BigInt(d));
+      const status = this.#library.symbols.llamane_coreml_bind(
+        this.#handle,
+        side,
+        BigInt(index),
+        name,
+        BigInt(name.length),
+        shape,
+        BigInt(shape.length),
+        DTYPE_CODES[tensor.dtype],
+        tensor.data,
+        BigInt(tensor.data.byteLength),
+        error,
+        BigInt(error.length),
+      );
+      check(status, error, `bind ${kind} "${tensor.name}" of "${this.#label}" for Core ML`);
+      // The bridge keeps the data pointer: holding the array here keeps it alive as long.
+      bound[index] = { ...tensor, shape: [...tensor.shape] };
+    });
+  }
+
+  /** Releases the model, and the buffers bound to it, once queued predictions have finished. */
   [Symbol.dispose](): void {
     if (this.#closed) return;
     this.#closed = true;
     void this.#running.then(() => {
       this.#library.symbols.llamane_coreml_close(this.#handle);
       this.#handle = null;
+      this.#bound.forEach((side) => side.length = 0);
     });
   }
 }

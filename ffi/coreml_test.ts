@@ -1,43 +1,52 @@
 import assert from "node:assert/strict";
 import {
   computePlanText,
+  CORE_ML_ABI_VERSION,
   CoremlError,
   CoremlModel,
   CoremlUnavailableError,
-  DTYPE_CODES,
   findLibrary,
   openLibrary,
+  type OpenOptions,
   type TensorArgument,
-  tensorTable,
 } from "./coreml.ts";
 import { MissingPermissionError } from "../permissions.ts";
-import { buildFakeLibrary, type FakeTensor } from "./coreml/testing/fake_library.ts";
+import {
+  buildFakeLibrary,
+  FAKE_ABI_VERSION,
+  type FakeCall,
+  type FakeTensor,
+} from "./coreml/testing/fake_library.ts";
 
 // Built once for the module: the bindings keep each library open for the process anyway.
 const fake = await buildFakeLibrary();
 
+// These tests run with every permission, so they may read addresses to prove that no copy is
+// made; the bindings never do (ffi/coreml/testing/scoped_ffi_test.ts runs them without that).
 function address(view: ArrayBufferView): string {
   return String(Deno.UnsafePointer.value(Deno.UnsafePointer.of(view as BufferSource)));
 }
 
-Deno.test("tensorTable() lays out seven 8-byte fields per tensor with MLMultiArray dtype codes", () => {
-  const tokens = new Int32Array([5, 6, 7, 8]);
-  const mask = new Float16Array(2 * 3);
-  const { table, keepAlive } = tensorTable([
-    { name: "tokens", dtype: "int32", shape: [1, 4], data: tokens },
-    { name: "mask", dtype: "fp16", shape: [1, 2, 3], data: mask },
-  ]);
-  assert.equal(table.length, 14);
-  const [name, shape] = keepAlive as [Uint8Array, BigUint64Array];
-  assert.deepEqual(new TextDecoder().decode(name), "tokens");
-  assert.deepEqual([...shape], [1n, 4n]);
-  assert.deepEqual(
-    [...table.subarray(0, 7)].map(String),
-    [address(name), "6", address(tokens), "16", address(shape), "2", String(DTYPE_CODES.int32)],
-  );
-  assert.equal(table[7 + 3], 12n); // six fp16 values
-  assert.equal(table[7 + 5], 3n);
-  assert.equal(table[7 + 6], 0x10010n);
+const bindCalls = () => fake.calls().filter((c) => c.call === "bind");
+const predictCalls = () => fake.calls().filter((c) => c.call === "predict");
+/** A bind call as [side, index, name, dtype, shape, bytes]. */
+const bindSummary = (c: FakeCall) => {
+  const t = c.tensor as FakeTensor;
+  return [c.side, c.index, t.name, t.dtype, t.shape, t.bytes];
+};
+
+async function openFake(packagePath = "/p.mlpackage"): Promise<CoremlModel> {
+  const options: OpenOptions = {
+    packagePath,
+    compiledPath: "/nonexistent-dir/p.mlmodelc",
+    functionName: "",
+    computeUnits: "cpuAndNeuralEngine",
+  };
+  return await CoremlModel.open(await openLibrary(fake.path), options);
+}
+
+Deno.test("the fake bridge speaks the ABI version the bindings need", () => {
+  assert.equal(FAKE_ABI_VERSION, CORE_ML_ABI_VERSION);
 });
 
 Deno.test("findLibrary() refuses to look for Core ML off macOS, but takes an explicit path", async () => {
@@ -63,14 +72,15 @@ Deno.test({
 });
 
 Deno.test("openLibrary() rejects a bridge of another ABI version and says to rebuild it", async () => {
-  await using other = await buildFakeLibrary(2);
+  // Version 1 built tables of pointers, which a caller with scoped --allow-ffi cannot make.
+  await using other = await buildFakeLibrary(1);
   await assert.rejects(
     openLibrary(other.path),
-    /implements ABI version 2, this llamane needs 1; rebuild it with `ffi\/coreml\/build.sh`/,
+    /implements ABI version 1, this llamane needs 2; rebuild it with `ffi\/coreml\/build.sh`/,
   );
 });
 
-Deno.test("CoremlModel passes paths, function and compute units, and tensors in order, without copies", async () => {
+Deno.test("CoremlModel passes paths, function and compute units, and binds each buffer in order, without copies", async () => {
   fake.reset();
   const library = await openLibrary(fake.path);
   const cache = await Deno.makeTempDir();
@@ -93,7 +103,7 @@ Deno.test("CoremlModel passes paths, function and compute units, and tensors in 
     { name: "logits", dtype: "fp32", shape: [1, 3, 5], data: logits },
     { name: "k_new_0", dtype: "fp16", shape: [1, 1, 4, 1], data: keys },
   ]);
-  const [open, predict] = fake.calls();
+  const [open, ...rest] = fake.calls();
   assert.deepEqual(open, {
     call: "open",
     package: "/bundle/blocks.mlpackage",
@@ -102,7 +112,16 @@ Deno.test("CoremlModel passes paths, function and compute units, and tensors in 
     units: 0,
     compiled: true,
   });
-  const seen = predict!.inputs as FakeTensor[];
+  // One bind call per buffer, inputs then outputs, each at its index; then the prediction.
+  assert.deepEqual(rest.map((c) => c.call), ["bind", "bind", "bind", "bind", "predict"]);
+  assert.deepEqual(rest.slice(0, 4).map(bindSummary), [
+    [0, 0, "tokens", 0x20020, [1, 3], 12],
+    [0, 1, "mask", 0x10010, [1, 3, 2], 12],
+    [1, 0, "logits", 0x10020, [1, 3, 5], 60],
+    [1, 1, "k_new_0", 0x10010, [1, 1, 4, 1], 8],
+  ]);
+  const predict = rest[4]!;
+  const seen = predict.inputs as FakeTensor[];
   assert.deepEqual(seen.map((t) => [t.name, t.dtype, t.shape, t.bytes]), [
     ["tokens", 0x20020, [1, 3], 12],
     ["mask", 0x10010, [1, 3, 2], 12],
@@ -110,7 +129,7 @@ Deno.test("CoremlModel passes paths, function and compute units, and tensors in 
   assert.equal(seen[0]!.data, address(inputs[0]!.data));
   assert.equal(seen[0]!.head, "04030201"); // little-endian 0x01020304
   assert.equal(seen[1]!.head, "003c003c"); // fp16 1.0
-  const outs = predict!.outputs as FakeTensor[];
+  const outs = predict.outputs as FakeTensor[];
   assert.deepEqual(outs.map((t) => [t.name, t.dtype, t.shape, t.bytes]), [
     ["logits", 0x10020, [1, 3, 5], 60],
     ["k_new_0", 0x10010, [1, 1, 4, 1], 8],
@@ -120,6 +139,91 @@ Deno.test("CoremlModel passes paths, function and compute units, and tensors in 
   assert.deepEqual([...new Set(keys)], [2]);
   assert.ok((await Deno.stat(compiledPath)).isDirectory);
   await Deno.remove(cache, { recursive: true });
+});
+
+Deno.test("CoremlModel keeps buffers bound, rebinds only what changed, and the bridge reads them at predict time", async () => {
+  using model = await openFake();
+  const tokens = new Int32Array([1, 2]);
+  const cache = new Float16Array(4);
+  const inputs = (): TensorArgument[] => [
+    { name: "tokens", dtype: "int32", shape: [1, 2], data: tokens },
+    { name: "k_cache_0", dtype: "fp16", shape: [1, 4], data: cache },
+  ];
+  const output = (data: Float32Array): TensorArgument[] => [
+    { name: "logits", dtype: "fp32", shape: [2], data },
+  ];
+  await model.predict(inputs(), output(new Float32Array(2)));
+  fake.reset();
+  tokens[0] = 7; // changed in place after binding: no rebind, and the bridge must see the 7
+  const second = new Float32Array(2);
+  await model.predict(inputs(), output(second));
+  assert.deepEqual(bindCalls().map(bindSummary), [[1, 0, "logits", 0x10020, [2], 8]]);
+  const [predict] = predictCalls();
+  assert.equal((predict!.inputs as FakeTensor[])[0]!.head, "07000000");
+  assert.equal((predict!.outputs as FakeTensor[])[0]!.data, address(second));
+  assert.deepEqual([...second], [1, 1]);
+  // A new shape for the same buffer is a new binding too.
+  fake.reset();
+  const reshaped = inputs();
+  reshaped[1] = { ...reshaped[1]!, shape: [2, 2] };
+  await model.predict(reshaped, output(second));
+  assert.deepEqual(bindCalls().map(bindSummary), [[0, 1, "k_cache_0", 0x10010, [2, 2], 8]]);
+});
+
+Deno.test("CoremlModel refuses fewer buffers than are bound, since the ABI cannot unbind", async () => {
+  using model = await openFake();
+  const one = (name: string): TensorArgument => ({
+    name,
+    dtype: "int32",
+    shape: [1],
+    data: new Int32Array(1),
+  });
+  await model.predict([one("a"), one("b")], [one("out")]);
+  fake.reset();
+  await assert.rejects(
+    model.predict([one("a")], [one("out")]),
+    /Cannot run "\/p.mlpackage" on Core ML: 1 inputs given where 2 are bound/,
+  );
+  assert.deepEqual(fake.calls(), []);
+});
+
+Deno.test("CoremlModel reports a refused binding with the bridge's message and does not predict", async () => {
+  using model = await openFake();
+  fake.reset();
+  const error = await model.predict([
+    // 3 values where the shape says 4: the bridge must refuse it before any prediction.
+    { name: "tokens", dtype: "int32", shape: [1, 4], data: new Int32Array(3) },
+  ], []).catch((e) => e);
+  assert.ok(error instanceof CoremlError, String(error));
+  assert.equal(
+    error.message,
+    'Cannot bind input "tokens" of "/p.mlpackage" for Core ML: ' +
+      "the byte length disagrees with the shape",
+  );
+  assert.deepEqual(fake.calls(), []);
+  // The failed binding left nothing behind: binding at index 0 again works.
+  await model.predict(
+    [{ name: "tokens", dtype: "int32", shape: [3], data: new Int32Array(3) }],
+    [],
+  );
+  assert.deepEqual(fake.calls().map((c) => c.call), ["bind", "predict"]);
+});
+
+Deno.test("CoremlModel turns a failed prediction into a CoremlError and keeps serving the handle", async () => {
+  using model = await openFake("/bundle/fail-predict.mlpackage");
+  const out: TensorArgument[] = [{
+    name: "o",
+    dtype: "int32",
+    shape: [1],
+    data: new Int32Array(1),
+  }];
+  const first = model.predict([], out);
+  const second = model.predict([], out);
+  await assert.rejects(
+    first,
+    /^CoremlError: Cannot run "\/bundle\/fail-predict.mlpackage" on Core ML: Core ML could not predict: fake failure \u2717$/,
+  );
+  await assert.rejects(second, /fake failure/);
 });
 
 Deno.test("CoremlModel closes its handle on dispose, after queued predictions", async () => {
@@ -137,7 +241,7 @@ Deno.test("CoremlModel closes its handle on dispose, after queued predictions", 
   await run;
   await assert.rejects(model.predict([], []), /the model is closed/);
   await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.deepEqual(fake.calls().map((c) => c.call), ["open", "predict", "close"]);
+  assert.deepEqual(fake.calls().map((c) => c.call), ["open", "bind", "predict", "close"]);
   assert.equal(fake.calls()[0]!.units, 3);
   assert.deepEqual([...out], [1, 1]);
 });

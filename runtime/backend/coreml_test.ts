@@ -74,6 +74,32 @@ Deno.test("CoremlBackend feeds every piece its manifest inputs and outputs: name
   assert.equal(embedding.inputs[0]!.head, "01000000");
 });
 
+Deno.test("CoremlBackend binds the caches and output buffers once and rebinds only each call's own inputs", async () => {
+  fake.reset();
+  using backend = await CoremlBackend.create({
+    library: fake.path,
+    cacheDir: await Deno.makeTempDir(),
+  });
+  using model = await LoadedModel.load(bundle, backend);
+  const session = new ModelSession(model);
+  await session.step([1, 2]);
+  const first = fake.calls().filter((c) => c.call === "bind").length;
+  const bound = manifest.pieces.flatMap((
+    p,
+  ) => [...p.functions[0]!.inputs, ...p.functions[0]!.outputs]);
+  assert.equal(first, bound.length);
+  fake.reset();
+  await session.step([3]);
+  const rebound = fake.calls().filter((c) => c.call === "bind").map((c) =>
+    (c.tensor as FakeTensor).name
+  );
+  // The session makes these arrays anew for every call; caches, outputs and hidden states stay.
+  const perCall = ["tokens", "mask", "freqs_cos", "freqs_sin", "last_valid_token_pos"];
+  assert.ok(rebound.length > 0 && rebound.every((name) => perCall.includes(name)), String(rebound));
+  const embedding = fake.calls().find((c) => c.call === "predict")!;
+  assert.equal((embedding.inputs as FakeTensor[])[0]!.head, "03000000");
+});
+
 Deno.test("CoremlBackend reuses a compiled model from the cache", async () => {
   const cacheDir = await Deno.makeTempDir();
   const piece = manifest.pieces[0]!;
@@ -138,7 +164,7 @@ Deno.test("A Core ML function rejects other call lengths and wrong buffers befor
   );
   assert.deepEqual(fake.calls(), []);
   await loaded.run(4, new Map([["tokens", tokens]]), outputs);
-  assert.equal(fake.calls().length, 1);
+  assert.deepEqual(fake.calls().map((c) => c.call), ["bind", "bind", "predict"]);
   assert.deepEqual([...new Set(hidden)], [1]);
 });
 

@@ -1,101 +1,116 @@
-//! What crosses the C boundary (ABI.md), checked before any pointer is used. Platform independent,
-//! so tests/abi.rs runs these checks on Linux too.
+//! What crosses the C boundary (ABI.md), checked before any pointer is used, and the buffers bound
+//! to a model handle. Platform independent, so tests/abi.rs runs all of it on Linux too.
 
-use std::ffi::c_void;
-use std::ptr::NonNull;
+use std::{ffi::c_void, ptr::NonNull, sync::Mutex, sync::MutexGuard, sync::TryLockError};
 
-/// Bumped whenever a signature or struct in ABI.md changes.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped whenever a signature or rule in ABI.md changes.
+pub const ABI_VERSION: u32 = 2;
 /// Call statuses; a failed call wrote its message into the caller's error buffer.
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
 /// The element types ABI.md allows, as `MLMultiArrayDataType` values: fp16, fp32, int32.
-pub const DTYPES: [usize; 3] = [0x10000 | 16, 0x10000 | 32, 0x20000 | 32];
-
-/// One input or output as the caller lays it out (ABI.md, `LlamaneCoremlTensor`).
-#[repr(C)]
-pub struct Tensor {
-    pub name: *const u8,
-    pub name_len: usize,
-    pub data: *mut c_void,
-    pub data_bytes: usize,
-    pub shape: *const usize,
-    pub rank: usize,
-    pub dtype: usize,
-}
-
-// Seven 8-byte fields, no padding: the layout ffi/coreml.ts writes.
-const _: () = assert!(std::mem::size_of::<Tensor>() == 56);
-
-/// A [`Tensor`] whose fields were all checked; `dtype` is one of [`DTYPES`].
-pub struct TensorView<'a> {
-    pub name: &'a str,
-    pub data: NonNull<c_void>,
-    pub shape: &'a [usize],
-    pub dtype: usize,
-}
+pub const DTYPES: [u32; 3] = [0x10000 | 16, 0x10000 | 32, 0x20000 | 32];
 
 /// Bytes per element of a [`DTYPES`] code, whose low bits count bits.
-pub fn element_bytes(dtype: usize) -> usize {
-    (dtype & 0xffff) / 8
+pub fn element_bytes(dtype: u32) -> usize {
+    (dtype & 0xffff) as usize / 8
 }
 
-/// Borrows a string given as pointer plus byte length (empty when the length is 0).
+/// Borrows `len` values given as pointer plus count (empty when `len` is 0, whatever `ptr` is).
 ///
 /// # Safety
-/// Unless `len` is 0, `ptr` must be valid for reads of `len` bytes for `'a`.
-pub unsafe fn str_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str, String> {
+/// Unless `len` is 0 or `ptr` null, `ptr` must be valid for reads of `len` values for `'a`.
+pub unsafe fn slice_arg<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], String> {
     if len == 0 {
-        return Ok("");
+        return Ok(&[]);
     }
-    if ptr.is_null() {
-        return Err(format!("{what} is null but {len} bytes long"));
+    if ptr.is_null() || !ptr.is_aligned() {
+        return Err(format!("{what} is null or misaligned but {len} long"));
     }
-    // SAFETY: non-null and, by this function's contract, valid for `len` bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
+    // SAFETY: non-null, aligned and, by this function's contract, valid for `len` values.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows a UTF-8 string given as pointer plus byte length (empty when the length is 0).
+///
+/// # Safety
+/// As [`slice_arg`].
+pub unsafe fn str_arg<'a>(ptr: *const u8, len: usize, what: &str) -> Result<&'a str, String> {
+    // SAFETY: forwarded from this function's contract.
+    let bytes = unsafe { slice_arg(ptr, len, what) }?;
     std::str::from_utf8(bytes).map_err(|e| format!("{what} is not UTF-8: {e}"))
 }
 
-/// Checks a table of `count` tensors: names, dtype codes, ranks, and that each buffer is
-/// non-null, aligned for its element type and exactly as long as its shape.
-///
-/// # Safety
-/// Unless `count` is 0, `tensors` must point to `count` records whose `name` and `shape`
-/// pointers are valid for `name_len` bytes and `rank` values for `'a`.
-pub unsafe fn read_tensors<'a>(
-    tensors: *const Tensor, count: usize,
-) -> Result<Vec<TensorView<'a>>, String> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    if tensors.is_null() {
-        return Err(format!("the tensor table is null but holds {count} entries"));
-    }
-    // SAFETY: non-null and, by this function's contract, `count` records long.
-    let records = unsafe { std::slice::from_raw_parts(tensors, count) };
-    let mut views: Vec<TensorView<'a>> = Vec::with_capacity(count);
-    for (i, t) in records.iter().enumerate() {
-        // SAFETY: by the contract, `name` is valid for `name_len` bytes.
-        let name = unsafe { str_arg(t.name, t.name_len, &format!("the name of tensor {i}")) }?;
-        if !DTYPES.contains(&t.dtype) || !(1..=8).contains(&t.rank) || t.shape.is_null() {
-            return Err(format!("tensor \"{name}\" has dtype {} and rank {}", t.dtype, t.rank));
+/// One caller buffer bound as an input or output, checked by [`Tensor::new`]: `dtype` is one of
+/// [`DTYPES`], `data` non-null, aligned for it and `bytes` long. Only the name and shape are
+/// copied; `data` stays the caller's (ABI.md says for how long).
+pub struct Tensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: u32,
+    pub data: NonNull<c_void>,
+    pub bytes: usize,
+}
+
+impl Tensor {
+    /// Checks what one `llamane_coreml_bind` call describes: the name is UTF-8, the dtype known,
+    /// the rank 1 to 8, no dimension 0, and `bytes` exactly the shape's size (no overflow).
+    ///
+    /// # Safety
+    /// As [`slice_arg`] for `name` (bytes) and `shape` (values), during this call only.
+    pub unsafe fn new(
+        (name, name_len): (*const u8, usize), (shape, rank): (*const u64, usize), dtype: u32,
+        data: *mut c_void, bytes: usize,
+    ) -> Result<Tensor, String> {
+        // SAFETY: forwarded from this function's contract.
+        let name = unsafe { str_arg(name, name_len, "the tensor name") }?.to_owned();
+        if !DTYPES.contains(&dtype) || !(1..=8).contains(&rank) {
+            return Err(format!("tensor \"{name}\" has dtype {dtype} and rank {rank}"));
         }
-        // SAFETY: non-null and, by the contract, `rank` values long.
-        let shape = unsafe { std::slice::from_raw_parts(t.shape, t.rank) };
-        let size = element_bytes(t.dtype);
-        let bytes = shape.iter().try_fold(size, |n, &d| n.checked_mul(d).filter(|_| d > 0));
-        if bytes != Some(t.data_bytes) {
-            return Err(format!(
-                "tensor \"{name}\" {shape:?} needs {bytes:?} bytes, not {}",
-                t.data_bytes
-            ));
+        // SAFETY: as above.
+        let dims = unsafe { slice_arg(shape, rank, &format!("the shape of \"{name}\"")) }?;
+        let shape: Vec<usize> = dims.iter().filter_map(|&d| usize::try_from(d).ok()).collect();
+        let size = element_bytes(dtype);
+        let needed = shape.iter().try_fold(size, |n, &d| n.checked_mul(d).filter(|_| d > 0));
+        if shape.len() != rank || needed != Some(bytes) {
+            return Err(format!("tensor \"{name}\" {dims:?} needs {needed:?} bytes, not {bytes}"));
         }
-        let data = NonNull::new(t.data).filter(|p| (p.as_ptr() as usize).is_multiple_of(size));
-        let data =
-            data.ok_or_else(|| format!("tensor \"{name}\" has a null or misaligned buffer"))?;
-        views.push(TensorView { name, data, shape, dtype: t.dtype });
+        let data = NonNull::new(data).filter(|p| (p.as_ptr() as usize).is_multiple_of(size));
+        let data = data.ok_or_else(|| format!("tensor \"{name}\" is null or misaligned"))?;
+        Ok(Tensor { name, shape, dtype, data, bytes })
     }
-    Ok(views)
+}
+
+/// The buffers bound to one model handle: inputs (side 0) and outputs (side 1), in index order.
+/// The lock makes overlapping calls on one handle fail instead of racing.
+#[derive(Default)]
+pub struct Bindings(Mutex<[Vec<Tensor>; 2]>);
+
+impl Bindings {
+    /// The bound buffers, for the length of one call; fails while another call holds them.
+    pub fn lock(&self) -> Result<MutexGuard<'_, [Vec<Tensor>; 2]>, String> {
+        match self.0.try_lock() {
+            Ok(bound) => Ok(bound),
+            // A panic mid-call leaves whole bindings: each is stored in one move.
+            Err(TryLockError::Poisoned(bound)) => Ok(bound.into_inner()),
+            Err(TryLockError::WouldBlock) => Err("the model is in use by another call".into()),
+        }
+    }
+
+    /// Binds `tensor` as number `index` of `side`, replacing a bound one or right after the last.
+    pub fn bind(&self, side: u32, index: usize, tensor: Tensor) -> Result<(), String> {
+        let mut bound = self.lock()?;
+        let list =
+            bound.get_mut(side as usize).ok_or_else(|| format!("there is no side {side}"))?;
+        if index < list.len() {
+            list[index] = tensor;
+        } else if index == list.len() {
+            list.push(tensor);
+        } else {
+            return Err(format!("index {index} of side {side} comes before index {}", list.len()));
+        }
+        Ok(())
+    }
 }
 
 /// Element strides of a contiguous row-major array of `shape`.

@@ -1,11 +1,11 @@
 //! The Core ML side of ABI.md. Every export catches panics (objc2's `catch-all` turns Objective-C
-//! exceptions into panics), drains its own autorelease pool, and reports failure as a status plus
-//! a message in the error buffer passed with that call: no global state, so calls on different
-//! threads never share an error slot. Core ML methods are `unsafe` only because objc2-core-ml is
-//! generated; the SAFETY comments say what the calls rely on.
+//! exceptions into panics), drains its own autorelease pool, and reports failure as a status (or
+//! a null handle) plus a message in the error buffer passed with that call: no global state, so
+//! calls on different threads never share an error slot. Core ML methods are `unsafe` only because
+//! objc2-core-ml is generated; the SAFETY comments say what the calls rely on.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::{cell::Cell, ffi::c_void, fs, path::Path, ptr::NonNull, sync::mpsc};
+use std::{cell::Cell, ffi::c_void, fs, path::Path, ptr, ptr::NonNull, sync::mpsc};
 
 use block2::{DynBlock, RcBlock, StackBlock};
 use objc2::rc::{autoreleasepool, Retained};
@@ -15,25 +15,25 @@ use objc2_core_ml::*;
 use objc2_foundation::{NSArray, NSDictionary, NSError, NSFileManager, NSInteger, NSNumber};
 use objc2_foundation::{NSString, NSURL};
 
-use crate::abi::{copy_strided, element_bytes, read_tensors, row_major_strides, str_arg};
-use crate::abi::{write_text, Tensor, TensorView, ABI_VERSION, FAILED, OK};
+use crate::abi::{copy_strided, element_bytes, row_major_strides, str_arg};
+use crate::abi::{write_text, Bindings, Tensor, ABI_VERSION, FAILED, OK};
 
-/// One loaded function of one piece; opaque to the caller.
-pub struct Model(Retained<MLModel>);
+/// One loaded function of one piece and the buffers bound to it; opaque to the caller.
+pub struct Model {
+    model: Retained<MLModel>,
+    bound: Bindings,
+}
 
-/// Runs an export's body; its errors and panics become FAILED plus a message.
+/// Runs an export's body; its errors and panics become FAILED plus a message in `error`.
 fn guard(error: *mut u8, capacity: usize, body: impl FnOnce() -> Result<(), String>) -> i32 {
     let message = match catch_unwind(AssertUnwindSafe(|| autoreleasepool(|_| body()))) {
         Ok(Ok(())) => return OK,
         Ok(Err(message)) => message,
-        Err(panic) => format!(
-            "internal error in the Core ML bridge: {}",
-            panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic")
-        ),
+        Err(panic) => {
+            let text = panic.downcast_ref::<String>().map(String::as_str);
+            let text = text.or_else(|| panic.downcast_ref::<&str>().copied());
+            format!("internal error in the Core ML bridge: {}", text.unwrap_or("a panic"))
+        }
     };
     // SAFETY: ABI.md: each call passes an error buffer of `capacity` bytes, or null.
     unsafe { write_text(error, capacity, &message) };
@@ -138,14 +138,15 @@ unsafe fn prepare(
 }
 
 /// Loads one function (empty name: the default one) of a package, compiled once into `compiled`.
+/// Returns the handle, or null with the message in `error`.
 /// # Safety
-/// ABI.md: strings valid for their lengths, `out` a writable slot.
+/// ABI.md: strings valid for their lengths.
 #[no_mangle]
 pub unsafe extern "C" fn llamane_coreml_open(
     package: *const u8, package_len: usize, compiled: *const u8, compiled_len: usize,
-    function: *const u8, function_len: usize, compute_units: i32, out: *mut *mut Model,
-    error: *mut u8, capacity: usize,
-) -> i32 {
+    function: *const u8, function_len: usize, compute_units: i32, error: *mut u8, capacity: usize,
+) -> *mut Model {
+    let mut handle = ptr::null_mut();
     guard(error, capacity, || {
         let strings = [(package, package_len), (compiled, compiled_len), (function, function_len)];
         // SAFETY: ABI.md: the strings are valid for their lengths.
@@ -153,60 +154,69 @@ pub unsafe extern "C" fn llamane_coreml_open(
         // SAFETY: a file URL and a fully set configuration.
         let model = unsafe { MLModel::modelWithContentsOfURL_configuration_error(&url, &config) }
             .map_err(|e| describe(&e, "load the model"))?;
-        let out = NonNull::new(out).ok_or("the output slot is null")?;
-        // SAFETY: non-null and, per ABI.md, a slot the caller owns.
-        unsafe { out.write(Box::into_raw(Box::new(Model(model)))) };
+        handle = Box::into_raw(Box::new(Model { model, bound: Bindings::default() }));
         Ok(())
+    });
+    handle
+}
+
+/// Binds a caller's buffer as input (`side` 0) or output (1) number `index` for the predictions
+/// that follow. Only the name and shape are copied; the bridge keeps the data pointer.
+/// # Safety
+/// ABI.md: `model` is open, `name` and `shape` are valid for their lengths during the call, and
+/// `data` stays valid (and, for an output, unused elsewhere) while bound and predictions run.
+#[no_mangle]
+pub unsafe extern "C" fn llamane_coreml_bind(
+    model: *const Model, side: u32, index: usize, name: *const u8, name_len: usize,
+    shape: *const u64, rank: usize, dtype: u32, data: *mut c_void, data_bytes: usize,
+    error: *mut u8, capacity: usize,
+) -> i32 {
+    guard(error, capacity, || {
+        // SAFETY: a live handle from `llamane_coreml_open`, or null (ABI.md).
+        let model = unsafe { model.as_ref() }.ok_or("the model handle is null")?;
+        // SAFETY: ABI.md: `name` and `shape` are valid for their lengths.
+        let tensor =
+            unsafe { Tensor::new((name, name_len), (shape, rank), dtype, data, data_bytes) };
+        model.bound.bind(side, index, tensor?)
     })
 }
 
 /// An MLMultiArray over the caller's buffer: no copy, no deallocator (the memory stays theirs).
-fn wrap(tensor: &TensorView) -> Result<Retained<MLMultiArray>, String> {
+fn wrap(tensor: &Tensor) -> Result<Retained<MLMultiArray>, String> {
     let numbers = |v: &[usize]| v.iter().map(|&n| NSNumber::new_usize(n)).collect::<Vec<_>>();
-    let shape = NSArray::from_retained_slice(&numbers(tensor.shape));
-    let strides = NSArray::from_retained_slice(&numbers(&row_major_strides(tensor.shape)));
+    let shape = NSArray::from_retained_slice(&numbers(&tensor.shape));
+    let strides = NSArray::from_retained_slice(&numbers(&row_major_strides(&tensor.shape)));
     let (array, dtype) = (MLMultiArray::alloc(), MLMultiArrayDataType(tensor.dtype as NSInteger));
-    // SAFETY: `read_tensors` checked that `data` is non-null, aligned and exactly as long as the
-    // shape with these contiguous strides; the caller keeps it alive and untouched until predict
-    // returns, and every array made here is released before that.
-    unsafe {
-        MLMultiArray::initWithDataPointer_shape_dataType_strides_deallocator_error(
-            array,
-            tensor.data,
-            &shape,
-            dtype,
-            &strides,
-            None,
-        )
-    }
-    .map_err(|e| describe(&e, &format!("wrap tensor \"{}\"", tensor.name)))
+    let init = MLMultiArray::initWithDataPointer_shape_dataType_strides_deallocator_error;
+    // SAFETY: `Tensor::new` checked that `data` is non-null, aligned and exactly as long as the
+    // shape with these contiguous strides; the caller keeps it alive and untouched while bound
+    // (ABI.md), and every array made here is released before predict returns.
+    unsafe { init(array, tensor.data, &shape, dtype, &strides, None) }
+        .map_err(|e| describe(&e, &format!("wrap tensor \"{}\"", tensor.name)))
 }
 
 fn named<T: Into<Retained<AnyObject>> + Clone>(
-    tensors: &[TensorView], values: &[T],
+    tensors: &[Tensor], values: &[T],
 ) -> Retained<NSDictionary<NSString, AnyObject>> {
-    let keys: Vec<_> = tensors.iter().map(|t| NSString::from_str(t.name)).collect();
+    let keys: Vec<_> = tensors.iter().map(|t| NSString::from_str(&t.name)).collect();
     let values: Vec<Retained<AnyObject>> = values.iter().cloned().map(Into::into).collect();
     NSDictionary::from_retained_objects(&keys.iter().map(|k| &**k).collect::<Vec<_>>(), &values)
 }
 
-/// Runs one prediction. Core ML writes the outputs straight into the caller's buffers when it
-/// takes them as output backings; otherwise they are copied in from the arrays it returns.
+/// Runs one prediction on the bound buffers. Core ML writes the outputs straight into the caller's
+/// buffers when it takes them as output backings; otherwise they are copied in from its arrays.
 /// # Safety
-/// ABI.md: `model` is open; each table holds its count of records whose buffers stay alive and
-/// unused elsewhere until this returns.
+/// ABI.md: `model` is open and its bound buffers are alive.
 #[no_mangle]
 pub unsafe extern "C" fn llamane_coreml_predict(
-    model: *const Model, inputs: *const Tensor, input_count: usize, outputs: *const Tensor,
-    output_count: usize, error: *mut u8, capacity: usize,
+    model: *const Model, error: *mut u8, capacity: usize,
 ) -> i32 {
     guard(error, capacity, || {
         // SAFETY: a live handle from `llamane_coreml_open`, or null (ABI.md).
-        let model = &unsafe { model.as_ref() }.ok_or("the model handle is null")?.0;
-        // SAFETY: the tables are as ABI.md says.
-        let inputs = unsafe { read_tensors(inputs, input_count) }?;
-        // SAFETY: as above.
-        let outputs = unsafe { read_tensors(outputs, output_count) }?;
+        let Model { model, bound } = unsafe { model.as_ref() }.ok_or("the model handle is null")?;
+        // Held to the end: a bind on another thread cannot swap a buffer mid-prediction.
+        let bound = bound.lock()?;
+        let [inputs, outputs] = &*bound;
         let arrays = inputs.iter().map(wrap).collect::<Result<Vec<_>, _>>()?;
         let backings = outputs.iter().map(wrap).collect::<Result<Vec<_>, _>>()?;
         // SAFETY: Core ML calls on valid objects: feature values of the wrapped arrays, a
@@ -218,11 +228,11 @@ pub unsafe extern "C" fn llamane_coreml_predict(
             let provider = MLDictionaryFeatureProvider::alloc();
             let provider = MLDictionaryFeatureProvider::initWithDictionary_error(
                 provider,
-                &named(&inputs, &values),
+                &named(inputs, &values),
             )
             .map_err(|e| describe(&e, "take the inputs"))?;
             let options = MLPredictionOptions::new();
-            options.setOutputBackings(&named(&outputs, &backings));
+            options.setOutputBackings(&named(outputs, &backings));
             model
                 .predictionFromFeatures_options_error(
                     ProtocolObject::from_ref(&*provider),
@@ -231,7 +241,7 @@ pub unsafe extern "C" fn llamane_coreml_predict(
                 .map_err(|e| describe(&e, "predict"))?
         };
         for (tensor, backing) in outputs.iter().zip(&backings) {
-            let name = NSString::from_str(tensor.name);
+            let name = NSString::from_str(&tensor.name);
             // SAFETY: looking up a feature value and its array.
             let array =
                 unsafe { result.featureValueForName(&name).and_then(|v| v.multiArrayValue()) };
@@ -246,22 +256,23 @@ pub unsafe extern "C" fn llamane_coreml_predict(
 }
 
 /// Copies an output Core ML returned in its own array, strides honoured, into the caller's buffer.
-fn copy_out(array: &MLMultiArray, tensor: &TensorView) -> Result<(), String> {
+fn copy_out(array: &MLMultiArray, tensor: &Tensor) -> Result<(), String> {
     // SAFETY: property reads of a valid array.
     let (dtype, shape, strides) = unsafe { (array.dataType(), array.shape(), array.strides()) };
     let shape: Vec<usize> = shape.iter().map(|n| n.as_usize()).collect();
     let strides: Vec<usize> = strides.iter().map(|n| n.as_usize()).collect();
-    if dtype.0 as usize != tensor.dtype || shape != tensor.shape {
+    if dtype.0 != tensor.dtype as NSInteger || shape != tensor.shape {
         return Err(format!("output \"{}\" came back as type {} {shape:?}", tensor.name, dtype.0));
     }
     let size = element_bytes(tensor.dtype);
-    let (length, copied) = (shape.iter().product::<usize>() * size, Cell::new(false));
+    let copied = Cell::new(false);
     let handler = StackBlock::new(|bytes: NonNull<c_void>, count: NSInteger| {
         // SAFETY: Core ML lends `count` readable bytes at `bytes` during this call.
         let src = unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast(), count.max(0) as _) };
-        // SAFETY: `tensor.data` holds exactly `length` bytes (`read_tensors`), and no Core ML
+        // SAFETY: `tensor.data` holds exactly `tensor.bytes` bytes (`Tensor::new`), and no Core ML
         // object refers to it, since its backing was not used.
-        let dst = unsafe { std::slice::from_raw_parts_mut(tensor.data.as_ptr().cast(), length) };
+        let dst =
+            unsafe { std::slice::from_raw_parts_mut(tensor.data.as_ptr().cast(), tensor.bytes) };
         // A failed bounds check panics, which must not unwind into Core ML.
         let copy = || copy_strided(src, &strides, &shape, size, dst);
         copied.set(catch_unwind(AssertUnwindSafe(copy)).is_ok());

@@ -1,16 +1,19 @@
 /*
- * A stand-in for libllamane_coreml (ABI.md) that runs on Linux: it implements the same C
- * functions, checks the tensor records as the bridge does, records every call as one JSON line,
- * and answers predictably, so that ffi/coreml.ts and runtime/backend/coreml.ts are tested through
- * a real Deno.dlopen. The tests build it with `cc -shared -fPIC` into a temporary directory.
+ * A stand-in for libllamane_coreml (ABI.md, version 2) that runs on Linux: it implements the same
+ * C functions, checks each bound buffer as the bridge does, keeps the bindings per handle, records
+ * every call as one JSON line, and answers predictably, so that ffi/coreml.ts and
+ * runtime/backend/coreml.ts are tested through a real Deno.dlopen. The tests build it with
+ * `cc -shared -fPIC` into a temporary directory.
  *
  * Extra exports for the tests: fake_coreml_log (the recorded lines) and fake_coreml_reset. Build
  * with -DFAKE_ABI_VERSION=n to pretend to be another ABI version.
  *
  * Predictable answers:
- *   - open fails when the package path contains "fail-open"; otherwise, like the bridge, it
+ *   - open fails (null) when the package path contains "fail-open"; otherwise, like the bridge, it
  *     creates the `compiled` directory when missing ("compiled" is true in the log line then).
- *   - predict fills output i with the value i + 1 in its element type.
+ *   - predict fails on handles whose package path contains "fail-predict"; otherwise it logs the
+ *     bound buffers as they are at that moment (their first bytes read from the caller's memory)
+ *     and fills output i with the value i + 1 in its element type.
  *   - compute_plan answers the fixed plan below (more ops for function "prefill").
  */
 #define _GNU_SOURCE /* memmem */
@@ -35,26 +38,32 @@ static void release(int *unused) {
     int held __attribute__((cleanup(release))) = 0;                                              \
     (void)held
 
+enum { FP16 = 0x10010, FP32 = 0x10020, INT32 = 0x20020 };
+/* Limits of the fake only; the bridge has none but the rank. */
+enum { MAX_RANK = 8, MAX_NAME = 128, MAX_BOUND = 512 };
+
+/* One bound buffer: the name and shape copied, the data pointer kept, as the bridge does. */
 typedef struct {
-    const uint8_t *name;
+    char name[MAX_NAME];
     size_t name_len;
-    void *data;
-    size_t data_bytes;
-    const size_t *shape;
+    uint32_t dtype;
+    uint64_t shape[MAX_RANK];
     size_t rank;
-    size_t dtype;
-} Tensor;
+    void *data;
+    size_t bytes;
+} Binding;
 
 typedef struct {
     int id;
+    int fail_predict;
+    Binding bound[2][MAX_BOUND];
+    size_t count[2];
 } Model;
-
-enum { FP16 = 0x10010, FP32 = 0x10020, INT32 = 0x20020 };
 
 static char *log_text = NULL;
 static size_t log_len = 0;
 #ifndef FAKE_ABI_VERSION
-#define FAKE_ABI_VERSION 1
+#define FAKE_ABI_VERSION 2
 #endif
 static int next_id = 1;
 
@@ -116,61 +125,112 @@ static int compile(const uint8_t *compiled, size_t compiled_len) {
     return mkdir(path, 0755) == 0;
 }
 
-int32_t llamane_coreml_open(const uint8_t *package, size_t package_len, const uint8_t *compiled,
-                            size_t compiled_len, const uint8_t *function, size_t function_len,
-                            int32_t units, Model **out, uint8_t *error, size_t capacity) {
+Model *llamane_coreml_open(const uint8_t *package, size_t package_len, const uint8_t *compiled,
+                           size_t compiled_len, const uint8_t *function, size_t function_len,
+                           int32_t units, uint8_t *error, size_t capacity) {
     LOCKED;
     append("{\"call\":\"open\",");
     append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units);
     if (memmem(package, package_len, "fail-open", 9) != NULL) {
         append("}\n");
-        return fail(error, capacity, "Core ML could not load the model: fake failure \xe2\x9c\x97");
+        fail(error, capacity, "Core ML could not load the model: fake failure \xe2\x9c\x97");
+        return NULL;
     }
     append(compile(compiled, compiled_len) ? ",\"compiled\":true}\n" : ",\"compiled\":false}\n");
-    Model *model = malloc(sizeof *model);
-    if (model == NULL) return fail(error, capacity, "out of memory");
+    Model *model = calloc(1, sizeof *model);
+    if (model == NULL) {
+        fail(error, capacity, "out of memory");
+        return NULL;
+    }
     model->id = next_id++;
-    *out = model;
+    model->fail_predict = memmem(package, package_len, "fail-predict", 12) != NULL;
+    return model;
+}
+
+static size_t element_bytes(uint32_t dtype) { return (dtype & 0xffff) / 8; }
+
+/* Appends a binding as a JSON object; `head` adds its first bytes, read now from its buffer. */
+static void append_binding(const Binding *b, int head) {
+    char text[96];
+    append("{\"name\":");
+    append_string((const uint8_t *)b->name, b->name_len);
+    snprintf(text, sizeof text, ",\"dtype\":%u,\"shape\":[", b->dtype);
+    append(text);
+    for (size_t d = 0; d < b->rank; d++) {
+        snprintf(text, sizeof text, d == 0 ? "%llu" : ",%llu", (unsigned long long)b->shape[d]);
+        append(text);
+    }
+    snprintf(text, sizeof text, "],\"data\":\"%llu\",\"bytes\":%zu",
+             (unsigned long long)(uintptr_t)b->data, b->bytes);
+    append(text);
+    if (head) {
+        /* Hex of the first bytes: the caller's current values, so no copy was taken at bind. */
+        append(",\"head\":\"");
+        for (size_t k = 0; k < 4 && k < b->bytes; k++) {
+            snprintf(text, sizeof text, "%02x", ((const uint8_t *)b->data)[k]);
+            append(text);
+        }
+        append("\"");
+    }
+    append("}");
+}
+
+int32_t llamane_coreml_bind(Model *model, uint32_t side, size_t index, const uint8_t *name,
+                            size_t name_len, const uint64_t *shape, size_t rank, uint32_t dtype,
+                            void *data, size_t data_bytes, uint8_t *error, size_t capacity) {
+    LOCKED;
+    char text[96];
+    if (model == NULL) return fail(error, capacity, "the model handle is null");
+    if (side > 1) return fail(error, capacity, "there is no such side");
+    if (index > model->count[side] || index >= MAX_BOUND) {
+        return fail(error, capacity, "the index comes before the next one to bind");
+    }
+    if (name_len >= MAX_NAME || (name_len > 0 && name == NULL)) {
+        return fail(error, capacity, "the fake takes names of 1 to 127 bytes");
+    }
+    if (dtype != FP16 && dtype != FP32 && dtype != INT32) {
+        return fail(error, capacity, "unknown dtype");
+    }
+    if (rank < 1 || rank > MAX_RANK || shape == NULL || ((uintptr_t)shape & 7) != 0) {
+        return fail(error, capacity, "a bad rank or shape pointer");
+    }
+    size_t size = element_bytes(dtype), bytes = size;
+    for (size_t d = 0; d < rank; d++) {
+        if (shape[d] == 0 || __builtin_mul_overflow(bytes, shape[d], &bytes)) {
+            return fail(error, capacity, "a zero or overflowing dimension");
+        }
+    }
+    if (bytes != data_bytes) {
+        return fail(error, capacity, "the byte length disagrees with the shape");
+    }
+    if (data == NULL || (uintptr_t)data % size != 0) {
+        return fail(error, capacity, "the buffer is null or misaligned");
+    }
+    Binding *b = &model->bound[side][index];
+    if (name_len > 0) memcpy(b->name, name, name_len);
+    b->name_len = name_len;
+    b->dtype = dtype;
+    memcpy(b->shape, shape, rank * sizeof *shape);
+    b->rank = rank;
+    b->data = data;
+    b->bytes = data_bytes;
+    if (index == model->count[side]) model->count[side]++;
+    snprintf(text, sizeof text, "{\"call\":\"bind\",\"model\":%d,\"side\":%u,\"index\":%zu,",
+             model->id, side, index);
+    append(text);
+    append("\"tensor\":");
+    append_binding(b, 0);
+    append("}\n");
     return 0;
 }
 
-static size_t element_bytes(size_t dtype) { return (dtype & 0xffff) / 8; }
-
-static int32_t check_and_log(const Tensor *tensors, size_t count, uint8_t *error, size_t capacity) {
-    char text[160];
+static void append_side(const Model *model, int side) {
     append("[");
-    for (size_t i = 0; i < count; i++) {
-        const Tensor *t = &tensors[i];
-        if (t->dtype != FP16 && t->dtype != FP32 && t->dtype != INT32) {
-            append("]}\n");
-            return fail(error, capacity, "unknown dtype");
-        }
-        size_t bytes = element_bytes(t->dtype);
-        append(i == 0 ? "{\"name\":" : ",{\"name\":");
-        append_string(t->name, t->name_len);
-        snprintf(text, sizeof text, ",\"dtype\":%zu,\"shape\":[", t->dtype);
-        append(text);
-        for (size_t d = 0; d < t->rank; d++) {
-            snprintf(text, sizeof text, d == 0 ? "%zu" : ",%zu", t->shape[d]);
-            append(text);
-            bytes *= t->shape[d];
-        }
-        snprintf(text, sizeof text, "],\"data\":\"%llu\",\"bytes\":%zu,\"head\":\"",
-                 (unsigned long long)(uintptr_t)t->data, t->data_bytes);
-        append(text);
-        /* The first bytes as hex show that `data` points at the caller's first element. */
-        for (size_t k = 0; k < 4 && k < t->data_bytes; k++) {
-            snprintf(text, sizeof text, "%02x", ((const uint8_t *)t->data)[k]);
-            append(text);
-        }
-        append("\"}");
-        if (bytes != t->data_bytes) {
-            append("]}\n");
-            return fail(error, capacity, "a tensor's byte length disagrees with its shape");
-        }
+    for (size_t i = 0; i < model->count[side]; i++) {
+        if (i > 0) append(",");
+        append_binding(&model->bound[side][i], 1);
     }
     append("]");
-    return 0;
 }
 
 /* fp16 bits of a small positive integer (exact below 2048). */
@@ -180,21 +240,22 @@ static uint16_t half_of(unsigned n) {
     return (uint16_t)(((e + 15) << 10) | ((n << (10 - e)) & 0x3ff));
 }
 
-int32_t llamane_coreml_predict(const Model *model, const Tensor *inputs, size_t input_count,
-                               const Tensor *outputs, size_t output_count, uint8_t *error,
-                               size_t capacity) {
+int32_t llamane_coreml_predict(const Model *model, uint8_t *error, size_t capacity) {
     LOCKED;
     char text[64];
     if (model == NULL) return fail(error, capacity, "the model handle is null");
     snprintf(text, sizeof text, "{\"call\":\"predict\",\"model\":%d,\"inputs\":", model->id);
     append(text);
-    if (check_and_log(inputs, input_count, error, capacity) != 0) return 1;
+    append_side(model, 0);
     append(",\"outputs\":");
-    if (check_and_log(outputs, output_count, error, capacity) != 0) return 1;
+    append_side(model, 1);
     append("}\n");
-    for (size_t i = 0; i < output_count; i++) {
-        const Tensor *t = &outputs[i];
-        size_t count = t->data_bytes / element_bytes(t->dtype);
+    if (model->fail_predict) {
+        return fail(error, capacity, "Core ML could not predict: fake failure \xe2\x9c\x97");
+    }
+    for (size_t i = 0; i < model->count[1]; i++) {
+        const Binding *t = &model->bound[1][i];
+        size_t count = t->bytes / element_bytes(t->dtype);
         for (size_t k = 0; k < count; k++) {
             if (t->dtype == FP16) ((uint16_t *)t->data)[k] = half_of((unsigned)i + 1);
             else if (t->dtype == FP32) ((float *)t->data)[k] = (float)(i + 1);

@@ -1,84 +1,135 @@
-//! The boundary checks of src/abi.rs, which run before the bridge touches any caller pointer.
+//! The boundary checks of src/abi.rs, which run before the bridge touches any caller pointer, and
+//! the per-handle table of bound buffers.
 
 use llamane_coreml::abi::*;
 use std::ffi::c_void;
 use std::ptr;
 
-const FP16: usize = DTYPES[0];
-const INT32: usize = DTYPES[2];
+const FP16: u32 = DTYPES[0];
+const INT32: u32 = DTYPES[2];
 
-fn tensor(name: &str, data: &mut [u8], shape: &[usize], dtype: usize) -> Tensor {
-    Tensor {
-        name: name.as_ptr(),
-        name_len: name.len(),
-        data: data.as_mut_ptr().cast::<c_void>(),
-        data_bytes: data.len(),
-        shape: shape.as_ptr(),
-        rank: shape.len(),
-        dtype,
+/// `Tensor::new` over a name, a shape and a byte buffer, as one `llamane_coreml_bind` call.
+fn describe(name: &[u8], shape: &[u64], dtype: u32, data: &mut [u8]) -> Result<Tensor, String> {
+    let data_ptr = data.as_mut_ptr().cast::<c_void>();
+    // SAFETY: the name and shape are live slices, valid for their lengths.
+    unsafe {
+        Tensor::new(
+            (name.as_ptr(), name.len()),
+            (shape.as_ptr(), shape.len()),
+            dtype,
+            data_ptr,
+            data.len(),
+        )
     }
 }
 
-fn check(tensors: &[Tensor]) -> Result<Vec<(String, Vec<usize>, usize)>, String> {
-    // SAFETY: every record points into live locals of the caller, valid for its lengths.
-    let views = unsafe { read_tensors(tensors.as_ptr(), tensors.len()) }?;
-    Ok(views.iter().map(|v| (v.name.to_string(), v.shape.to_vec(), v.dtype)).collect())
+/// 4-aligned storage viewed as bytes, as int32 and fp32 buffers need.
+fn words(count: usize) -> Vec<u32> {
+    vec![0u32; count]
+}
+
+fn bytes(words: &mut [u32]) -> &mut [u8] {
+    let len = words.len() * 4;
+    // SAFETY: the bytes of a live u32 slice, borrowed for as long as it.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
 }
 
 #[test]
-fn read_tensors_accepts_records_that_match_their_buffers() {
-    let mut a = vec![0u8; 2 * 3 * 2];
-    let mut b = vec![0u32; 4];
-    // SAFETY (cast): u32 storage is 4-aligned, as int32 requires.
-    let b_bytes = unsafe { std::slice::from_raw_parts_mut(b.as_mut_ptr().cast::<u8>(), 16) };
-    let (sa, sb) = ([2, 3], [1, 4]);
-    let views = check(&[tensor("tokens", &mut a, &sa, FP16), tensor("pos", b_bytes, &sb, INT32)]);
-    assert_eq!(
-        views.unwrap(),
-        vec![("tokens".into(), vec![2, 3], FP16), ("pos".into(), vec![1, 4], INT32)]
-    );
+fn tensor_new_accepts_a_description_that_matches_its_buffer() {
+    let mut storage = words(4);
+    let data = bytes(&mut storage);
+    let address = data.as_ptr() as usize;
+    let tensor = describe("k_cache_0".as_bytes(), &[1, 4], INT32, data).unwrap();
+    assert_eq!((tensor.name.as_str(), tensor.shape.as_slice()), ("k_cache_0", &[1usize, 4][..]));
+    assert_eq!((tensor.dtype, tensor.bytes, tensor.data.as_ptr() as usize), (INT32, 16, address));
 }
 
 #[test]
-fn read_tensors_rejects_a_byte_length_that_disagrees_with_the_shape() {
+fn tensor_new_rejects_a_byte_length_that_disagrees_with_the_shape() {
     let mut data = vec![0u8; 10];
-    let error = check(&[tensor("mask", &mut data, &[2, 3], FP16)]).unwrap_err();
+    let error = describe(b"mask", &[2, 3], FP16, &mut data).err().unwrap();
     assert!(error.contains("\"mask\"") && error.contains("Some(12)"), "{error}");
 }
 
 #[test]
-fn read_tensors_rejects_unknown_dtypes_zero_dims_and_overflowing_shapes() {
+fn tensor_new_rejects_unknown_dtypes_bad_ranks_zero_dims_and_overflowing_shapes() {
     let mut data = vec![0u8; 8];
-    assert!(check(&[tensor("x", &mut data, &[4], 7)]).unwrap_err().contains("dtype 7"));
-    assert!(check(&[tensor("x", &mut data, &[0, 4], FP16)]).unwrap_err().contains("None"));
-    let huge = [usize::MAX / 2, 4];
-    assert!(check(&[tensor("x", &mut data, &huge, FP16)]).unwrap_err().contains("None"));
-    assert!(check(&[tensor("x", &mut data, &[], FP16)]).unwrap_err().contains("rank 0"));
+    assert!(describe(b"x", &[4], 7, &mut data).err().unwrap().contains("dtype 7"));
+    assert!(describe(b"x", &[], FP16, &mut data).err().unwrap().contains("rank 0"));
+    assert!(describe(b"x", &[1; 9], FP16, &mut data).err().unwrap().contains("rank 9"));
+    assert!(describe(b"x", &[0, 4], FP16, &mut data).err().unwrap().contains("None"));
+    let huge = [u64::MAX / 2, 4];
+    assert!(describe(b"x", &huge, FP16, &mut data).err().unwrap().contains("None"));
 }
 
 #[test]
-fn read_tensors_rejects_null_and_misaligned_buffers() {
-    let mut data = vec![0u32; 3];
-    // SAFETY (cast): the 12 bytes of a live u32 vector.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), 12) };
-    let misaligned = tensor("x", &mut bytes[1..9], &[2], INT32);
-    assert!(check(&[misaligned]).unwrap_err().contains("misaligned"));
-    let mut null = tensor("x", &mut bytes[..8], &[2], INT32);
-    null.data = ptr::null_mut();
-    assert!(check(&[null]).unwrap_err().contains("null"));
+fn tensor_new_rejects_null_and_misaligned_buffers_and_shapes() {
+    let mut storage = words(3);
+    let data = bytes(&mut storage);
+    let error = describe(b"x", &[2], INT32, &mut data[1..9]).err().unwrap();
+    assert!(error.contains("misaligned"), "{error}");
+    // SAFETY: the name is a live slice; the null buffer is rejected, never read.
+    let null =
+        unsafe { Tensor::new((b"x".as_ptr(), 1), ([2u64].as_ptr(), 1), INT32, ptr::null_mut(), 8) };
+    assert!(null.err().unwrap().contains("null"));
+    let shape = [0u64, 2];
+    let odd = shape.as_ptr().cast::<u8>().wrapping_add(1).cast::<u64>();
+    // SAFETY: the misaligned shape pointer is rejected before it is read.
+    let error =
+        unsafe { Tensor::new((b"x".as_ptr(), 1), (odd, 1), INT32, data.as_mut_ptr().cast(), 8) };
+    assert!(error.err().unwrap().contains("misaligned"));
 }
 
 #[test]
-fn read_tensors_rejects_invalid_utf8_names_and_null_tables() {
+fn tensor_new_rejects_names_that_are_not_utf8_or_null_with_a_length() {
     let mut data = vec![0u8; 2];
-    let mut bad = tensor("x", &mut data, &[1], FP16);
-    let name = [0xffu8, 0xfe];
-    bad.name = name.as_ptr();
-    bad.name_len = 2;
-    assert!(check(&[bad]).unwrap_err().contains("not UTF-8"));
-    // SAFETY: a null table with a nonzero count is what is being rejected; it is never read.
-    let error = unsafe { read_tensors(ptr::null(), 2) }.err().unwrap();
-    assert!(error.contains("null"), "{error}");
+    assert!(describe(&[0xff, 0xfe], &[1], FP16, &mut data).err().unwrap().contains("not UTF-8"));
+    // SAFETY: the null name is rejected, never read.
+    let null = unsafe {
+        Tensor::new((ptr::null(), 3), ([1u64].as_ptr(), 1), FP16, data.as_mut_ptr().cast(), 2)
+    };
+    assert!(null.err().unwrap().contains("null"));
+}
+
+#[test]
+fn bindings_append_in_order_replace_in_place_and_refuse_gaps_and_other_sides() {
+    let mut storage = words(8);
+    let data = bytes(&mut storage);
+    let (a, rest) = data.split_at_mut(8);
+    let (b, c) = rest.split_at_mut(8);
+    let bindings = Bindings::default();
+    bindings.bind(0, 0, describe(b"tokens", &[2], INT32, a).unwrap()).unwrap();
+    let skip = bindings.bind(0, 2, describe(b"mask", &[2], INT32, b).unwrap());
+    assert!(skip.unwrap_err().contains("index 2 of side 0 comes before index 1"));
+    bindings.bind(0, 1, describe(b"mask", &[2], INT32, b).unwrap()).unwrap();
+    bindings.bind(1, 0, describe(b"logits", &[4], INT32, c).unwrap()).unwrap();
+    bindings.bind(0, 0, describe(b"tokens", &[1, 2], INT32, b).unwrap()).unwrap();
+    let other = bindings.bind(2, 0, describe(b"x", &[2], INT32, a).unwrap());
+    assert!(other.unwrap_err().contains("side 2"));
+    let bound = bindings.lock().unwrap();
+    let names = |side: &[Tensor]| side.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&bound[0]), ["tokens", "mask"]);
+    assert_eq!(names(&bound[1]), ["logits"]);
+    assert_eq!(bound[0][0].shape, [1, 2]);
+    assert_eq!(bound[0][0].data, bound[0][1].data);
+}
+
+#[test]
+fn bindings_refuse_a_call_while_another_holds_them_and_survive_a_panic() {
+    let mut data = vec![0u8; 2];
+    let bindings = Bindings::default();
+    let held = bindings.lock().unwrap();
+    let busy = bindings.bind(0, 0, describe(b"x", &[1], FP16, &mut data).unwrap());
+    assert!(busy.unwrap_err().contains("in use by another call"));
+    assert!(bindings.lock().is_err());
+    drop(held);
+    let panicked = std::panic::catch_unwind(|| {
+        let _held = bindings.lock().unwrap();
+        panic!("a bug mid-call");
+    });
+    assert!(panicked.is_err());
+    bindings.bind(0, 0, describe(b"x", &[1], FP16, &mut data).unwrap()).unwrap();
+    assert_eq!(bindings.lock().unwrap()[0].len(), 1);
 }
 
 #[test]
