@@ -7,11 +7,13 @@
 
 import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
+import { exportModelBench } from "./export_model.ts";
 import { llamaCpp } from "./llama_cpp.ts";
 import { tokenizerEncode } from "./tokenizer_encode.ts";
 
 const benches: readonly Bench[] = [
   checkpointLoad,
+  exportModelBench,
   llamaCpp,
   tokenizerEncode,
 ];

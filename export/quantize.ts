@@ -58,19 +58,76 @@ export function quantizeMatrix(
   const qmin = -(2 ** (bits - 1));
   const values = new Int8Array(weights.length);
   const scales = new Float32Array(weights.length / groupSize);
-  for (let group = 0; group < scales.length; group++) {
-    const start = group * groupSize;
-    let maxAbs = 0;
-    for (let i = start; i < start + groupSize; i++) {
-      maxAbs = Math.max(maxAbs, Math.abs(weights[i]!));
-    }
+  for (let group = 0, start = 0; group < scales.length; group++, start += groupSize) {
+    const end = start + groupSize;
+    const maxAbs = groupMaxAbs(weights, start, end);
     const scale = roundScale(maxAbs / qmax);
     scales[group] = scale;
     // An all-zero group (or one whose scale underflows) is stored as zeros.
     if (scale === 0) continue;
-    for (let i = start; i < start + groupSize; i++) {
-      values[i] = Math.min(qmax, Math.max(qmin, roundHalfEven(weights[i]! / scale)));
+    // Rounding and division are monotonic: when the largest |w| rounds to at most qmax, no
+    // value needs clamping (the usual case; NaN and infinite scales fail the test).
+    if (maxAbs / scale + ROUNDING_BIAS - ROUNDING_BIAS <= qmax) {
+      roundGroup(weights, values, start, end, scale);
+    } else {
+      quantizeGroup(weights, values, start, end, scale, qmin, qmax);
     }
   }
   return { bits, rows, columns, groupSize, values, scales };
+}
+
+/**
+ * `max |w|` over `weights[start, end)`, NaN if any value is NaN (as `Math.max` would give): the
+ * first NaN decides, so the loop stops there.
+ */
+function groupMaxAbs(weights: Float32Array, start: number, end: number): number {
+  let maxAbs = 0;
+  for (let i = start; i < end; i++) {
+    const a = Math.abs(weights[i]!);
+    // `!(a <= maxAbs)` is true for a larger value and for NaN.
+    if (!(a <= maxAbs)) {
+      maxAbs = a;
+      if (a !== a) break;
+    }
+  }
+  return maxAbs;
+}
+
+/**
+ * Adding then subtracting 1.5 * 2^52 rounds a double of magnitude below 2^51 to an integer, ties
+ * to even (the default IEEE rounding): in [2^52, 2^53) the spacing of doubles is exactly 1. It
+ * gives +0 where {@link roundHalfEven} gives -0, which an Int8Array stores alike. Larger
+ * magnitudes (and infinities) come back far outside any qmin/qmax, so clamping ends the same.
+ */
+const ROUNDING_BIAS = 6755399441055744;
+
+/**
+ * `values[i] = clamp(roundHalfEven(w / scale), qmin, qmax)` over `[start, end)`, with the
+ * division in double precision as before. A NaN quotient stays NaN through the comparisons and
+ * is stored as 0, as `Math.min`/`Math.max` and the Int8Array store did.
+ */
+function quantizeGroup(
+  weights: Float32Array,
+  values: Int8Array,
+  start: number,
+  end: number,
+  scale: number,
+  qmin: number,
+  qmax: number,
+): void {
+  for (let i = start; i < end; i++) {
+    const q = weights[i]! / scale + ROUNDING_BIAS - ROUNDING_BIAS;
+    values[i] = q > qmax ? qmax : q < qmin ? qmin : q;
+  }
+}
+
+/** {@link quantizeGroup} where no value can leave `[qmin, qmax]`: rounding alone. */
+function roundGroup(
+  weights: Float32Array,
+  values: Int8Array,
+  start: number,
+  end: number,
+  scale: number,
+): void {
+  for (let i = start; i < end; i++) values[i] = weights[i]! / scale + ROUNDING_BIAS - ROUNDING_BIAS;
 }

@@ -64,3 +64,52 @@ Deno.test("quantizeMatrix() rejects groups that do not divide the row", () => {
     /do not form a \[2, 3\] matrix/,
   );
 });
+
+/** The definition, written plainly: what the fast loop in quantizeMatrix must reproduce. */
+function quantizeByDefinition(
+  w: Float32Array,
+  bits: 4 | 8,
+  group: number,
+  round: (x: number) => number,
+) {
+  const qmax = 2 ** (bits - 1) - 1;
+  const values: number[] = [];
+  const scales: number[] = [];
+  for (let start = 0; start < w.length; start += group) {
+    const slice = Array.from(w.subarray(start, start + group));
+    const scale = round(Math.max(...slice.map(Math.abs)) / qmax);
+    scales.push(scale);
+    for (const x of slice) {
+      // `+ 0` turns -0 into 0, as an Int8Array stores it.
+      values.push(
+        (scale === 0 ? 0 : Math.min(qmax, Math.max(-qmax - 1, roundHalfEven(x / scale)))) + 0,
+      );
+    }
+  }
+  return { values, scales };
+}
+
+Deno.test("quantizeMatrix() equals the plain definition, ties and edge values included", () => {
+  const value = fc.oneof(
+    fc.float({ min: -8, max: 8, noNaN: true }),
+    fc.integer({ min: -16, max: 16 }).map((n) => n / 2), // exact halves: ties at scale 1
+    fc.constantFrom(0, -0, 7, -7, 7.5, -8, 1e-30),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(value, { minLength: 64, maxLength: 64 }),
+      fc.constantFrom(4, 8) as fc.Arbitrary<4 | 8>,
+      fc.constantFrom(8, 32, 64),
+      fc.boolean(),
+      (row, bits, group, fp16) => {
+        const round = fp16 ? Math.f16round : Math.fround;
+        const w = new Float32Array(row);
+        const q = quantizeMatrix(w, 1, 64, bits, group, round);
+        const want = quantizeByDefinition(w, bits, group, round);
+        assert.deepEqual([...q.values], want.values);
+        assert.deepEqual([...q.scales], want.scales.map(Math.fround));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});

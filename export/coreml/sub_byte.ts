@@ -24,6 +24,7 @@ export function paddingBits(count: number, bits: number): number {
  * @returns `packedByteLength(values.length, bits)` bytes
  */
 export function packBits(values: Int8Array | Uint8Array, bits: number): Uint8Array {
+  if (bits === 4) return packNibbles(values);
   const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
   const out = new Uint8Array(packedByteLength(values.length, bits));
@@ -31,6 +32,32 @@ export function packBits(values: Int8Array | Uint8Array, bits: number): Uint8Arr
     const slot = i % perByte;
     out[(i - slot) / perByte]! |= (values[i]! & mask) << (slot * bits);
   }
+  return out;
+}
+
+/**
+ * {@link packBits} for 4 bits, the case a quarter billion int4 weights take: two elements per
+ * byte, element `2k` in the low nibble of byte `k` (and `2k + 1` in the high one). Reads four
+ * elements as one 32-bit word where the values are 4-byte aligned: the low nibble of each byte
+ * is the element's two's-complement low bits in either case.
+ */
+function packNibbles(values: Int8Array | Uint8Array): Uint8Array {
+  const count = values.length;
+  const out = new Uint8Array(packedByteLength(count, 4));
+  let i = 0;
+  if (values.byteOffset % 4 === 0) {
+    const words = new Uint32Array(values.buffer, values.byteOffset, count >>> 2);
+    const pairs = new Uint16Array(out.buffer, 0, words.length);
+    for (let w = 0; w < words.length; w++) {
+      // Bytes e0 e1 e2 e3 (low first) -> nibbles in bytes 0 and 2: e0 | e1 << 4, e2 | e3 << 4.
+      const nibbles = words[w]! & 0x0f0f0f0f;
+      const merged = nibbles | (nibbles >>> 4);
+      pairs[w] = (merged & 0xff) | ((merged >>> 8) & 0xff00);
+    }
+    i = words.length * 4;
+  }
+  for (; i + 1 < count; i += 2) out[i >>> 1] = (values[i]! & 15) | ((values[i + 1]! & 15) << 4);
+  if (i < count) out[i >>> 1] = values[i]! & 15;
   return out;
 }
 

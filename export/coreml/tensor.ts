@@ -97,7 +97,7 @@ export function checkTensor(tensor: Tensor, what: string): void {
   if (range !== undefined) {
     const [lo, hi] = range;
     const numbers = values as Int8Array | Uint8Array;
-    const bad = numbers.findIndex((v) => v < lo || v > hi);
+    const bad = firstOutside(numbers, lo, hi);
     if (bad >= 0) {
       throw new TensorShapeError(
         `Cannot use ${what}: ${dtype} value "${numbers[bad]}" at index ${bad} is outside ` +
@@ -105,6 +105,35 @@ export function checkTensor(tensor: Tensor, what: string): void {
       );
     }
   }
+}
+
+/**
+ * Index of the first value outside `[lo, hi]`, or -1. Runs over the quarter billion int4 weights
+ * of a 1B model, twice, so it checks four bytes at a time where it can (`findIndex` with a
+ * callback took tens of seconds there).
+ */
+function firstOutside(values: Int8Array | Uint8Array, lo: number, hi: number): number {
+  let i = 0;
+  const span = hi - lo;
+  // With span + 1 a power of two below 256, v is in range iff (byte - lo) mod 256 has no bit
+  // above `span`: add -lo to all four bytes of a word at once, without carries between bytes.
+  if (span >= 0 && span < 255 && (span & (span + 1)) === 0 && values.byteOffset % 4 === 0) {
+    const words = new Uint32Array(values.buffer, values.byteOffset, values.length >>> 2);
+    const add = ((-lo) & 0xff) * 0x01010101;
+    const outside = ~(span * 0x01010101);
+    let w = 0;
+    for (; w < words.length; w++) {
+      const x = words[w]!;
+      const sum = ((x & 0x7f7f7f7f) + (add & 0x7f7f7f7f)) ^ ((x ^ add) & 0x80808080);
+      if ((sum & outside) !== 0) break;
+    }
+    i = w * 4;
+  }
+  for (; i < values.length; i++) {
+    const v = values[i]!;
+    if (v < lo || v > hi) return i;
+  }
+  return -1;
 }
 
 function arrayClassName(dtype: DType): string {

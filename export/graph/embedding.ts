@@ -7,49 +7,36 @@
 
 import type { Var } from "../coreml/builder.ts";
 import { EMBEDDING } from "../../llama/weights.ts";
-import { quantizeMatrix } from "../quantize.ts";
-import { type ExportContext, scaleRounding } from "./context.ts";
+import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
-import { emitFloatWeight, emitQuantizedWeight } from "./linear.ts";
+import { emitFloatWeight, emitQuantizedWeight, readQuantized } from "./linear.ts";
 
-/** Rows read per step, bounding the fp32 working set whatever the vocabulary size. */
+/** Rows read per step of a float table, bounding the fp32 working set whatever the vocabulary. */
 const ROWS_PER_READ = 8192;
 
 async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var> {
   const [vocab, dim] = ctx.weights.matrixShape(EMBEDDING);
   const scheme = ctx.options.embeddingQuantize;
-  const read = (row: number) =>
-    ctx.weights.rows({ name: EMBEDDING }, row, Math.min(vocab, row + ROWS_PER_READ));
   if (scheme === "none") {
     const values = new Float32Array(vocab * dim);
-    for (let row = 0; row < vocab; row += ROWS_PER_READ) values.set(await read(row), row * dim);
+    for (let row = 0; row < vocab; row += ROWS_PER_READ) {
+      const end = Math.min(vocab, row + ROWS_PER_READ);
+      values.set(await ctx.weights.rows({ name: EMBEDDING }, row, end), row * dim);
+    }
     return emitFloatWeight(e, "embedding_table", [vocab, dim], values);
   }
-  // Quantized chunk by chunk: groups never cross a row, so chunking by rows changes nothing.
+  // Quantized a few rows at a time: groups never cross a row, so chunking changes nothing.
   const groupSize = scheme.groupSize === 0 ? dim : scheme.groupSize;
-  const values = new Int8Array(vocab * dim);
-  const scales = new Float32Array((vocab * dim) / groupSize);
-  for (let row = 0; row < vocab; row += ROWS_PER_READ) {
-    const chunk = await read(row);
-    const q = quantizeMatrix(
-      chunk,
-      chunk.length / dim,
-      dim,
-      scheme.bits,
-      groupSize,
-      scaleRounding(ctx.options),
-    );
-    values.set(q.values, row * dim);
-    scales.set(q.scales, (row * dim) / groupSize);
-  }
-  return emitQuantizedWeight(e, "embedding_table", {
-    bits: scheme.bits,
-    rows: vocab,
-    columns: dim,
+  const table = await readQuantized(
+    ctx,
+    { name: EMBEDDING },
+    0,
+    vocab,
+    dim,
+    scheme.bits,
     groupSize,
-    values,
-    scales,
-  });
+  );
+  return emitQuantizedWeight(e, "embedding_table", table);
 }
 
 /** Emits `table[tokens]`: `[1, L]` int32 ids to the hidden state `[1, L, D]`. */

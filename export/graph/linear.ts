@@ -56,23 +56,77 @@ export function emitQuantizedWeight(e: GraphEmitter, name: string, q: QuantizedM
   }, name);
 }
 
-/** A `[rows, columns]` linear weight stored as the export options say. */
-function emitLinearWeight(
+/**
+ * fp32 values read per step when quantizing. Small steps keep the working buffers small enough
+ * for the allocator to reuse them: a fresh large buffer costs a page fault per 4 KiB, which took
+ * about as long as reading, converting and quantizing the values it held.
+ */
+const VALUES_PER_READ = 2 ** 18;
+
+/** Rows of a `[*, columns]` weight read per step when quantizing. */
+export function rowsPerRead(columns: number, ropeHeadDim?: number): number {
+  const rows = Math.max(1, Math.floor(VALUES_PER_READ / columns));
+  // Reordered rows are read by whole heads: keep each step whole heads too.
+  return ropeHeadDim === undefined ? rows : Math.max(ropeHeadDim, rows - (rows % ropeHeadDim));
+}
+
+/**
+ * Rows `[start, end)` of a `[*, columns]` weight, quantized, read and quantized a few rows at a
+ * time. Groups never cross a row, so the result is the same as quantizing the rows at once.
+ */
+export async function readQuantized(
+  ctx: ExportContext,
+  weight: WeightRef,
+  start: number,
+  end: number,
+  columns: number,
+  bits: QuantBits,
+  groupSize: number,
+): Promise<QuantizedMatrix> {
+  const rows = end - start;
+  const step = rowsPerRead(columns, weight.ropeHeadDim);
+  const values = new Int8Array(rows * columns);
+  // A group size that does not divide the row is left for quantizeMatrix to report.
+  const divides = groupSize > 0 && columns % groupSize === 0;
+  const scales = new Float32Array(divides ? (rows * columns) / groupSize : 0);
+  for (let row = start; row < end; row += step) {
+    const stop = Math.min(end, row + step);
+    const chunk = await ctx.weights.rows(weight, row, stop);
+    const q = quantizeMatrix(
+      chunk,
+      stop - row,
+      columns,
+      bits,
+      groupSize,
+      scaleRounding(ctx.options),
+    );
+    values.set(q.values, (row - start) * columns);
+    scales.set(q.scales, ((row - start) * columns) / groupSize);
+  }
+  return { bits, rows, columns, groupSize, values, scales };
+}
+
+/** Rows `[start, end)` of a `[*, columns]` linear weight, stored as the export options say. */
+async function emitLinearWeight(
   e: GraphEmitter,
   ctx: ExportContext,
-  values: Float32Array,
-  rows: number,
+  weight: WeightRef,
+  start: number,
+  end: number,
   columns: number,
   name: string,
-): Var {
+): Promise<Var> {
   const quantization = ctx.options.linearQuantize;
-  if (quantization === "none") return emitFloatWeight(e, name, [rows, columns], values);
+  if (quantization === "none") {
+    const values = await ctx.weights.rows(weight, start, end);
+    return emitFloatWeight(e, name, [end - start, columns], values);
+  }
   const { bits, group } = SCHEMES[quantization];
   const groupSize = group === "row" ? columns : group;
   return emitQuantizedWeight(
     e,
     name,
-    quantizeMatrix(values, rows, columns, bits, groupSize, scaleRounding(ctx.options)),
+    await readQuantized(ctx, weight, start, end, columns, bits, groupSize),
   );
 }
 
@@ -97,9 +151,16 @@ export async function emitLinear(
   const bias = floatTensor(e, [rows], new Float32Array(rows));
   const outputs: Var[] = [];
   for (let part = 0; part < parts; part++) {
-    const values = await ctx.weights.rows(weight, part * rows, (part + 1) * rows);
     const partName = parts === 1 ? (outputName ?? name) : `${name}_part${part}`;
-    const w = emitLinearWeight(e, ctx, values, rows, columns, `${name}_part${part}_weight`);
+    const w = await emitLinearWeight(
+      e,
+      ctx,
+      weight,
+      part * rows,
+      (part + 1) * rows,
+      columns,
+      `${name}_part${part}_weight`,
+    );
     outputs.push(e.op("linear", { x, weight: w, bias }, partName));
   }
   ctx.weightWritten(weight.name);

@@ -1,0 +1,329 @@
+/**
+ * Benchmark: `llamane export` of the Llama-3.2-1B-shaped bf16 checkpoint (2.5 GB, made by
+ * `scripts/bench/make_llama32_1b_shape.py` on first use) with the default options (fp16, c4w,
+ * `-E 8,0`, graph breaks), in a fresh Deno process holding only the permissions the export needs,
+ * so that its wall time and peak RSS are the export's alone. Targets: <= 60 s and <= 2 GB peak
+ * RSS on the project's 2-core machine.
+ *
+ * A second probe replays the export's per-tensor work (read and convert, quantize, fp16, range
+ * checks, int4 packing, SHA-256, write) with the same library functions and times each phase, so
+ * that the figures say where the time goes; it is a replay, not the export itself, and its total
+ * leaves out building and writing the programs.
+ *
+ * Run as a script, this module is those probes:
+ * `deno run --allow-read=... --allow-write=DIR bench/export_model.ts export CKPT PARAMS DIR/OUT`
+ * or `... bench/export_model.ts phases CKPT PARAMS DIR/SCRATCH` prints its figures as JSON.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import type { Bench, Figures } from "./bench.ts";
+import { checkTensor, float16Bits, type Tensor, valuesToBytes } from "../export/coreml/tensor.ts";
+import { exportModel } from "../export/export_model.ts";
+import { rowsPerRead } from "../export/graph/linear.ts";
+import { WeightReader, type WeightRef } from "../export/graph/weight_reader.ts";
+import { linearShapes, resolveExportOptions } from "../export/options.ts";
+import { type QuantBits, quantizeMatrix } from "../export/quantize.ts";
+import { splitCount } from "../export/split_linear.ts";
+import { openModel } from "../llama/open.ts";
+import { EMBEDDING } from "../llama/weights.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const CACHE = new URL("out/bench/llama32-1b-shape/", ROOT);
+const CHECKPOINT = new URL("consolidated.00.pth", CACHE).pathname;
+const PARAMS = new URL("params.json", CACHE).pathname;
+const GENERATOR = new URL("scripts/bench/make_llama32_1b_shape.py", ROOT).pathname;
+/** Llama 3.2's RoPE scaling; the params file does not say it (Meta's 3.2 params do not either). */
+const ROPE_SCALE_FACTOR = 32;
+const RUNS = 3;
+const GNU_TIME = "/usr/bin/time";
+
+/** Runs the generator unless its outputs exist (as bench/checkpoint_load.ts does). */
+async function ensureCheckpoint(): Promise<void> {
+  try {
+    await Deno.stat(CHECKPOINT);
+    await Deno.stat(PARAMS);
+    return;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const python = Deno.env.get("LLAMANE_TORCH_PYTHON") ?? "/usr/bin/python3";
+  console.log(`generating ${CHECKPOINT} with ${python} (about 2.5 GB, once)`);
+  const { success } = await new Deno.Command(python, {
+    args: [GENERATOR, CACHE.pathname],
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!success) {
+    throw new Error(`Cannot generate the benchmark checkpoint: ${python} ${GENERATOR} failed`);
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/**
+ * The export probe: the default export, timed, with the time up to each piece's last weight
+ * (from the progress callback) so that the pieces can be told apart.
+ */
+async function exportProbe(checkpoint: string, params: string, output: string): Promise<Figures> {
+  const started = performance.now();
+  let embeddingDone = 0;
+  let blocksDone = 0;
+  let headDone = 0;
+  const summary = await exportModel({
+    checkpoint,
+    params,
+    output,
+    ropeScaleFactor: ROPE_SCALE_FACTOR,
+    onProgress: ({ tensor, tensorsDone, tensorsTotal }) => {
+      const now = performance.now();
+      if (tensorsDone === 1) embeddingDone = now;
+      else if (tensorsDone === tensorsTotal) headDone = now;
+      else if (tensor.startsWith("layers.")) blocksDone = now;
+    },
+  });
+  const finished = performance.now();
+  return {
+    export_ms: round(finished - started),
+    weight_bytes: summary.weightBytes,
+    // Each span ends at a piece's last weight; the program of the piece before it is written at
+    // its start, and the head's (with the manifest) in finish_ms.
+    embedding_piece_ms: round(embeddingDone - started),
+    blocks_piece_ms: round(blocksDone - embeddingDone),
+    head_piece_ms: round(headDone - blocksDone),
+    finish_ms: round(finished - headDone),
+  };
+}
+
+/** Accumulated milliseconds per phase of the replay. */
+class PhaseClock {
+  readonly ms: Record<string, number> = {};
+
+  time<T>(phase: string, work: () => T): T {
+    const start = performance.now();
+    const result = work();
+    this.ms[phase] = (this.ms[phase] ?? 0) + performance.now() - start;
+    return result;
+  }
+
+  async timeAsync<T>(phase: string, work: () => Promise<T>): Promise<T> {
+    const start = performance.now();
+    const result = await work();
+    this.ms[phase] = (this.ms[phase] ?? 0) + performance.now() - start;
+    return result;
+  }
+}
+
+/**
+ * The phase probe: the export's per-tensor work for the default options, phase by phase: every
+ * weight read (wq and wk with their RoPE row order) and converted to fp32, quantized (int8 per row
+ * for the embedding, int4 per row for linear parts), scales and norms converted to fp16, every
+ * blob range-checked twice (the program builder and weight.bin each check), packed, hashed with
+ * SHA-256 and written to a scratch file.
+ */
+async function phasesProbe(checkpoint: string, params: string, scratch: string): Promise<Figures> {
+  const started = performance.now();
+  const options = resolveExportOptions({ checkpoint, params, ropeScaleFactor: ROPE_SCALE_FACTOR });
+  using model = await openModel({ checkpoint, params }, { ropeScaleFactor: ROPE_SCALE_FACTOR });
+  const { config } = model;
+  const weights = new WeightReader(model.source);
+  const clock = new PhaseClock();
+  using file = Deno.openSync(scratch, { write: true, create: true, truncate: true });
+  let bytesWritten = 0;
+
+  const store = (tensor: Tensor) => {
+    clock.time("check", () => {
+      checkTensor(tensor, "builder");
+      checkTensor(tensor, "weight.bin");
+    });
+    const { dtype, values } = tensor;
+    if (dtype === "string") throw new Error("Cannot store a string tensor as a blob");
+    const bytes = clock.time("pack", () => valuesToBytes(dtype, values));
+    clock.time("hash", () => createHash("sha256").update(bytes).digest("hex"));
+    clock.time("write", () => {
+      for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
+    });
+    bytesWritten += bytes.length;
+  };
+  const fp16 = (shape: number[], values: Float32Array) =>
+    store({ dtype: "fp16", shape, values: clock.time("fp16", () => float16Bits(values)) });
+
+  // Rows [start, end) of a weight read and quantized per row a few rows at a time, as
+  // export/graph/linear.ts's readQuantized does, then stored as one blob with fp16 scales.
+  const quantized = async (weight: WeightRef, start: number, end: number, bits: QuantBits) => {
+    const [, columns] = weights.matrixShape(weight.name);
+    const values = new Int8Array((end - start) * columns);
+    const scales = new Float32Array(end - start);
+    const step = rowsPerRead(columns, weight.ropeHeadDim);
+    for (let row = start; row < end; row += step) {
+      const stop = Math.min(end, row + step);
+      const chunk = await clock.timeAsync("read_convert", () => weights.rows(weight, row, stop));
+      clock.time("quantize", () => {
+        const q = quantizeMatrix(chunk, stop - row, columns, bits, columns, Math.f16round);
+        values.set(q.values, (row - start) * columns);
+        scales.set(q.scales, row - start);
+      });
+    }
+    store({ dtype: bits === 4 ? "int4" : "int8", shape: [end - start, columns], values });
+    fp16([end - start, 1], scales);
+  };
+
+  // The embedding table (int8 per row), the norms, then every linear part (int4 per row).
+  const [vocab] = weights.matrixShape(EMBEDDING);
+  await quantized({ name: EMBEDDING }, 0, vocab, 8);
+  for (const info of model.source.list()) {
+    if (info.shape.length !== 1) continue;
+    fp16([...info.shape], await clock.timeAsync("read_convert", () => weights.all(info.name)));
+  }
+  for (const [label, out] of linearShapes(config)) {
+    const name = label.startsWith(EMBEDDING) ? EMBEDDING : label;
+    const ropeHeadDim = /attention\.w[qk]\.weight$/.test(name) ? config.headDim : undefined;
+    const parts = splitCount(name, out, options.targetSplitSize, options.maxSplits);
+    const rows = out / parts;
+    for (let part = 0; part < parts; part++) {
+      const weight = ropeHeadDim === undefined ? { name } : { name, ropeHeadDim };
+      await quantized(weight, part * rows, (part + 1) * rows, 4);
+    }
+  }
+  const total = performance.now() - started;
+  const figures: Figures = {};
+  for (const [phase, ms] of Object.entries(clock.ms)) figures[`${phase}_ms`] = round(ms);
+  return {
+    ...figures,
+    replay_total_ms: round(total),
+    replay_bytes_written: bytesWritten,
+  };
+}
+
+/** The 1-minute load average, read through `cat`: Deno reads /proc only with --allow-all. */
+async function loadAverage1m(): Promise<number | string> {
+  try {
+    const { stdout } = await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" })
+      .output();
+    const load = Number(new TextDecoder().decode(stdout).split(" ")[0]);
+    return Number.isFinite(load) ? load : "n/a";
+  } catch {
+    return "n/a";
+  }
+}
+
+/**
+ * Runs one probe in a new process, under GNU time where it exists (its `%M` is the child's peak
+ * RSS), with read access to the checkpoint, the params and a scratch directory it may write.
+ */
+async function runProbe(mode: "export" | "phases", gnuTime: boolean): Promise<Figures> {
+  const scratch = await Deno.makeTempDir({ prefix: "llamane-bench-export-" });
+  try {
+    const target = `${scratch}/${mode === "export" ? "bench.llamane" : "scratch.bin"}`;
+    const probe = [
+      Deno.execPath(),
+      "run",
+      `--allow-read=${CHECKPOINT},${PARAMS},${scratch}`,
+      `--allow-write=${scratch}`,
+      new URL(import.meta.url).pathname,
+      mode,
+      CHECKPOINT,
+      PARAMS,
+      target,
+    ];
+    const [command, ...args] = gnuTime ? [GNU_TIME, "-f", "maxrss_kb=%M", ...probe] : probe;
+    const load = await loadAverage1m();
+    const started = performance.now();
+    const output = await new Deno.Command(command!, { args, stdout: "piped", stderr: "piped" })
+      .output();
+    const wall = performance.now() - started;
+    const stderr = new TextDecoder().decode(output.stderr);
+    if (!output.success) {
+      throw new Error(
+        `Cannot run the export_model ${mode} probe: exit code ${output.code}\n${stderr}`,
+      );
+    }
+    const kb = stderr.match(/maxrss_kb=(\d+)/)?.[1];
+    return {
+      ...JSON.parse(new TextDecoder().decode(output.stdout)),
+      load_average_1m: load,
+      process_wall_ms: round(wall),
+      peak_rss_mb: kb === undefined
+        ? "n/a: needs GNU time at /usr/bin/time"
+        : round(Number(kb) / 1024),
+    };
+  } finally {
+    await Deno.remove(scratch, { recursive: true });
+  }
+}
+
+/** Medians of the numeric figures of several runs, keyed as given (notes from the first run). */
+function medians(runs: Figures[], prefix = ""): Figures {
+  const figures: Figures = {};
+  for (const [key, value] of Object.entries(runs[0]!)) {
+    figures[prefix + key] = typeof value === "number"
+      ? median(runs.map((run) => Number(run[key])))
+      : value;
+  }
+  return figures;
+}
+
+/** The default export of the 1B-shaped checkpoint, and the replay of its phases. */
+export const exportModelBench: Bench = {
+  name: "export_model",
+  description: "llamane export of a Llama-3.2-1B-shaped .pth (2.5 GB bf16) with the default " +
+    "options (fp16, c4w, -E 8,0, graph breaks) in a fresh process with only the permissions it " +
+    `needs (median of ${RUNS}; page cache warm after the first), plus a replay timing its ` +
+    "per-tensor phases (phase_*, median of the same count); targets <= 60 s, <= 2 GB peak RSS",
+  async run() {
+    await ensureCheckpoint();
+    const gnuTime = await Deno.stat(GNU_TIME).then(() => true, () => false);
+    const exports: Figures[] = [];
+    for (let i = 0; i < RUNS; i++) exports.push(await runProbe("export", gnuTime));
+    const phases: Figures[] = [];
+    for (let i = 0; i < RUNS; i++) phases.push(await runProbe("phases", gnuTime));
+    const loads = [...exports, ...phases].map((run) => run.load_average_1m)
+      .filter((load) => typeof load === "number");
+    const { load_average_1m: _load, ...exportFigures } = medians(exports);
+    const {
+      load_average_1m: _phaseLoad,
+      process_wall_ms: phaseWall,
+      peak_rss_mb: phaseRss,
+      ...phaseFigures
+    } = medians(phases);
+    const renamed: Figures = {};
+    for (const [key, value] of Object.entries(phaseFigures)) renamed[`phase_${key}`] = value;
+    return {
+      checkpoint_bytes: (await Deno.stat(CHECKPOINT)).size,
+      ...exportFigures,
+      peak_rss_mb_max: typeof exports[0]!.peak_rss_mb === "number"
+        ? Math.max(...exports.map((run) => Number(run.peak_rss_mb)))
+        : exports[0]!.peak_rss_mb!,
+      first_run_process_wall_ms: exports[0]!.process_wall_ms!,
+      ...renamed,
+      phase_process_wall_ms: phaseWall!,
+      phase_peak_rss_mb: phaseRss!,
+      load_average_1m_min: loads.length > 0 ? Math.min(...loads as number[]) : "n/a",
+      load_average_1m_max: loads.length > 0 ? Math.max(...loads as number[]) : "n/a",
+    };
+  },
+};
+
+if (import.meta.main) {
+  const [mode, checkpoint, params, target] = Deno.args;
+  if (
+    (mode !== "export" && mode !== "phases") || checkpoint === undefined ||
+    params === undefined || target === undefined
+  ) {
+    console.error(
+      "usage: deno run --allow-read=CKPT,PARAMS,DIR --allow-write=DIR bench/export_model.ts " +
+        "export|phases CKPT PARAMS DIR/OUTPUT",
+    );
+    Deno.exit(2);
+  }
+  const probe = mode === "export" ? exportProbe : phasesProbe;
+  console.log(JSON.stringify(await probe(checkpoint, params, target)));
+}
