@@ -56,11 +56,13 @@ export class StagedBundle implements AsyncDisposable {
     this.#output = output;
   }
 
-  /** Creates the temporary directory beside `output`. */
+  /** Creates the temporary directory beside `output`, and the directories above it if missing. */
   static async create(output: string): Promise<StagedBundle> {
     const name = output.replace(/\/+$/, "").split("/").pop()!;
+    const parent = parentDirectory(output);
+    await Deno.mkdir(parent, { recursive: true });
     const path = await Deno.makeTempDir({
-      dir: parentDirectory(output),
+      dir: parent,
       prefix: `.${name}.partial-`,
     });
     return new StagedBundle(path, output);

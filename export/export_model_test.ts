@@ -168,6 +168,14 @@ Deno.test("exportModel() leaves nothing behind when it fails halfway", async () 
   assert.deepEqual([...Deno.readDirSync(dir)], []);
 });
 
+Deno.test("exportModel() creates the directories above the output path", async () => {
+  const dir = await Deno.makeTempDir();
+  const output = `${dir}/models/new/tiny.llamane`;
+  await exportModel({ checkpoint: tiny.checkpoint, params: tiny.params, output, inputLen: 8 });
+  assert.equal((await readManifest(output)).export.inputLen, 8);
+  assert.deepEqual([...Deno.readDirSync(`${dir}/models/new`)].map((e) => e.name), ["tiny.llamane"]);
+});
+
 Deno.test("exportModel() replaces an older bundle but nothing else", async () => {
   const output = await exportTiny({ linearQuantize: "none" });
   await exportModel({
