@@ -10,6 +10,7 @@
 //! time (scalar, AVX2, NEON) computes each share; [`matmul`] does the same for products whose
 //! right operand is read row by row. [`ffi`] exposes it all through `extern "C"` (ABI.md).
 
+pub mod attention;
 pub mod dtype;
 pub mod error;
 pub mod ffi;

@@ -4,9 +4,9 @@
 use std::collections::TryReserveError;
 
 use crate::error::{check_len, Error};
-use crate::kernels::out_columns::ColumnSplitter;
+use crate::kernels::out_columns::{whole, ColumnSplitter, OutColumns, Part};
 use crate::kernels::q8_rows::Q8Rows;
-use crate::kernels::{Kernels, LinearQ8Table};
+use crate::kernels::Kernels;
 use crate::thread_pool::ThreadPool;
 use crate::weights::{Weights, BLOCK};
 
@@ -129,7 +129,58 @@ pub fn linear_reusing(
     options: &LinearOptions,
     scratch: &mut LinearScratch,
 ) -> Result<(), Error> {
-    let (n, k) = (w.n(), w.k());
+    let n = w.n();
+    if let Some(bias) = options.bias {
+        check_len("linear: bias", bias.len(), n)?;
+    }
+    let widths = [n];
+    let parts = whole(n);
+    linear_parts(
+        cpu,
+        y,
+        x,
+        (&widths, &parts),
+        &|_| (*w, options.bias),
+        options.path,
+        scratch,
+    )
+}
+
+/// Several linear layers on the same `x [m, k]`, as one job: `parts.1[p]` says where the columns
+/// of `part(p)` (its weights `[n_p, k]` and optional bias `[n_p]`) go among the output matrices,
+/// which lie one after the other in `y` (matrix `o` is `[m, parts.0[o]]`). Every part has the same
+/// weight format and `k`; the activations are converted (quantized) once for all of them. The
+/// columns of all parts are split over the threads together, so a layer cut into pieces, or the
+/// projections that read the same input, cost one job instead of one per matrix. Each output is
+/// computed as by [`linear_reusing`].
+pub fn linear_parts<'w>(
+    cpu: Cpu,
+    y: &mut [f32],
+    x: &[f32],
+    (widths, parts): (&[usize], &[Part]),
+    part: &(dyn Fn(usize) -> (Weights<'w>, Option<&'w [f32]>) + Sync),
+    path: ActivationPath,
+    scratch: &mut LinearScratch,
+) -> Result<(), Error> {
+    let Some(first) = parts.first().map(|_| part(0).0) else {
+        return Err(Error::invalid("linear: no weights"));
+    };
+    let (format, k) = (first.format(), first.k());
+    for (p, want) in parts.iter().enumerate() {
+        let (w, bias) = part(p);
+        if w.format() != format || w.k() != k || w.n() != want.n {
+            return Err(Error::invalid(format!(
+                "linear: part {p} is {:?} [{}, {}], expected {format:?} [{}, {k}]",
+                w.format(),
+                w.n(),
+                w.k(),
+                want.n
+            )));
+        }
+        if let Some(bias) = bias {
+            check_len("linear: bias", bias.len(), w.n())?;
+        }
+    }
     if !x.len().is_multiple_of(k) {
         return Err(Error::invalid(format!(
             "linear: x has {} elements, not a multiple of k = {k}",
@@ -137,21 +188,27 @@ pub fn linear_reusing(
         )));
     }
     let m = x.len() / k;
-    check_len("linear: y", y.len(), m * n)?;
-    if let Some(bias) = options.bias {
-        check_len("linear: bias", bias.len(), n)?;
+    let columns: usize = widths.iter().sum();
+    check_len("linear: y", y.len(), m * columns)?;
+    if parts
+        .iter()
+        .any(|p| p.out >= widths.len() || p.shift + p.n > widths[p.out])
+    {
+        return Err(Error::invalid("linear: a part lies outside its output"));
     }
-    let q8 = cpu.kernels.linear_q8.get(w.format()).filter(|_| {
+    let q8 = cpu.kernels.linear_q8.get(format).filter(|_| {
         k % BLOCK == 0
-            && match options.path {
+            && match path {
                 ActivationPath::Auto => m >= Q8_MIN_ROWS,
                 ActivationPath::F32 => false,
                 ActivationPath::Int8 => true,
             }
     });
-    let splitter = ColumnSplitter::new(y, m, n, columns_per_task(m * n * k, n, cpu.pool.threads()));
-    let add_bias = |out: &mut crate::kernels::out_columns::OutColumns| {
-        if let Some(bias) = options.bias {
+    let total = parts.iter().map(|p| p.n).sum::<usize>();
+    let per_task = columns_per_task(m * total * k, total, cpu.pool.threads());
+    let splitter = ColumnSplitter::new(y, m, widths, parts, per_task);
+    let add_bias = |out: &mut OutColumns, bias: Option<&[f32]>| {
+        if let Some(bias) = bias {
             let cols = out.cols();
             for r in 0..m {
                 for (o, b) in out.row(r).iter_mut().zip(&bias[cols.clone()]) {
@@ -162,23 +219,31 @@ pub fn linear_reusing(
     };
     match q8 {
         Some(kernel) => {
-            let layout = LinearQ8Table::layout(w.format());
+            let layout = cpu.kernels.linear_q8.layout(format);
             scratch.q8.requantize(cpu.kernels, x, m, k, layout);
             let xq = &scratch.q8;
             cpu.pool.run(splitter.len(), &|task| {
                 // SAFETY: the pool runs each task index exactly once.
-                let mut out = unsafe { splitter.columns(task) };
-                kernel(&mut out, xq, w);
-                add_bias(&mut out);
+                unsafe {
+                    splitter.columns(task, |p, mut out| {
+                        let (w, bias) = part(p);
+                        kernel(&mut out, xq, &w);
+                        add_bias(&mut out, bias);
+                    })
+                };
             });
         }
         None => {
-            let kernel = cpu.kernels.linear_f32.get(w.format());
+            let kernel = cpu.kernels.linear_f32.get(format);
             cpu.pool.run(splitter.len(), &|task| {
                 // SAFETY: the pool runs each task index exactly once.
-                let mut out = unsafe { splitter.columns(task) };
-                kernel(&mut out, x, w);
-                add_bias(&mut out);
+                unsafe {
+                    splitter.columns(task, |p, mut out| {
+                        let (w, bias) = part(p);
+                        kernel(&mut out, x, &w);
+                        add_bias(&mut out, bias);
+                    })
+                };
             });
         }
     }

@@ -4,7 +4,7 @@
 //! depend on `m`, the row's position or the number of threads.
 
 use crate::error::{check_len, Error};
-use crate::kernels::out_columns::ColumnSplitter;
+use crate::kernels::out_columns::{whole, ColumnSplitter};
 use crate::kernels::Rows;
 use crate::linear::{columns_per_task, Cpu};
 
@@ -28,11 +28,12 @@ pub fn matmul_rows(cpu: Cpu, y: &mut [f32], a: &[f32], b: Rows, n: usize) -> Res
     }
     let k = a.len() / m;
     check_len("matmul: b", b.len(), k * n)?;
-    let splitter = ColumnSplitter::new(y, m, n, columns_per_task(m * n * k, n, cpu.pool.threads()));
+    let (widths, parts) = ([n], whole(n));
+    let per_task = columns_per_task(m * n * k, n, cpu.pool.threads());
+    let splitter = ColumnSplitter::new(y, m, &widths, &parts, per_task);
     cpu.pool.run(splitter.len(), &|task| {
         // SAFETY: the pool runs each task index exactly once.
-        let mut out = unsafe { splitter.columns(task) };
-        (cpu.kernels.matmul_rows)(&mut out, a, b);
+        unsafe { splitter.columns(task, |_, mut out| (cpu.kernels.matmul_rows)(&mut out, a, b)) };
     });
     Ok(())
 }

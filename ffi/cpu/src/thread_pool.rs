@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 /// kernel calls of one token, short enough not to burn a core between tokens.
 const SPIN: Duration = Duration::from_micros(200);
 
-/// A job's task function with its lifetime erased; see the SAFETY comment in `run`.
-type Job = &'static (dyn Fn(usize) + Sync);
+/// A job's task function `(task, thread)` with its lifetime erased; see the SAFETY comment in
+/// `run_indexed`.
+type Job = &'static (dyn Fn(usize, usize) + Sync);
 
 /// State shared by the caller and the workers.
 struct Shared {
@@ -61,8 +62,8 @@ impl Shared {
         word >> 32 < word & 0xFFFF_FFFF
     }
 
-    /// Runs tasks until none are left to claim.
-    fn work(&self) {
+    /// Runs tasks until none are left to claim, as thread `thread` of the job.
+    fn work(&self, thread: usize) {
         while let Some(task) = self.claim() {
             // The job cannot change while a claimed task is unfinished: the caller waits for
             // `done` to reach n_tasks before it clears or replaces the job. So the job read after
@@ -72,7 +73,7 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .expect("job");
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(task))) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| job(task, thread))) {
                 let mut slot = self.panic.lock().unwrap_or_else(|e| e.into_inner());
                 slot.get_or_insert(payload);
             }
@@ -133,26 +134,30 @@ impl ThreadPool {
     /// Calls `task(i)` once for every `i` in `0..n_tasks`, spread over the pool, and returns when
     /// all calls have returned. A panic in any task is re-raised here after the others finish.
     pub fn run(&self, n_tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+        self.run_indexed(n_tasks, &|i, _| task(i));
+    }
+
+    /// [`ThreadPool::run`] with `task(i, thread)`: `thread` is below [`ThreadPool::threads`] and
+    /// no two calls running at the same time get the same one, so a task may use per-thread
+    /// scratch indexed by it.
+    pub fn run_indexed(&self, n_tasks: usize, task: &(dyn Fn(usize, usize) + Sync)) {
         assert!(n_tasks < 1 << 31, "ThreadPool::run: too many tasks");
+        let inline = || (0..n_tasks).for_each(|i| task(i, 0));
         let guard = match self.busy.try_lock() {
             Ok(g) => g,
             // A panic re-raised by an earlier job poisoned the lock; the pool itself is fine.
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => {
-                (0..n_tasks).for_each(task);
-                return;
-            }
+            Err(TryLockError::WouldBlock) => return inline(),
         };
         if self.workers.is_empty() || n_tasks <= 1 {
-            (0..n_tasks).for_each(task);
-            return;
+            return inline();
         }
         let shared = &*self.shared;
         // SAFETY: the 'static lifetime is a lie told only to the workers, who call `job` solely
         // for tasks claimed from this job; this function does not return (not even by unwinding:
         // panics are caught in `work`) until `done == n_tasks`, i.e. until every such call has
         // returned, and it clears the job before returning. So `task` outlives every use.
-        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize) + Sync), Job>(task) };
+        let job: Job = unsafe { std::mem::transmute::<&(dyn Fn(usize, usize) + Sync), Job>(task) };
         *shared.job.lock().unwrap_or_else(|e| e.into_inner()) = Some(job);
         shared.done.store(0, Ordering::Relaxed);
         shared.claim.store(n_tasks as u64, Ordering::SeqCst);
@@ -161,7 +166,7 @@ impl ThreadPool {
                 thread.unpark();
             }
         }
-        shared.work();
+        shared.work(0);
         let mut spins = 0u32;
         while shared.done.load(Ordering::Acquire) < n_tasks {
             // Only the last tasks of other threads remain: spin, but yield the core if one of
@@ -202,7 +207,7 @@ impl Drop for ThreadPool {
 fn worker_loop(shared: &Shared, index: usize) {
     let sleeping = &shared.sleeping[index];
     loop {
-        shared.work();
+        shared.work(index + 1);
         let idle_since = Instant::now();
         while !shared.has_work() && !shared.shutdown.load(Ordering::Relaxed) {
             if idle_since.elapsed() < SPIN {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{assert_close, Rng};
-use llamane_cpu::kernels::{self, Kernels};
+use llamane_cpu::kernels::{self, Kernels, Rows};
 
 const LENS: [usize; 8] = [1, 3, 8, 13, 16, 31, 64, 133];
 
@@ -167,7 +167,7 @@ fn softmax_matches_scalar_with_masked_entries() {
 }
 
 #[test]
-fn rope_matches_scalar_and_rotates_pairs() {
+fn rope_matches_scalar_and_rotates_half_split_pairs() {
     let mut rng = Rng::new(14);
     for table in simd_tables() {
         for half in [1, 3, 4, 5, 32, 33] {
@@ -183,10 +183,11 @@ fn rope_matches_scalar_and_rotates_pairs() {
             assert_close(&what, &got, &want, &vec![1.0; x.len()], 1e-6);
         }
     }
-    // The reference itself: (1, 0) rotated by 90 degrees is (0, 1), pairs are adjacent.
+    // The reference itself: pairs are (x[i], x[i + half]); (1, 0) rotated by 90 degrees is
+    // (0, 1), (0, 2) rotated by 0 degrees stays.
     let mut out = [0f32; 4];
     (scalar().rope)(&mut out, &[1.0, 0.0, 0.0, 2.0], &[0.0, 1.0], &[1.0, 0.0]);
-    assert_eq!(out, [0.0, 1.0, 0.0, 2.0]);
+    assert_eq!(out, [0.0, 0.0, 1.0, 2.0]);
 }
 
 #[test]
@@ -238,7 +239,6 @@ fn softmax_of_a_fully_masked_row_is_zero_and_masked_tails_change_nothing() {
 #[test]
 fn matmul_rows_matches_scalar_for_f32_and_f16_operands() {
     use llamane_cpu::kernels::out_columns::OutColumns;
-    use llamane_cpu::kernels::Rows;
     let mut rng = Rng::new(17);
     for table in simd_tables() {
         for (m, k, n) in [
@@ -262,6 +262,45 @@ fn matmul_rows_matches_scalar_for_f32_and_f16_operands() {
                 let what = format!("{:?} matmul_rows m={m} k={k} n={n}", table.isa);
                 // Both fuse every multiply-add in the same order: identical.
                 assert_eq!(got, want, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn transpose_matches_scalar_and_its_definition() {
+    let mut rng = Rng::new(16);
+    for table in simd_tables() {
+        for (rows, width) in [(1, 1), (8, 8), (13, 64), (24, 9), (7, 3)] {
+            let x = rng.normals(rows * width, 1.0);
+            let halves: Vec<u16> = x
+                .iter()
+                .map(|&v| half::f16::from_f32(v).to_bits())
+                .collect();
+            // Columns from 3 on, in rows of 40: the kernel writes into the middle of a matrix.
+            let stride = rows + 5;
+            for source in [Rows::F32(&x), Rows::F16(&halves)] {
+                let len = 3 + (width - 1) * stride + rows;
+                let (mut want, mut got) = (vec![-1f32; len], vec![-1f32; len]);
+                (scalar().transpose)(&mut want[3..], stride, source, width);
+                (table.transpose)(&mut got[3..], stride, source, width);
+                let what = format!("{:?} transpose [{rows}, {width}]", table.isa);
+                assert_eq!(got, want, "{what}");
+                for r in 0..rows {
+                    for c in 0..width {
+                        assert_eq!(
+                            want[3 + c * stride + r],
+                            source.get(r * width + c),
+                            "{what}"
+                        );
+                    }
+                }
+                // Nothing outside the columns 0..rows of each row is touched.
+                assert!(want[..3].iter().all(|&v| v == -1.0));
+                assert!((0..width).all(|c| want[3 + c * stride + rows..]
+                    .iter()
+                    .take(stride - rows)
+                    .all(|&v| v == -1.0)));
             }
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, Rng};
 use llamane_cpu::kernels::out_columns::OutColumns;
 use llamane_cpu::kernels::q8_rows::Q8Rows;
-use llamane_cpu::kernels::{self, Kernels, LinearQ8Table};
+use llamane_cpu::kernels::{self, Kernels};
 use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
 use llamane_cpu::weights::{Scales, WeightData, WeightFormat, Weights};
 
@@ -197,7 +197,7 @@ fn simd_q8_path_matches_scalar_on_the_same_quantized_input() {
                     let p = Packed::new(*format, n, k, i % 2 == 0, &mut rng);
                     let w = p.weights();
                     let x = rng.activations(m, k);
-                    let layout = LinearQ8Table::layout(*format);
+                    let layout = table.linear_q8.layout(*format);
                     // Quantized once, by the scalar reference, so both kernels see the same bytes.
                     let xq = Q8Rows::quantize(kernels::scalar(), &x, m, k, layout);
                     let want = run_q8(kernels::scalar(), &xq, &w);
@@ -233,7 +233,7 @@ fn scalar_quantized_kernels_match_dequantize_then_dot() {
                         &x,
                         m,
                         k,
-                        LinearQ8Table::layout(format),
+                        kernels::scalar().linear_q8.layout(format),
                     );
                     let xd: Vec<f32> = (0..m * k).map(|i| xq.dequantized(i / k, i % k)).collect();
                     let got = run_q8(kernels::scalar(), &xq, &w);
@@ -263,7 +263,7 @@ fn int8_activations_stay_close_to_f32_activations() {
         let x = rng.activations(m, k);
         let table = kernels::selected();
         let exact = run_f32(table, &x, m, &w);
-        let xq = Q8Rows::quantize(table, &x, m, k, LinearQ8Table::layout(*format));
+        let xq = Q8Rows::quantize(table, &x, m, k, table.linear_q8.layout(*format));
         let approx = run_q8(table, &xq, &w);
         assert_close(
             &format!("{format:?} int8 vs f32 activations"),
@@ -287,7 +287,7 @@ fn simd_q8_decode_tiles_match_scalar() {
                 let w = p.weights();
                 let x = rng.activations(1, k);
                 let xq =
-                    Q8Rows::quantize(kernels::scalar(), &x, 1, k, LinearQ8Table::layout(*format));
+                    Q8Rows::quantize(kernels::scalar(), &x, 1, k, table.linear_q8.layout(*format));
                 let want = run_q8(kernels::scalar(), &xq, &w);
                 let got = run_q8(table, &xq, &w);
                 let xd: Vec<f32> = (0..k).map(|j| xq.dequantized(0, j)).collect();

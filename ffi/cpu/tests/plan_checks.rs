@@ -465,3 +465,111 @@ fn plans_too_large_to_allocate_are_errors_not_aborts() {
         &["cannot allocate the f32 scratch"],
     );
 }
+
+#[test]
+fn rejects_fused_steps_that_do_not_fit() {
+    // fused_linear: two parts [3, 4] and [2, 4] into outputs of 3 and 2 columns.
+    let mut f = PlanBuilder::new();
+    let x = f.input("f32", &[2, 4], &[1.0; 8]);
+    let w0 = f.weight("f16", &[3, 4], &[0.5; 12]);
+    let w1 = f.weight("f16", &[2, 4], &[0.5; 8]);
+    let w2 = f.weight("f32", &[2, 4], &[0.5; 8]);
+    let o0 = f.output("f32", &[2, 3]);
+    let o1 = f.output("f16", &[2, 2]);
+    f.step(json!({
+        "op": "fused_linear", "x": x,
+        "parts": [{ "weight": { "data": w0 } }, { "weight": { "data": w1 } }],
+        "outs": [o0, o1]
+    }));
+    assert!(f.run().is_ok());
+    rejects(
+        &f,
+        |j| {
+            j["tensors"][4]["shape"] = json!([2, 2]);
+            j["tensors"][5]["shape"] = json!([2, 3]);
+        },
+        &["step 0 (fused_linear)", "output 0 has 2 columns"],
+    );
+    rejects(
+        &f,
+        |j| j["steps"][0]["parts"][1]["weight"]["data"] = json!(w2),
+        &[
+            "step 0 (fused_linear)",
+            "part 1 weight is F32",
+            "share one format",
+        ],
+    );
+    rejects(
+        &f,
+        |j| j["steps"][0]["outs"] = json!([o0]),
+        &["more columns than the outputs"],
+    );
+
+    // attention: q [1, 4, 8], keys and values [2, 3, 8] + [2, 1, 8], mask [1, 4].
+    let mut a = PlanBuilder::new();
+    let q = a.input("f16", &[1, 4, 8], &[0.0; 32]);
+    let kc = a.input("f16", &[2, 3, 8], &[0.0; 48]);
+    let kn = a.input("f16", &[2, 1, 8], &[0.0; 16]);
+    let mask = a.input("f16", &[1, 4], &[0.0; 4]);
+    let ints = a.input("i32", &[2, 1, 8], &[0.0; 16]);
+    let out = a.output("f16", &[1, 4, 8]);
+    a.step(json!({
+        "op": "attention", "q": q, "keys": [kc, kn], "values": [kc, kn], "mask": mask,
+        "scale": 0.5, "out": out
+    }));
+    assert!(a.run().is_ok());
+    rejects(
+        &a,
+        |j| j["tensors"][3]["shape"] = json!([1, 5]),
+        &[
+            "step 0 (attention)",
+            "mask has shape [1, 5], expected [1, 4]",
+        ],
+    );
+    rejects(
+        &a,
+        |j| j["steps"][0]["values"] = json!([kc]),
+        &["the keys are 4 long, the values 3"],
+    );
+    rejects(
+        &a,
+        |j| j["tensors"][0]["shape"] = json!([1, 3, 8]),
+        &["heads do not divide the 3 query heads"],
+    );
+    rejects(
+        &a,
+        |j| j["steps"][0]["keys"][1] = json!(ints),
+        &["keys 1", "expected f16 or f32"],
+    );
+    rejects(
+        &a,
+        |j| j["steps"][0]["out"] = json!(q),
+        &["step 0 (attention)", "out"],
+    );
+
+    // rope: x [2, 3, 6] with tables [2, 3]; an odd head size has no halves.
+    let mut r = PlanBuilder::new();
+    let x = r.input("f32", &[2, 3, 6], &[0.0; 36]);
+    let cos = r.input("f32", &[2, 3], &[0.0; 6]);
+    let out = r.output("f32", &[2, 3, 6]);
+    r.step(json!({ "op": "rope", "x": x, "cos": cos, "sin": cos, "out": out }));
+    assert!(r.run().is_ok());
+    rejects(
+        &r,
+        |j| {
+            j["tensors"][0]["shape"] = json!([2, 4, 5]);
+            j["tensors"][2]["shape"] = json!([2, 4, 5]);
+        },
+        &["step 0 (rope)", "not even"],
+    );
+    rejects(
+        &r,
+        |j| j["tensors"][1]["shape"] = json!([3, 2]),
+        &["cos has shape [3, 2], expected [2, 3]"],
+    );
+    rejects(
+        &r,
+        |j| j["steps"][0] = json!({ "op": "silu_mul", "gate": x, "up": cos, "out": out }),
+        &["step 0 (silu_mul)", "up has shape [2, 3]"],
+    );
+}

@@ -99,13 +99,13 @@ fn simd_tables() -> Vec<&'static Kernels> {
 }
 
 #[test]
-fn activation_quantization_matches_scalar_exactly_in_both_layouts() {
+fn activation_quantization_matches_scalar_exactly_in_every_layout() {
     let mut rng = Rng::new(20);
     let (m, k) = (3, 2080);
     let mut x = rng.activations(m, k);
     x[32..64].fill(0.0); // an all-zero block
     x[64] = 1e-30; // a block whose max is tiny
-    for layout in [Q8Layout::Natural, Q8Layout::EvenOdd] {
+    for layout in [Q8Layout::Natural, Q8Layout::EvenOdd, Q8Layout::Pairs] {
         let want = Q8Rows::quantize(kernels::scalar(), &x, m, k, layout);
         for table in simd_tables() {
             let got = Q8Rows::quantize(table, &x, m, k, layout);
@@ -125,6 +125,12 @@ fn activation_quantization_matches_scalar_exactly_in_both_layouts() {
                 got.row_sums(),
                 want.row_sums(),
                 "{:?} {layout:?} row sums",
+                table.isa
+            );
+            assert_eq!(
+                got.pair_scales(),
+                want.pair_scales(),
+                "{:?} {layout:?} pair scales",
                 table.isa
             );
         }
@@ -152,4 +158,28 @@ fn even_odd_layout_puts_low_nibble_elements_first() {
         .map(|v| (v as f32 * 127.0 / 31.0).round_ties_even() as i8)
         .collect();
     assert_eq!(q.values(), &expected[..]);
+}
+
+#[test]
+fn pairs_layout_interleaves_two_blocks_and_leaves_a_last_odd_one_alone() {
+    // Three blocks of values 0..96: blocks 0 and 1 as a pair, block 2 alone.
+    let x: Vec<f32> = (0..96).map(|i| i as f32).collect();
+    let q = Q8Rows::quantize(kernels::scalar(), &x, 1, 96, Q8Layout::Pairs);
+    let scale = |b: usize| (31.0 + 32.0 * b as f32) / 127.0;
+    let quantized = |j: usize| (j as f32 / scale(j / 32)).round_ties_even() as i8;
+    let order: Vec<usize> = (0..16)
+        .map(|i| 2 * i)
+        .chain((0..16).map(|i| 32 + 2 * i))
+        .chain((0..16).map(|i| 2 * i + 1))
+        .chain((0..16).map(|i| 33 + 2 * i))
+        .chain((0..16).map(|i| 64 + 2 * i))
+        .chain((0..16).map(|i| 65 + 2 * i))
+        .collect();
+    let expected: Vec<i8> = order.iter().map(|&j| quantized(j)).collect();
+    assert_eq!(q.values(), &expected[..]);
+    let lanes = |a: usize, b: usize| [[scale(a); 4], [scale(b); 4]].concat();
+    assert_eq!(q.pair_scales(), &[lanes(0, 1), lanes(2, 2)].concat()[..]);
+    for j in 0..96 {
+        assert_eq!(q.dequantized(0, j), f32::from(quantized(j)) * scale(j / 32));
+    }
 }

@@ -6,6 +6,7 @@ mod common;
 
 use common::plan_builder::{bytes_of, PlanBuilder};
 use common::Rng;
+use llamane_cpu::attention::{attention, AttentionScratch, Shape as AttentionShape, Sources};
 use llamane_cpu::kernels::{self, Rows};
 use llamane_cpu::linear::{linear_reusing, ActivationPath, Cpu, LinearOptions, LinearScratch};
 use llamane_cpu::matmul::matmul_rows;
@@ -139,6 +140,60 @@ fn matmul_and_softmax_rows_do_not_depend_on_the_number_of_rows() {
 }
 
 #[test]
+fn fused_attention_rows_do_not_depend_on_the_number_of_rows() {
+    // Keys and values: a cache of 37 and 8 more entries, inputs of every call. Query position r
+    // sees the cache up to slot 9 + 3 r and the extra entries up to r, so an 8-row call keeps
+    // key chunks that a 1-row call skips: they must add nothing.
+    let mut rng = Rng::new(205);
+    let (h, hkv, d, cache, extra) = (4, 2, 16, 37, 8);
+    let s = cache + extra;
+    let keys = [
+        rng.normals(hkv * cache * d, 1.0),
+        rng.normals(hkv * extra * d, 1.0),
+    ];
+    let values = [
+        rng.normals(hkv * cache * d, 1.0),
+        rng.normals(hkv * extra * d, 1.0),
+    ];
+    let width = h * d + s;
+    let rows: Vec<f32> = (0..8)
+        .flat_map(|r| {
+            let q = rng.normals(h * d, 1.0);
+            let mask = (0..s).map(move |j| {
+                let visible = if j < cache {
+                    j < 9 + 3 * r
+                } else {
+                    j - cache <= r
+                };
+                if visible {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            });
+            q.into_iter().chain(mask).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_rows_independent("attention step", &rows, (8, width), |b, m, xs| {
+        let q: Vec<f32> = xs.chunks(width).flat_map(|r| r[..h * d].to_vec()).collect();
+        let mask: Vec<f32> = xs.chunks(width).flat_map(|r| r[h * d..].to_vec()).collect();
+        let qt = b.input("f16", &[m, h, d], &q);
+        let mt = b.input("f16", &[m, s], &mask);
+        let kc = b.input("f16", &[hkv, cache, d], &keys[0]);
+        let kn = b.input("f16", &[hkv, extra, d], &keys[1]);
+        let vc = b.input("f16", &[hkv, cache, d], &values[0]);
+        let vn = b.input("f16", &[hkv, extra, d], &values[1]);
+        // f32 out: f16 rounding could hide a different summation order.
+        let out = b.output("f32", &[m, h, d]);
+        b.step(json!({
+            "op": "attention", "q": qt, "keys": [kc, kn], "values": [vc, vn], "mask": mt,
+            "scale": 0.25, "out": out
+        }));
+        (m, h * d)
+    });
+}
+
+#[test]
 fn grouped_query_rows_do_not_depend_on_the_call_length() {
     // q [Hkv, G, L, hd] @ K [Hkv, 1, C + L, hd]^T with L = 8 against each query position alone.
     let mut rng = Rng::new(202);
@@ -234,6 +289,23 @@ fn results_do_not_depend_on_the_number_of_threads() {
         bias: None,
         path: ActivationPath::Int8,
     };
+    let (l, h, hkv, d, keys) = (5, 8, 2, 32, 70);
+    let q = rng.normals(l * h * d, 1.0);
+    let kv = rng.normals(hkv * keys * d, 1.0);
+    let mask = vec![0.0; l * keys];
+    let shape = AttentionShape {
+        l,
+        h,
+        hkv,
+        d,
+        s: keys,
+    };
+    let lens = [keys];
+    let rows = |_: usize| Rows::F32(&kv);
+    let sources = Sources {
+        lens: &lens,
+        rows: &rows,
+    };
     let mut results = Vec::new();
     for threads in [1, 2, 3] {
         let pool = ThreadPool::new(threads);
@@ -245,7 +317,12 @@ fn results_do_not_depend_on_the_number_of_threads() {
         linear_reusing(cpu, &mut y, &x, &w, &options, &mut LinearScratch::default()).unwrap();
         let mut z = vec![0.0; m * n];
         matmul_rows(cpu, &mut z, &x, Rows::F32(&b), n).unwrap();
-        results.push((y, z));
+        let mut scratch = AttentionScratch::default();
+        scratch.try_reserve(threads, &shape).unwrap();
+        let mut a = vec![0.0; l * h * d];
+        let inputs = (&q[..], &mask[..], 0.125);
+        attention(cpu, &mut a, inputs, &shape, &sources, &sources, &scratch).unwrap();
+        results.push((y, z, a));
     }
     assert_eq!(results[0], results[1]);
     assert_eq!(results[0], results[2]);

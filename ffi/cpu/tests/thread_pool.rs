@@ -91,3 +91,24 @@ fn wakes_parked_workers() {
     }
     panic!("the worker thread never ran a task");
 }
+
+#[test]
+fn indexed_tasks_never_share_a_thread_index_at_the_same_time() {
+    let pool = ThreadPool::new(3);
+    let busy: Vec<AtomicUsize> = (0..pool.threads()).map(|_| AtomicUsize::new(0)).collect();
+    let done = AtomicUsize::new(0);
+    for _ in 0..20 {
+        pool.run_indexed(64, &|_, thread| {
+            assert!(thread < 3, "thread index {thread}");
+            assert_eq!(
+                busy[thread].fetch_add(1, Ordering::SeqCst),
+                0,
+                "index {thread} in use"
+            );
+            std::hint::black_box((0..2000).sum::<u64>());
+            busy[thread].fetch_sub(1, Ordering::SeqCst);
+            done.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 20 * 64);
+}

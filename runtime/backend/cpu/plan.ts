@@ -3,8 +3,9 @@
  * (format: ffi/cpu/PLAN.md). This is the only place a program is interpreted on the TypeScript
  * side: it resolves constants, re-infers every shape for the call length asked for (so a decode
  * call with one real token computes one row, not L), fuses dequantization into the ops that read
- * quantized weights, recognises the exporter's overflow-safe RMSNorm, and assigns every
- * intermediate tensor a place in one scratch arena.
+ * quantized weights, recognises the exporter's overflow-safe RMSNorm and the patterns of
+ * `fusion.ts` (linears sharing an input, attention, RoPE, SwiGLU), and assigns every intermediate
+ * tensor a place in one scratch arena.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import type { DType } from "../../../export/coreml/dtype.ts";
 import { elementCount, float16Values, type TensorType } from "../../../export/coreml/tensor.ts";
 import { inferOutputTypes, type OpArgument, SUPPORTED_OPS } from "../../../mil/ops.ts";
 import { shapeForCall } from "../../../bundle/io_names.ts";
+import { findFusions, type Fusion, type Graph } from "./fusion.ts";
 
 /** Element types the plan's tensors use. */
 export type PlanDType = "f16" | "f32" | "i32" | "i8" | "i4";
@@ -50,6 +52,36 @@ export type PlanStep =
     readonly bias?: number;
     readonly out: number;
   }
+  | {
+    readonly op: "fused_linear";
+    readonly x: number;
+    /** Weights read side by side; each output is made of whole consecutive parts. */
+    readonly parts: readonly { readonly weight: PlanWeight; readonly bias?: number }[];
+    readonly outs: readonly number[];
+  }
+  | {
+    readonly op: "attention";
+    /** `[L, H, D]`. */
+    readonly q: number;
+    /** Sources along the key axis, each `[Hkv, S_i, D]`. */
+    readonly keys: readonly number[];
+    readonly values: readonly number[];
+    /** `[L, S]`, added to the scores. */
+    readonly mask: number;
+    readonly scale: number;
+    /** `[L, H, D]`. */
+    readonly out: number;
+  }
+  | {
+    readonly op: "rope";
+    /** `[L, H, D]`, rotated in halves. */
+    readonly x: number;
+    /** `[L, D / 2]`. */
+    readonly cos: number;
+    readonly sin: number;
+    readonly out: number;
+  }
+  | { readonly op: "silu_mul"; readonly gate: number; readonly up: number; readonly out: number }
   | {
     readonly op: "gather";
     readonly table: PlanWeight;
@@ -362,7 +394,8 @@ export function planFunction(
   });
   const outputIndex = new Map(outputs.map((name, i) => [name, i]));
 
-  // Constants have no inputs, so they can all be registered up front; the rest is walked in order.
+  // Constants and the dequantizations of constants have no other inputs, so they can all be
+  // registered up front; the rest is walked in order.
   for (const op of fn.block.operations) {
     if (op.type === "const") {
       planner.values.set(
@@ -371,15 +404,65 @@ export function planFunction(
       );
     }
   }
-  const ops = fn.block.operations.filter((op) => op.type !== "const");
+  for (const op of fn.block.operations) {
+    if (op.type === "constexpr_blockwise_shift_scale") registerQuantized(op, planner);
+  }
+  const ops = fn.block.operations.filter((op) =>
+    op.type !== "const" && op.type !== "constexpr_blockwise_shift_scale"
+  );
   const consumers = new Map<string, number>();
-  for (const op of ops) {
+  const readers = new Map<string, number[]>();
+  const producers = new Map<string, number>();
+  ops.forEach((op, index) => {
     for (const list of op.inputs.values()) {
       for (const b of list) {
-        if (typeof b === "string") consumers.set(b, (consumers.get(b) ?? 0) + 1);
+        if (typeof b !== "string") continue;
+        consumers.set(b, (consumers.get(b) ?? 0) + 1);
+        readers.set(b, [...(readers.get(b) ?? []), index]);
       }
     }
+    for (const o of op.outputs) producers.set(o.name, index);
+  });
+
+  // Every value's type at this call length, before anything is placed: fusions check shapes.
+  const types = new Map<string, TensorType[]>();
+  for (const op of ops) {
+    if (!SUPPORTED_OPS.includes(op.type)) {
+      planner.fail(`op "${op.name}" has type "${op.type}", which the CPU backend does not run`);
+    }
+    const inferred = inferOutputTypes(op.type, argumentsOf(op, planner));
+    types.set(op.name, inferred);
+    op.outputs.forEach((o, k) => planner.values.set(o.name, { type: inferred[k]! }));
   }
+  const typeOf = (name: string) =>
+    planner.values.get(name)?.type ?? planner.fail(`value "${name}" is undefined`);
+
+  const graph: Graph = {
+    ops,
+    arg: (op, param, index = 0) =>
+      (op.inputs.get(param)?.length ?? 0) > index
+        ? argumentName(op, param, index, planner)
+        : undefined,
+    readers: (name) => consumers.get(name) ?? 0,
+    producer: (name) => producers.get(name),
+    consumers: (name) => readers.get(name) ?? [],
+    isOutput: (name) => outputIndex.has(name),
+    type: typeOf,
+    constant: (name) => {
+      const value = planner.values.get(name)?.constant;
+      return value?.every((v) => typeof v === "number") ? value as readonly number[] : undefined;
+    },
+    weightFormat: (name) => {
+      const info = planner.values.get(name)!;
+      const q = info.quantized;
+      if (q === undefined) return info.type.dtype;
+      const data = planner.tensors[q.data]!;
+      return `${data.dtype}/${q.group === data.shape[1] ? "channel" : q.group}`;
+    },
+  };
+  const fusions = findFusions(graph);
+  const emitAt = new Map(fusions.map((f) => [f.at, f.fusion]));
+  const absorbed = new Set(fusions.flatMap((f) => f.absorbs));
 
   // An op's result goes straight into the caller's output buffer when it is a function output.
   const store = (name: string, type: TensorType): number => {
@@ -392,10 +475,95 @@ export function planFunction(
     planner.values.set(name, { type, tensor: id });
     return id;
   };
+  // A fused step's result in the shape the step computes with, and the program's value as a view.
+  const storeAs = (name: string, shape: readonly number[]): number => {
+    const type = typeOf(name);
+    if (outputIndex.has(name)) planner.fail(`fused value "${name}" is a function output`);
+    const id = planner.tensor({ dtype: type.dtype, shape }, "arena", `value "${name}"`);
+    planner.values.set(name, { type, tensor: planner.view(type, id) });
+    return id;
+  };
+  const weightOf = (op: Operation, param: string, step: number): PlanWeight => {
+    const info = planner.values.get(binding(op, param, planner)!)!;
+    if (info.quantized !== undefined) {
+      for (const id of [info.quantized.data, info.quantized.scale!]) {
+        planner.lastUse.set(id, step);
+      }
+      return info.quantized;
+    }
+    return { data: planner.use(binding(op, param, planner)!, step) };
+  };
+  // Value `name` seen with another shape of the same element count.
+  const viewOf = (name: string, shape: readonly number[], step: number): number =>
+    planner.view({ dtype: typeOf(name).dtype, shape }, planner.use(name, step));
+
+  const emitFusion = (fusion: Fusion, step: number) => {
+    switch (fusion.kind) {
+      case "linears": {
+        const x = planner.use(fusion.x, step);
+        const parts = fusion.outputs.flatMap((o) =>
+          o.linears.map((i) => {
+            const bias = binding(ops[i]!, "bias", planner);
+            return {
+              weight: weightOf(ops[i]!, "weight", step),
+              ...(bias === undefined ? {} : { bias: planner.use(bias, step) }),
+            };
+          })
+        );
+        const outs = fusion.outputs.map((o) => store(o.name, typeOf(o.name)));
+        planner.steps.push({ op: "fused_linear", x, parts, outs });
+        break;
+      }
+      case "attention": {
+        const [, l, h, d] = typeOf(fusion.q).shape as number[];
+        const sources = (names: readonly string[]) =>
+          names.map((name) => {
+            const [, hkv, s, dd] = typeOf(name).shape as number[];
+            return viewOf(name, [hkv!, s!, dd!], step);
+          });
+        const [, ml, ms] = typeOf(fusion.mask).shape as number[];
+        planner.steps.push({
+          op: "attention",
+          q: viewOf(fusion.q, [l!, h!, d!], step),
+          keys: sources(fusion.keys),
+          values: sources(fusion.values),
+          mask: viewOf(fusion.mask, [ml!, ms!], step),
+          scale: fusion.scale,
+          out: storeAs(fusion.out, [l!, h!, d!]),
+        });
+        break;
+      }
+      case "rope": {
+        const [, l, h, d] = typeOf(fusion.x).shape as number[];
+        planner.steps.push({
+          op: "rope",
+          x: viewOf(fusion.x, [l!, h!, d!], step),
+          cos: viewOf(fusion.cos, [l!, d! / 2], step),
+          sin: viewOf(fusion.sin, [l!, d! / 2], step),
+          out: storeAs(fusion.out, [l!, h!, d!]),
+        });
+        break;
+      }
+      case "silu_mul":
+        planner.steps.push({
+          op: "silu_mul",
+          gate: planner.use(fusion.gate, step),
+          up: planner.use(fusion.up, step),
+          out: store(fusion.out, typeOf(fusion.out)),
+        });
+        break;
+    }
+  };
 
   for (let i = 0; i < ops.length; i++) {
     const op = ops[i]!;
     const step = planner.steps.length;
+    const fusion = emitAt.get(i);
+    if (fusion !== undefined) {
+      emitFusion(fusion, step);
+      continue;
+    }
+    if (absorbed.has(i)) continue;
     const rms = matchRmsNorm(ops, i, planner, consumers);
     if (rms !== undefined) {
       const x = planner.use(rms.x, step);
@@ -405,52 +573,20 @@ export function planFunction(
       i += rms.length - 1;
       continue;
     }
-    if (!SUPPORTED_OPS.includes(op.type)) {
-      planner.fail(`op "${op.name}" has type "${op.type}", which the CPU backend does not run`);
-    }
-    const types = inferOutputTypes(op.type, argumentsOf(op, planner));
+    const types_ = types.get(op.name)!;
     const name = op.outputs[0]!.name;
     const arg = (param: string) => planner.use(binding(op, param, planner)!, step);
-    const weightOf = (param: string): PlanWeight => {
-      const info = planner.values.get(binding(op, param, planner)!)!;
-      if (info.quantized !== undefined) {
-        for (const id of [info.quantized.data, info.quantized.scale!]) {
-          planner.lastUse.set(id, step);
-        }
-        return info.quantized;
-      }
-      return { data: arg(param) };
-    };
     switch (op.type) {
-      case "constexpr_blockwise_shift_scale": {
-        if (op.inputs.has("offset")) {
-          planner.fail(`op "${op.name}" has an offset, which llamane never writes`);
-        }
-        const data = planner.use(binding(op, "data", planner)!, step);
-        const scale = planner.use(binding(op, "scale", planner)!, step);
-        const dataShape = planner.tensors[data]!.shape;
-        const scaleShape = planner.tensors[scale]!.shape;
-        if (dataShape.length !== 2 || scaleShape[0] !== dataShape[0]) {
-          planner.fail(
-            `op "${op.name}" quantizes a [${dataShape}] tensor by [${scaleShape}], which is not row-wise`,
-          );
-        }
-        planner.values.set(name, {
-          type: types[0]!,
-          quantized: { data, scale, group: dataShape[1]! / scaleShape[1]! },
-        });
-        break;
-      }
       case "linear": {
         const bias = binding(op, "bias", planner);
         const x = arg("x");
-        const weight = weightOf("weight");
+        const weight = weightOf(op, "weight", step);
         planner.steps.push({
           op: "linear",
           x,
           weight,
           ...(bias === undefined ? {} : { bias: arg("bias") }),
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
@@ -458,12 +594,12 @@ export function planFunction(
         if ((constantNumbers(planner, op, "axis")?.[0] ?? 0) !== 0) {
           planner.fail(`op "${op.name}" gathers along an axis other than 0`);
         }
-        const table = weightOf("x");
+        const table = weightOf(op, "x", step);
         planner.steps.push({
           op: "gather",
           table,
           indices: arg("indices"),
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
@@ -477,7 +613,7 @@ export function planFunction(
           kind,
           a: arg("x"),
           b: arg("y"),
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
@@ -490,21 +626,21 @@ export function planFunction(
           kind: op.type,
           eps,
           x: arg("x"),
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
       case "softmax": {
-        const rank = types[0]!.shape.length;
+        const rank = types_[0]!.shape.length;
         const axis = constantNumbers(planner, op, "axis")?.[0] ?? -1;
         if (axis !== -1 && axis !== rank - 1) {
           planner.fail(`op "${op.name}" takes softmax over axis ${axis}, not the last`);
         }
-        planner.steps.push({ op: "softmax", x: arg("x"), out: store(name, types[0]!) });
+        planner.steps.push({ op: "softmax", x: arg("x"), out: store(name, types_[0]!) });
         break;
       }
       case "layer_norm": {
-        const rank = types[0]!.shape.length;
+        const rank = types_[0]!.shape.length;
         const axes = constantNumbers(planner, op, "axes") ?? [];
         if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== rank - 1)) {
           planner.fail(`op "${op.name}" normalizes axes [${axes}], not the last`);
@@ -517,7 +653,7 @@ export function planFunction(
           ...(gamma === undefined ? {} : { gamma: arg("gamma") }),
           ...(beta === undefined ? {} : { beta: arg("beta") }),
           eps: constantNumbers(planner, op, "epsilon")?.[0] ?? 1e-5,
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
@@ -529,7 +665,7 @@ export function planFunction(
           b: arg("y"),
           transposeA: flag("transpose_x"),
           transposeB: flag("transpose_y"),
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
@@ -538,37 +674,42 @@ export function planFunction(
           op: "transpose",
           x: arg("x"),
           perm: constantNumbers(planner, op, "perm")!,
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       case "concat": {
         const inputs = (op.inputs.get("values") ?? []).map((_, k) =>
           planner.use(argumentName(op, "values", k, planner), step)
         );
-        const rank = types[0]!.shape.length;
+        const rank = types_[0]!.shape.length;
         const axis = constantNumbers(planner, op, "axis")![0]!;
         planner.steps.push({
           op: "concat",
           inputs,
           axis: axis < 0 ? axis + rank : axis,
-          out: store(name, types[0]!),
+          out: store(name, types_[0]!),
         });
         break;
       }
       case "split": {
-        const rank = types[0]!.shape.length;
+        const rank = types_[0]!.shape.length;
         const axis = constantNumbers(planner, op, "axis")![0]!;
-        const outs = op.outputs.map((o, k) => store(o.name, types[k]!));
+        const outs = op.outputs.map((o, k) => store(o.name, types_[k]!));
         planner.steps.push({ op: "split", x: arg("x"), axis: axis < 0 ? axis + rank : axis, outs });
         break;
       }
       case "cast":
-        planner.steps.push({ op: "cast", x: arg("x"), out: store(name, types[0]!) });
+        planner.steps.push({ op: "cast", x: arg("x"), out: store(name, types_[0]!) });
         break;
       case "reduce_mean": {
         const rank = planner.values.get(binding(op, "x", planner)!)!.type.shape.length;
         const axes = constantNumbers(planner, op, "axes")!.map((a) => (a < 0 ? a + rank : a));
-        planner.steps.push({ op: "reduce_mean", x: arg("x"), axes, out: store(name, types[0]!) });
+        planner.steps.push({
+          op: "reduce_mean",
+          x: arg("x"),
+          axes,
+          out: store(name, types_[0]!),
+        });
         break;
       }
       case "reshape":
@@ -576,9 +717,12 @@ export function planFunction(
       case "squeeze": {
         // Row-major data does not move: the result is a view of its input, unless it is an output.
         if (outputIndex.has(name)) {
-          planner.steps.push({ op: "copy", x: arg("x"), out: store(name, types[0]!) });
+          planner.steps.push({ op: "copy", x: arg("x"), out: store(name, types_[0]!) });
         } else {
-          planner.values.set(name, { type: types[0]!, tensor: planner.view(types[0]!, arg("x")) });
+          planner.values.set(name, {
+            type: types_[0]!,
+            tensor: planner.view(types_[0]!, arg("x")),
+          });
         }
         break;
       }
@@ -601,6 +745,31 @@ export function planFunction(
     steps: planner.steps,
     arenaBytes,
   };
+}
+
+/**
+ * Registers a `constexpr_blockwise_shift_scale` of constant data and scales as a quantized
+ * weight, which the ops that read it take packed (a `dequantize` step only when another op reads
+ * it).
+ */
+function registerQuantized(op: Operation, planner: Planner): void {
+  if (op.inputs.has("offset")) {
+    planner.fail(`op "${op.name}" has an offset, which llamane never writes`);
+  }
+  const types = inferOutputTypes(op.type, argumentsOf(op, planner));
+  const data = planner.use(binding(op, "data", planner)!, 0);
+  const scale = planner.use(binding(op, "scale", planner)!, 0);
+  const dataShape = planner.tensors[data]!.shape;
+  const scaleShape = planner.tensors[scale]!.shape;
+  if (dataShape.length !== 2 || scaleShape[0] !== dataShape[0]) {
+    planner.fail(
+      `op "${op.name}" quantizes a [${dataShape}] tensor by [${scaleShape}], which is not row-wise`,
+    );
+  }
+  planner.values.set(op.outputs[0]!.name, {
+    type: types[0]!,
+    quantized: { data, scale, group: dataShape[1]! / scaleShape[1]! },
+  });
 }
 
 /**

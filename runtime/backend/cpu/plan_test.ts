@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { type Plan, PlanError, planFunction } from "./plan.ts";
 import { exportModel } from "../../../export/export_model.ts";
 import { readPackage } from "../../../export/coreml/package.ts";
-import type { MilFunction } from "../../../export/coreml/mil.ts";
+import type { MilFunction, Value } from "../../../export/coreml/mil.ts";
 import { elementCount } from "../../../export/coreml/tensor.ts";
 import { TINY_PARAMS, writeTinyLlama } from "../../../testing/tiny_llama.ts";
 
@@ -45,6 +45,83 @@ Deno.test("planFunction() fuses the exporter's RMSNorm and quantized linears", (
   assert.equal(plan.tensors[linear.weight.data]!.dtype, "i4");
 });
 
+Deno.test("planFunction() fuses linears sharing an input, attention, RoPE and SwiGLU", () => {
+  const { fn, outputs } = load("blocks");
+  const layers = TINY_PARAMS.n_layers;
+  for (const length of [8, 1]) {
+    const plan = planFunction(fn, 8, length, outputs);
+    const ops = counts(plan);
+    // Per layer: q/k/v in one step, w1/w3 in another; wo and w2 stay single linears.
+    assert.equal(ops.fused_linear, 2 * layers);
+    assert.equal(ops.linear, 2 * layers);
+    assert.equal(ops.attention, layers);
+    assert.equal(ops.rope, 2 * layers);
+    assert.equal(ops.silu_mul, layers);
+    // What they replace is gone: no cache copy, no scores, no element-wise RoPE.
+    for (const op of ["concat", "matmul", "softmax", "split", "unary"]) {
+      assert.equal(ops[op], undefined, `${op} at L = ${length}`);
+    }
+    // The new keys and values are outputs, transposed from the rotated heads, then read in place.
+    assert.equal(ops.transpose, 2 * layers);
+    const attention = plan.steps.find((s) => s.op === "attention")!;
+    assert.ok(attention.op === "attention");
+    const names = (ids: readonly number[]) => ids.map((id) => plan.tensors[id]!.storage.kind);
+    assert.deepEqual(names(attention.keys), ["input", "output"]);
+    assert.deepEqual(names(attention.values), ["input", "output"]);
+    assert.deepEqual(plan.tensors[attention.mask]!.shape, [length, 32 + length]);
+    assert.deepEqual(plan.tensors[attention.q]!.shape, [length, TINY_PARAMS.n_heads, 16]);
+    assert.equal(attention.scale, 0.25);
+    const qkv = plan.steps.find((s) => s.op === "fused_linear")!;
+    assert.ok(qkv.op === "fused_linear");
+    assert.deepEqual(
+      qkv.outs.map((id) => plan.tensors[id]!.shape.at(-1)),
+      [TINY_PARAMS.dim, TINY_PARAMS.n_kv_heads * 16, TINY_PARAMS.n_kv_heads * 16],
+    );
+  }
+});
+
+Deno.test("planFunction() leaves a pattern that differs from the exporter's to generic steps", () => {
+  const { fn, outputs } = load("blocks");
+  // Softmax over another axis is not attention: scores, mask and softmax stay separate steps
+  // (and the planner then refuses the axis, as it always did).
+  const axisConst: Value = {
+    kind: "immediate",
+    dtype: "int32",
+    shape: [],
+    values: Int32Array.of(2),
+  };
+  const ops = fn.block.operations.map((op) =>
+    op.type === "softmax" ? { ...op, inputs: new Map([...op.inputs, ["axis", [axisConst]]]) } : op
+  );
+  const changed = { ...fn, block: { ...fn.block, operations: ops } };
+  assert.throws(() => planFunction(changed, 8, 8, outputs), /softmax over axis 2/);
+  // A second reader of RoPE's intermediate keeps that RoPE unfused, and the plan still runs
+  // the same ops around it.
+  const x1cos = fn.block.operations.find((op) => op.name.endsWith("q_rope_x1cos"))!;
+  const reader = {
+    ...x1cos,
+    name: "extra_reader",
+    outputs: [{ ...x1cos.outputs[0]!, name: "extra_reader_out" }],
+    inputs: new Map([["x", [x1cos.outputs[0]!.name]], ["y", [x1cos.outputs[0]!.name]]]),
+  };
+  const at = fn.block.operations.indexOf(x1cos) + 1;
+  const withReader = [
+    ...fn.block.operations.slice(0, at),
+    reader,
+    ...fn.block.operations.slice(at),
+  ];
+  const plan = planFunction(
+    { ...fn, block: { ...fn.block, operations: withReader } },
+    8,
+    8,
+    outputs,
+  );
+  const steps = counts(plan);
+  assert.equal(steps.rope, 2 * TINY_PARAMS.n_layers - 1);
+  assert.equal(steps.split, 1);
+  assert.equal(steps.concat, 1);
+});
+
 Deno.test("planFunction() re-infers every shape for a shorter call", () => {
   const { fn, outputs } = load("blocks");
   const plan = planFunction(fn, 8, 1, outputs);
@@ -55,9 +132,10 @@ Deno.test("planFunction() re-infers every shape for a shorter call", () => {
   const output = (name: string) => plan.tensors[plan.outputs[plan.outputNames.indexOf(name)]!]!;
   assert.deepEqual(output("k_new_1").shape, [1, 2, 1, 16]);
   assert.deepEqual(output("hidden_2").shape, [1, 1, TINY_PARAMS.dim]);
-  const scores = plan.steps.find((s) => s.op === "matmul")!;
-  assert.ok(scores.op === "matmul");
-  assert.deepEqual(plan.tensors[scores.out]!.shape, [2, 2, 1, 33]);
+  const attention = plan.steps.find((s) => s.op === "attention")!;
+  assert.ok(attention.op === "attention");
+  assert.deepEqual(plan.tensors[attention.mask]!.shape, [1, 33]);
+  assert.deepEqual(attention.keys.map((id) => plan.tensors[id]!.shape), [[2, 32, 16], [2, 1, 16]]);
 });
 
 Deno.test("planFunction() never lets two live arena tensors overlap", () => {
@@ -70,7 +148,7 @@ Deno.test("planFunction() never lets two live arena tensors overlap", () => {
     for (const [key, value] of Object.entries(step)) {
       const ids = key === "outs" || key === "inputs"
         ? value as number[]
-        : typeof value === "number" && key !== "eps" && key !== "axis"
+        : typeof value === "number" && !["eps", "axis", "scale"].includes(key)
         ? [value]
         : [];
       for (const id of ids) {

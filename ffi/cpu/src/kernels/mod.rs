@@ -76,6 +76,30 @@ impl Rows<'_> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Element `i` as f32.
+    #[inline]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Rows::F32(s) => s[i],
+            Rows::F16(s) => half::f16::from_bits(s[i]).to_f32(),
+        }
+    }
+}
+
+/// Rows of a `[rows, width]` matrix of `len` elements, checked to fit transposed into `out_len`
+/// elements with rows of `stride` (the contract of [`Kernels::transpose`]).
+pub fn transposed_rows(out_len: usize, stride: usize, len: usize, width: usize) -> usize {
+    assert!(
+        width > 0 && len.is_multiple_of(width),
+        "transpose: {len} elements are not rows of {width}"
+    );
+    let rows = len / width;
+    assert!(
+        rows <= stride && (rows == 0 || (width - 1) * stride + rows <= out_len),
+        "transpose: [{rows}, {width}] does not fit {out_len} elements in rows of {stride}"
+    );
+    rows
 }
 
 /// `y[r, c] = sum_j a[r, j] * b[j, c]` for the columns `c` of `out`, with `a [m, k]` and
@@ -134,6 +158,8 @@ pub struct LinearQ8Table {
     pub int4_per_channel: LinearQ8Fn,
     /// int4, scales per block of 32.
     pub int4_block32: LinearQ8Fn,
+    /// The activation layout of the int4 kernels (int8 weights take [`Q8Layout::Natural`]).
+    pub int4_layout: Q8Layout,
 }
 
 impl LinearQ8Table {
@@ -148,9 +174,9 @@ impl LinearQ8Table {
     }
 
     /// The activation layout the kernel for `format` expects.
-    pub fn layout(format: WeightFormat) -> Q8Layout {
+    pub fn layout(&self, format: WeightFormat) -> Q8Layout {
         match format {
-            WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 => Q8Layout::EvenOdd,
+            WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 => self.int4_layout,
             _ => Q8Layout::Natural,
         }
     }
@@ -181,9 +207,14 @@ pub struct Kernels {
     /// Per row of `dim`: `out = exp(x - max) / sum(exp(x - max))`; a row that is entirely -inf
     /// gives zeros. Entries equal to -inf add exactly nothing to the sum, wherever they are.
     pub softmax: fn(out: &mut [f32], x: &[f32], dim: usize),
-    /// Per row of `2 * cos.len()`, rotates adjacent pairs `(x[2i], x[2i+1])` by the angle whose
-    /// cosine and sine are `cos[i]`, `sin[i]` (Meta's interleaved RoPE).
+    /// Per row of `2 * cos.len()`, rotates the pairs `(x[i], x[i + h])` (`h = cos.len()`) by the
+    /// angle whose cosine and sine are `cos[i]`, `sin[i]` (the exporter's half-split RoPE).
     pub rope: RopeFn,
+    /// Writes the `[rows, cols]` matrix `x` (`cols = width`) transposed and as f32 into the
+    /// columns `0..rows` of `out`, a row-major matrix with rows of `stride`:
+    /// `out[c * stride + r] = x[r, c]`. Attention's keys, turned so that a query meets 8 keys per
+    /// vector.
+    pub transpose: fn(out: &mut [f32], stride: usize, x: Rows, width: usize),
     /// Quantizes one row (`x.len() % 32 == 0`) to int8 blocks in `layout` order; returns the
     /// row's dequantized sum (see [`Q8Rows`]).
     pub quantize_row_q8:

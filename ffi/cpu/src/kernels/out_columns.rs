@@ -3,6 +3,10 @@
 //! Threads split a linear layer's outputs by columns, so each thread's share of `y [m, n]` is a
 //! strided set of row pieces. Handing out `&mut` row slices for disjoint column ranges lets the
 //! kernels write with ordinary bounds-checked indexing while other threads write other columns.
+//!
+//! The `n` columns a kernel computes may also be a window of a wider matrix (a fused linear
+//! writes several weight matrices side by side into one output): column `c` is then stored at
+//! `c + shift` in rows of `stride` elements.
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -12,6 +16,10 @@ pub struct OutColumns<'a> {
     ptr: *mut f32,
     m: usize,
     n: usize,
+    /// Elements per stored row, at least `shift + n`.
+    stride: usize,
+    /// Stored position of column 0 inside a row.
+    shift: usize,
     cols: Range<usize>,
     _borrow: PhantomData<&'a mut [f32]>,
 }
@@ -28,6 +36,8 @@ impl<'a> OutColumns<'a> {
             ptr: y.as_mut_ptr(),
             m,
             n,
+            stride: n,
+            shift: 0,
             cols: 0..n,
             _borrow: PhantomData,
         }
@@ -52,42 +62,95 @@ impl<'a> OutColumns<'a> {
     #[inline]
     pub fn row(&mut self, r: usize) -> &mut [f32] {
         assert!(r < self.m, "OutColumns::row: row {r} out of {}", self.m);
-        // SAFETY: r < m and cols ⊆ 0..n, so the range lies inside the m * n allocation borrowed
-        // for 'a; no other OutColumns covers these columns, and `&mut self` keeps this one from
-        // handing out two live slices at once.
+        // SAFETY: r < m, cols ⊆ 0..n and shift + n <= stride, so the range lies inside the
+        // m * stride allocation borrowed for 'a; no other OutColumns covers these elements, and
+        // `&mut self` keeps this one from handing out two live slices at once.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.ptr.add(r * self.n + self.cols.start),
+                self.ptr.add(r * self.stride + self.shift + self.cols.start),
                 self.cols.len(),
             )
         }
     }
 }
 
-/// Splits `y [m, n]` into disjoint column ranges of `per_task` columns (the last may be
-/// shorter), one per task, for the thread pool. The ranges are computed, not stored, so splitting
-/// allocates nothing.
-pub struct ColumnSplitter<'a> {
+/// Where the columns of one weight matrix go in a [`ColumnSplitter`]: output matrix `out`, from
+/// its column `shift` on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part {
+    /// Columns (the weight matrix's rows).
+    pub n: usize,
+    /// Index of the output matrix.
+    pub out: usize,
+    /// First column of the output matrix that this part writes.
+    pub shift: usize,
+}
+
+/// The single part of a plain `[m, n]` product.
+pub fn whole(n: usize) -> [Part; 1] {
+    [Part {
+        n,
+        out: 0,
+        shift: 0,
+    }]
+}
+
+/// Splits the columns of one or more parts (weight matrices computed side by side) into tasks of
+/// `per_task` columns (the last may be shorter), counted over the parts in order, and hands out
+/// each task's share of every part as an [`OutColumns`].
+///
+/// The output matrices lie one after the other in one buffer: matrix `o` is `[m, widths[o]]`.
+/// Parts write disjoint column ranges of their matrices (checked in `new`), so tasks never write
+/// the same element. Nothing is stored per task, and nothing is allocated.
+pub struct ColumnSplitter<'a, 'p> {
     ptr: *mut f32,
     m: usize,
-    n: usize,
+    widths: &'p [usize],
+    parts: &'p [Part],
+    total: usize,
     per_task: usize,
     _borrow: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: the splitter only hands out OutColumns for disjoint ranges (see `columns`), so sharing
-// it between the pool's threads cannot create aliasing writes.
-unsafe impl Sync for ColumnSplitter<'_> {}
+// SAFETY: the splitter only hands out OutColumns for disjoint element ranges (see `columns`), so
+// sharing it between the pool's threads cannot create aliasing writes.
+unsafe impl Sync for ColumnSplitter<'_, '_> {}
 
-impl<'a> ColumnSplitter<'a> {
-    /// Takes `y` (`[m, n]`) and the number of columns per task (at least 1).
-    pub fn new(y: &'a mut [f32], m: usize, n: usize, per_task: usize) -> Self {
-        assert_eq!(y.len(), m * n, "ColumnSplitter::new: length is not m * n");
+impl<'a, 'p> ColumnSplitter<'a, 'p> {
+    /// Takes the buffer of the output matrices, their rows `m` and widths, the parts and the
+    /// number of columns per task (at least 1). Panics unless the buffer holds the matrices
+    /// exactly and every part fits its matrix without overlapping another part.
+    pub fn new(
+        y: &'a mut [f32],
+        m: usize,
+        widths: &'p [usize],
+        parts: &'p [Part],
+        per_task: usize,
+    ) -> Self {
         assert!(per_task > 0, "ColumnSplitter::new: empty tasks");
+        assert_eq!(
+            y.len(),
+            m * widths.iter().sum::<usize>(),
+            "ColumnSplitter::new: length is not m * widths"
+        );
+        for (i, p) in parts.iter().enumerate() {
+            assert!(
+                p.out < widths.len() && p.shift + p.n <= widths[p.out],
+                "ColumnSplitter::new: part {p:?} outside its output"
+            );
+            let overlaps =
+                |q: &Part| q.out == p.out && q.shift < p.shift + p.n && p.shift < q.shift + q.n;
+            assert!(
+                !parts[i + 1..].iter().any(overlaps),
+                "ColumnSplitter::new: part {p:?} overlaps another"
+            );
+        }
         ColumnSplitter {
             ptr: y.as_mut_ptr(),
             m,
-            n,
+            widths,
+            parts,
+            total: parts.iter().map(|p| p.n).sum(),
             per_task,
             _borrow: PhantomData,
         }
@@ -95,32 +158,50 @@ impl<'a> ColumnSplitter<'a> {
 
     /// Number of tasks.
     pub fn len(&self) -> usize {
-        self.n.div_ceil(self.per_task)
+        self.total.div_ceil(self.per_task)
     }
 
     /// Whether there are no tasks.
     pub fn is_empty(&self) -> bool {
-        self.n == 0
+        self.total == 0
     }
 
-    /// The output columns of task `task` (`task < len()`).
+    /// Calls `f(part, columns)` for each part that task `task` (`task < len()`) covers, in part
+    /// order, with the task's columns of that part.
     ///
     /// # Safety
-    /// At most one OutColumns per task index may be alive at a time (the thread pool runs each
-    /// task index exactly once per job).
-    pub unsafe fn columns(&self, task: usize) -> OutColumns<'_> {
+    /// At most one call per task index may be running at a time (the thread pool runs each task
+    /// index exactly once per job).
+    pub unsafe fn columns(&self, task: usize, mut f: impl FnMut(usize, OutColumns<'_>)) {
         assert!(
             task < self.len(),
             "ColumnSplitter::columns: task out of range"
         );
         let start = task * self.per_task;
-        // Ranges of different tasks are disjoint by construction: [t p, (t + 1) p) ∩ [0, n).
-        OutColumns {
-            ptr: self.ptr,
-            m: self.m,
-            n: self.n,
-            cols: start..(start + self.per_task).min(self.n),
-            _borrow: PhantomData,
+        let stop = (start + self.per_task).min(self.total);
+        let mut first = 0;
+        for (index, part) in self.parts.iter().enumerate() {
+            let (lo, hi) = (start.max(first), stop.min(first + part.n));
+            if lo < hi {
+                let offset = self.m * self.widths[..part.out].iter().sum::<usize>();
+                // Tasks cover disjoint ranges of the parts' columns, parts disjoint columns of
+                // their matrices (checked in `new`), and matrices disjoint stretches of the
+                // buffer: these elements belong to this task alone. The offset lies inside the
+                // buffer, which holds all matrices.
+                f(
+                    index,
+                    OutColumns {
+                        ptr: self.ptr.wrapping_add(offset),
+                        m: self.m,
+                        n: part.n,
+                        stride: self.widths[part.out],
+                        shift: part.shift,
+                        cols: lo - first..hi - first,
+                        _borrow: PhantomData,
+                    },
+                );
+            }
+            first += part.n;
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Activations quantized to int8 per block of 32, for the integer dot-product path of prefill.
 //!
 //! Each row of `x [m, k]` is cut into blocks of 32; a block keeps `scale = max|x| / 127` and
-//! `q = round_ties_even(x * (127 / max|x|))`. The values of a block are stored in the order the
-//! weight kernels unpack their weights, so no shuffle is needed in the inner loop: int8 weights
-//! are in natural order, int4 weights unpack as the 16 low nibbles (even elements) then the 16
-//! high nibbles (odd elements).
+//! `q = round_ties_even(x * (127 / max|x|))`. The values are stored in the order the weight
+//! kernels unpack their weights, so no shuffle is needed in the inner loop: int8 weights are in
+//! natural order; int4 weights unpack as low nibbles (even elements) and high nibbles (odd
+//! elements), one block at a time or two (see [`Q8Layout`]).
 
 use std::collections::TryReserveError;
 
@@ -12,22 +12,34 @@ use crate::weights::BLOCK;
 
 use super::Kernels;
 
-/// Order of the 32 values inside each stored block.
+/// Order of the values of a row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Q8Layout {
-    /// Element `i` of the block at position `i` (pairs with int8 weights).
+    /// Element `j` at position `j` (pairs with int8 weights).
     Natural,
-    /// Elements 0, 2, .., 30 then 1, 3, .., 31 (pairs with packed int4 weights).
+    /// Per block: elements 0, 2, .., 30 then 1, 3, .., 31 (pairs with packed int4 weights read
+    /// 16 bytes, one block, at a time).
     EvenOdd,
+    /// Per two blocks `2p`, `2p + 1`: the even elements of `2p`, the even elements of `2p + 1`,
+    /// the odd elements of `2p`, the odd elements of `2p + 1`, 16 each; a last block without a
+    /// partner as in [`Q8Layout::EvenOdd`]. Pairs with packed int4 weights read 32 bytes, two
+    /// blocks, at a time: their low nibbles then line up with the first 32 values and their high
+    /// nibbles with the next 32.
+    Pairs,
 }
 
 impl Q8Layout {
-    /// Position inside a stored block of element `i` (0..32) of the block.
+    /// Position inside a row of `k` values (`k % 32 == 0`) of its element `j`.
     #[inline(always)]
-    pub fn position(self, i: usize) -> usize {
+    pub fn position(self, j: usize, k: usize) -> usize {
+        let (b, i) = (j / BLOCK, j % BLOCK);
+        let half = BLOCK / 2;
         match self {
-            Q8Layout::Natural => i,
-            Q8Layout::EvenOdd => (i % 2) * (BLOCK / 2) + i / 2,
+            Q8Layout::Natural => j,
+            Q8Layout::Pairs if b / 2 < k / (2 * BLOCK) => {
+                (b - b % 2) * BLOCK + (i % 2) * BLOCK + (b % 2) * half + i / 2
+            }
+            Q8Layout::EvenOdd | Q8Layout::Pairs => b * BLOCK + (i % 2) * half + i / 2,
         }
     }
 }
@@ -48,6 +60,10 @@ pub struct Q8Rows {
     /// `[m]`: `sum_b scale_b * sum_i q_bi`, what the quantized row sums to. Kernels that store
     /// weights with an offset (int4 as `w + 8`) subtract `offset * row_sum`.
     row_sums: Vec<f32>,
+    /// [`Q8Layout::Pairs`] only: `[m, ceil(k / 64), 8]`, per two blocks their scales as the lanes
+    /// of an 8-lane vector whose low half sums block `2p` and high half block `2p + 1` (a last
+    /// block alone fills all 8).
+    pair_scales: Vec<f32>,
 }
 
 impl Default for Q8Rows {
@@ -59,6 +75,7 @@ impl Default for Q8Rows {
             values: Vec::new(),
             scales: Vec::new(),
             row_sums: Vec::new(),
+            pair_scales: Vec::new(),
         }
     }
 }
@@ -79,6 +96,10 @@ impl Q8Rows {
             .try_reserve(grow(self.values.len(), m.saturating_mul(k)))?;
         self.scales
             .try_reserve(grow(self.scales.len(), m.saturating_mul(k) / BLOCK))?;
+        self.pair_scales.try_reserve(grow(
+            self.pair_scales.len(),
+            m.saturating_mul(k.div_ceil(2 * BLOCK)).saturating_mul(8),
+        ))?;
         self.row_sums.try_reserve(grow(self.row_sums.len(), m))
     }
 
@@ -108,6 +129,23 @@ impl Q8Rows {
                 &x[r * k..(r + 1) * k],
                 layout,
             );
+        }
+        if layout != Q8Layout::Pairs {
+            self.pair_scales.clear();
+            return;
+        }
+        let pairs = blocks.div_ceil(2);
+        self.pair_scales.resize(m * pairs * 8, 0.0);
+        for (lanes, p) in self.pair_scales.chunks_exact_mut(8).zip(0..) {
+            let (r, pair) = (p / pairs, p % pairs);
+            let first = r * blocks + 2 * pair;
+            let second = if 2 * pair + 1 < blocks {
+                first + 1
+            } else {
+                first
+            };
+            lanes[..4].fill(self.scales[first]);
+            lanes[4..].fill(self.scales[second]);
         }
     }
 
@@ -141,11 +179,14 @@ impl Q8Rows {
         &self.row_sums
     }
 
+    /// [`Q8Layout::Pairs`]: `[m, ceil(k / 64), 8]` scales as vector lanes (see the field doc).
+    pub fn pair_scales(&self) -> &[f32] {
+        &self.pair_scales
+    }
+
     /// Element `(r, j)` dequantized, in natural order: for tests and error measurement.
     pub fn dequantized(&self, r: usize, j: usize) -> f32 {
-        let b = j / BLOCK;
-        let pos = self.layout.position(j % BLOCK);
-        let q = self.values[r * self.k + b * BLOCK + pos];
-        self.scales[r * (self.k / BLOCK) + b] * f32::from(q)
+        let q = self.values[r * self.k + self.layout.position(j, self.k)];
+        self.scales[r * (self.k / BLOCK) + j / BLOCK] * f32::from(q)
     }
 }

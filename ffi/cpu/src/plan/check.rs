@@ -230,6 +230,27 @@ fn operands(step: &Step) -> (Vec<usize>, Vec<usize>) {
             let reads = [*x].into_iter().chain(weight_operands(weight)).chain(*bias);
             (reads.collect(), vec![*out])
         }
+        Step::FusedLinear { x, parts, outs } => {
+            let reads = parts
+                .iter()
+                .flat_map(|p| weight_operands(&p.weight).chain(p.bias));
+            (std::iter::once(*x).chain(reads).collect(), outs.clone())
+        }
+        Step::Attention {
+            q,
+            keys,
+            values,
+            mask,
+            out,
+            ..
+        } => {
+            let reads = [*q, *mask]
+                .into_iter()
+                .chain(keys.iter().chain(values).copied());
+            (reads.collect(), vec![*out])
+        }
+        Step::Rope { x, cos, sin, out } => (vec![*x, *cos, *sin], vec![*out]),
+        Step::SiluMul { gate, up, out } => (vec![*gate, *up], vec![*out]),
         Step::Gather {
             table,
             indices,

@@ -58,6 +58,21 @@ impl Plan {
         inputs: &[CallerBuffer],
         outputs: &[CallerBuffer],
     ) -> Result<(), Error> {
+        // SAFETY: forwarded from the caller.
+        unsafe { self.run_observed(inputs, outputs, &mut |_| {}) }
+    }
+
+    /// [`Plan::run`], calling `after_step(i)` when step `i` has finished: for profiling (see the
+    /// `run_plan` example), not for the runtime.
+    ///
+    /// # Safety
+    /// As [`Plan::run`].
+    pub unsafe fn run_observed(
+        &self,
+        inputs: &[CallerBuffer],
+        outputs: &[CallerBuffer],
+        after_step: &mut dyn FnMut(usize),
+    ) -> Result<(), Error> {
         check_buffers("input", &self.checked.inputs, inputs)?;
         check_buffers("output", &self.checked.outputs, outputs)?;
         for (i, out) in outputs.iter().enumerate() {
@@ -102,11 +117,13 @@ impl Plan {
             cpu: Cpu::global(),
             scratch: &mut state.scratch,
             linear: &mut state.linear,
+            attention: &state.attention,
         };
         for (i, op) in self.checked.ops.iter().enumerate() {
             op.run(&mut ctx).map_err(|e| {
                 Error::invalid(format!("cannot run step {i} ({}): {e}", self.names[i]))
             })?;
+            after_step(i);
         }
         Ok(())
     }

@@ -64,6 +64,16 @@ pub struct Weight {
     pub group: Option<usize>,
 }
 
+/// One weight matrix of a `fused_linear` step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinearPart {
+    /// The weight `[N, K]`.
+    pub weight: Weight,
+    /// Tensor of the bias `[N]`.
+    pub bias: Option<usize>,
+}
+
 /// `binary` kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -101,6 +111,31 @@ pub enum Step {
         bias: Option<usize>,
         out: usize,
     },
+    /// Several linears on one `x`: the parts' results, side by side along the last axis, are
+    /// the outputs side by side, each output made of whole consecutive parts.
+    FusedLinear {
+        x: usize,
+        parts: Vec<LinearPart>,
+        outs: Vec<usize>,
+    },
+    /// `out[l, h] = softmax(scale q[l, h] . K^T + mask[l]) V` over the key sources in order.
+    Attention {
+        q: usize,
+        keys: Vec<usize>,
+        values: Vec<usize>,
+        mask: usize,
+        scale: f64,
+        out: usize,
+    },
+    /// Half-split rotary embedding of `x [L, H, D]` by `cos`, `sin` `[L, D / 2]`.
+    Rope {
+        x: usize,
+        cos: usize,
+        sin: usize,
+        out: usize,
+    },
+    /// `silu(gate) * up`.
+    SiluMul { gate: usize, up: usize, out: usize },
     /// `out[i..., :] = T[indices[i...], :]`.
     Gather {
         table: Weight,
@@ -185,6 +220,10 @@ impl Step {
     pub fn op(&self) -> &'static str {
         match self {
             Step::Linear { .. } => "linear",
+            Step::FusedLinear { .. } => "fused_linear",
+            Step::Attention { .. } => "attention",
+            Step::Rope { .. } => "rope",
+            Step::SiluMul { .. } => "silu_mul",
             Step::Gather { .. } => "gather",
             Step::Dequantize { .. } => "dequantize",
             Step::RmsNorm { .. } => "rms_norm",

@@ -98,6 +98,12 @@ pub struct Memory<'a> {
     _arena: PhantomData<&'a mut [u8]>,
 }
 
+// SAFETY: the raw pointers only become slices through `src` (shared reads of tensors that no
+// output of the running step overlaps, checked at load) and the unsafe `dst`, whose contract
+// makes each writable view exclusive; so threads of one step may share the memory to read their
+// inputs, as they would share `&[T]` slices.
+unsafe impl Sync for Memory<'_> {}
+
 impl<'a> Memory<'a> {
     /// Memory for one run.
     ///

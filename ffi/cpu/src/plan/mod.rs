@@ -22,8 +22,10 @@ pub use check::BufferSpec;
 
 use std::sync::{Arc, Mutex};
 
+use crate::attention::AttentionScratch;
 use crate::error::Error;
 use crate::linear::LinearScratch;
+use crate::thread_pool::ThreadPool;
 use crate::weight_file::WeightFile;
 use arena::Arena;
 use check::Checked;
@@ -34,6 +36,7 @@ struct RunState {
     /// f32 staging, as large as the hungriest step needs.
     scratch: Vec<f32>,
     linear: LinearScratch,
+    attention: AttentionScratch,
 }
 
 /// A checked plan with its scratch memory, holding its weight file open.
@@ -72,6 +75,12 @@ impl Plan {
                 .try_reserve(m, k)
                 .map_err(|e| no_memory("int8 activations", e))?;
         }
+        let mut attention = AttentionScratch::default();
+        for shape in checked.ops.iter().filter_map(ops::Op::attention) {
+            attention
+                .try_reserve(ThreadPool::global().threads(), &shape)
+                .map_err(|e| no_memory("attention buffers", e))?;
+        }
         let elements = checked.ops.iter().map(ops::Op::scratch).max().unwrap_or(0);
         let mut scratch = Vec::new();
         scratch
@@ -82,6 +91,7 @@ impl Plan {
             arena: Arena::new(checked.arena_bytes).map_err(fail)?,
             scratch,
             linear,
+            attention,
         };
         Ok(Plan {
             weights,
@@ -104,6 +114,11 @@ impl Plan {
     /// Number of steps.
     pub fn steps(&self) -> usize {
         self.names.len()
+    }
+
+    /// The op name of step `i` (panics when out of range).
+    pub fn step_name(&self, i: usize) -> &'static str {
+        self.names[i]
     }
 
     /// The checked tensor `t` (panics when out of range).

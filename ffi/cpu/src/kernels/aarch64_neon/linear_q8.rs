@@ -6,7 +6,6 @@ use std::arch::aarch64::*;
 
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::Q8Rows;
-use crate::kernels::LinearQ8Table;
 use crate::weights::{Scales, WeightData, Weights, BLOCK};
 
 /// Reads one weight format a block of 32 at a time, in the activation layout.
@@ -103,7 +102,7 @@ fn run<W: DecodeBlock>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weight
     );
     assert_eq!(
         x.layout(),
-        LinearQ8Table::layout(weights.format()),
+        super::KERNELS.linear_q8.layout(weights.format()),
         "linear_q8: activation layout does not match the weight format"
     );
     let blocks = k / BLOCK;

@@ -9,7 +9,7 @@ mod linear_f32;
 mod linear_q8;
 
 use super::out_columns::OutColumns;
-use super::q8_rows::Q8Rows;
+use super::q8_rows::{Q8Layout, Q8Rows};
 use super::{scalar, Isa, Kernels, LinearF32Table, LinearQ8Table};
 use crate::weights::Weights;
 
@@ -49,6 +49,7 @@ static KERNELS: Kernels = Kernels {
         int8_per_channel: int8_per_channel_q8,
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
+        int4_layout: Q8Layout::EvenOdd,
     },
     ..scalar::KERNELS
 };

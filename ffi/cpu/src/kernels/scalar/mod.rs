@@ -10,7 +10,9 @@ mod norm;
 mod quantize_q8;
 mod rope;
 mod softmax;
+mod transpose;
 
+use super::q8_rows::Q8Layout;
 use super::{Isa, Kernels, LinearF32Table, LinearQ8Table};
 
 /// The scalar table.
@@ -26,6 +28,7 @@ pub static KERNELS: Kernels = Kernels {
     layer_norm: norm::layer_norm,
     softmax: softmax::softmax,
     rope: rope::rope,
+    transpose: transpose::transpose,
     quantize_row_q8: quantize_q8::quantize_row_q8,
     matmul_rows: matmul_rows::matmul_rows,
     linear_f32: LinearF32Table {
@@ -39,5 +42,6 @@ pub static KERNELS: Kernels = Kernels {
         int8_per_channel: linear_q8::int8_per_channel,
         int4_per_channel: linear_q8::int4_per_channel,
         int4_block32: linear_q8::int4_block32,
+        int4_layout: Q8Layout::EvenOdd,
     },
 };

@@ -10,12 +10,9 @@ pub fn quantize_row_q8(values: &mut [i8], scales: &mut [f32], x: &[f32], layout:
         x.len().is_multiple_of(BLOCK) && values.len() == x.len() && scales.len() == x.len() / BLOCK,
         "quantize_row_q8: lengths do not match blocks of 32"
     );
+    let k = x.len();
     let mut row_sum = 0.0f32;
-    for ((xb, qb), scale) in x
-        .chunks_exact(BLOCK)
-        .zip(values.chunks_exact_mut(BLOCK))
-        .zip(scales.iter_mut())
-    {
+    for (b, (xb, scale)) in x.chunks_exact(BLOCK).zip(scales.iter_mut()).enumerate() {
         let max = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         let inv = if max == 0.0 { 0.0 } else { 127.0 / max };
         *scale = max / 127.0;
@@ -23,7 +20,7 @@ pub fn quantize_row_q8(values: &mut [i8], scales: &mut [f32], x: &[f32], layout:
         for (i, &v) in xb.iter().enumerate() {
             // |v * inv| <= 127 up to rounding of inv, so the conversion cannot saturate.
             let q = (v * inv).round_ties_even() as i32;
-            qb[layout.position(i)] = q as i8;
+            values[layout.position(b * BLOCK + i, k)] = q as i8;
             sum += q;
         }
         row_sum += *scale * sum as f32;

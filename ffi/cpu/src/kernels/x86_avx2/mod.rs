@@ -8,12 +8,14 @@ mod convert;
 mod elementwise;
 mod linear_f32;
 mod linear_q8;
+mod linear_q8_int4;
 mod matmul_rows;
 mod norm;
 mod quantize_q8;
 mod rope;
 mod simd;
 mod softmax;
+mod transpose;
 
 use super::out_columns::OutColumns;
 use super::q8_rows::{Q8Layout, Q8Rows};
@@ -47,6 +49,7 @@ detected! {
     );
     softmax => softmax::softmax: (out: &mut [f32], x: &[f32], dim: usize);
     rope => rope::rope: (out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32]);
+    transpose => transpose::transpose: (out: &mut [f32], stride: usize, x: Rows, width: usize);
     quantize_row_q8 => quantize_q8::quantize_row_q8: (
         values: &mut [i8], scales: &mut [f32], x: &[f32], layout: Q8Layout
     ) -> f32;
@@ -57,8 +60,8 @@ detected! {
     int4_per_channel => linear_f32::int4_per_channel: (out: &mut OutColumns, x: &[f32], w: &Weights);
     int4_block32 => linear_f32::int4_block32: (out: &mut OutColumns, x: &[f32], w: &Weights);
     int8_per_channel_q8 => linear_q8::int8_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
-    int4_per_channel_q8 => linear_q8::int4_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
-    int4_block32_q8 => linear_q8::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+    int4_per_channel_q8 => linear_q8_int4::int4_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+    int4_block32_q8 => linear_q8_int4::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
 static KERNELS: Kernels = Kernels {
@@ -73,6 +76,7 @@ static KERNELS: Kernels = Kernels {
     layer_norm,
     softmax,
     rope,
+    transpose,
     quantize_row_q8,
     matmul_rows,
     linear_f32: LinearF32Table {
@@ -86,6 +90,7 @@ static KERNELS: Kernels = Kernels {
         int8_per_channel: int8_per_channel_q8,
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
+        int4_layout: Q8Layout::Pairs,
     },
 };
 

@@ -44,8 +44,9 @@ pub fn quantize_row_q8(values: &mut [i8], scales: &mut [f32], x: &[f32], layout:
         let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(words, words_hi), unpack);
         let bytes = match layout {
             Q8Layout::Natural => bytes,
-            // Evens and odds of each lane, then qwords (E0, E1, O0, O1).
-            Q8Layout::EvenOdd => {
+            // Evens and odds of each lane, then qwords (E0, E1, O0, O1); pairs of blocks are
+            // interleaved below.
+            Q8Layout::EvenOdd | Q8Layout::Pairs => {
                 _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(bytes, even_odd))
             }
         };
@@ -53,6 +54,13 @@ pub fn quantize_row_q8(values: &mut [i8], scales: &mut [f32], x: &[f32], layout:
         // SAFETY: `out` is exactly 32 bytes, the size of the store; storeu accepts any alignment.
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), bytes) };
         row_sum += *scale * sum as f32;
+    }
+    if layout == Q8Layout::Pairs {
+        // Each full pair holds (evens 2p, odds 2p, evens 2p+1, odds 2p+1): swap the middle two.
+        for pair in values.chunks_exact_mut(2 * BLOCK) {
+            let (first, second) = pair.split_at_mut(BLOCK);
+            first[BLOCK / 2..].swap_with_slice(&mut second[..BLOCK / 2]);
+        }
     }
     row_sum
 }

@@ -17,15 +17,6 @@ pub fn load(s: &[f32], i: usize) -> __m256 {
     unsafe { _mm256_loadu_ps(s.as_ptr().add(i)) }
 }
 
-/// 4 floats from `s[i..i + 4]`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub fn load4(s: &[f32], i: usize) -> __m128 {
-    assert!(i + 4 <= s.len(), "simd::load4 out of bounds");
-    // SAFETY: the assert keeps all 4 reads inside `s`; loadu accepts any alignment.
-    unsafe { _mm_loadu_ps(s.as_ptr().add(i)) }
-}
-
 /// Stores 8 floats to `s[i..i + 8]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

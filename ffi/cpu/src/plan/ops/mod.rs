@@ -2,6 +2,7 @@
 //! semantics at load ([`Checker`]), says how much f32 scratch it needs, and runs on the views a
 //! [`Ctx`] hands out. Every op reads its inputs as f32 and rounds its result to the output's type.
 
+mod attention;
 mod binary;
 mod cast;
 mod concat;
@@ -12,15 +13,18 @@ mod linear;
 mod matmul;
 mod norm;
 mod reduce_mean;
+mod rope;
+mod silu_mul;
 mod softmax;
 mod split;
 mod transpose;
 mod unary;
 mod weight;
 
-use super::format::Step;
+use super::format::{LinearPart, Step};
 use super::memory::Memory;
 use super::tensor::TensorInfo;
+use crate::attention::{AttentionScratch, Shape};
 use crate::linear::{Cpu, LinearScratch};
 
 /// What a step runs with: the tensors' memory, the kernels and threads, and scratch sized at
@@ -34,6 +38,8 @@ pub struct Ctx<'r, 'a> {
     pub scratch: &'r mut [f32],
     /// Buffers of the linear layers (int8 activations), sized at load.
     pub linear: &'r mut LinearScratch,
+    /// Per-thread buffers of attention, sized at load.
+    pub attention: &'r AttentionScratch,
 }
 
 /// Looks up and classifies the tensors a step names, with messages that say which operand.
@@ -108,6 +114,12 @@ pub fn staging(t: &TensorInfo) -> usize {
 pub enum Op {
     /// See [`linear::Linear`].
     Linear(linear::Linear),
+    /// See [`attention::Attention`].
+    Attention(attention::Attention),
+    /// See [`rope::Rope`].
+    Rope(rope::Rope),
+    /// See [`silu_mul::SiluMul`].
+    SiluMul(silu_mul::SiluMul),
     /// See [`gather::Gather`].
     Gather(gather::Gather),
     /// See [`dequantize::Dequantize`].
@@ -147,7 +159,37 @@ impl Op {
                 weight,
                 bias,
                 out,
-            } => Op::Linear(linear::Linear::check(c, *x, weight, *bias, *out)?),
+            } => Op::Linear(linear::Linear::check(
+                c,
+                *x,
+                &[LinearPart {
+                    weight: *weight,
+                    bias: *bias,
+                }],
+                &[*out],
+            )?),
+            Step::FusedLinear { x, parts, outs } => {
+                Op::Linear(linear::Linear::check(c, *x, parts, outs)?)
+            }
+            Step::Attention {
+                q,
+                keys,
+                values,
+                mask,
+                scale,
+                out,
+            } => Op::Attention(attention::Attention::check(
+                c,
+                (*q, keys, values, *mask),
+                *scale,
+                *out,
+            )?),
+            Step::Rope { x, cos, sin, out } => {
+                Op::Rope(rope::Rope::check(c, *x, (*cos, *sin), *out)?)
+            }
+            Step::SiluMul { gate, up, out } => {
+                Op::SiluMul(silu_mul::SiluMul::check(c, *gate, *up, *out)?)
+            }
             Step::Gather {
                 table,
                 indices,
@@ -206,6 +248,9 @@ impl Op {
     pub fn scratch(&self) -> usize {
         match self {
             Op::Linear(op) => op.scratch(),
+            Op::Attention(op) => op.scratch(),
+            Op::Rope(op) => op.scratch(),
+            Op::SiluMul(op) => op.scratch(),
             Op::Gather(op) => op.scratch(),
             Op::Dequantize(op) => op.scratch(),
             Op::RmsNorm(op) => op.scratch(),
@@ -227,10 +272,21 @@ impl Op {
         }
     }
 
+    /// The sizes of the attention this op runs, if it is one (for the per-thread scratch).
+    pub fn attention(&self) -> Option<Shape> {
+        match self {
+            Op::Attention(op) => Some(op.shape()),
+            _ => None,
+        }
+    }
+
     /// Runs the op; the only run-time failure is an index outside a gather table.
     pub fn run(&self, ctx: &mut Ctx) -> Result<(), String> {
         match self {
             Op::Linear(op) => op.run(ctx)?,
+            Op::Attention(op) => op.run(ctx)?,
+            Op::Rope(op) => op.run(ctx),
+            Op::SiluMul(op) => op.run(ctx),
             Op::Gather(op) => op.run(ctx)?,
             Op::Dequantize(op) => op.run(ctx),
             Op::RmsNorm(op) => op.run(ctx),
