@@ -13,36 +13,13 @@
 import type { Bench, Figures } from "./bench.ts";
 import { DTYPE_BYTES } from "../checkpoint/dtype.ts";
 import { openCheckpoint } from "../checkpoint/mod.ts";
+import { LLAMA32_1B_SHAPE } from "./bench_models.ts";
+import { median, round } from "./spread.ts";
+import { hasGnuTime, runTimedProbe } from "./timed_child.ts";
 
-const ROOT = new URL("../", import.meta.url);
-const CACHE = new URL("out/bench/llama32-1b-shape/", ROOT);
-const CHECKPOINT = new URL("consolidated.00.pth", CACHE).pathname;
-const GENERATOR = new URL("scripts/bench/make_llama32_1b_shape.py", ROOT).pathname;
+const CHECKPOINT = LLAMA32_1B_SHAPE.checkpoint;
 const TENSOR = "layers.0.feed_forward.w1.weight";
 const RUNS = 5;
-const GNU_TIME = "/usr/bin/time";
-
-/** Runs the generator unless its outputs exist (it checks too; this avoids starting Python). */
-async function ensureCheckpoint(): Promise<void> {
-  try {
-    await Deno.stat(CHECKPOINT);
-    await Deno.stat(new URL("params.json", CACHE));
-    return;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  const python = Deno.env.get("LLAMANE_TORCH_PYTHON") ?? "/usr/bin/python3";
-  console.log(`generating ${CHECKPOINT} with ${python} (about 2.5 GB, once)`);
-  const { success } = await new Deno.Command(python, {
-    args: [GENERATOR, CACHE.pathname],
-    stdout: "inherit",
-    stderr: "inherit",
-  })
-    .output();
-  if (!success) {
-    throw new Error(`Cannot generate the benchmark checkpoint: ${python} ${GENERATOR} failed`);
-  }
-}
 
 /** The probe: what the child process measures. */
 async function probe(path: string, tensor: string): Promise<Figures> {
@@ -65,48 +42,6 @@ async function probe(path: string, tensor: string): Promise<Figures> {
   };
 }
 
-function round(value: number): number {
-  return Math.round(value * 10) / 10;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-/**
- * Runs the probe in a new process under GNU time, whose `%M` is the child's peak RSS (the VmHWM
- * it had on exit): Deno refuses to read `/proc/self/status` without `--allow-all`, which a probe
- * should not need. Returns the probe's figures plus the process's wall time and peak RSS.
- */
-async function runProbe(gnuTime: boolean): Promise<Figures> {
-  const probe = [
-    Deno.execPath(),
-    "run",
-    `--allow-read=${CHECKPOINT}`,
-    new URL(import.meta.url).pathname,
-    CHECKPOINT,
-    TENSOR,
-  ];
-  const [command, ...args] = gnuTime ? [GNU_TIME, "-f", "maxrss_kb=%M", ...probe] : probe;
-  const started = performance.now();
-  const output = await new Deno.Command(command!, { args, stdout: "piped", stderr: "piped" })
-    .output();
-  const wall = performance.now() - started;
-  const stderr = new TextDecoder().decode(output.stderr);
-  if (!output.success) {
-    throw new Error(`Cannot run the checkpoint_load probe: exit code ${output.code}\n${stderr}`);
-  }
-  const kb = stderr.match(/maxrss_kb=(\d+)/)?.[1];
-  return {
-    ...JSON.parse(new TextDecoder().decode(output.stdout)),
-    process_wall_ms: round(wall),
-    peak_rss_mb: kb === undefined
-      ? "n/a: needs GNU time at /usr/bin/time"
-      : round(Number(kb) / 1024),
-  };
-}
-
 /** Opening the 1B-shaped checkpoint, listing it and reading one 8192 x 2048 bf16 tensor. */
 export const checkpointLoad: Bench = {
   name: "checkpoint_load",
@@ -114,10 +49,20 @@ export const checkpointLoad: Bench = {
     `read ${TENSOR} as fp32, in a fresh process ` +
     `(median of ${RUNS}; page cache warm after the first); targets < 300 MB peak RSS, < 2 s`,
   async run() {
-    await ensureCheckpoint();
-    const gnuTime = await Deno.stat(GNU_TIME).then(() => true, () => false);
+    await LLAMA32_1B_SHAPE.ensure();
+    const gnuTime = await hasGnuTime();
     const runs: Figures[] = [];
-    for (let i = 0; i < RUNS; i++) runs.push(await runProbe(gnuTime));
+    for (let i = 0; i < RUNS; i++) {
+      runs.push(
+        await runTimedProbe(
+          "checkpoint_load",
+          [`--allow-read=${CHECKPOINT}`],
+          new URL(import.meta.url),
+          [CHECKPOINT, TENSOR],
+          gnuTime,
+        ),
+      );
+    }
     const numbers = (key: string) => runs.map((run) => Number(run[key]));
     const first = runs[0]!;
     return {

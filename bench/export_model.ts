@@ -28,46 +28,14 @@ import { type QuantBits, quantizeMatrix } from "../export/quantize.ts";
 import { splitCount } from "../export/split_linear.ts";
 import { openModel } from "../llama/open.ts";
 import { EMBEDDING } from "../llama/weights.ts";
+import { LLAMA32_1B_SHAPE } from "./bench_models.ts";
+import { loadAverage1m } from "./load_average.ts";
+import { median, round } from "./spread.ts";
+import { hasGnuTime, runTimedProbe } from "./timed_child.ts";
 
-const ROOT = new URL("../", import.meta.url);
-const CACHE = new URL("out/bench/llama32-1b-shape/", ROOT);
-const CHECKPOINT = new URL("consolidated.00.pth", CACHE).pathname;
-const PARAMS = new URL("params.json", CACHE).pathname;
-const GENERATOR = new URL("scripts/bench/make_llama32_1b_shape.py", ROOT).pathname;
-/** Llama 3.2's RoPE scaling; the params file does not say it (Meta's 3.2 params do not either). */
-const ROPE_SCALE_FACTOR = 32;
+const { checkpoint: CHECKPOINT, params: PARAMS, ropeScaleFactor: ROPE_SCALE_FACTOR } =
+  LLAMA32_1B_SHAPE;
 const RUNS = 3;
-const GNU_TIME = "/usr/bin/time";
-
-/** Runs the generator unless its outputs exist (as bench/checkpoint_load.ts does). */
-async function ensureCheckpoint(): Promise<void> {
-  try {
-    await Deno.stat(CHECKPOINT);
-    await Deno.stat(PARAMS);
-    return;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
-  const python = Deno.env.get("LLAMANE_TORCH_PYTHON") ?? "/usr/bin/python3";
-  console.log(`generating ${CHECKPOINT} with ${python} (about 2.5 GB, once)`);
-  const { success } = await new Deno.Command(python, {
-    args: [GENERATOR, CACHE.pathname],
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!success) {
-    throw new Error(`Cannot generate the benchmark checkpoint: ${python} ${GENERATOR} failed`);
-  }
-}
-
-function round(value: number): number {
-  return Math.round(value * 10) / 10;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /**
  * The export probe: the default export, timed, with the time up to each piece's last weight
@@ -203,58 +171,20 @@ async function phasesProbe(checkpoint: string, params: string, scratch: string):
   };
 }
 
-/** The 1-minute load average, read through `cat`: Deno reads /proc only with --allow-all. */
-async function loadAverage1m(): Promise<number | string> {
-  try {
-    const { stdout } = await new Deno.Command("cat", { args: ["/proc/loadavg"], stdout: "piped" })
-      .output();
-    const load = Number(new TextDecoder().decode(stdout).split(" ")[0]);
-    return Number.isFinite(load) ? load : "n/a";
-  } catch {
-    return "n/a";
-  }
-}
-
-/**
- * Runs one probe in a new process, under GNU time where it exists (its `%M` is the child's peak
- * RSS), with read access to the checkpoint, the params and a scratch directory it may write.
- */
+/** Runs one probe in a new process with access to the checkpoint and a scratch directory only. */
 async function runProbe(mode: "export" | "phases", gnuTime: boolean): Promise<Figures> {
   const scratch = await Deno.makeTempDir({ prefix: "llamane-bench-export-" });
   try {
     const target = `${scratch}/${mode === "export" ? "bench.llamane" : "scratch.bin"}`;
-    const probe = [
-      Deno.execPath(),
-      "run",
-      `--allow-read=${CHECKPOINT},${PARAMS},${scratch}`,
-      `--allow-write=${scratch}`,
-      new URL(import.meta.url).pathname,
-      mode,
-      CHECKPOINT,
-      PARAMS,
-      target,
-    ];
-    const [command, ...args] = gnuTime ? [GNU_TIME, "-f", "maxrss_kb=%M", ...probe] : probe;
     const load = await loadAverage1m();
-    const started = performance.now();
-    const output = await new Deno.Command(command!, { args, stdout: "piped", stderr: "piped" })
-      .output();
-    const wall = performance.now() - started;
-    const stderr = new TextDecoder().decode(output.stderr);
-    if (!output.success) {
-      throw new Error(
-        `Cannot run the export_model ${mode} probe: exit code ${output.code}\n${stderr}`,
-      );
-    }
-    const kb = stderr.match(/maxrss_kb=(\d+)/)?.[1];
-    return {
-      ...JSON.parse(new TextDecoder().decode(output.stdout)),
-      load_average_1m: load,
-      process_wall_ms: round(wall),
-      peak_rss_mb: kb === undefined
-        ? "n/a: needs GNU time at /usr/bin/time"
-        : round(Number(kb) / 1024),
-    };
+    const figures = await runTimedProbe(
+      `export_model ${mode}`,
+      [`--allow-read=${CHECKPOINT},${PARAMS},${scratch}`, `--allow-write=${scratch}`],
+      new URL(import.meta.url),
+      [mode, CHECKPOINT, PARAMS, target],
+      gnuTime,
+    );
+    return { ...figures, load_average_1m: load ?? "n/a" };
   } finally {
     await Deno.remove(scratch, { recursive: true });
   }
@@ -279,8 +209,8 @@ export const exportModelBench: Bench = {
     `needs (median of ${RUNS}; page cache warm after the first), plus a replay timing its ` +
     "per-tensor phases (phase_*, median of the same count); targets <= 60 s, <= 2 GB peak RSS",
   async run() {
-    await ensureCheckpoint();
-    const gnuTime = await Deno.stat(GNU_TIME).then(() => true, () => false);
+    await LLAMA32_1B_SHAPE.ensure();
+    const gnuTime = await hasGnuTime();
     const exports: Figures[] = [];
     for (let i = 0; i < RUNS; i++) exports.push(await runProbe("export", gnuTime));
     const phases: Figures[] = [];

@@ -16,6 +16,8 @@
  */
 
 import type { Bench, Figures } from "./bench.ts";
+import { LLAMA32_1B_SHAPE, SHAPE_1B } from "./bench_models.ts";
+import { median, round, spread } from "./spread.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const PEER = new URL("bench/peer/", ROOT);
@@ -24,8 +26,6 @@ const CACHE = new URL("out/bench/llama_cpp/", ROOT);
 const SETUP_VENV = new URL("scripts/gguf/setup_venv.sh", ROOT).pathname;
 const CONVERTER = new URL("scripts/gguf/convert.py", ROOT).pathname;
 const TORCH_GREEDY = new URL("scripts/gguf/torch_greedy.py", ROOT).pathname;
-const SHAPE_1B = new URL("out/bench/llama32-1b-shape/", ROOT);
-const SHAPE_1B_GENERATOR = new URL("scripts/bench/make_llama32_1b_shape.py", ROOT).pathname;
 const KJV = new URL("models/kjv-tiny/", ROOT);
 const TORCH_PYTHON = Deno.env.get("LLAMANE_TORCH_PYTHON") ?? "/usr/bin/python3";
 const RUNS = 3;
@@ -72,7 +72,7 @@ const MODELS: readonly Model[] = [
     tokenizer: false,
     outtype: "q4_0",
     contextLength: 131072,
-    ropeScaleFactor: 32,
+    ropeScaleFactor: LLAMA32_1B_SHAPE.ropeScaleFactor,
     promptTokens: 512,
   },
 ];
@@ -156,15 +156,6 @@ async function ensureVenv(): Promise<string> {
   return lines[lines.length - 1]!;
 }
 
-/** Generates the 1B-shaped checkpoint, as bench checkpoint_load does, unless it is there. */
-async function ensureShape1b(): Promise<void> {
-  const complete = await mtime(new URL("consolidated.00.pth", SHAPE_1B).pathname) !== undefined &&
-    await mtime(new URL("params.json", SHAPE_1B).pathname) !== undefined;
-  if (complete) return;
-  console.log(`generating ${SHAPE_1B.pathname} with ${TORCH_PYTHON} (about 2.5 GB, once)`);
-  await run(TORCH_PYTHON, [SHAPE_1B_GENERATOR, SHAPE_1B.pathname]);
-}
-
 /** The model's GGUF, converted unless a cached one is newer than all its inputs. */
 async function ensureGguf(model: Model, python: string): Promise<string> {
   const output = new URL(`${model.key}.gguf`, CACHE).pathname;
@@ -200,25 +191,6 @@ async function probe<T>(args: string[], threads: number): Promise<T> {
   return JSON.parse(stdout) as T;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-function round(value: number): number {
-  return Math.round(value * 10) / 10;
-}
-
-/** Median, min and max of a figure over the runs. */
-function spread(prefix: string, runs: SpeedRun[], pick: (run: SpeedRun) => number): Figures {
-  const values = runs.map(pick);
-  return {
-    [prefix]: round(median(values)),
-    [`${prefix}_min`]: round(Math.min(...values)),
-    [`${prefix}_max`]: round(Math.max(...values)),
-  };
-}
-
 async function measure(model: Model, gguf: string): Promise<[Figures, SpeedRun[]]> {
   const all: SpeedRun[] = [];
   const figures: Figures = {};
@@ -235,9 +207,9 @@ async function measure(model: Model, gguf: string): Promise<[Figures, SpeedRun[]
     }
     const k = `${model.key}_${threads}t`;
     Object.assign(figures, {
-      ...spread(`${k}_prefill_tok_s`, runs, (r) => r.prefill_tok_s),
-      ...spread(`${k}_decode_tok_s`, runs, (r) => r.decode_tok_s),
-      ...spread(`${k}_model_load_ms`, runs, (r) => r.model_load_ms),
+      ...spread(`${k}_prefill_tok_s`, runs.map((r) => r.prefill_tok_s)),
+      ...spread(`${k}_decode_tok_s`, runs.map((r) => r.decode_tok_s)),
+      ...spread(`${k}_model_load_ms`, runs.map((r) => r.model_load_ms)),
       [`${k}_binary_load_ms`]: round(median(runs.map((r) => r.binary_load_ms))),
     });
     all.push(...runs);
@@ -295,7 +267,7 @@ export const llamaCpp: Bench = {
     }
     await ensurePeer();
     const python = await ensureVenv();
-    await ensureShape1b();
+    await LLAMA32_1B_SHAPE.ensure();
     const ggufs = [];
     for (const model of MODELS) ggufs.push(await ensureGguf(model, python));
 

@@ -9,12 +9,20 @@ import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
 import { exportModelBench } from "./export_model.ts";
 import { llamaCpp } from "./llama_cpp.ts";
+import { lookahead } from "./lookahead.ts";
+import { multifunction } from "./multifunction.ts";
+import { quality } from "./quality.ts";
+import { runCpu } from "./run_cpu.ts";
 import { tokenizerEncode } from "./tokenizer_encode.ts";
 
 const benches: readonly Bench[] = [
   checkpointLoad,
   exportModelBench,
   llamaCpp,
+  lookahead,
+  multifunction,
+  quality,
+  runCpu,
   tokenizerEncode,
 ];
 

@@ -57,7 +57,8 @@ export interface GenerationStats {
   lookahead?: LookaheadStats;
 }
 
-function newStats(): GenerationStats {
+/** Counters at zero, for a generation about to start. */
+export function emptyGenerationStats(): GenerationStats {
   return {
     promptTokens: 0,
     prefillSeconds: 0,
@@ -119,7 +120,7 @@ export async function* generateTokens(
   session: ModelSession,
   prompt: readonly number[],
   options: GenerateOptions & { readonly stopTokens: readonly number[] },
-  stats: GenerationStats = newStats(),
+  stats: GenerationStats = emptyGenerationStats(),
 ): AsyncGenerator<number> {
   if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt has no tokens");
   const temperature = options.temperature ?? (options.lookahead === undefined ? 0.6 : 0);
@@ -175,7 +176,7 @@ export interface TokenEvent {
 /** A running generation: iterate it for tokens and text; `stats` fills in as it goes. */
 export class Generation implements AsyncIterable<TokenEvent> {
   /** Live counters; final once iteration ends. */
-  readonly stats: GenerationStats = newStats();
+  readonly stats: GenerationStats = emptyGenerationStats();
   readonly #tokens: () => AsyncGenerator<number>;
   readonly #tokenizer: Tokenizer;
   readonly #prompt: readonly number[];

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { generateTokens, type GenerationStats } from "./generate.ts";
+import { emptyGenerationStats, generateTokens, type GenerationStats } from "./generate.ts";
 import { lookaheadLayout, type LookaheadOptions } from "./lookahead.ts";
 import type { LoadedModel } from "./model.ts";
 import { ModelSession } from "./session.ts";
@@ -40,7 +40,7 @@ export class LookaheadDecoder {
   /** N, W and G. */
   readonly options: LookaheadOptions;
   /** Counters of the last {@link generate}, updated as it runs. */
-  stats: GenerationStats = LookaheadDecoder.#emptyStats();
+  stats: GenerationStats = emptyGenerationStats();
 
   /**
    * @throws {LookaheadError} when `(N-1)*(W+G)` exceeds the bundle's input length
@@ -51,23 +51,12 @@ export class LookaheadDecoder {
     this.options = options;
   }
 
-  static #emptyStats(): GenerationStats {
-    return {
-      promptTokens: 0,
-      prefillSeconds: 0,
-      generatedTokens: 0,
-      decodeSeconds: 0,
-      modelCalls: 0,
-      finishReason: undefined,
-    };
-  }
-
   /** Streams the greedy continuation of `prompt` (token ids, BOS included if wanted). */
   generate(
     prompt: readonly number[],
     options: LookaheadGenerateOptions = {},
   ): AsyncGenerator<number> {
-    this.stats = LookaheadDecoder.#emptyStats();
+    this.stats = emptyGenerationStats();
     return generateTokens(new ModelSession(this.model), prompt, {
       temperature: 0,
       lookahead: this.options,

@@ -3,7 +3,7 @@ import { exportModel } from "../export/export_model.ts";
 import type { ExportOptions } from "../export/options.ts";
 import { CpuBackend } from "./backend/cpu.ts";
 import type { Backend } from "./backend/backend.ts";
-import { generateTokens, type GenerationStats } from "./generate.ts";
+import { emptyGenerationStats, generateTokens } from "./generate.ts";
 import { LookaheadError, lookaheadLayout, type LookaheadOptions, NGramPool } from "./lookahead.ts";
 import { LoadedModel } from "./model.ts";
 import { ModelSession } from "./session.ts";
@@ -90,14 +90,7 @@ async function decode(
   lookahead?: LookaheadOptions,
   stopTokens: readonly number[] = [],
 ) {
-  const stats: GenerationStats = {
-    promptTokens: 0,
-    prefillSeconds: 0,
-    generatedTokens: 0,
-    decodeSeconds: 0,
-    modelCalls: 0,
-    finishReason: undefined,
-  };
+  const stats = emptyGenerationStats();
   const out: number[] = [];
   const options = {
     temperature: 0,

@@ -1,0 +1,144 @@
+/**
+ * Benchmark (issue 5): the CPU backend's prefill and decode speed on the KJV model and the
+ * Llama-3.2-1B shape (fp16 activations, c4w linears: the export defaults), set against this
+ * machine's memory-read bandwidth. Decode reads every weight once per token, so weight bytes per
+ * token over bandwidth is the fastest it can go; the bench reports decode as a fraction of that
+ * bound. (The KJV model's 0.9 MB of weights stay in the CPU's caches, so it can beat a bound made
+ * from main-memory bandwidth; the 1B's 620 MB cannot.) It also decodes with every call padded to
+ * the bundle's full input length, as a fixed-shape engine (Core ML) must, to show what the CPU
+ * backend's one-position decode calls save.
+ *
+ * @module
+ */
+
+import type { Bench, Figures } from "./bench.ts";
+import type { Backend } from "../runtime/backend/backend.ts";
+import { CpuBackend } from "../runtime/backend/cpu.ts";
+import { LoadedModel } from "../runtime/model.ts";
+import { type BenchModel, KJV, LLAMA32_1B_SHAPE } from "./bench_models.ts";
+import { cachedBundle } from "./bundle_cache.ts";
+import { decodeWeightBytes } from "./decode_bytes.ts";
+import { generationSpeed } from "./generation_speed.ts";
+import { measureBandwidth } from "./memory_bandwidth.ts";
+import { LoadSampler, median, round, spread } from "./spread.ts";
+
+const BANDWIDTH_RUNS = 10;
+
+/** One model's measurement plan. */
+interface Case {
+  readonly model: BenchModel;
+  readonly prefix: string;
+  readonly promptTokens: number;
+  readonly newTokens: number;
+  readonly runs: number;
+  /** New tokens per padded run: padded decode of the 1B costs seconds per token. */
+  readonly paddedNewTokens: number;
+  readonly paddedRuns: number;
+}
+
+const CASES: readonly Case[] = [
+  {
+    model: KJV,
+    prefix: "kjv_fp16_c4w",
+    promptTokens: 32,
+    newTokens: 128,
+    runs: 5,
+    paddedNewTokens: 128,
+    paddedRuns: 5,
+  },
+  {
+    model: LLAMA32_1B_SHAPE,
+    prefix: "llama32_1b_fp16_c4w",
+    promptTokens: 128,
+    newTokens: 128,
+    runs: 3,
+    paddedNewTokens: 8,
+    paddedRuns: 3,
+  },
+];
+
+/** The CPU backend made to run only the exported call length, as Core ML does: calls are padded. */
+function fixedLength(cpu: CpuBackend): Backend {
+  return {
+    name: "cpu (fixed length)",
+    flexibleCallLength: false,
+    load: (dir, piece, fn) => cpu.load(dir, piece, fn),
+    [Symbol.dispose]() {},
+  };
+}
+
+async function measureCase(cpu: CpuBackend, c: Case, bandwidthGbS: number): Promise<Figures> {
+  const bundle = await cachedBundle(c.model);
+  const bytes = await decodeWeightBytes(bundle);
+  const figures: Figures = {};
+  let decode: number;
+  let prompt: number[];
+  {
+    using model = await LoadedModel.load(bundle, cpu);
+    prompt = await c.model.prompt(c.promptTokens, model.manifest.model.vocabSize);
+    Object.assign(figures, {
+      [`${c.prefix}_input_len`]: model.inputLength,
+      [`${c.prefix}_prompt_tokens`]: prompt.length,
+      [`${c.prefix}_new_tokens`]: c.newTokens,
+      ...await generationSpeed([{ prefix: c.prefix, model }], {
+        prompt,
+        newTokens: c.newTokens,
+        runs: c.runs,
+      }),
+    });
+    decode = figures[`${c.prefix}_decode_tok_s`] as number;
+  }
+  const bound = bandwidthGbS * 1e9 / bytes.total;
+  figures[`${c.prefix}_weight_bytes_per_token`] = bytes.total;
+  for (const [piece, n] of Object.entries(bytes.byPiece)) {
+    figures[`${c.prefix}_${piece}_bytes_per_token`] = n;
+  }
+  figures[`${c.prefix}_decode_bound_tok_s`] = round(bound);
+  figures[`${c.prefix}_decode_fraction_of_bound`] = round(decode / bound, 3);
+  {
+    using padded = await LoadedModel.load(bundle, fixedLength(cpu));
+    const paddedPrefix = `${c.prefix}_padded`;
+    const paddedFigures = await generationSpeed([{ prefix: paddedPrefix, model: padded }], {
+      prompt,
+      newTokens: c.paddedNewTokens,
+      runs: c.paddedRuns,
+      prefill: false,
+    });
+    const paddedDecode = paddedFigures[`${paddedPrefix}_decode_tok_s`] as number;
+    Object.assign(figures, {
+      [`${paddedPrefix}_new_tokens`]: c.paddedNewTokens,
+      ...paddedFigures,
+      [`${c.prefix}_flexible_over_padded_decode`]: round(decode / paddedDecode, 2),
+    });
+  }
+  return figures;
+}
+
+/** `run_cpu` */
+export const runCpu: Bench = {
+  name: "run_cpu",
+  description: "CPU backend prefill and decode tok/s (greedy, median of runs after a warm-up) of " +
+    "fp16 c4w bundles: KJV (32-token prompt, 128 new tokens) and the Llama-3.2-1B shape (128, " +
+    `128); memory-read bandwidth (ffi/cpu/examples/bandwidth.rs, 1 GiB, median of ` +
+    `${BANDWIDTH_RUNS} passes) and the decode bound it implies (weight bytes a decode token ` +
+    "reads, counted from the bundle, over bandwidth); and decode with every call padded to the " +
+    "input length (a fixed-length backend, as Core ML runs) against one-position calls",
+  async run() {
+    const load = new LoadSampler();
+    await load.sample();
+    const all = await measureBandwidth(BANDWIDTH_RUNS);
+    await load.sample();
+    const one = await measureBandwidth(BANDWIDTH_RUNS, 1);
+    const bandwidth = median(all.gb_s);
+    const figures: Figures = {
+      memory_read_bytes: all.bytes,
+      memory_read_threads: all.threads,
+      ...spread("memory_read_gb_s", all.gb_s, 2),
+      ...spread("memory_read_1t_gb_s", one.gb_s, 2),
+      ...load.figures("memory_read"),
+    };
+    const cpu = await CpuBackend.create();
+    for (const c of CASES) Object.assign(figures, await measureCase(cpu, c, bandwidth));
+    return figures;
+  },
+};
