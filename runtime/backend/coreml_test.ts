@@ -6,20 +6,11 @@ import { ModelSession } from "../session.ts";
 import { readManifest } from "../../bundle/manifest.ts";
 import { DTYPE_CODES } from "../../ffi/coreml.ts";
 import { MissingPermissionError } from "../../permissions.ts";
-import { exportModel } from "../../export/export_model.ts";
-import { writeTinyLlama } from "../../testing/tiny_llama.ts";
+import { exportTinyBundle } from "../../testing/tiny_bundle.ts";
 import { buildFakeLibrary, type FakeTensor } from "../../ffi/coreml/testing/fake_library.ts";
 
 const fake = await buildFakeLibrary();
-const tiny = await writeTinyLlama();
-const bundle = `${await Deno.makeTempDir()}/tiny.llamane`;
-await exportModel({
-  checkpoint: tiny.checkpoint,
-  params: tiny.params,
-  output: bundle,
-  inputLen: 4,
-  maxContextLen: 12,
-});
+const bundle = await exportTinyBundle({ inputLen: 4, maxContextLen: 12 });
 const manifest = await readManifest(bundle);
 
 function address(view: ArrayBufferView): string {

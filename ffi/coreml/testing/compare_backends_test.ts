@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { compareBackends, compareLogits } from "./compare_backends.ts";
 import { CoremlBackend } from "../../../runtime/backend/coreml.ts";
 import { buildFakeLibrary } from "./fake_library.ts";
-import { exportModel } from "../../../export/export_model.ts";
-import { writeTinyLlama } from "../../../testing/tiny_llama.ts";
+import { exportTinyBundle } from "../../../testing/tiny_bundle.ts";
 
 Deno.test("compareLogits() accepts fp16-sized differences and flags larger ones", () => {
   const reference = [1, 5, 2, -3];
@@ -32,15 +31,7 @@ Deno.test("compareLogits() calls a token flip between near-equal logits a near t
 Deno.test("compareBackends() feeds both backends the same tokens and compares every step", async () => {
   // Two fake Core ML bridges return the same constant logits: the plumbing is what is tested.
   await using fake = await buildFakeLibrary();
-  const tiny = await writeTinyLlama();
-  const bundle = `${await Deno.makeTempDir()}/tiny.llamane`;
-  await exportModel({
-    checkpoint: tiny.checkpoint,
-    params: tiny.params,
-    output: bundle,
-    inputLen: 4,
-    maxContextLen: 24,
-  });
+  const bundle = await exportTinyBundle({ inputLen: 4, maxContextLen: 24 });
   const cacheDir = await Deno.makeTempDir();
   const backend = () => CoremlBackend.create({ library: fake.path, cacheDir });
   const result = await compareBackends({

@@ -4,9 +4,8 @@
 import assert from "node:assert/strict";
 import { buildFakeLibrary, type FakeTensor } from "./fake_library.ts";
 import type { ScopedRunReport } from "./scoped_ffi_child.ts";
-import { exportModel } from "../../../export/export_model.ts";
+import { exportTinyBundle } from "../../../testing/tiny_bundle.ts";
 import { readManifest } from "../../../bundle/manifest.ts";
-import { writeTinyLlama } from "../../../testing/tiny_llama.ts";
 
 const child = decodeURIComponent(new URL("./scoped_ffi_child.ts", import.meta.url).pathname);
 const config = decodeURIComponent(new URL("../../../deno.json", import.meta.url).pathname);
@@ -23,15 +22,7 @@ async function runChild(flags: string[], args: string[]) {
 
 Deno.test("the Core ML backend runs a bundle with --allow-ffi=<bridge path> alone, no blanket ffi", async () => {
   await using fake = await buildFakeLibrary();
-  const tiny = await writeTinyLlama();
-  const bundle = `${await Deno.makeTempDir()}/tiny.llamane`;
-  await exportModel({
-    checkpoint: tiny.checkpoint,
-    params: tiny.params,
-    output: bundle,
-    inputLen: 4,
-    maxContextLen: 12,
-  });
+  const bundle = await exportTinyBundle({ inputLen: 4, maxContextLen: 12 });
   const manifest = await readManifest(bundle);
   const cacheDir = await Deno.makeTempDir();
   const flags = [`--allow-ffi=${fake.path}`, `--allow-read=${bundle}`, `--allow-write=${cacheDir}`];

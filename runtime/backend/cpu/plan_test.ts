@@ -1,20 +1,12 @@
 import assert from "node:assert/strict";
 import { type Plan, PlanError, planFunction } from "./plan.ts";
-import { exportModel } from "../../../export/export_model.ts";
+import { exportTinyBundle } from "../../../testing/tiny_bundle.ts";
 import { readPackage } from "../../../export/coreml/package.ts";
 import type { MilFunction, Value } from "../../../export/coreml/mil.ts";
 import { elementCount } from "../../../export/coreml/tensor.ts";
-import { TINY_PARAMS, writeTinyLlama } from "../../../testing/tiny_llama.ts";
+import { TINY_PARAMS } from "../../../testing/tiny_llama.ts";
 
-const tiny = await writeTinyLlama();
-const bundle = `${await Deno.makeTempDir()}/tiny.llamane`;
-await exportModel({
-  checkpoint: tiny.checkpoint,
-  params: tiny.params,
-  output: bundle,
-  inputLen: 8,
-  maxContextLen: 40,
-});
+const bundle = await exportTinyBundle({ inputLen: 8, maxContextLen: 40 });
 
 function load(piece: string): { fn: MilFunction; outputs: string[] } {
   const { model } = readPackage(`${bundle}/${piece}.mlpackage`);
