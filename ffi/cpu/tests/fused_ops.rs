@@ -7,41 +7,7 @@ mod common;
 
 use common::plan_builder::{bytes_of, values_of, PlanBuilder};
 use common::Rng;
-use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
 use serde_json::{json, Value};
-
-/// `w [n, k]` as a linear weight operand in `format`, scales f16.
-fn weight(b: &mut PlanBuilder, format: &str, w: &[f32], (n, k): (usize, usize)) -> Value {
-    let f16 = |v: &[f32]| bytes_of("f16", v);
-    match format {
-        "f32" | "f16" => json!({ "data": b.weight(format, &[n, k], w) }),
-        "c8w" => {
-            let (q, s) = int8_per_channel(w, n, k);
-            let data: Vec<u8> = q.iter().map(|&v| v as u8).collect();
-            json!({
-                "data": b.weight_bytes("i8", &[n, k], &data),
-                "scale": b.weight_bytes("f16", &[n, 1], &f16(&s)),
-                "group": k,
-            })
-        }
-        "c4w" => {
-            let (p, s) = int4_per_channel(w, n, k);
-            json!({
-                "data": b.weight_bytes("i4", &[n, k], &p),
-                "scale": b.weight_bytes("f16", &[n, 1], &f16(&s)),
-                "group": k,
-            })
-        }
-        _ => {
-            let (p, s) = int4_block32(w, n, k);
-            json!({
-                "data": b.weight_bytes("i4", &[n, k], &p),
-                "scale": b.weight_bytes("f16", &[n, k / 32], &f16(&s)),
-                "group": 32,
-            })
-        }
-    }
-}
 
 #[test]
 fn fused_linear_equals_its_linears_bit_for_bit() {
@@ -65,7 +31,7 @@ fn fused_linear_equals_its_linears_bit_for_bit() {
             let xt = fused.input("f16", &[1, m, k], &x);
             let parts: Vec<Value> = (0..3)
                 .map(|p| {
-                    let w = weight(&mut fused, format, &ws[p], (sizes[p], k));
+                    let w = fused.linear_weight(format, &ws[p], (sizes[p], k));
                     if p == 1 {
                         json!({ "weight": w })
                     } else {
@@ -83,7 +49,7 @@ fn fused_linear_equals_its_linears_bit_for_bit() {
             let mut single = PlanBuilder::new();
             let xt = single.input("f16", &[1, m, k], &x);
             for p in 0..3 {
-                let w = weight(&mut single, format, &ws[p], (sizes[p], k));
+                let w = single.linear_weight(format, &ws[p], (sizes[p], k));
                 let dtype = if p == 2 { "f32" } else { "f16" };
                 let out = single.output(dtype, &[1, m, sizes[p]]);
                 let mut step = json!({ "op": "linear", "x": xt, "weight": w, "out": out });

@@ -4,16 +4,16 @@
 
 mod common;
 
-use common::plan_builder::{bytes_of, PlanBuilder};
+use common::plan_builder::PlanBuilder;
 use common::Rng;
 use llamane_cpu::attention::{attention, AttentionScratch, Shape as AttentionShape, Sources};
 use llamane_cpu::kernels::{self, Rows};
 use llamane_cpu::linear::{linear_reusing, ActivationPath, Cpu, LinearOptions, LinearScratch};
 use llamane_cpu::matmul::matmul_rows;
-use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
+use llamane_cpu::quantize::int4_per_channel;
 use llamane_cpu::thread_pool::ThreadPool;
 use llamane_cpu::weights::{Scales, WeightData, Weights};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Output bytes of a plan made by `build(builder, rows, x_rows)` for all `rows` at once, and for
 /// each row alone; asserts they agree byte for byte.
@@ -44,39 +44,6 @@ fn assert_rows_independent(
     }
 }
 
-/// A linear weight operand in one of the bundle's formats.
-fn weight(b: &mut PlanBuilder, format: &str, w: &[f32], (n, k): (usize, usize)) -> Value {
-    let f16 = |v: &[f32]| bytes_of("f16", v);
-    match format {
-        "f32" | "f16" => json!({ "data": b.weight(format, &[n, k], w) }),
-        "c8w" => {
-            let (q, s) = int8_per_channel(w, n, k);
-            let data = q.iter().map(|&v| v as u8).collect::<Vec<_>>();
-            json!({
-                "data": b.weight_bytes("i8", &[n, k], &data),
-                "scale": b.weight_bytes("f16", &[n, 1], &f16(&s)),
-                "group": k,
-            })
-        }
-        "c4w" => {
-            let (p, s) = int4_per_channel(w, n, k);
-            json!({
-                "data": b.weight_bytes("i4", &[n, k], &p),
-                "scale": b.weight_bytes("f16", &[n, 1], &f16(&s)),
-                "group": k,
-            })
-        }
-        _ => {
-            let (p, s) = int4_block32(w, n, k);
-            json!({
-                "data": b.weight_bytes("i4", &[n, k], &p),
-                "scale": b.weight_bytes("f16", &[n, k / 32], &f16(&s)),
-                "group": 32,
-            })
-        }
-    }
-}
-
 #[test]
 fn linear_rows_do_not_depend_on_the_number_of_rows() {
     let mut rng = Rng::new(200);
@@ -94,7 +61,7 @@ fn linear_rows_do_not_depend_on_the_number_of_rows() {
         let x = rng.activations(8, k);
         assert_rows_independent(&format!("linear {format} k={k}"), &x, (8, k), |b, m, xs| {
             let xt = b.input("f16", &[1, m, k], xs);
-            let wt = weight(b, format, &w, (n, k));
+            let wt = b.linear_weight(format, &w, (n, k));
             let bias = b.weight("f16", &[n], &vec![0.25; n]);
             let out = b.output("f16", &[1, m, n]);
             b.step(json!({ "op": "linear", "x": xt, "weight": wt, "bias": bias, "out": out }));

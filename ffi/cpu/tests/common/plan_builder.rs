@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use llamane_cpu::plan::memory::CallerBuffer;
 use llamane_cpu::plan::Plan;
+use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
 use llamane_cpu::weight_file::WeightFile;
 
 /// Little-endian bytes of f32 values.
@@ -205,6 +206,40 @@ impl PlanBuilder {
     /// A weight tensor holding `values` in `dtype` (f16, f32 or i32).
     pub fn weight(&mut self, dtype: &str, shape: &[usize], values: &[f32]) -> usize {
         self.weight_bytes(dtype, shape, &bytes_of(dtype, values))
+    }
+
+    /// `w [n, k]` as the weight operand of a linear step in one of the bundle's formats (f32, f16,
+    /// c8w, c4w; anything else is b4w), scales f16.
+    pub fn linear_weight(&mut self, format: &str, w: &[f32], (n, k): (usize, usize)) -> Value {
+        let f16 = |v: &[f32]| bytes_of("f16", v);
+        match format {
+            "f32" | "f16" => json!({ "data": self.weight(format, &[n, k], w) }),
+            "c8w" => {
+                let (q, s) = int8_per_channel(w, n, k);
+                let data: Vec<u8> = q.iter().map(|&v| v as u8).collect();
+                json!({
+                    "data": self.weight_bytes("i8", &[n, k], &data),
+                    "scale": self.weight_bytes("f16", &[n, 1], &f16(&s)),
+                    "group": k,
+                })
+            }
+            "c4w" => {
+                let (p, s) = int4_per_channel(w, n, k);
+                json!({
+                    "data": self.weight_bytes("i4", &[n, k], &p),
+                    "scale": self.weight_bytes("f16", &[n, 1], &f16(&s)),
+                    "group": k,
+                })
+            }
+            _ => {
+                let (p, s) = int4_block32(w, n, k);
+                json!({
+                    "data": self.weight_bytes("i4", &[n, k], &p),
+                    "scale": self.weight_bytes("f16", &[n, k / 32], &f16(&s)),
+                    "group": 32,
+                })
+            }
+        }
     }
 
     /// Adds a step.

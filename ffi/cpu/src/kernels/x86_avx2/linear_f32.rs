@@ -3,22 +3,16 @@
 //!
 //! The loop is a dot-product register tile: `MR` activation rows times `NR` weight rows, eight
 //! inputs at a time, one accumulator vector per pair, lanes summed at the end. Weights are decoded
-//! in registers once per tile and reused by its `MR` rows; rows are processed in blocks whose
+//! in registers once per tile and reused by its `MR` rows; `tiling` processes rows in blocks whose
 //! activations stay in L2 while all the columns stream past. Decode (`m = 1`) uses a 1 x 8 tile:
 //! eight independent accumulators keep both FMA pipes busy while the weights stream from memory.
 
 use std::arch::x86_64::*;
 
 use super::simd::{f16_to_f32, hsum};
+use super::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::kernels::out_columns::OutColumns;
 use crate::weights::{int4_at, Scales, WeightData, Weights, BLOCK};
-
-/// Activation bytes per row block: about half of the 512 KiB L2, leaving room for the weights.
-const ROW_BLOCK_BYTES: usize = 256 * 1024;
-
-/// How many tiles ahead decode prefetches: at about 1.5 cycles per 8 weights per row, two 1 x 8
-/// tiles of a 2048-wide row take some 250 ns, a few DRAM latencies.
-const PREFETCH_TILES: usize = 2;
 
 /// Reads one weight format eight inputs at a time.
 trait Decode8 {
@@ -269,81 +263,55 @@ impl Decode8 for Int4Block32<'_> {
     }
 }
 
-/// Rows `r0..r0 + MR` and columns `c0..c0 + NR` of the output.
-///
-/// # Safety
-/// `r0 + MR <= m`, `c0 + NR <= n`, `x.len() == m * k`, `w` describes an `[n, k]` matrix, and the
-/// CPU has AVX2, FMA and F16C.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile<const MR: usize, const NR: usize, W: Decode8>(
-    out: &mut OutColumns,
-    x: &[f32],
-    w: &W,
-    k: usize,
-    r0: usize,
-    c0: usize,
-) {
-    let k8 = k / 8 * 8;
-    let mut acc = [[_mm256_setzero_ps(); NR]; MR];
-    let xp = x.as_ptr();
-    // Decode streams rows from DRAM in short runs (a 1 KiB row is 16 cache lines), too short
-    // for the hardware prefetcher to ramp up: fetch the rows of a tile further on, in memory
-    // order, a cache line per step.
-    let ahead = w.row_addr(c0 + PREFETCH_TILES * NR);
-    let per_step = NR * W::BYTES_PER_8;
-    for j in (0..k8).step_by(8) {
-        if MR == 1 {
-            for line in (0..per_step).step_by(64) {
-                let addr = ahead.wrapping_add(j / 8 * per_step + line);
-                _mm_prefetch::<_MM_HINT_T0>(addr.cast());
+impl<W: Decode8> Tiles for Product<'_, [f32], W> {
+    /// # Safety
+    /// As [`Tiles::tile`], which here means `r0 + MR <= m`, `c0 + NR <= n`,
+    /// `x.len() == m * k`, `w` describes an `[n, k]` matrix, and the CPU has AVX2, FMA and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile<const MR: usize, const NR: usize>(
+        &self,
+        out: &mut OutColumns,
+        r0: usize,
+        c0: usize,
+    ) {
+        let (x, w, k) = (self.x, self.w, self.k);
+        let k8 = k / 8 * 8;
+        let mut acc = [[_mm256_setzero_ps(); NR]; MR];
+        let xp = x.as_ptr();
+        // Decode streams rows from DRAM in short runs (a 1 KiB row is 16 cache lines), too short
+        // for the hardware prefetcher to ramp up: fetch the rows of a tile further on, in memory
+        // order, a cache line per step.
+        let ahead = w.row_addr(c0 + PREFETCH_TILES * NR);
+        let per_step = NR * W::BYTES_PER_8;
+        for j in (0..k8).step_by(8) {
+            if MR == 1 {
+                for line in (0..per_step).step_by(64) {
+                    let addr = ahead.wrapping_add(j / 8 * per_step + line);
+                    _mm_prefetch::<_MM_HINT_T0>(addr.cast());
+                }
+            }
+            // SAFETY: c0 + c < n and j + 8 <= k8 <= k, the contract of load8.
+            let wv: [__m256; NR] = std::array::from_fn(|c| unsafe { w.load8(c0 + c, j) });
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                // SAFETY: (r0 + r) * k + j + 8 <= m * k = x.len() since r0 + r < m and j + 8 <= k.
+                let xv = unsafe { _mm256_loadu_ps(xp.add((r0 + r) * k + j)) };
+                for (a, wc) in acc_r.iter_mut().zip(&wv) {
+                    *a = _mm256_fmadd_ps(xv, *wc, *a);
+                }
             }
         }
-        // SAFETY: c0 + c < n and j + 8 <= k8 <= k, the contract of load8.
-        let wv: [__m256; NR] = std::array::from_fn(|c| unsafe { w.load8(c0 + c, j) });
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            // SAFETY: (r0 + r) * k + j + 8 <= m * k = x.len() since r0 + r < m and j + 8 <= k.
-            let xv = unsafe { _mm256_loadu_ps(xp.add((r0 + r) * k + j)) };
-            for (a, wc) in acc_r.iter_mut().zip(&wv) {
-                *a = _mm256_fmadd_ps(xv, *wc, *a);
+        let start = out.cols().start;
+        for (r, acc_r) in acc.iter().enumerate() {
+            let xr = &x[(r0 + r) * k..(r0 + r + 1) * k];
+            let row = out.row(r0 + r);
+            for (c, a) in acc_r.iter().enumerate() {
+                let mut sum = hsum(*a);
+                for (j, xv) in xr.iter().enumerate().skip(k8) {
+                    sum += xv * w.at(c0 + c, j);
+                }
+                row[c0 + c - start] = (sum - w.row_offset(r0 + r)) * w.row_scale(c0 + c);
             }
-        }
-    }
-    let start = out.cols().start;
-    for (r, acc_r) in acc.iter().enumerate() {
-        let xr = &x[(r0 + r) * k..(r0 + r + 1) * k];
-        let row = out.row(r0 + r);
-        for (c, a) in acc_r.iter().enumerate() {
-            let mut sum = hsum(*a);
-            for (j, xv) in xr.iter().enumerate().skip(k8) {
-                sum += xv * w.at(c0 + c, j);
-            }
-            row[c0 + c - start] = (sum - w.row_offset(r0 + r)) * w.row_scale(c0 + c);
-        }
-    }
-}
-
-/// Runs `tile::<MR, NR>` with `MR` chosen at run time for the last, shorter row group.
-///
-/// # Safety
-/// As [`tile`], with `rows` in `1..=4` in place of `MR`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_rows<const NR: usize, W: Decode8>(
-    out: &mut OutColumns,
-    x: &[f32],
-    w: &W,
-    k: usize,
-    (r0, rows): (usize, usize),
-    c0: usize,
-) {
-    // SAFETY: forwarded from the caller, with MR = rows.
-    unsafe {
-        match rows {
-            1 => tile::<1, NR, W>(out, x, w, k, r0, c0),
-            2 => tile::<2, NR, W>(out, x, w, k, r0, c0),
-            3 => tile::<3, NR, W>(out, x, w, k, r0, c0),
-            _ => tile::<4, NR, W>(out, x, w, k, r0, c0),
         }
     }
 }
@@ -356,45 +324,9 @@ fn run<W: Decode8>(out: &mut OutColumns, x: &[f32], w: &W, n: usize, k: usize) {
         out.n() == n && x.len() == m * k,
         "linear: x, weights and output shapes disagree"
     );
-    let cols = out.cols();
-    if m == 1 {
-        let mut c = cols.start;
-        while c < cols.end {
-            // SAFETY: row 0 < m = 1, the columns stay below cols.end <= n, x.len() == k, and
-            // this function only runs on CPUs with the features (module contract).
-            unsafe {
-                if c + 8 <= cols.end {
-                    tile::<1, 8, W>(out, x, w, k, 0, c);
-                    c += 8;
-                } else {
-                    tile::<1, 1, W>(out, x, w, k, 0, c);
-                    c += 1;
-                }
-            }
-        }
-        return;
-    }
-    let row_block = (ROW_BLOCK_BYTES / (4 * k)).max(4) / 4 * 4;
-    for rb in (0..m).step_by(row_block) {
-        let rb_end = (rb + row_block).min(m);
-        let mut c = cols.start;
-        while c < cols.end {
-            let nr = if c + 2 <= cols.end { 2 } else { 1 };
-            for r in (rb..rb_end).step_by(4) {
-                let rows = (r, (rb_end - r).min(4));
-                // SAFETY: r + rows <= m, c + nr <= cols.end <= n, x.len() == m * k, features as
-                // above.
-                unsafe {
-                    if nr == 2 {
-                        tile_rows::<2, W>(out, x, w, k, rows, c);
-                    } else {
-                        tile_rows::<1, W>(out, x, w, k, rows, c);
-                    }
-                }
-            }
-            c += nr;
-        }
-    }
+    // SAFETY: shapes asserted above, and this function only runs on CPUs with the features
+    // (module contract).
+    unsafe { tiling::run::<8, _>(out, &Product { x, w, k }, 4 * k) }
 }
 
 /// Dense f32 weights.

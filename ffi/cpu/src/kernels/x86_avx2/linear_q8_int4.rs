@@ -17,15 +17,10 @@
 use std::arch::x86_64::*;
 
 use super::simd::{f16_to_f32, hsum};
+use super::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::{Q8Layout, Q8Rows};
 use crate::weights::{Scales, WeightData, Weights, BLOCK};
-
-/// Activation bytes per row block: about half of the 512 KiB L2.
-const ROW_BLOCK_BYTES: usize = 256 * 1024;
-
-/// How many 1 x 4 tiles ahead decode prefetches.
-const PREFETCH_TILES: usize = 2;
 
 /// Packed bytes of two blocks of one row.
 const PAIR_BYTES: usize = BLOCK;
@@ -205,141 +200,118 @@ unsafe fn accumulate<W: Int4Rows>(
     _mm256_fmadd_ps(dot, scale, acc)
 }
 
-/// Rows `r0..r0 + MR` and columns `c0..c0 + NR` of the output.
-///
-/// # Safety
-/// `r0 + MR <= m`, `c0 + NR <= n`, `x` is `[m, k]` in the pair layout with `k % 32 == 0`, `w`
-/// describes an `[n, k]` matrix, and the CPU has AVX2, FMA and F16C.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile<const MR: usize, const NR: usize, W: Int4Rows>(
-    out: &mut OutColumns,
-    x: &Q8Rows,
-    w: &W,
-    r0: usize,
-    c0: usize,
-) {
-    let k = x.k();
-    let blocks = k / BLOCK;
-    let (pairs, stored_pairs) = (blocks / 2, blocks.div_ceil(2));
-    let (xq, xs) = (x.values().as_ptr(), x.pair_scales().as_ptr());
-    const {
-        assert!(
-            MR * NR <= 8 && NR <= 4,
-            "tile larger than the accumulator array"
-        )
-    };
-    // Flat accumulators indexed r * NR + c, with index loops: LLVM keeps these in registers.
-    let mut acc = [_mm256_setzero_ps(); 8];
-    // Decode streams rows from DRAM in runs too short for the hardware prefetcher: fetch the
-    // rows of a later tile, in memory order, as fast as this one is read.
-    let ahead = w.row_addr(c0 + PREFETCH_TILES * NR);
-    for p in 0..pairs {
-        if MR == 1 {
-            for line in (0..NR * PAIR_BYTES).step_by(64) {
-                let addr = ahead.wrapping_add(p * NR * PAIR_BYTES + line);
-                _mm_prefetch::<_MM_HINT_T0>(addr.cast());
-            }
-        }
-        for c in 0..NR {
-            // SAFETY (all three): c0 + c < n and 2p + 1 < blocks, the contracts of the reads.
-            let nibbles = unsafe { w.pair(c0 + c, p) };
-            let ws = if W::BLOCK_SCALES {
-                unsafe { w.block_scales(c0 + c, 2 * p, 2 * p + 1) }
-            } else {
-                _mm256_setzero_ps()
-            };
-            for r in 0..MR {
-                let row = (r0 + r) * k + p * 2 * BLOCK;
-                // SAFETY: r0 + r < m, so the 64 values of pair p and its 8 scales lie inside
-                // values() ([m, k]) and pair_scales() ([m, stored_pairs, 8]).
-                unsafe {
-                    let xd = _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + p) * 8));
-                    let scale = if W::BLOCK_SCALES {
-                        _mm256_mul_ps(xd, ws)
-                    } else {
-                        xd
-                    };
-                    acc[r * NR + c] = accumulate::<W>(
-                        acc[r * NR + c],
-                        nibbles,
-                        (xq.add(row), xq.add(row + BLOCK)),
-                        scale,
-                    );
-                }
-            }
-        }
-    }
-    if blocks % 2 == 1 {
-        // The last block has no partner: its values are stored even then odd, and its scale
-        // fills all 8 lanes of its pair's scales.
-        let b = blocks - 1;
-        for c in 0..NR {
-            // SAFETY: c0 + c < n and b < blocks.
-            let weights = unsafe { w.lone(c0 + c, b) };
-            let ws = if W::BLOCK_SCALES {
-                unsafe { w.block_scales(c0 + c, b, b) }
-            } else {
-                _mm256_setzero_ps()
-            };
-            for r in 0..MR {
-                // SAFETY: the 32 values of block b of row r0 + r and the 8 scales of its pair.
-                unsafe {
-                    let xv = _mm256_loadu_si256(xq.add((r0 + r) * k + b * BLOCK).cast());
-                    let xd = _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + pairs) * 8));
-                    let scale = if W::BLOCK_SCALES {
-                        _mm256_mul_ps(xd, ws)
-                    } else {
-                        xd
-                    };
-                    let sums = if W::SIGNED {
-                        _mm256_maddubs_epi16(
-                            _mm256_abs_epi8(weights),
-                            _mm256_sign_epi8(xv, weights),
-                        )
-                    } else {
-                        _mm256_maddubs_epi16(weights, xv)
-                    };
-                    let dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)));
-                    acc[r * NR + c] = _mm256_fmadd_ps(dot, scale, acc[r * NR + c]);
-                }
-            }
-        }
-    }
-    let start = out.cols().start;
-    for r in 0..MR {
-        let offset = if W::SIGNED {
-            0.0
-        } else {
-            8.0 * x.row_sums()[r0 + r]
+impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, W> {
+    /// # Safety
+    /// As [`Tiles::tile`], which here means `r0 + MR <= m`, `c0 + NR <= n`, `x` is `[m, k]` in
+    /// the pair layout with `k % 32 == 0`, `w` describes an `[n, k]` matrix, and the CPU has
+    /// AVX2, FMA and F16C.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn tile<const MR: usize, const NR: usize>(
+        &self,
+        out: &mut OutColumns,
+        r0: usize,
+        c0: usize,
+    ) {
+        let (x, w) = (self.x, self.w);
+        let k = x.k();
+        let blocks = k / BLOCK;
+        let (pairs, stored_pairs) = (blocks / 2, blocks.div_ceil(2));
+        let (xq, xs) = (x.values().as_ptr(), x.pair_scales().as_ptr());
+        const {
+            assert!(
+                MR * NR <= 8 && NR <= 4,
+                "tile larger than the accumulator array"
+            )
         };
-        let row = out.row(r0 + r);
-        for c in 0..NR {
-            row[c0 + c - start] = (hsum(acc[r * NR + c]) - offset) * w.row_scale(c0 + c);
+        // Flat accumulators indexed r * NR + c, with index loops: LLVM keeps these in registers.
+        let mut acc = [_mm256_setzero_ps(); 8];
+        // Decode streams rows from DRAM in runs too short for the hardware prefetcher: fetch the
+        // rows of a later tile, in memory order, as fast as this one is read.
+        let ahead = w.row_addr(c0 + PREFETCH_TILES * NR);
+        for p in 0..pairs {
+            if MR == 1 {
+                for line in (0..NR * PAIR_BYTES).step_by(64) {
+                    let addr = ahead.wrapping_add(p * NR * PAIR_BYTES + line);
+                    _mm_prefetch::<_MM_HINT_T0>(addr.cast());
+                }
+            }
+            for c in 0..NR {
+                // SAFETY (all three): c0 + c < n and 2p + 1 < blocks, the contracts of the reads.
+                let nibbles = unsafe { w.pair(c0 + c, p) };
+                let ws = if W::BLOCK_SCALES {
+                    unsafe { w.block_scales(c0 + c, 2 * p, 2 * p + 1) }
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for r in 0..MR {
+                    let row = (r0 + r) * k + p * 2 * BLOCK;
+                    // SAFETY: r0 + r < m, so the 64 values of pair p and its 8 scales lie inside
+                    // values() ([m, k]) and pair_scales() ([m, stored_pairs, 8]).
+                    unsafe {
+                        let xd = _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + p) * 8));
+                        let scale = if W::BLOCK_SCALES {
+                            _mm256_mul_ps(xd, ws)
+                        } else {
+                            xd
+                        };
+                        acc[r * NR + c] = accumulate::<W>(
+                            acc[r * NR + c],
+                            nibbles,
+                            (xq.add(row), xq.add(row + BLOCK)),
+                            scale,
+                        );
+                    }
+                }
+            }
         }
-    }
-}
-
-/// Runs `tile::<MR, NR>` with `MR` chosen at run time for the last, shorter row group.
-///
-/// # Safety
-/// As [`tile`], with `rows` in `1..=4` in place of `MR`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn tile_rows<const NR: usize, W: Int4Rows>(
-    out: &mut OutColumns,
-    x: &Q8Rows,
-    w: &W,
-    (r0, rows): (usize, usize),
-    c0: usize,
-) {
-    // SAFETY: forwarded from the caller, with MR = rows.
-    unsafe {
-        match rows {
-            1 => tile::<1, NR, W>(out, x, w, r0, c0),
-            2 => tile::<2, NR, W>(out, x, w, r0, c0),
-            3 => tile::<3, NR, W>(out, x, w, r0, c0),
-            _ => tile::<4, NR, W>(out, x, w, r0, c0),
+        if blocks % 2 == 1 {
+            // The last block has no partner: its values are stored even then odd, and its scale
+            // fills all 8 lanes of its pair's scales.
+            let b = blocks - 1;
+            for c in 0..NR {
+                // SAFETY: c0 + c < n and b < blocks.
+                let weights = unsafe { w.lone(c0 + c, b) };
+                let ws = if W::BLOCK_SCALES {
+                    unsafe { w.block_scales(c0 + c, b, b) }
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for r in 0..MR {
+                    // SAFETY: the 32 values of block b of row r0 + r and the 8 scales of its pair.
+                    unsafe {
+                        let xv = _mm256_loadu_si256(xq.add((r0 + r) * k + b * BLOCK).cast());
+                        let xd = _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + pairs) * 8));
+                        let scale = if W::BLOCK_SCALES {
+                            _mm256_mul_ps(xd, ws)
+                        } else {
+                            xd
+                        };
+                        let sums = if W::SIGNED {
+                            _mm256_maddubs_epi16(
+                                _mm256_abs_epi8(weights),
+                                _mm256_sign_epi8(xv, weights),
+                            )
+                        } else {
+                            _mm256_maddubs_epi16(weights, xv)
+                        };
+                        let dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)));
+                        acc[r * NR + c] = _mm256_fmadd_ps(dot, scale, acc[r * NR + c]);
+                    }
+                }
+            }
+        }
+        let start = out.cols().start;
+        for r in 0..MR {
+            let offset = if W::SIGNED {
+                0.0
+            } else {
+                8.0 * x.row_sums()[r0 + r]
+            };
+            let row = out.row(r0 + r);
+            for c in 0..NR {
+                row[c0 + c - start] = (hsum(acc[r * NR + c]) - offset) * w.row_scale(c0 + c);
+            }
         }
     }
 }
@@ -357,46 +329,9 @@ fn run<W: Int4Rows>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) 
         Q8Layout::Pairs,
         "linear_q8: int4 weights take activations in pairs of blocks"
     );
-    let cols = out.cols();
-    if m == 1 {
-        // Decode: four weight rows per step give four independent accumulator chains.
-        let mut c = cols.start;
-        while c < cols.end {
-            // SAFETY: row 0 < m = 1, the columns stay below cols.end <= n, shapes asserted above,
-            // and this module only runs on CPUs with the features.
-            unsafe {
-                if c + 4 <= cols.end {
-                    tile::<1, 4, W>(out, x, w, 0, c);
-                    c += 4;
-                } else {
-                    tile::<1, 1, W>(out, x, w, 0, c);
-                    c += 1;
-                }
-            }
-        }
-        return;
-    }
-    let row_block = (ROW_BLOCK_BYTES / k).max(4) / 4 * 4;
-    for rb in (0..m).step_by(row_block) {
-        let rb_end = (rb + row_block).min(m);
-        let mut c = cols.start;
-        while c < cols.end {
-            let nr = if c + 2 <= cols.end { 2 } else { 1 };
-            for r in (rb..rb_end).step_by(4) {
-                let rows = (r, (rb_end - r).min(4));
-                // SAFETY: r + rows <= m, c + nr <= cols.end <= n, shapes asserted above, and
-                // this module only runs on CPUs with the features.
-                unsafe {
-                    if nr == 2 {
-                        tile_rows::<2, W>(out, x, w, rows, c);
-                    } else {
-                        tile_rows::<1, W>(out, x, w, rows, c);
-                    }
-                }
-            }
-            c += nr;
-        }
-    }
+    // Decode: four weight rows per step give four independent accumulator chains.
+    // SAFETY: shapes asserted above, and this module only runs on CPUs with the features.
+    unsafe { tiling::run::<4, _>(out, &Product { x, w, k }, k) }
 }
 
 /// int4 weights, per-channel scales.

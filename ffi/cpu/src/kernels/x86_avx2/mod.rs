@@ -15,6 +15,7 @@ mod quantize_q8;
 mod rope;
 mod simd;
 mod softmax;
+mod tiling;
 mod transpose;
 
 use super::out_columns::OutColumns;

@@ -1,0 +1,117 @@
+//! The register-tile schedule of the linear kernels, written once for every weight format and
+//! both activation types (f32 in `linear_f32`, int8 in `linear_q8` and `linear_q8_int4`).
+//!
+//! A kernel supplies one dot-product register tile, `MR` activation rows times `NR` weight rows
+//! ([`Tiles::tile`]); [`run`] covers the output with them. Decode (`m = 1`) walks the columns in
+//! 1 x `DECODE_NR` tiles: independent accumulators keep the pipes busy while the weights stream
+//! from memory. Prefill takes the rows in blocks whose activations stay in L2 while all the
+//! columns stream past, in tiles of up to 4 rows by 2 columns.
+
+use crate::kernels::out_columns::OutColumns;
+
+/// Activation bytes per row block: about half of the 512 KiB L2, leaving room for the weights.
+const ROW_BLOCK_BYTES: usize = 256 * 1024;
+
+/// How many decode tiles ahead the kernels prefetch weight rows: at about 1.5 cycles per 8 f32
+/// weights per row, two 1 x 8 tiles of a 2048-wide row take some 250 ns, a few DRAM latencies.
+pub(super) const PREFETCH_TILES: usize = 2;
+
+/// The activations `x` (`[m, k]`) and weights `w` (`[n, k]`) of one product.
+pub(super) struct Product<'a, X: ?Sized, W> {
+    pub x: &'a X,
+    pub w: &'a W,
+    pub k: usize,
+}
+
+/// One register tile of a product, implemented per weight format.
+pub(super) trait Tiles {
+    /// Rows `r0..r0 + MR` and columns `c0..c0 + NR` of the output.
+    ///
+    /// # Safety
+    /// `r0 + MR <= out.m()`, `c0..c0 + NR` lies inside `out.cols()`, the product's shapes agree
+    /// with `out` (each kernel's entry point asserts them, see the implementations), and the CPU
+    /// has AVX2, FMA and F16C.
+    unsafe fn tile<const MR: usize, const NR: usize>(
+        &self,
+        out: &mut OutColumns,
+        r0: usize,
+        c0: usize,
+    );
+}
+
+/// Runs `p.tile::<MR, NR>` with `MR` chosen at run time for the last, shorter row group.
+///
+/// # Safety
+/// As [`Tiles::tile`], with `rows` in `1..=4` in place of `MR`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn tile_rows<const NR: usize, P: Tiles>(
+    out: &mut OutColumns,
+    p: &P,
+    (r0, rows): (usize, usize),
+    c0: usize,
+) {
+    // SAFETY: forwarded from the caller, with MR = rows.
+    unsafe {
+        match rows {
+            1 => p.tile::<1, NR>(out, r0, c0),
+            2 => p.tile::<2, NR>(out, r0, c0),
+            3 => p.tile::<3, NR>(out, r0, c0),
+            _ => p.tile::<4, NR>(out, r0, c0),
+        }
+    }
+}
+
+/// The whole product `p` for the columns of `out`, with `row_bytes` activation bytes per row.
+///
+/// # Safety
+/// The shapes of `p` agree with `out` as [`Tiles::tile`] requires, and the CPU has AVX2, FMA and
+/// F16C.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn run<const DECODE_NR: usize, P: Tiles>(
+    out: &mut OutColumns,
+    p: &P,
+    row_bytes: usize,
+) {
+    let m = out.m();
+    let cols = out.cols();
+    if m == 1 {
+        let mut c = cols.start;
+        while c < cols.end {
+            // SAFETY: row 0 < m = 1, the columns stay below cols.end <= n, and the shapes and
+            // features are the caller's.
+            unsafe {
+                if c + DECODE_NR <= cols.end {
+                    p.tile::<1, DECODE_NR>(out, 0, c);
+                    c += DECODE_NR;
+                } else {
+                    p.tile::<1, 1>(out, 0, c);
+                    c += 1;
+                }
+            }
+        }
+        return;
+    }
+    let row_block = (ROW_BLOCK_BYTES / row_bytes).max(4) / 4 * 4;
+    for rb in (0..m).step_by(row_block) {
+        let rb_end = (rb + row_block).min(m);
+        let mut c = cols.start;
+        while c < cols.end {
+            let nr = if c + 2 <= cols.end { 2 } else { 1 };
+            for r in (rb..rb_end).step_by(4) {
+                let rows = (r, (rb_end - r).min(4));
+                // SAFETY: r + rows <= m, c + nr <= cols.end <= n, and the shapes and features
+                // are the caller's.
+                unsafe {
+                    if nr == 2 {
+                        tile_rows::<2, P>(out, p, rows, c);
+                    } else {
+                        tile_rows::<1, P>(out, p, rows, c);
+                    }
+                }
+            }
+            c += nr;
+        }
+    }
+}
