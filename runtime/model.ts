@@ -6,7 +6,7 @@
  * @module
  */
 
-import { kCache, kNew, LOGITS, shapeForCall, vCache, vNew } from "../bundle/io_names.ts";
+import { hidden, kCache, kNew, LOGITS, shapeForCall, vCache, vNew } from "../bundle/io_names.ts";
 import {
   type BundleManifest,
   type FunctionSpec,
@@ -20,7 +20,7 @@ import type { FloatArray, KvCache } from "./kv_cache.ts";
 
 /** What one forward call returns. Arrays are reused by the next call of the same length. */
 export interface ForwardResult {
-  /** `[1, L, V]`, or `[1, 1, V]` when the bundle returns only the last real token's row. */
+  /** `[1, L, V]`, or `[1, 1, V]` when the bundle or the call computes only the last row. */
   readonly logits: FloatArray;
   /** Per layer, `[1, Hkv, L, hd]`. */
   readonly newKeys: readonly FloatArray[];
@@ -45,6 +45,23 @@ interface Stage {
 /** The name of the one-token function of multifunction bundles. */
 const DECODE = "decode";
 
+/** Which rows of logits a call needs. */
+export type LogitRows = "all" | "last";
+
+/**
+ * The index of the last piece if it turns each row of the final hidden state into that row's
+ * logits and nothing else (the head of a graph-broken single-method bundle): norm and linear work
+ * row by row, so the last row's logits need that row alone.
+ */
+function rowwiseHead(manifest: BundleManifest): number | undefined {
+  const index = manifest.pieces.length - 1;
+  const spec = manifest.pieces[index]!.functions[0]!;
+  const rowwise = index > 0 && spec.inputs.length === 1 &&
+    spec.inputs[0]!.name === hidden(manifest.model.nLayers) &&
+    spec.outputs.length === 1 && spec.outputs[0]!.name === LOGITS;
+  return rowwise ? index : undefined;
+}
+
 /** A bundle ready to run. Dispose it to release the backend's resources. */
 export class LoadedModel implements Disposable {
   /** The bundle's manifest. */
@@ -55,11 +72,13 @@ export class LoadedModel implements Disposable {
   readonly #pieces: readonly ReadonlyMap<string, Stage>[];
   /** Output buffers by call length, reused from call to call. */
   readonly #outputs = new Map<number, Map<string, IoArray>[]>();
+  readonly #rowwiseHead: number | undefined;
 
   private constructor(manifest: BundleManifest, backend: Backend, pieces: Map<string, Stage>[]) {
     this.manifest = manifest;
     this.backend = backend;
     this.#pieces = pieces;
+    this.#rowwiseHead = rowwiseHead(manifest);
   }
 
   /**
@@ -126,20 +145,35 @@ export class LoadedModel implements Disposable {
    * Runs one call through all pieces.
    *
    * @param callLength L of this call, as {@link callLengthFor} gives it
+   * @param rows `"last"` when only the last row's logits are wanted: a backend with flexible call
+   *   lengths then runs a row-wise head on that row alone, and the logits are `[1, 1, V]`
    */
-  async forward(callLength: number, inputs: CallInputs, cache: KvCache): Promise<ForwardResult> {
+  async forward(
+    callLength: number,
+    inputs: CallInputs,
+    cache: KvCache,
+    rows: LogitRows = "all",
+  ): Promise<ForwardResult> {
     const values = new Map<string, IoArray>(inputs);
     for (let layer = 0; layer < this.manifest.model.nLayers; layer++) {
       values.set(kCache(layer), cache.keys[layer]!);
       values.set(vCache(layer), cache.values[layer]!);
     }
-    const outputs = this.#outputBuffers(callLength);
     for (const [index, functions] of this.#pieces.entries()) {
-      const { spec, fn } = this.#stage(functions, callLength);
+      // Every row of the head's input is a row of its output: the last row alone gives the last
+      // row's logits, bit for bit (the CPU backend computes a row the same way in any call).
+      const lastRowOnly = rows === "last" && index === this.#rowwiseHead && callLength > 1 &&
+        this.backend.flexibleCallLength;
+      const length = lastRowOnly ? 1 : callLength;
+      const { spec, fn } = this.#stage(functions, length);
       const stageInputs = new Map<string, IoArray>();
       for (const io of spec.inputs) {
-        const value = values.get(io.name);
-        const expected = shapeForCall(io.name, io.shape, spec.callLength, callLength).reduce(
+        let value = values.get(io.name);
+        if (lastRowOnly && value !== undefined) {
+          const width = value.length / callLength;
+          value = value.subarray((callLength - 1) * width);
+        }
+        const expected = shapeForCall(io.name, io.shape, spec.callLength, length).reduce(
           (a, b) => a * b,
           1,
         );
@@ -152,8 +186,9 @@ export class LoadedModel implements Disposable {
         }
         stageInputs.set(io.name, value);
       }
-      await fn.run(callLength, stageInputs, outputs[index]!);
-      for (const [name, array] of outputs[index]!) values.set(name, array);
+      const outputs = this.#outputBuffers(length)[index]!;
+      await fn.run(length, stageInputs, outputs);
+      for (const [name, array] of outputs) values.set(name, array);
     }
     const layers = Array.from({ length: this.manifest.model.nLayers }, (_, i) => i);
     return {

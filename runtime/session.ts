@@ -7,7 +7,7 @@
 import { ropeFrequencies } from "../llama/rope.ts";
 import { buildCallInputs, type CallSpec } from "./call_inputs.ts";
 import { KvCache } from "./kv_cache.ts";
-import type { ForwardResult, LoadedModel } from "./model.ts";
+import type { ForwardResult, LoadedModel, LogitRows } from "./model.ts";
 
 /** Runs forward calls on a model and keeps its cache. */
 export class ModelSession {
@@ -32,28 +32,33 @@ export class ModelSession {
    * Runs one call at the cache's position without committing anything: the caller decides which
    * of the call's entries join the cache (see {@link KvCache.commit}).
    */
-  async forward(spec: CallSpec): Promise<ForwardResult> {
+  async forward(spec: CallSpec, rows: LogitRows = "all"): Promise<ForwardResult> {
     return await this.model.forward(
       spec.callLength,
       buildCallInputs(this.cache, this.#freqs, spec),
       this.cache,
+      rows,
     );
   }
 
   /**
    * Feeds `tokens` (at most L) in one causal call, commits them to the cache, and returns the
-   * call's logits: `[callLength, V]`, or `[1, V]` for a bundle that returns only the last row.
+   * call's logits: `[callLength, V]`, or `[1, V]` for a bundle that returns only the last row or
+   * when `rows` is `"last"` and the backend could compute that row alone.
    */
-  async call(tokens: readonly number[]): Promise<Float16Array | Float32Array> {
+  async call(
+    tokens: readonly number[],
+    rows: LogitRows = "all",
+  ): Promise<Float16Array | Float32Array> {
     const callLength = this.model.callLengthFor(tokens.length);
-    const result = await this.forward({ tokens, callLength });
+    const result = await this.forward({ tokens, callLength }, rows);
     this.cache.commit(result.newKeys, result.newValues, callLength, tokens.map((_, i) => i));
     return result.logits;
   }
 
   /** Like {@link call}, returning only the logits row of the last token. */
   async step(tokens: readonly number[]): Promise<Float16Array | Float32Array> {
-    const logits = await this.call(tokens);
+    const logits = await this.call(tokens, "last");
     const vocab = this.model.manifest.model.vocabSize;
     const row = logits.length === vocab ? 0 : tokens.length - 1;
     return logits.subarray(row * vocab, (row + 1) * vocab);

@@ -1,0 +1,33 @@
+import assert from "node:assert/strict";
+import { exportTinyBundle } from "../testing/tiny_bundle.ts";
+import { TINY_PARAMS } from "../testing/tiny_llama.ts";
+import { CpuBackend } from "./backend/cpu.ts";
+import { LoadedModel } from "./model.ts";
+import { ModelSession } from "./session.ts";
+
+const cpu = await CpuBackend.create();
+const PROMPT = [1, 17, 42, 5, 88, 23, 61];
+const vocab = TINY_PARAMS.vocab_size;
+
+async function lastRows(bundle: string): Promise<{ all: Float16Array; last: Float16Array }> {
+  using model = await LoadedModel.load(bundle, cpu);
+  const all = await new ModelSession(model).call(PROMPT, "all");
+  const last = await new ModelSession(model).call(PROMPT, "last");
+  return { all: all.slice() as Float16Array, last: last.slice() as Float16Array };
+}
+
+Deno.test("a call that wants the last row runs the head on that row alone, bit for bit", async () => {
+  const { all, last } = await lastRows(await exportTinyBundle({ inputLen: 8 }));
+  assert.equal(all.length, PROMPT.length * vocab);
+  assert.equal(last.length, vocab);
+  assert.deepEqual(last, all.subarray((PROMPT.length - 1) * vocab));
+});
+
+Deno.test("without a separate head every row is computed, and step() still takes the last", async () => {
+  const bundle = await exportTinyBundle({ inputLen: 8, graphBreaks: false });
+  const { all, last } = await lastRows(bundle);
+  assert.deepEqual(last, all);
+  using model = await LoadedModel.load(bundle, cpu);
+  const row = await new ModelSession(model).step(PROMPT);
+  assert.deepEqual(row, all.subarray((PROMPT.length - 1) * vocab));
+});
