@@ -10,6 +10,7 @@ import { modelFlags, modelFlagsUsage, modelPathsFromFlags } from "./model_flags.
 import { ProgressLine } from "./progress.ts";
 import { exportModel } from "../export/export_model.ts";
 import {
+  DEFAULT_OUTPUT,
   type ExportDType,
   type LinearQuantization,
   parseEmbeddingQuantization,
@@ -18,7 +19,7 @@ import { formatBytes } from "./format.ts";
 
 const flags = {
   ...modelFlags,
-  output: { type: "string", short: "o", default: "model.llamane" },
+  output: { type: "string", short: "o", default: DEFAULT_OUTPUT },
   tokenizer: { type: "string", short: "t" },
   max_context_len: { type: "string", default: "1024" },
   input_len: { type: "string", default: "32" },

@@ -44,6 +44,24 @@ export async function checkOutputPath(output: string): Promise<void> {
   }
 }
 
+/** The disk filled up while a bundle was written; the partial bundle has been removed. */
+export class DiskFullError extends Error {
+  override name = "DiskFullError";
+}
+
+/**
+ * `error` as the user should read it: a full disk (Deno's `ENOSPC`) becomes a
+ * {@link DiskFullError} naming the output and saying that nothing there changed.
+ */
+export function explainWriteError(error: unknown, output: string): unknown {
+  if ((error as { code?: unknown } | null)?.code !== "ENOSPC") return error;
+  return new DiskFullError(
+    `Cannot write "${output}": the disk is full. Nothing was changed there; free some space ` +
+      "and export again",
+    { cause: error },
+  );
+}
+
 /** A temporary directory that becomes the bundle on {@link commit}, or disappears. */
 export class StagedBundle implements AsyncDisposable {
   /** Where to write the bundle's files now. */

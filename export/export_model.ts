@@ -25,13 +25,19 @@ import { ProgramBuilder } from "./coreml/builder.ts";
 import type { FeatureDescription } from "./coreml/model.ts";
 import { PackageWriter } from "./coreml/package.ts";
 import type { BlobStorageWriter } from "./coreml/blob_storage.ts";
-import { checkOutputPath, parentDirectory, StagedBundle } from "./bundle_directory.ts";
+import {
+  checkOutputPath,
+  explainWriteError,
+  parentDirectory,
+  StagedBundle,
+} from "./bundle_directory.ts";
 import type { ExportContext } from "./graph/context.ts";
 import { GraphEmitter } from "./graph/emitter.ts";
 import { emitPiece, pieceLayouts } from "./graph/pieces.ts";
 import { WeightReader } from "./graph/weight_reader.ts";
 import {
   checkOptionsForModel,
+  DEFAULT_OUTPUT,
   type ExportOptions,
   type ResolvedExportOptions,
   resolveExportOptions,
@@ -117,6 +123,14 @@ function embeddingLabel(options: ResolvedExportOptions): string {
  * ```
  */
 export async function exportModel(options: ExportOptions): Promise<ExportSummary> {
+  try {
+    return await writeBundle(options);
+  } catch (error) {
+    throw explainWriteError(error, options.output ?? DEFAULT_OUTPUT);
+  }
+}
+
+async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   const started = performance.now();
   const resolved = resolveExportOptions(options);
   const tokenizer = await tokenizerPath(resolved);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { exportModel } from "./export_model.ts";
+import { DiskFullError } from "./bundle_directory.ts";
 import { ExportOptionsError, parseEmbeddingQuantization } from "./options.ts";
 import type { ExportOptions } from "./options.ts";
 import { UnevenSplitError } from "./split_linear.ts";
@@ -164,6 +165,33 @@ Deno.test("exportModel() leaves nothing behind when it fails halfway", async () 
       },
     }),
     /interrupted/,
+  );
+  assert.deepEqual([...Deno.readDirSync(dir)], []);
+});
+
+Deno.test("exportModel() says so when the disk fills up, and leaves nothing behind", async () => {
+  const dir = await Deno.makeTempDir();
+  const output = `${dir}/out.llamane`;
+  // What Deno throws for ENOSPC, raised midway as a real full disk would be.
+  const full = Object.assign(new Error("No space left on device (os error 28)"), {
+    code: "ENOSPC",
+  });
+  let calls = 0;
+  await assert.rejects(
+    exportModel({
+      checkpoint: tiny.checkpoint,
+      params: tiny.params,
+      output,
+      onProgress: () => {
+        if (++calls === 3) throw full;
+      },
+    }),
+    (error: Error) => {
+      assert.ok(error instanceof DiskFullError);
+      assert.match(error.message, /Cannot write ".*out\.llamane": the disk is full/);
+      assert.equal(error.cause, full);
+      return true;
+    },
   );
   assert.deepEqual([...Deno.readDirSync(dir)], []);
 });

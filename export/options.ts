@@ -89,6 +89,9 @@ export interface ResolvedExportOptions {
   readonly ropeScaleFactor: number | undefined;
 }
 
+/** Where a bundle goes when no output is given. */
+export const DEFAULT_OUTPUT = "model.llamane";
+
 /** Options that contradict themselves or the model; nothing has been written when this is thrown. */
 export class ExportOptionsError extends RangeError {
   constructor(detail: string) {
@@ -152,7 +155,7 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
   return {
     checkpoint: options.checkpoint,
     params: options.params,
-    output: options.output ?? "model.llamane",
+    output: options.output ?? DEFAULT_OUTPUT,
     tokenizer: options.tokenizer,
     maxContextLen,
     inputLen,
