@@ -1,8 +1,9 @@
 /**
  * Decodes model.mlmodel into the same {@link Model} IR the writer takes. It is the parser the
- * CPU backend's loader stands on, so it treats its input as hostile: every length is checked
- * against the end of its enclosing message before use, malformed varints and tags are rejected,
- * unknown fields are skipped, and nothing is allocated beyond what the bytes themselves hold.
+ * CPU backend's loader stands on, so it treats its input as hostile: through a
+ * {@link BoundedReader}, every length is checked against the end of its enclosing message before
+ * use, malformed varints and tags are rejected, unknown fields are skipped, and nothing is
+ * allocated beyond what the bytes themselves hold.
  * Features llamane does not use (flexible shapes, states, control flow, lists and dictionaries)
  * are rejected with a message naming them.
  *
@@ -13,7 +14,7 @@
  * @module
  */
 
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { BoundedReader, type Field } from "../../protobuf/bounded_reader.ts";
 import { type DType, DTYPE_INFO, dtypeFromProtoCode, isBlobDType } from "./dtype.ts";
 import { CoreMLFormatError, MilProgramError, TensorShapeError } from "./errors.ts";
 import {
@@ -39,22 +40,6 @@ import { ARRAY_DATA_TYPE, FIELD, PROGRAM_VERSION } from "./proto_fields.ts";
 import { elementCount, storedByteLength, type TensorType, valuesFromBytes } from "./tensor.ts";
 import { validateModel } from "./validate.ts";
 
-/** One field's key, as met while walking a message. */
-interface Field {
-  /** Field number. */
-  readonly no: number;
-  /** Wire type. */
-  readonly wire: WireType;
-  /** Offset of the field's key. */
-  readonly offset: number;
-  /** End of the enclosing message, which the field must not cross. */
-  readonly end: number;
-  /** Name of the enclosing message, for errors. */
-  readonly message: string;
-}
-
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
-
 /** `FeatureType` fields 1-8 are the members of its `Type` oneof; 1000 is `isOptional`. */
 const FEATURE_TYPE_MEMBERS = 8;
 /** `ValueType` fields 1-5 are its members: tensor, list, tuple, dictionary, state. */
@@ -63,222 +48,6 @@ const VALUE_TYPE_MEMBERS = 5;
 const IMMEDIATE_VALUE_MEMBERS = 4;
 /** `TensorValue` fields 1-7; 5 (longInts) and 6 (doubles) carry dtypes llamane does not use. */
 const TENSOR_VALUE_MEMBERS = 7;
-
-const WIRE_NAMES: Record<number, string> = {
-  [WireType.Varint]: "varint",
-  [WireType.Bit64]: "64-bit",
-  [WireType.LengthDelimited]: "length-delimited",
-  [WireType.StartGroup]: "start-group",
-  [WireType.EndGroup]: "end-group",
-  [WireType.Bit32]: "32-bit",
-};
-
-/** Walks protobuf bytes with strict bounds, turning every problem into a CoreMLFormatError. */
-class Cursor {
-  readonly #r: BinaryReader;
-  readonly #bytes: Uint8Array;
-  readonly #path: string;
-
-  constructor(bytes: Uint8Array, path: string) {
-    this.#bytes = bytes;
-    this.#r = new BinaryReader(bytes);
-    this.#path = path;
-  }
-
-  fail(offset: number | undefined, detail: string, cause?: unknown): never {
-    throw new CoreMLFormatError(
-      this.#path,
-      offset,
-      `Cannot read model "${this.#path}": ${detail}`,
-      cause === undefined ? undefined : { cause },
-    );
-  }
-
-  /** Calls `visit` for every field in `[pos, end)`; `visit` must consume or skip the field. */
-  fields(end: number, message: string, visit: (f: Field) => void): void {
-    while (this.#r.pos < end) {
-      const offset = this.#r.pos;
-      let key: [number, WireType];
-      try {
-        key = this.#r.tag();
-      } catch (error) {
-        this.#within({ no: 0, wire: 0, offset, end, message }, this.#r.pos);
-        this.fail(offset, `malformed field key at offset ${offset} in ${message}`, error);
-      }
-      const f = { no: key[0], wire: key[1], offset, end, message };
-      this.#within(f, this.#r.pos);
-      visit(f);
-    }
-  }
-
-  /** Fails unless a read of field `f` that ends at `until` stays inside its enclosing message. */
-  #within(f: Field, until: number | bigint): void {
-    if (until <= f.end) return;
-    const size = this.#bytes.length;
-    const what = f.no === 0 ? "field key" : `field ${f.no}`;
-    if (until > size) {
-      this.fail(
-        f.offset,
-        `truncated protobuf: ${what} at offset ${f.offset} runs past the end of the file ` +
-          `(size ${size})`,
-      );
-    }
-    this.fail(
-      f.offset,
-      `malformed protobuf: ${what} at offset ${f.offset} runs past the end of its enclosing ` +
-        `${f.message}, which ends at offset ${f.end}`,
-    );
-  }
-
-  #expect(f: Field, wire: WireType, what: string): void {
-    if (f.wire !== wire) {
-      this.fail(
-        f.offset,
-        `malformed protobuf: field ${f.no} (${what}) of ${f.message} at offset ${f.offset} has ` +
-          `wire type ${WIRE_NAMES[f.wire] ?? f.wire}, expected ${WIRE_NAMES[wire]}`,
-      );
-    }
-  }
-
-  /** Runs one varint read of field `f`, mapping the codec's errors to ours. */
-  #varint<T>(f: Field, read: () => T): T {
-    let value: T;
-    try {
-      value = read();
-    } catch (error) {
-      this.#within(f, this.#r.pos);
-      this.fail(f.offset, `malformed varint in field ${f.no} at offset ${f.offset}`, error);
-    }
-    this.#within(f, this.#r.pos);
-    return value;
-  }
-
-  /** A varint-encoded int32 or enum. */
-  int32(f: Field, what: string): number {
-    this.#expect(f, WireType.Varint, what);
-    return this.#varint(f, () => this.#r.int32());
-  }
-
-  /** A varint-encoded int64 or uint64 that must be a non-negative safe integer. */
-  count(f: Field, what: string): number {
-    this.#expect(f, WireType.Varint, what);
-    return this.#safe(f, what, BigInt(this.#varint(f, () => this.#r.int64())));
-  }
-
-  #safe(f: Field, what: string, value: bigint): number {
-    if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
-      this.fail(
-        f.offset,
-        `${what} "${value}" in ${f.message} at offset ${f.offset} is out of range`,
-      );
-    }
-    return Number(value);
-  }
-
-  /** The `[start, end)` payload of a length-delimited field, after checking its length. */
-  span(f: Field, what: string): [number, number] {
-    this.#expect(f, WireType.LengthDelimited, what);
-    const length = BigInt(this.#varint(f, () => this.#r.uint64()));
-    const start = this.#r.pos;
-    this.#within(f, BigInt(start) + length);
-    const end = start + Number(length);
-    this.#r.pos = end;
-    return [start, end];
-  }
-
-  /** The raw bytes of a length-delimited field (a view, not a copy). */
-  bytes(f: Field, what: string): Uint8Array {
-    const [start, end] = this.span(f, what);
-    return this.#bytes.subarray(start, end);
-  }
-
-  /** A UTF-8 string field. */
-  string(f: Field, what: string): string {
-    const bytes = this.bytes(f, what);
-    try {
-      return UTF8.decode(bytes);
-    } catch (error) {
-      this.fail(
-        f.offset,
-        `${what} in ${f.message} at offset ${f.offset} is not valid UTF-8`,
-        error,
-      );
-    }
-  }
-
-  /** Decodes an embedded message with `decode(end)`, which walks exactly its bytes. */
-  message<T>(f: Field, name: string, decode: (end: number) => T): T {
-    const [start, end] = this.span(f, name);
-    this.#r.pos = start;
-    const result = decode(end);
-    this.#r.pos = end;
-    return result;
-  }
-
-  /** Repeated int64s, packed or not. */
-  int64s(f: Field, what: string, each: (v: bigint) => void): void {
-    this.#repeated(f, what, () => BigInt(this.#r.int64()), each);
-  }
-
-  /** Repeated int32s, packed or not. */
-  int32s(f: Field, what: string, each: (v: number) => void): void {
-    this.#repeated(f, what, () => this.#r.int32(), each);
-  }
-
-  /** Repeated bools, packed or not. */
-  bools(f: Field, what: string, each: (v: boolean) => void): void {
-    this.#repeated(f, what, () => this.#r.bool(), each);
-  }
-
-  #repeated<T>(f: Field, what: string, one: () => T, each: (v: T) => void): void {
-    if (f.wire === WireType.Varint) {
-      each(this.#varint(f, one));
-      return;
-    }
-    const [start, end] = this.span(f, what);
-    const packed = { ...f, end, message: `packed ${what}` };
-    this.#r.pos = start;
-    while (this.#r.pos < end) each(this.#varint(packed, one));
-  }
-
-  /** Repeated floats, packed or not. */
-  floats(f: Field, what: string): Float32Array {
-    if (f.wire === WireType.Bit32) {
-      this.#within(f, this.#r.pos + 4);
-      return Float32Array.of(this.#r.float());
-    }
-    const bytes = this.bytes(f, what);
-    if (bytes.length % 4 !== 0) {
-      this.fail(f.offset, `packed ${what} at offset ${f.offset} is not a whole number of floats`);
-    }
-    return valuesFromBytes("fp32", bytes, bytes.length / 4);
-  }
-
-  /** Skips a field of any wire type except the long-deprecated groups. */
-  skip(f: Field): void {
-    switch (f.wire) {
-      case WireType.Varint:
-        this.#varint(f, () => this.#r.uint64());
-        return;
-      case WireType.Bit64:
-      case WireType.Bit32: {
-        const until = this.#r.pos + (f.wire === WireType.Bit64 ? 8 : 4);
-        this.#within(f, until);
-        this.#r.pos = until;
-        return;
-      }
-      case WireType.LengthDelimited:
-        this.span(f, "unknown field");
-        return;
-      default:
-        this.fail(
-          f.offset,
-          `unsupported protobuf: field ${f.no} at offset ${f.offset} uses wire type ` +
-            `${WIRE_NAMES[f.wire] ?? f.wire} (groups are not used by Core ML)`,
-        );
-    }
-  }
-}
 
 /** Where each function and op started in the file, to place validation errors. */
 interface Offsets {
@@ -293,7 +62,15 @@ interface Offsets {
  * @throws {CoreMLFormatError} on malformed or unsupported content, with the byte offset
  */
 export function decodeModel(bytes: Uint8Array, path: string): Model {
-  const c: Cursor = new Cursor(bytes, path);
+  function fail(offset: number | undefined, detail: string, cause?: unknown): never {
+    throw new CoreMLFormatError(
+      path,
+      offset,
+      `Cannot read model "${path}": ${detail}`,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+  const c: BoundedReader = new BoundedReader(bytes, fail);
   const offsets: Offsets = { functions: new Map(), operations: new Map() };
   let specificationVersion = 0;
   let description: ModelDescription | undefined;
@@ -308,7 +85,7 @@ export function decodeModel(bytes: Uint8Array, path: string): Model {
     } else c.skip(f);
   });
   if (program === undefined) {
-    c.fail(undefined, "it is not an ML Program (field 502 `mlProgram` is absent)");
+    fail(undefined, "it is not an ML Program (field 502 `mlProgram` is absent)");
   }
   const model: Model = {
     specificationVersion,
@@ -333,7 +110,7 @@ export function decodeModel(bytes: Uint8Array, path: string): Model {
       : op === undefined
       ? offsets.functions.get(fn)
       : offsets.operations.get(fn)?.[op];
-    c.fail(
+    fail(
       offset,
       `invalid program${offset === undefined ? "" : ` at offset ${offset}`}: ${error.message}`,
       error,
@@ -344,7 +121,7 @@ export function decodeModel(bytes: Uint8Array, path: string): Model {
 
 // --- ModelDescription ---------------------------------------------------------------------------
 
-function readDescription(c: Cursor, end: number): ModelDescription {
+function readDescription(c: BoundedReader, end: number): ModelDescription {
   const inputs: FeatureDescription[] = [];
   const outputs: FeatureDescription[] = [];
   const functions: FunctionDescription[] = [];
@@ -367,14 +144,14 @@ function readDescription(c: Cursor, end: number): ModelDescription {
   return { inputs, outputs, functions, defaultFunctionName, metadata };
 }
 
-function unsupported(c: Cursor, f: Field, what: string): never {
+function unsupported(c: BoundedReader, f: Field, what: string): never {
   c.fail(
     f.offset,
     `unsupported feature at offset ${f.offset} (${f.message} field ${f.no}): ${what}`,
   );
 }
 
-function readFunctionDescription(c: Cursor, end: number): FunctionDescription {
+function readFunctionDescription(c: BoundedReader, end: number): FunctionDescription {
   let name = "";
   const inputs: FeatureDescription[] = [];
   const outputs: FeatureDescription[] = [];
@@ -391,7 +168,7 @@ function readFunctionDescription(c: Cursor, end: number): FunctionDescription {
   return { name, inputs, outputs };
 }
 
-function readFeature(c: Cursor, end: number, offset: number): FeatureDescription {
+function readFeature(c: BoundedReader, end: number, offset: number): FeatureDescription {
   let name = "";
   let shortDescription = "";
   let type: { dtype: FeatureDType; shape: number[] } | undefined;
@@ -419,7 +196,7 @@ function readFeature(c: Cursor, end: number, offset: number): FeatureDescription
   return { name, shortDescription, ...type };
 }
 
-function readArrayFeature(c: Cursor, end: number): { dtype: FeatureDType; shape: number[] } {
+function readArrayFeature(c: BoundedReader, end: number): { dtype: FeatureDType; shape: number[] } {
   const shape: number[] = [];
   let code = 0;
   const F = FIELD.ArrayFeatureType;
@@ -452,7 +229,7 @@ function readArrayFeature(c: Cursor, end: number): { dtype: FeatureDType; shape:
   return { dtype, shape };
 }
 
-function readMetadata(c: Cursor, end: number): Metadata {
+function readMetadata(c: BoundedReader, end: number): Metadata {
   const m = { ...EMPTY_METADATA, userDefined: new Map<string, string>() };
   const F = FIELD.Metadata;
   c.fields(end, "Metadata", (f) => {
@@ -470,7 +247,7 @@ function readMetadata(c: Cursor, end: number): Metadata {
 
 /** Reads one `map<string, V>` entry; the value is `undefined` when the entry leaves it out. */
 function readMapEntry<V>(
-  c: Cursor,
+  c: BoundedReader,
   f: Field,
   map: string,
   value: (g: Field) => V,
@@ -489,7 +266,7 @@ function readMapEntry<V>(
 
 /** Adds a map entry, rejecting a key that appears twice. */
 function putUnique<V>(
-  c: Cursor,
+  c: BoundedReader,
   f: Field,
   map: Map<string, V>,
   key: string,
@@ -502,7 +279,7 @@ function putUnique<V>(
 
 // --- MIL ----------------------------------------------------------------------------------------
 
-function readProgram(c: Cursor, end: number, offsets: Offsets): Program {
+function readProgram(c: BoundedReader, end: number, offsets: Offsets): Program {
   const functions = new Map<string, MilFunction>();
   let version = 0;
   let versionOffset = end;
@@ -537,7 +314,12 @@ function readProgram(c: Cursor, end: number, offsets: Offsets): Program {
   return { functions };
 }
 
-function readFunction(c: Cursor, end: number, offset: number, opOffsets: number[]): MilFunction {
+function readFunction(
+  c: BoundedReader,
+  end: number,
+  offset: number,
+  opOffsets: number[],
+): MilFunction {
   const inputs: NamedValueType[] = [];
   let opset = "";
   const blocks = new Map<string, { block: Block; ops: number[] }>();
@@ -575,7 +357,7 @@ function readFunction(c: Cursor, end: number, offset: number, opOffsets: number[
   return { inputs, opset, block: chosen.block };
 }
 
-function readBlock(c: Cursor, end: number, opOffsets: number[]): Block {
+function readBlock(c: BoundedReader, end: number, opOffsets: number[]): Block {
   const outputs: string[] = [];
   const operations: Operation[] = [];
   const F = FIELD.Block;
@@ -590,7 +372,7 @@ function readBlock(c: Cursor, end: number, opOffsets: number[]): Block {
   return { operations, outputs };
 }
 
-function readOperation(c: Cursor, end: number, offset: number): Operation {
+function readOperation(c: BoundedReader, end: number, offset: number): Operation {
   let type = "";
   const inputs = new Map<string, Binding[]>();
   const outputs: NamedValueType[] = [];
@@ -635,7 +417,7 @@ function readOperation(c: Cursor, end: number, offset: number): Operation {
   return { type, name, inputs, outputs, attributes };
 }
 
-function readArgument(c: Cursor, end: number): Binding[] {
+function readArgument(c: BoundedReader, end: number): Binding[] {
   const bindings: Binding[] = [];
   c.fields(end, "Argument", (f) => {
     if (f.no !== FIELD.Argument.arguments) return c.skip(f);
@@ -654,7 +436,7 @@ function readArgument(c: Cursor, end: number): Binding[] {
   return bindings;
 }
 
-function readNamedType(c: Cursor, end: number, offset: number): NamedValueType {
+function readNamedType(c: BoundedReader, end: number, offset: number): NamedValueType {
   let name = "";
   let type: TensorType | undefined;
   c.fields(end, "NamedValueType", (f) => {
@@ -667,7 +449,7 @@ function readNamedType(c: Cursor, end: number, offset: number): NamedValueType {
   return { name, type };
 }
 
-function readValueType(c: Cursor, end: number, offset: number): TensorType {
+function readValueType(c: BoundedReader, end: number, offset: number): TensorType {
   let type: TensorType | undefined;
   c.fields(end, "ValueType", (f) => {
     if (f.no === FIELD.ValueType.tensorType) {
@@ -680,7 +462,7 @@ function readValueType(c: Cursor, end: number, offset: number): TensorType {
   return type;
 }
 
-function readTensorType(c: Cursor, end: number, offset: number): TensorType {
+function readTensorType(c: BoundedReader, end: number, offset: number): TensorType {
   let code = 0;
   let rank = 0;
   const shape: number[] = [];
@@ -742,7 +524,7 @@ type RawTensor =
   | { member: "strings"; values: string[] }
   | { member: "bytes"; values: Uint8Array };
 
-function readValue(c: Cursor, end: number, offset: number): Value {
+function readValue(c: BoundedReader, end: number, offset: number): Value {
   let type: TensorType | undefined;
   let raw: RawTensor | undefined;
   let blobOffset: number | undefined;
@@ -781,7 +563,7 @@ function readValue(c: Cursor, end: number, offset: number): Value {
   return immediateFromRaw(c, offset, type, raw);
 }
 
-function readBlobFileValue(c: Cursor, end: number, offset: number): number {
+function readBlobFileValue(c: BoundedReader, end: number, offset: number): number {
   let fileName = "";
   let blobOffset = 0;
   c.fields(end, "BlobFileValue", (f) => {
@@ -799,7 +581,7 @@ function readBlobFileValue(c: Cursor, end: number, offset: number): number {
   return blobOffset;
 }
 
-function readTensorValue(c: Cursor, end: number): RawTensor | undefined {
+function readTensorValue(c: BoundedReader, end: number): RawTensor | undefined {
   let raw: RawTensor | undefined;
   const F = FIELD.TensorValue;
   c.fields(end, "TensorValue", (f) => {
@@ -849,7 +631,12 @@ const MEMBER: Record<DType, RawTensor["member"]> = {
   uint4: "bytes",
 };
 
-function immediateFromRaw(c: Cursor, offset: number, type: TensorType, raw: RawTensor): Value {
+function immediateFromRaw(
+  c: BoundedReader,
+  offset: number,
+  type: TensorType,
+  raw: RawTensor,
+): Value {
   const { dtype, shape } = type;
   const where = `immediate ${dtype}[${shape}] value at offset ${offset}`;
   if (raw.member !== MEMBER[dtype]) {

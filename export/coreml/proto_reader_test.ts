@@ -31,7 +31,7 @@ Deno.test("decodeModel() names the field, offset and file size of a truncated me
   // specificationVersion 9, then field 502 (key B2 1F) claiming 100 bytes of a 5-byte file.
   const error = rejects(
     [0x08, 0x09, 0xb2, 0x1f, 0x64],
-    "truncated protobuf: field 502 at offset 2 runs past the end of the file (size 5)",
+    "truncated protobuf: field 502 at offset 2 (length 100) runs past the end of the file (size 5)",
   );
   strictEqual(error.offset, 2);
 });
@@ -47,7 +47,7 @@ Deno.test("decodeModel() rejects a field that runs past its enclosing message", 
   // description (field 2) is 3 bytes long, but its field 1 claims 5.
   rejects(
     [0x12, 0x03, 0x0a, 0x05, 0, 0, 0, 0, 0, 0],
-    "malformed protobuf: field 1 at offset 2 runs past the end of its enclosing " +
+    "malformed protobuf: field 1 at offset 2 (length 5) runs past the end of its enclosing " +
       "ModelDescription, which ends at offset 5",
   );
 });

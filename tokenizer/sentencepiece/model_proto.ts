@@ -1,15 +1,15 @@
 /**
  * Reads a SentencePiece `tokenizer.model`: a `ModelProto` protobuf (field numbers from
- * sentencepiece's `sentencepiece_model.proto`), decoded with the wire-level reader of
- * `@bufbuild/protobuf` and no generated code. Only the fields encoding and decoding use are kept;
- * every other field is skipped. Every length is checked against the end of its enclosing message
- * before use, so a truncated or corrupt file gives a {@link TokenizerFormatError} naming the field
- * and byte offset, never an out-of-bounds read.
+ * sentencepiece's `sentencepiece_model.proto`), decoded with a {@link BoundedReader} and no
+ * generated code. Only the fields encoding and decoding use are kept; every other field is
+ * skipped. Every length is checked against the end of its enclosing message before use, so a
+ * truncated or corrupt file gives a {@link TokenizerFormatError} naming the field and byte offset,
+ * never an out-of-bounds read.
  *
  * @module
  */
 
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { BoundedReader, type Field } from "../../protobuf/bounded_reader.ts";
 import { TokenizerFormatError } from "../errors.ts";
 
 // A piece may be U+FEFF itself: it is text, not a byte-order mark to drop.
@@ -74,166 +74,23 @@ export interface ModelProto {
   readonly denormalizerSpec: NormalizerSpec | undefined;
 }
 
-const WIRE_NAMES: Record<number, string> = {
-  [WireType.Varint]: "varint",
-  [WireType.Bit64]: "64-bit",
-  [WireType.LengthDelimited]: "length-delimited",
-  [WireType.StartGroup]: "start-group",
-  [WireType.EndGroup]: "end-group",
-  [WireType.Bit32]: "32-bit",
-};
-
-interface Field {
-  readonly number: number;
-  readonly wireType: WireType;
-  /** Offset of the field's tag. */
-  readonly offset: number;
-}
-
-/**
- * A reader over the whole file. Each read is given the end of its enclosing message and checks
- * that it stays inside it.
- */
-class ProtoCursor {
-  readonly #bytes: Uint8Array;
-  readonly #reader: BinaryReader;
-  readonly #path: string;
-
-  constructor(bytes: Uint8Array, path: string) {
-    this.#bytes = bytes;
-    this.#reader = new BinaryReader(bytes);
-    this.#path = path;
-  }
-
-  fail(offset: number, detail: string): never {
-    throw new TokenizerFormatError(this.#path, offset, detail);
-  }
-
-  /** Yields the fields of the message that ends at `end`; the caller must consume each value. */
-  *fields(end: number): Generator<Field> {
-    const reader = this.#reader;
-    while (reader.pos < end) {
-      const offset = reader.pos;
-      let number: number, wireType: WireType;
-      try {
-        [number, wireType] = reader.tag();
-      } catch (error) {
-        this.fail(offset, `invalid protobuf: bad field tag at offset ${offset}: ${message(error)}`);
-      }
-      this.#checkEnd(offset, end, `the tag of field ${number}`);
-      yield { number, wireType, offset };
-      if (reader.pos > end) this.#truncated({ number, wireType, offset }, end);
-    }
-  }
-
-  /** Reads a length-delimited value and returns its [start, end) range in the file. */
-  span(field: Field, end: number): [number, number] {
-    this.#expect(field, WireType.LengthDelimited);
-    const length = this.#read(field, end, () => this.#reader.uint32());
-    const start = this.#reader.pos;
-    if (length > end - start) this.#truncated(field, end, length);
-    this.#reader.pos = start + length;
-    return [start, start + length];
-  }
-
-  /** Reads an embedded message in place: `read` gets the message's end offset. */
-  message<T>(field: Field, end: number, read: (end: number) => T): T {
-    const [start, stop] = this.span(field, end);
-    this.#reader.pos = start;
-    const value = read(stop);
-    this.#reader.pos = stop;
-    return value;
-  }
-
-  string(field: Field, end: number): string {
-    const [start, stop] = this.span(field, end);
-    return UTF8.decode(this.#bytes.subarray(start, stop));
-  }
-
-  bytes(field: Field, end: number): Uint8Array {
-    const [start, stop] = this.span(field, end);
-    return this.#bytes.slice(start, stop);
-  }
-
-  float(field: Field, end: number): number {
-    this.#expect(field, WireType.Bit32);
-    return this.#read(field, end, () => this.#reader.float());
-  }
-
-  int32(field: Field, end: number): number {
-    this.#expect(field, WireType.Varint);
-    return this.#read(field, end, () => this.#reader.int32());
-  }
-
-  bool(field: Field, end: number): boolean {
-    this.#expect(field, WireType.Varint);
-    return this.#read(field, end, () => this.#reader.bool());
-  }
-
-  skip(field: Field, end: number): void {
-    this.#read(field, end, () => this.#reader.skip(field.wireType, field.number));
-  }
-
-  #read<T>(field: Field, end: number, read: () => T): T {
-    let value: T;
-    try {
-      value = read();
-    } catch (error) {
-      if (error instanceof RangeError) this.#truncated(field, end);
-      this.fail(
-        field.offset,
-        `invalid protobuf: field ${field.number} at offset ${field.offset}: ${message(error)}`,
-      );
-    }
-    if (this.#reader.pos > end) this.#truncated(field, end);
-    return value;
-  }
-
-  #expect(field: Field, wireType: WireType): void {
-    if (field.wireType !== wireType) {
-      this.fail(
-        field.offset,
-        `invalid protobuf: field ${field.number} at offset ${field.offset} has wire type ` +
-          `${WIRE_NAMES[field.wireType]}, expected ${WIRE_NAMES[wireType]}; the file is not a ` +
-          "SentencePiece model or is corrupt",
-      );
-    }
-  }
-
-  #checkEnd(offset: number, end: number, what: string): void {
-    if (this.#reader.pos > end) {
-      this.fail(offset, `truncated protobuf: ${what} at offset ${offset} ${this.#past(end)}`);
-    }
-  }
-
-  #truncated(field: Field, end: number, length?: number): never {
-    const size = length === undefined ? "" : ` (length ${length})`;
-    this.fail(
-      field.offset,
-      `truncated protobuf: field ${field.number} at offset ${field.offset}${size} ` +
-        this.#past(end),
-    );
-  }
-
-  #past(end: number): string {
-    return end === this.#bytes.length
-      ? `runs past the end of the file (size ${end})`
-      : `runs past the end of its enclosing message (at offset ${end})`;
-  }
-}
-
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function readPiece(cursor: ProtoCursor, end: number, offset: number): Piece {
+/** A string field. Invalid UTF-8 becomes U+FFFD: proto2, which sentencepiece uses, allows it. */
+function string(cursor: BoundedReader, field: Field): string {
+  return UTF8.decode(cursor.bytes(field));
+}
+
+function readPiece(cursor: BoundedReader, end: number, offset: number): Piece {
   let piece = "", score = 0, type: number = PieceType.normal;
-  for (const field of cursor.fields(end)) {
-    if (field.number === 1) piece = cursor.string(field, end);
-    else if (field.number === 2) score = cursor.float(field, end);
-    else if (field.number === 3) type = cursor.int32(field, end);
-    else cursor.skip(field, end);
-  }
+  cursor.fields(end, "SentencePiece", (field) => {
+    if (field.no === 1) piece = string(cursor, field);
+    else if (field.no === 2) score = cursor.float(field);
+    else if (field.no === 3) type = cursor.int32(field);
+    else cursor.skip(field);
+  });
   if (!Object.values(PieceType).includes(type as PieceType)) {
     cursor.fail(offset, `invalid piece "${piece}" at offset ${offset}: unknown type ${type}`);
   }
@@ -244,62 +101,63 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 type MutableTrainerSpec = Mutable<TrainerSpec>;
 
 // Repeated occurrences of a message field merge, as protobuf specifies, hence the `into`.
-function readTrainerSpec(cursor: ProtoCursor, end: number, into: MutableTrainerSpec): void {
-  for (const field of cursor.fields(end)) {
-    switch (field.number) {
+function readTrainerSpec(cursor: BoundedReader, end: number, into: MutableTrainerSpec): void {
+  cursor.fields(end, "TrainerSpec", (field) => {
+    switch (field.no) {
       case 3:
-        into.modelType = cursor.int32(field, end);
+        into.modelType = cursor.int32(field);
         break;
       case 24:
-        into.treatWhitespaceAsSuffix = cursor.bool(field, end);
+        into.treatWhitespaceAsSuffix = cursor.bool(field);
         break;
       case 35:
-        into.byteFallback = cursor.bool(field, end);
+        into.byteFallback = cursor.bool(field);
         break;
       case 44:
-        into.unkSurface = cursor.string(field, end);
+        into.unkSurface = string(cursor, field);
         break;
       // sentencepiece falls back to the default piece when the stored one is empty.
       case 45:
-        into.unkPiece = cursor.string(field, end) || "<unk>";
+        into.unkPiece = string(cursor, field) || "<unk>";
         break;
       case 46:
-        into.bosPiece = cursor.string(field, end) || "<s>";
+        into.bosPiece = string(cursor, field) || "<s>";
         break;
       case 47:
-        into.eosPiece = cursor.string(field, end) || "</s>";
+        into.eosPiece = string(cursor, field) || "</s>";
         break;
       default:
-        cursor.skip(field, end);
+        cursor.skip(field);
     }
-  }
+  });
 }
 
 type MutableNormalizerSpec = Mutable<NormalizerSpec>;
 
-function readNormalizerSpec(cursor: ProtoCursor, end: number, into: MutableNormalizerSpec): void {
-  for (const field of cursor.fields(end)) {
-    switch (field.number) {
+function readNormalizerSpec(cursor: BoundedReader, end: number, into: MutableNormalizerSpec): void {
+  cursor.fields(end, "NormalizerSpec", (field) => {
+    switch (field.no) {
       case 1:
-        into.name = cursor.string(field, end);
+        into.name = string(cursor, field);
         break;
       case 2:
         into.charsmapOffset = field.offset;
-        into.precompiledCharsmap = cursor.bytes(field, end);
+        // A copy, so the spec does not keep the whole file alive.
+        into.precompiledCharsmap = cursor.bytes(field).slice();
         break;
       case 3:
-        into.addDummyPrefix = cursor.bool(field, end);
+        into.addDummyPrefix = cursor.bool(field);
         break;
       case 4:
-        into.removeExtraWhitespaces = cursor.bool(field, end);
+        into.removeExtraWhitespaces = cursor.bool(field);
         break;
       case 5:
-        into.escapeWhitespaces = cursor.bool(field, end);
+        into.escapeWhitespaces = cursor.bool(field);
         break;
       default:
-        cursor.skip(field, end);
+        cursor.skip(field);
     }
-  }
+  });
 }
 
 function defaultNormalizerSpec(): MutableNormalizerSpec {
@@ -322,7 +180,14 @@ function defaultNormalizerSpec(): MutableNormalizerSpec {
  * @throws {TokenizerFormatError} when the bytes are not a well-formed `ModelProto`
  */
 export function parseModelProto(bytes: Uint8Array, path: string): ModelProto {
-  const cursor = new ProtoCursor(bytes, path);
+  const cursor: BoundedReader = new BoundedReader(
+    bytes,
+    (offset, detail, cause) => {
+      // TokenizerFormatError takes no cause, so the codec's reason joins the message.
+      const reason = cause === undefined ? "" : `: ${message(cause)}`;
+      throw new TokenizerFormatError(path, offset, detail + reason);
+    },
+  );
   const pieces: Piece[] = [];
   const trainerSpec: MutableTrainerSpec = {
     modelType: ModelType.unigram,
@@ -335,26 +200,29 @@ export function parseModelProto(bytes: Uint8Array, path: string): ModelProto {
   };
   const normalizerSpec = defaultNormalizerSpec();
   let denormalizerSpec: MutableNormalizerSpec | undefined;
-  const end = bytes.length;
-  for (const field of cursor.fields(end)) {
-    switch (field.number) {
+  cursor.fields(bytes.length, "ModelProto", (field) => {
+    switch (field.no) {
       case 1:
-        pieces.push(cursor.message(field, end, (e) => readPiece(cursor, e, field.offset)));
+        pieces.push(cursor.message(field, "pieces", (e) => readPiece(cursor, e, field.offset)));
         break;
       case 2:
-        cursor.message(field, end, (e) => readTrainerSpec(cursor, e, trainerSpec));
+        cursor.message(field, "trainer_spec", (e) => readTrainerSpec(cursor, e, trainerSpec));
         break;
       case 3:
-        cursor.message(field, end, (e) => readNormalizerSpec(cursor, e, normalizerSpec));
+        cursor.message(
+          field,
+          "normalizer_spec",
+          (e) => readNormalizerSpec(cursor, e, normalizerSpec),
+        );
         break;
       case 5: {
         const spec = denormalizerSpec ??= defaultNormalizerSpec();
-        cursor.message(field, end, (e) => readNormalizerSpec(cursor, e, spec));
+        cursor.message(field, "denormalizer_spec", (e) => readNormalizerSpec(cursor, e, spec));
         break;
       }
       default:
-        cursor.skip(field, end);
+        cursor.skip(field);
     }
-  }
+  });
   return { pieces, trainerSpec, normalizerSpec, denormalizerSpec };
 }

@@ -60,7 +60,7 @@ Deno.test("parseModelProto() rejects a field of the wrong wire type", () => {
   const bytes = new BinaryWriter().tag(1, WireType.Varint).int32(5).finish();
   assert.throws(
     () => parseModelProto(bytes, "x.model"),
-    /field 1 at offset 0 has wire type varint, expected length-delimited/,
+    /field 1 \(pieces\) of ModelProto at offset 0 has wire type varint, expected length-delimited/,
   );
 });
 
