@@ -2,8 +2,7 @@
 //! (rank up to 5), e.g. RoPE's `[1, L, H, hd/2] * [L, hd/2]` or the mask add
 //! `[Hkv, G, L, C+L] + [1, L, C+L]`.
 
-use super::{staging, Checker, Ctx};
-use crate::plan::convert::{to_f32, with_f32_out};
+use super::{Checker, Ctx, Staging};
 use crate::plan::format::BinaryKind;
 use crate::plan::shape::{broadcast, broadcast_strides, strides, Loops};
 
@@ -11,12 +10,10 @@ use crate::plan::shape::{broadcast, broadcast_strides, strides, Loops};
 #[derive(Debug)]
 pub struct Binary {
     kind: BinaryKind,
-    a: usize,
-    b: usize,
-    out: usize,
     /// Over out's shape; operands out, a, b.
     loops: Loops,
-    staging: [usize; 3],
+    /// a, b, out.
+    io: Staging<2>,
 }
 
 /// `out[i] = f(a[i * sa], b[i * sb])` with each stride 0 or 1, written as four loops so that each
@@ -86,34 +83,24 @@ impl Binary {
         );
         Ok(Binary {
             kind,
-            a,
-            b,
-            out,
             loops,
-            staging: [staging(ai), staging(bi), staging(oi)],
+            io: Staging::new([(a, ai), (b, bi)], (out, oi)),
         })
     }
 
     /// f32 scratch: converted a, b and output.
     pub fn scratch(&self) -> usize {
-        self.staging.iter().sum()
+        self.io.scratch()
     }
 
     /// Computes every element.
     pub fn run(&self, ctx: &mut Ctx) {
-        let kernels = ctx.cpu.kernels;
-        let (a_buf, rest) = ctx.scratch.split_at_mut(self.staging[0]);
-        let (b_buf, out_buf) = rest.split_at_mut(self.staging[1]);
-        let a = to_f32(kernels, ctx.mem.src(self.a), a_buf);
-        let b = to_f32(kernels, ctx.mem.src(self.b), b_buf);
-        // SAFETY: `out` is this step's only output and is viewed once.
-        let out = unsafe { ctx.mem.dst(self.out) };
         let inner = self.loops.inner();
         let (sa, sb) = (self.loops.inner_stride(1), self.loops.inner_stride(2));
         // The output is contiguous, so its innermost merged axis has stride 1 (or there is none);
         // operands are contiguous or broadcast, so theirs is 1 or 0.
         assert!(sa <= 1 && sb <= 1, "binary: inner strides {sa}, {sb}");
-        with_f32_out(kernels, out, out_buf, |y| {
+        self.io.run(ctx, |y, [a, b]| {
             self.loops.for_each_run(|[o, ia, ib]: [usize; 3]| {
                 let (y, a, b) = (&mut y[o..o + inner], &a[ia..], &b[ib..]);
                 match self.kind {

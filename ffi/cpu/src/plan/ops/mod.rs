@@ -21,6 +21,7 @@ mod transpose;
 mod unary;
 mod weight;
 
+use super::convert::{to_f32, with_f32_out};
 use super::format::{LinearPart, Step};
 use super::memory::Memory;
 use super::tensor::TensorInfo;
@@ -106,6 +107,59 @@ pub fn staging(t: &TensorInfo) -> usize {
         0
     } else {
         t.len
+    }
+}
+
+/// The operands of a step that reads `N` inputs as f32 and writes one output through an f32
+/// buffer, and the scratch that takes: a part per input that is not f32 (converted into it), then
+/// a part for the output when it is not f32 (computed there, then rounded into place).
+///
+/// Used by the single-output ops whose inputs are all required and read whole: softmax, unary,
+/// reduce_mean, binary, silu_mul, rope and rms_norm. Ops with optional inputs (layer_norm) or
+/// other buffers (attention, matmul, linear) lay out their own scratch.
+#[derive(Debug)]
+pub struct Staging<const N: usize> {
+    inputs: [usize; N],
+    /// The step's only output.
+    out: usize,
+    /// [`staging`] of each input, then of the output.
+    sizes: [usize; N],
+    out_size: usize,
+}
+
+impl<const N: usize> Staging<N> {
+    /// The checked `inputs` and `out`, each with its info. `out` must be the step's only output
+    /// ([`Checker::output`]): [`Staging::run`] writes it.
+    pub fn new(inputs: [(usize, &TensorInfo); N], out: (usize, &TensorInfo)) -> Self {
+        Staging {
+            inputs: inputs.map(|(t, _)| t),
+            out: out.0,
+            sizes: inputs.map(|(_, info)| staging(info)),
+            out_size: staging(out.1),
+        }
+    }
+
+    /// f32 scratch: the converted inputs and the output.
+    pub fn scratch(&self) -> usize {
+        self.sizes.iter().sum::<usize>() + self.out_size
+    }
+
+    /// Converts the inputs in order, calls `f` with the output as f32 and the inputs, and rounds
+    /// the output into place (see [`with_f32_out`]). The step calls this once per run and takes
+    /// no other view of its output.
+    pub fn run<R>(&self, ctx: &mut Ctx, f: impl FnOnce(&mut [f32], [&[f32]; N]) -> R) -> R {
+        let (kernels, mem) = (ctx.cpu.kernels, ctx.mem);
+        let mut rest = &mut *ctx.scratch;
+        let xs = std::array::from_fn(|i| {
+            let (buf, tail) = std::mem::take(&mut rest).split_at_mut(self.sizes[i]);
+            rest = tail;
+            to_f32(kernels, mem.src(self.inputs[i]), buf)
+        });
+        // SAFETY: `self.out` is this step's only output (`new`'s contract, kept by each op's
+        // `check`), and this is the step's only view of it: the op's `run` calls `run` once and
+        // views no tensor itself.
+        let out = unsafe { mem.dst(self.out) };
+        with_f32_out(kernels, out, rest, |y| f(y, xs))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `rms_norm` and `layer_norm`: per row of the last axis, with the kernels' fixed summation
 //! order (the same for every row, whatever the number of rows).
 
-use super::{same_shape, staging, Checker, Ctx};
+use super::{same_shape, staging, Checker, Ctx, Staging};
 use crate::plan::convert::{to_f32, with_f32_out};
 use crate::plan::tensor::TensorInfo;
 
@@ -25,7 +25,12 @@ fn rows<'t>(
 }
 
 /// Checks a per-channel parameter `[D]`.
-fn channel(c: &Checker, t: usize, role: &str, dim: usize) -> Result<usize, String> {
+fn channel<'t>(
+    c: &Checker<'t>,
+    t: usize,
+    role: &str,
+    dim: usize,
+) -> Result<&'t TensorInfo, String> {
     let info = c.input(t, role)?;
     if info.len != dim {
         return Err(format!(
@@ -33,50 +38,38 @@ fn channel(c: &Checker, t: usize, role: &str, dim: usize) -> Result<usize, Strin
             info.shape
         ));
     }
-    Ok(staging(info))
+    Ok(info)
 }
 
 /// A checked rms_norm step: `x / sqrt(mean(x^2) + eps) * gain`.
 #[derive(Debug)]
 pub struct RmsNorm {
-    x: usize,
-    gain: usize,
     eps: f32,
-    out: usize,
-    staging: [usize; 3],
+    /// x, gain, out.
+    io: Staging<2>,
 }
 
 impl RmsNorm {
     /// Checks `x [..., D]`, `gain [D]` and `out` like x.
     pub fn check(c: &Checker, x: usize, gain: usize, eps: f64, out: usize) -> Result<Self, String> {
         let (dim, xi, oi) = rows(c, x, out)?;
-        let gain_staging = channel(c, gain, "gain", dim)?;
+        let gi = channel(c, gain, "gain", dim)?;
         Ok(RmsNorm {
-            x,
-            gain,
             eps: eps as f32,
-            out,
-            staging: [staging(xi), gain_staging, staging(oi)],
+            io: Staging::new([(x, xi), (gain, gi)], (out, oi)),
         })
     }
 
     /// f32 scratch: converted x, gain and output.
     pub fn scratch(&self) -> usize {
-        self.staging.iter().sum()
+        self.io.scratch()
     }
 
     /// Normalizes every row.
     pub fn run(&self, ctx: &mut Ctx) {
         let kernels = ctx.cpu.kernels;
-        let (x_buf, rest) = ctx.scratch.split_at_mut(self.staging[0]);
-        let (gain_buf, out_buf) = rest.split_at_mut(self.staging[1]);
-        let x = to_f32(kernels, ctx.mem.src(self.x), x_buf);
-        let gain = to_f32(kernels, ctx.mem.src(self.gain), gain_buf);
-        // SAFETY: `out` is this step's only output and is viewed once.
-        let out = unsafe { ctx.mem.dst(self.out) };
-        with_f32_out(kernels, out, out_buf, |y| {
-            (kernels.rms_norm)(y, x, gain, self.eps)
-        });
+        self.io
+            .run(ctx, |y, [x, gain]| (kernels.rms_norm)(y, x, gain, self.eps));
     }
 }
 
@@ -103,8 +96,8 @@ impl LayerNorm {
         out: usize,
     ) -> Result<Self, String> {
         let (dim, xi, oi) = rows(c, x, out)?;
-        let gamma_staging = gamma.map_or(Ok(0), |g| channel(c, g, "gamma", dim))?;
-        let beta_staging = beta.map_or(Ok(0), |b| channel(c, b, "beta", dim))?;
+        let gamma_staging = gamma.map_or(Ok(0), |g| channel(c, g, "gamma", dim).map(staging))?;
+        let beta_staging = beta.map_or(Ok(0), |b| channel(c, b, "beta", dim).map(staging))?;
         Ok(LayerNorm {
             x,
             gamma,

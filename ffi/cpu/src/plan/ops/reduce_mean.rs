@@ -1,20 +1,18 @@
 //! `reduce_mean` over some axes; the output keeps them as size 1 or drops them (its shape says
 //! which). Each mean sums its elements in row-major order.
 
-use super::{staging, Checker, Ctx};
-use crate::plan::convert::{to_f32, with_f32_out};
+use super::{Checker, Ctx, Staging};
 use crate::plan::shape::{count, strides, Loops};
 
 /// A checked reduce_mean step.
 #[derive(Debug)]
 pub struct ReduceMean {
-    x: usize,
-    out: usize,
     /// Over x's shape; operands x, out (stride 0 along the reduced axes).
     loops: Loops,
     /// Elements averaged per output.
     count: usize,
-    staging: [usize; 2],
+    /// x, out.
+    io: Staging<1>,
 }
 
 impl ReduceMean {
@@ -51,29 +49,22 @@ impl ReduceMean {
             .map(|(&s, &r)| if r { 0 } else { s })
             .collect();
         Ok(ReduceMean {
-            x,
-            out,
             loops: Loops::new(&xi.shape, &[strides(&xi.shape), out_strides]),
             count: count(&xi.shape) / count(&kept).max(1),
-            staging: [staging(xi), staging(oi)],
+            io: Staging::new([(x, xi)], (out, oi)),
         })
     }
 
     /// f32 scratch: converted x and output.
     pub fn scratch(&self) -> usize {
-        self.staging.iter().sum()
+        self.io.scratch()
     }
 
     /// Sums into the output, then divides.
     pub fn run(&self, ctx: &mut Ctx) {
-        let kernels = ctx.cpu.kernels;
-        let (x_buf, out_buf) = ctx.scratch.split_at_mut(self.staging[0]);
-        let x = to_f32(kernels, ctx.mem.src(self.x), x_buf);
-        // SAFETY: `out` is this step's only output and is viewed once.
-        let out = unsafe { ctx.mem.dst(self.out) };
         let inner = self.loops.inner();
         let stride = self.loops.inner_stride(1);
-        with_f32_out(kernels, out, out_buf, |y| {
+        self.io.run(ctx, |y, [x]| {
             y.fill(0.0);
             self.loops.for_each_run(|[xo, yo]: [usize; 2]| {
                 for (i, &v) in x[xo..xo + inner].iter().enumerate() {

@@ -2,16 +2,14 @@
 //! -inf (fully masked) gives zeros, and each row is computed the same way whatever the number of
 //! rows.
 
-use super::{same_shape, staging, Checker, Ctx};
-use crate::plan::convert::{to_f32, with_f32_out};
+use super::{same_shape, Checker, Ctx, Staging};
 
 /// A checked softmax step.
 #[derive(Debug)]
 pub struct Softmax {
-    x: usize,
-    out: usize,
     dim: usize,
-    staging: [usize; 2],
+    /// x, out.
+    io: Staging<1>,
 }
 
 impl Softmax {
@@ -28,25 +26,19 @@ impl Softmax {
         }
         same_shape("out", oi, &xi.shape)?;
         Ok(Softmax {
-            x,
-            out,
             dim,
-            staging: [staging(xi), staging(oi)],
+            io: Staging::new([(x, xi)], (out, oi)),
         })
     }
 
     /// f32 scratch: converted x and output.
     pub fn scratch(&self) -> usize {
-        self.staging.iter().sum()
+        self.io.scratch()
     }
 
     /// Normalizes every row.
     pub fn run(&self, ctx: &mut Ctx) {
         let kernels = ctx.cpu.kernels;
-        let (x_buf, out_buf) = ctx.scratch.split_at_mut(self.staging[0]);
-        let x = to_f32(kernels, ctx.mem.src(self.x), x_buf);
-        // SAFETY: `out` is this step's only output and is viewed once.
-        let out = unsafe { ctx.mem.dst(self.out) };
-        with_f32_out(kernels, out, out_buf, |y| (kernels.softmax)(y, x, self.dim));
+        self.io.run(ctx, |y, [x]| (kernels.softmax)(y, x, self.dim));
     }
 }

@@ -1,7 +1,6 @@
 //! `unary`: `silu`, `sigmoid` (vectorized kernels) and `rsqrt` (`1 / sqrt(x + eps)`).
 
-use super::{same_shape, staging, Checker, Ctx};
-use crate::plan::convert::{to_f32, with_f32_out};
+use super::{same_shape, Checker, Ctx, Staging};
 use crate::plan::format::UnaryKind;
 
 /// A checked unary step.
@@ -9,9 +8,8 @@ use crate::plan::format::UnaryKind;
 pub struct Unary {
     kind: UnaryKind,
     eps: f32,
-    x: usize,
-    out: usize,
-    staging: [usize; 2],
+    /// x, out.
+    io: Staging<1>,
 }
 
 impl Unary {
@@ -29,25 +27,19 @@ impl Unary {
         Ok(Unary {
             kind,
             eps: eps as f32,
-            x,
-            out,
-            staging: [staging(xi), staging(oi)],
+            io: Staging::new([(x, xi)], (out, oi)),
         })
     }
 
     /// f32 scratch: converted x and output.
     pub fn scratch(&self) -> usize {
-        self.staging.iter().sum()
+        self.io.scratch()
     }
 
     /// Computes every element.
     pub fn run(&self, ctx: &mut Ctx) {
         let kernels = ctx.cpu.kernels;
-        let (x_buf, out_buf) = ctx.scratch.split_at_mut(self.staging[0]);
-        let x = to_f32(kernels, ctx.mem.src(self.x), x_buf);
-        // SAFETY: `out` is this step's only output and is viewed once.
-        let out = unsafe { ctx.mem.dst(self.out) };
-        with_f32_out(kernels, out, out_buf, |y| match self.kind {
+        self.io.run(ctx, |y, [x]| match self.kind {
             UnaryKind::Silu => (kernels.silu)(y, x),
             UnaryKind::Sigmoid => (kernels.sigmoid)(y, x),
             UnaryKind::Rsqrt => {
