@@ -39,6 +39,38 @@ MIN_SCALING_EFFECT = 1e-2
 MAX_FIXTURE_BYTES = 300 * 1024
 
 
+# params.json keys in the order Meta writes them; a fixture's params list them in this order.
+PARAMS_ORDER = (
+    "dim",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "multiple_of",
+    "ffn_dim_multiplier",
+    "norm_eps",
+    "rope_theta",
+    "use_scaled_rope",
+)
+# The shape most fixtures share: GQA with 4 query heads over 2 kv heads, 2 layers of dim 32.
+BASE_PARAMS = {
+    "dim": 32,
+    "n_layers": 2,
+    "n_heads": 4,
+    "n_kv_heads": 2,
+    "vocab_size": 128,
+    "multiple_of": 32,
+    "norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+}
+
+
+def fixture_params(**changes: Any) -> dict[str, Any]:
+    """BASE_PARAMS with `changes` applied (None removes a key), in PARAMS_ORDER."""
+    merged = {**BASE_PARAMS, **changes}
+    return {key: merged[key] for key in PARAMS_ORDER if merged.get(key) is not None}
+
+
 @dataclass
 class Fixture:
     """A random-weight fixture: one feature of the checkpoint or config format to cover."""
@@ -61,16 +93,9 @@ FIXTURES = [
         name="gqa",
         notes="GQA with groups of 3 (6 query heads over 2 kv heads); no ffn_dim_multiplier, "
         "multiple_of 48 (F = 48 * ceil(128 / 48) = 144); rope_theta 500000; norm_eps 1e-6",
-        params={
-            "dim": 48,
-            "n_layers": 2,
-            "n_heads": 6,
-            "n_kv_heads": 2,
-            "vocab_size": 100,
-            "multiple_of": 48,
-            "norm_eps": 1e-6,
-            "rope_theta": 500000.0,
-        },
+        params=fixture_params(
+            dim=48, n_heads=6, vocab_size=100, multiple_of=48, norm_eps=1e-6, rope_theta=500000.0
+        ),
         vocab=100,
         lengths=(8, 19, 33),
         seed=101,
@@ -80,16 +105,7 @@ FIXTURES = [
         notes="plain multi-head attention: n_kv_heads absent (defaults to n_heads = 4); "
         "ffn_dim_multiplier 1.3 with multiple_of 16 (int(1.3 * 85) = 110 rounds up to F = 112); "
         "rope_theta 10000; norm_eps 1e-5",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 4,
-            "vocab_size": 128,
-            "multiple_of": 16,
-            "ffn_dim_multiplier": 1.3,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        params=fixture_params(n_kv_heads=None, multiple_of=16, ffn_dim_multiplier=1.3),
         vocab=128,
         lengths=(12, 24, 40),
         seed=102,
@@ -98,17 +114,7 @@ FIXTURES = [
         name="scaled_rope_8",
         notes="use_scaled_rope with factor 8 (Llama 3.1); head_dim 16 and rope_theta 10000 put "
         "frequencies in all three bands (kept, smoothed, divided by the factor) given old_ctx 8192",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 2,
-            "n_kv_heads": 1,
-            "vocab_size": 128,
-            "multiple_of": 32,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-            "use_scaled_rope": True,
-        },
+        params=fixture_params(n_heads=2, n_kv_heads=1, use_scaled_rope=True),
         vocab=128,
         lengths=(16, 40),
         seed=103,
@@ -119,18 +125,13 @@ FIXTURES = [
         notes="use_scaled_rope with factor 32 (Llama 3.2 1B/3B), which params.json does not "
         "record: take it from rope_scale_factor; head_dim 16, rope_theta 500000 (all three bands); "
         "ffn_dim_multiplier 1.5 (F = 128)",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 2,
-            "n_kv_heads": 1,
-            "vocab_size": 128,
-            "multiple_of": 32,
-            "ffn_dim_multiplier": 1.5,
-            "norm_eps": 1e-5,
-            "rope_theta": 500000.0,
-            "use_scaled_rope": True,
-        },
+        params=fixture_params(
+            n_heads=2,
+            n_kv_heads=1,
+            ffn_dim_multiplier=1.5,
+            rope_theta=500000.0,
+            use_scaled_rope=True,
+        ),
         vocab=128,
         lengths=(16, 40),
         seed=104,
@@ -140,16 +141,7 @@ FIXTURES = [
         name="tied_vocab_auto",
         notes="tied embeddings (no output.weight: the head reuses tok_embeddings.weight) and "
         "vocab_size -1 in params.json (the vocabulary, 112, comes from the embedding shape)",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 4,
-            "n_kv_heads": 2,
-            "vocab_size": -1,
-            "multiple_of": 32,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        params=fixture_params(vocab_size=-1),
         vocab=112,
         lengths=(9, 27),
         seed=105,
@@ -159,16 +151,7 @@ FIXTURES = [
         name="bf16",
         notes="every tensor stored as bfloat16; references computed in float32 from the upcast "
         "weights",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 4,
-            "n_kv_heads": 2,
-            "vocab_size": 128,
-            "multiple_of": 32,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        params=fixture_params(),
         vocab=128,
         lengths=(10, 30),
         seed=106,
@@ -178,16 +161,7 @@ FIXTURES = [
         name="fp16",
         notes="every tensor stored as float16; references computed in float32 from the upcast "
         "weights",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 4,
-            "n_kv_heads": 2,
-            "vocab_size": 128,
-            "multiple_of": 32,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        params=fixture_params(),
         vocab=128,
         lengths=(10, 30),
         seed=107,
@@ -197,16 +171,7 @@ FIXTURES = [
         name="nested",
         notes='state dict nested as torch.save({"model": state_dict}); n_kv_heads given and equal '
         "to n_heads",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 4,
-            "n_kv_heads": 4,
-            "vocab_size": 128,
-            "multiple_of": 32,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        params=fixture_params(n_kv_heads=4),
         vocab=128,
         lengths=(8, 20),
         seed=108,
@@ -218,16 +183,7 @@ FIXTURES = [
         "tensor (wk and wv at non-zero storage offsets); w1/w3 are the column halves of one "
         "[F, 2D] tensor (strides (2D, 1), w3 at storage offset D); w2 is a transposed view "
         "(strides (1, D)). Only the pickle's offsets and strides give the right weights",
-        params={
-            "dim": 32,
-            "n_layers": 2,
-            "n_heads": 4,
-            "n_kv_heads": 2,
-            "vocab_size": 128,
-            "multiple_of": 32,
-            "norm_eps": 1e-5,
-            "rope_theta": 10000.0,
-        },
+        params=fixture_params(),
         vocab=128,
         lengths=(11, 25),
         seed=109,
