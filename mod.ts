@@ -35,8 +35,13 @@ export type {
   ExportProgress,
   LinearQuantization,
 } from "./export/options.ts";
+export type { QuantBits } from "./export/quantize.ts";
 export { loadModel, type LoadModelOptions } from "./runtime/load_model.ts";
-export { LoadedModel } from "./runtime/model.ts";
+export type { BackendRequest, SelectBackendOptions } from "./runtime/backend/select.ts";
+export type { ComputeUnits } from "./ffi/coreml.ts";
+export { type ForwardResult, LoadedModel, type LogitRows } from "./runtime/model.ts";
+export type { CallInputs } from "./runtime/call_inputs.ts";
+export type { FloatArray, FloatDType, KvCache, KvCacheShape } from "./runtime/kv_cache.ts";
 export {
   generate,
   type GenerateOptions,
@@ -46,9 +51,30 @@ export {
 } from "./runtime/generate.ts";
 export { LookaheadDecoder, type LookaheadGenerateOptions } from "./runtime/lookahead_decoder.ts";
 export { LookaheadError, type LookaheadOptions, type LookaheadStats } from "./runtime/lookahead.ts";
-export type { Backend, LoadedFunction } from "./runtime/backend/backend.ts";
-export { type BundleReport, inspectBundle } from "./bundle/inspect.ts";
-export type { BundleManifest } from "./bundle/manifest.ts";
-export type { ModelConfig } from "./llama/config.ts";
-export { loadTokenizer, parseTokenizer, type Tokenizer } from "./tokenizer/mod.ts";
+export type { Backend, IoArray, LoadedFunction } from "./runtime/backend/backend.ts";
+export {
+  type BundleReport,
+  type FunctionReport,
+  inspectBundle,
+  type PieceReport,
+} from "./bundle/inspect.ts";
+export {
+  BUNDLE_FORMAT,
+  type BundleManifest,
+  type ExportSpec,
+  type FunctionSpec,
+  type IoDType,
+  type IoSpec,
+  type PieceSpec,
+  type TokenizerSpec,
+} from "./bundle/manifest.ts";
+export type { ModelConfig, RopeScaling } from "./llama/config.ts";
+export {
+  type EncodeOptions,
+  loadTokenizer,
+  parseTokenizer,
+  type ParseTokenizerOptions,
+  type StreamingDecoder,
+  type Tokenizer,
+} from "./tokenizer/mod.ts";
 export { MissingPermissionError } from "./permissions.ts";

@@ -11,7 +11,11 @@ export class MissingPermissionError extends Deno.errors.NotCapable {
   /** The command-line flag that grants the permission, e.g. `--allow-read=model.llamane`. */
   readonly flag: string;
 
-  /** @param what what the permission is needed for, e.g. `read the checkpoint` */
+  /**
+   * Builds the message `Cannot <what>: permission denied, run with <flag>`.
+   *
+   * @param what what the permission is needed for, e.g. `read the checkpoint`
+   */
   constructor(what: string, flag: string) {
     super(`Cannot ${what}: permission denied, run with ${flag}`);
     this.name = "MissingPermissionError";

@@ -14,8 +14,11 @@ import { readNeed, requirePermissions } from "../permissions.ts";
 
 /** One function of a piece, as its program says. */
 export interface FunctionReport {
+  /** `main`, `prefill` or `decode`. */
   readonly name: string;
+  /** Its inputs, read from the program. */
   readonly inputs: readonly IoSpec[];
+  /** Its outputs, read from the program. */
   readonly outputs: readonly IoSpec[];
   /** Op type to count, `const` included. */
   readonly ops: Readonly<Record<string, number>>;
@@ -23,8 +26,11 @@ export interface FunctionReport {
 
 /** One piece. */
 export interface PieceReport {
+  /** `embedding`, `blocks`, `head`, or `model`, as the manifest names it. */
   readonly name: string;
+  /** Package directory, relative to the bundle. */
   readonly package: string;
+  /** Every function of its program. */
   readonly functions: readonly FunctionReport[];
   /** Bytes of weight data by stored dtype (int4, int8, fp16, ...), each blob counted once. */
   readonly weightBytesByDType: Readonly<Record<string, number>>;
@@ -34,7 +40,9 @@ export interface PieceReport {
 
 /** What `llamane inspect` shows. */
 export interface BundleReport {
+  /** The bundle's manifest. */
   readonly manifest: BundleManifest;
+  /** Per piece of the manifest, in order, what its package holds. */
   readonly pieces: readonly PieceReport[];
 }
 

@@ -21,17 +21,23 @@ export type IoDType = "fp16" | "fp32" | "int32";
 
 /** One input or output of a function. */
 export interface IoSpec {
+  /** Its name in the I/O contract, e.g. `tokens`, `mask`, `k_cache_0`, `logits`. */
   readonly name: string;
+  /** Element type. */
   readonly dtype: IoDType;
+  /** Shape in a call of the function's exported length L. */
   readonly shape: readonly number[];
 }
 
 /** One function of a piece (`main`, or `prefill` and `decode`). */
 export interface FunctionSpec {
+  /** `main`, `prefill` or `decode`. */
   readonly name: string;
   /** Tokens per call, L. */
   readonly callLength: number;
+  /** What a call feeds it. */
   readonly inputs: readonly IoSpec[];
+  /** What a call returns. */
   readonly outputs: readonly IoSpec[];
 }
 
@@ -41,6 +47,7 @@ export interface PieceSpec {
   readonly name: string;
   /** Package directory, relative to the bundle. */
   readonly package: string;
+  /** `main`, or `prefill` and `decode` sharing the piece's weights. */
   readonly functions: readonly FunctionSpec[];
   /** Bytes of its weight.bin. */
   readonly weightBytes: number;
@@ -48,17 +55,25 @@ export interface PieceSpec {
 
 /** How the bundle was exported. */
 export interface ExportSpec {
+  /** Float type of weights and activations. */
   readonly dtype: "fp16" | "fp32";
+  /** Tokens per call L of `main` or `prefill`. */
   readonly inputLen: number;
+  /** Context length the export was asked for. */
   readonly maxContextLen: number;
   /** Cache slots C. */
   readonly cacheLen: number;
   /** `none`, or `<bits>,<group size>` as given to `-E`. */
   readonly embeddingQuantize: string;
+  /** `none`, `c4w`, `b4w` or `c8w`. */
   readonly linearQuantize: string;
+  /** Output features per part of a split linear layer. */
   readonly targetSplitSize: number;
+  /** Most parts a linear layer was split into. */
   readonly maxSplits: number;
+  /** Whether the model is cut into `embedding`, `blocks` and `head` pieces (else one `model`). */
   readonly graphBreaks: boolean;
+  /** Whether pieces hold `prefill` and `decode` functions rather than one `main`. */
   readonly multifunction: boolean;
 }
 
@@ -66,24 +81,33 @@ export interface ExportSpec {
 export interface TokenizerSpec {
   /** File name inside the bundle. */
   readonly file: string;
+  /** `sentencepiece` or `tiktoken`. */
   readonly kind: string;
   /** Beginning-of-sequence id, or null when the tokenizer has none. */
   readonly bosId: number | null;
   /** End-of-sequence id, or null when the tokenizer has none. */
   readonly eosId: number | null;
+  /** Ids that end generation. */
   readonly stopTokens: readonly number[];
 }
 
 /** The whole manifest. */
 export interface BundleManifest {
+  /** Always `llamane-bundle`. */
   readonly format: typeof BUNDLE_FORMAT;
+  /** Version of the manifest layout; readers refuse versions they do not know. */
   readonly formatVersion: number;
+  /** Version of the input and output names and shapes; readers refuse unknown versions. */
   readonly ioContractVersion: number;
   /** The llamane version that wrote it. */
   readonly writer: string;
+  /** The network's shape. */
   readonly model: ModelConfig;
+  /** The options it was exported with. */
   readonly export: ExportSpec;
+  /** The bundled tokenizer, or null when none was bundled. */
   readonly tokenizer: TokenizerSpec | null;
+  /** The `.mlpackage`s, in the order a forward call runs them. */
   readonly pieces: readonly PieceSpec[];
 }
 

@@ -15,9 +15,11 @@ export class CheckpointFormatError extends SyntaxError {
   readonly offset: number;
 
   /**
+   * Builds the message `Cannot read checkpoint "<path>": <detail>`.
+   *
    * @param path the checkpoint file
    * @param offset byte offset in the file where the problem was found
-   * @param detail what is wrong, with values quoted, completing `Cannot read checkpoint "<path>": `
+   * @param detail what is wrong, with values quoted
    */
   constructor(path: string, offset: number, detail: string) {
     super(`Cannot read checkpoint "${path}": ${detail}`);
@@ -36,10 +38,12 @@ export class ForbiddenPickleError extends CheckpointFormatError {
   readonly forbidden: string;
 
   /**
+   * Builds the message `Cannot read checkpoint "<path>": <detail>`.
+   *
    * @param path the checkpoint file
    * @param offset byte offset in the file of the offending opcode
    * @param forbidden the global (`module.name`) or opcode refused
-   * @param detail the full description, completing `Cannot read checkpoint "<path>": `
+   * @param detail the full description
    */
   constructor(path: string, offset: number, forbidden: string, detail: string) {
     super(path, offset, detail);
@@ -56,9 +60,11 @@ export class TensorReadError extends RangeError {
   readonly tensor: string;
 
   /**
+   * Builds the message `Cannot read tensor "<tensor>" from "<path>": <detail>`.
+   *
    * @param path the checkpoint file
    * @param tensor the tensor asked for
-   * @param detail what is wrong, completing `Cannot read tensor "<tensor>" from "<path>": `
+   * @param detail what is wrong
    */
   constructor(path: string, tensor: string, detail: string) {
     super(`Cannot read tensor "${tensor}" from "${path}": ${detail}`);

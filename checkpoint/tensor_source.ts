@@ -30,7 +30,9 @@ export interface TensorInfo {
 
 /** A half-open range `[start, end)` over a tensor's first axis. */
 export interface RowRange {
+  /** First row read. */
   readonly start: number;
+  /** One past the last row read; at most the tensor's first dimension. */
   readonly end: number;
 }
 

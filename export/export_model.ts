@@ -47,9 +47,11 @@ import {
 export interface ExportSummary {
   /** The bundle directory. */
   readonly output: string;
+  /** The manifest written into the bundle. */
   readonly manifest: BundleManifest;
   /** Total bytes of all weight files. */
   readonly weightBytes: number;
+  /** Wall-clock time of the export, in seconds. */
   readonly seconds: number;
 }
 

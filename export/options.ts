@@ -28,6 +28,7 @@ export type EmbeddingQuantization = "none" | {
 export interface ExportProgress {
   /** Weight tensors written so far, of `tensorsTotal`. */
   readonly tensorsDone: number;
+  /** Weight tensors the whole export writes (each function of a piece writes its own). */
   readonly tensorsTotal: number;
   /** Bytes written to weight files so far. */
   readonly bytesWritten: number;
@@ -49,15 +50,18 @@ export interface ExportOptions {
   readonly maxContextLen?: number;
   /** Tokens per forward call, L. @default 32 */
   readonly inputLen?: number;
-  /** @default "fp16" */
+  /** Float type of weights and activations. @default "fp16" */
   readonly dtype?: ExportDType;
-  /** @default {bits: 8, groupSize: 0} */
+  /** Embedding-table quantization (`-E`); `none` keeps it float. @default {bits: 8, groupSize: 0} */
   readonly embeddingQuantize?: EmbeddingQuantization;
-  /** @default "c4w" */
+  /** Linear-layer weight quantization. @default "c4w" */
   readonly linearQuantize?: LinearQuantization;
-  /** @default 1024 */
+  /**
+   * Output features per part when a linear layer is split: `max(out // targetSplitSize, 1)` equal
+   * parts, capped at `maxSplits`. @default 1024
+   */
   readonly targetSplitSize?: number;
-  /** @default 8 */
+  /** Most parts a linear layer is split into. @default 8 */
   readonly maxSplits?: number;
   /** Cut the program into embedding, blocks and head pieces. @default true */
   readonly graphBreaks?: boolean;

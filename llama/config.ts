@@ -13,6 +13,7 @@ export class ParamsError extends SyntaxError {
   /** The params.json path (or a label when parsed from memory). */
   readonly path: string;
 
+  /** Builds the message `Cannot read params "<path>": <detail>`. */
   constructor(path: string, detail: string) {
     super(`Cannot read params "${path}": ${detail}`);
     this.name = "ParamsError";
@@ -24,7 +25,15 @@ export class ParamsError extends SyntaxError {
 export interface RopeScaling {
   /** Divisor for low frequencies: 8 for Llama 3.1, 32 for Llama 3.2 1B/3B. */
   readonly factor: number;
+  /**
+   * Wavelengths above `originalContextLength / lowFreqFactor` are divided by `factor` (1 in
+   * Llama 3.1 and 3.2).
+   */
   readonly lowFreqFactor: number;
+  /**
+   * Wavelengths below `originalContextLength / highFreqFactor` are kept as they are (4 in Llama
+   * 3.1 and 3.2).
+   */
   readonly highFreqFactor: number;
   /** The context length the base model was trained with. */
   readonly originalContextLength: number;
@@ -34,6 +43,7 @@ export interface RopeScaling {
 export interface ModelConfig {
   /** Model width D. */
   readonly dim: number;
+  /** Transformer blocks. */
   readonly nLayers: number;
   /** Query heads H. */
   readonly nHeads: number;
@@ -45,7 +55,9 @@ export interface ModelConfig {
   readonly hiddenDim: number;
   /** Vocabulary size V. */
   readonly vocabSize: number;
+  /** Epsilon added to the mean square in RMSNorm. @default 1e-5 */
   readonly normEps: number;
+  /** RoPE base: frequencies are `ropeTheta^(-2j/hd)`. @default 10000 */
   readonly ropeTheta: number;
   /** Present when `use_scaled_rope` is set. */
   readonly ropeScaling: RopeScaling | undefined;
@@ -73,7 +85,8 @@ export function ffnHiddenDim(dim: number, multipleOf: number, ffnDimMultiplier?:
   return multipleOf * Math.ceil(hidden / multipleOf);
 }
 
-type Json = Record<string, unknown>;
+/** A parsed JSON object, such as params.json. */
+export type Json = Record<string, unknown>;
 
 function field(params: Json, name: string): unknown {
   return Object.hasOwn(params, name) ? params[name] : undefined;

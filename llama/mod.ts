@@ -10,3 +10,4 @@ export * from "./weights.ts";
 export * from "./rope.ts";
 export { EagerLlama } from "./forward.ts";
 export { type ModelPaths, type OpenedModel, openModel } from "./open.ts";
+export type { RowRange, StorageDType, TensorInfo, TensorSource } from "../checkpoint/mod.ts";

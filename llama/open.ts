@@ -18,7 +18,9 @@ import {
 
 /** A checkpoint opened for lazy reading, with its resolved config. Dispose it to close the file. */
 export interface OpenedModel extends Disposable {
+  /** The checkpoint's tensors, read on demand; closed when this is disposed. */
   readonly source: TensorSource;
+  /** The config resolved from params.json and the checkpoint's tensor list. */
   readonly config: ModelConfig;
 }
 

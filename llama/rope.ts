@@ -38,7 +38,9 @@ export function ropeFrequencies(config: ModelConfig): Float64Array {
 
 /** cos and sin of `position * f_j` for each position: two row-major `[positions, hd/2]` tables. */
 export interface RopeTable {
+  /** `cos(position * f_j)`, `[positions, hd/2]`. */
   readonly cos: Float32Array;
+  /** `sin(position * f_j)`, `[positions, hd/2]`. */
   readonly sin: Float32Array;
 }
 

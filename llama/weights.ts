@@ -61,6 +61,7 @@ export class CheckpointMismatchError extends RangeError {
   /** One line per missing or misshapen tensor. */
   readonly mismatches: readonly string[];
 
+  /** Builds a message naming the checkpoint and listing the first 20 mismatches. */
   constructor(path: string, mismatches: readonly string[]) {
     const shown = mismatches.slice(0, 20);
     const more = mismatches.length > shown.length

@@ -45,9 +45,13 @@ export interface GenerateOptions {
 
 /** Counters of one generation, updated as it runs. */
 export interface GenerationStats {
+  /** Prompt tokens, BOS included. */
   promptTokens: number;
+  /** Seconds spent running the prompt through the model. */
   prefillSeconds: number;
+  /** Tokens yielded so far; the stop token is not counted. */
   generatedTokens: number;
+  /** Seconds from the end of prefill to the last token yielded. */
   decodeSeconds: number;
   /** Forward calls made, prefill included. */
   modelCalls: number;
@@ -169,7 +173,9 @@ export async function* generateTokens(
  * the decoder's remainder.
  */
 export interface TokenEvent {
+  /** The generated id, or null for the last event carrying the decoder's remainder. */
   readonly token: number | null;
+  /** The text this event completes, possibly empty. */
   readonly text: string;
 }
 
@@ -182,6 +188,8 @@ export class Generation implements AsyncIterable<TokenEvent> {
   readonly #prompt: readonly number[];
 
   /**
+   * Wraps a token generator, decoding its ids with `tokenizer`; {@link generate} builds one.
+   *
    * @param tokens the token generator, given the live stats
    * @param prompt the prompt's ids, which the text continues (so its first piece keeps its space)
    */
@@ -195,6 +203,7 @@ export class Generation implements AsyncIterable<TokenEvent> {
     this.#prompt = prompt;
   }
 
+  /** Runs the generation: each token with the text it completes, then any text held back. */
   async *[Symbol.asyncIterator](): AsyncGenerator<TokenEvent> {
     const decoder = this.#tokenizer.decoder();
     // The decoder drops the space that starts a text; fed the prompt first, it knows the

@@ -19,11 +19,15 @@ export function allocateFloats(dtype: FloatDType, length: number): FloatArray {
 
 /** The cache geometry of a bundle. */
 export interface KvCacheShape {
+  /** Layers, each with a key and a value cache. */
   readonly layers: number;
+  /** Key/value heads Hkv. */
   readonly kvHeads: number;
   /** Slots per cache, C. */
   readonly cacheLength: number;
+  /** Per-head width hd. */
   readonly headDim: number;
+  /** Element type, the bundle's float type. */
   readonly dtype: FloatDType;
 }
 
@@ -37,6 +41,7 @@ export class KvCache {
   readonly values: readonly FloatArray[];
   #position = 0;
 
+  /** Allocates zeroed caches of `shape`, at position 0. */
   constructor(shape: KvCacheShape) {
     this.shape = shape;
     const size = shape.kvHeads * shape.cacheLength * shape.headDim;

@@ -27,6 +27,7 @@ export interface LookaheadOptions {
 
 /** Options that make lookahead impossible for a bundle. */
 export class LookaheadError extends RangeError {
+  /** Builds the message `Cannot decode with lookahead: <detail>`. */
   constructor(detail: string) {
     super(`Cannot decode with lookahead: ${detail}`);
     this.name = "LookaheadError";

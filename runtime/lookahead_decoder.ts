@@ -11,7 +11,7 @@ import { ModelSession } from "./session.ts";
 
 /** Options of {@link LookaheadDecoder.generate}. */
 export interface LookaheadGenerateOptions {
-  /** @default 100 */
+  /** Most tokens to generate. @default 100 */
   readonly maxNewTokens?: number;
   /** Tokens that end generation (not yielded). @default [] */
   readonly stopTokens?: readonly number[];
@@ -43,6 +43,8 @@ export class LookaheadDecoder {
   stats: GenerationStats = emptyGenerationStats();
 
   /**
+   * Checks that the lookahead calls fit the bundle's input length.
+   *
    * @throws {LookaheadError} when `(N-1)*(W+G)` exceeds the bundle's input length
    */
   constructor(model: LoadedModel, options: LookaheadOptions = {}) {

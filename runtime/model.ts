@@ -24,6 +24,7 @@ export interface ForwardResult {
   readonly logits: FloatArray;
   /** Per layer, `[1, Hkv, L, hd]`. */
   readonly newKeys: readonly FloatArray[];
+  /** Per layer, the call's values, shaped as `newKeys`. */
   readonly newValues: readonly FloatArray[];
 }
 

@@ -15,9 +15,11 @@ export class TokenizerFormatError extends SyntaxError {
   readonly offset: number;
 
   /**
+   * Builds the message `Cannot load tokenizer "<path>": <detail>`.
+   *
    * @param path the tokenizer file
    * @param offset byte offset in the file where the problem was found
-   * @param detail what is wrong, with values quoted, completing `Cannot load tokenizer "<path>": `
+   * @param detail what is wrong, with values quoted
    */
   constructor(path: string, offset: number, detail: string) {
     super(`Cannot load tokenizer "${path}": ${detail}`);
@@ -33,9 +35,10 @@ export class UnsupportedTokenizerError extends TypeError {
   readonly path: string;
 
   /**
+   * Builds the message `Cannot load tokenizer "<path>": <detail>`.
+   *
    * @param path the tokenizer file
-   * @param detail the unsupported feature and what to do, completing
-   *   `Cannot load tokenizer "<path>": `
+   * @param detail the unsupported feature and what to do
    */
   constructor(path: string, detail: string) {
     super(`Cannot load tokenizer "${path}": ${detail}`);

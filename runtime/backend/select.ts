@@ -58,7 +58,10 @@ export function parseComputeUnits(value: string): ComputeUnits {
 
 /** Options of {@link chooseBackend} and {@link selectBackend}. */
 export interface SelectBackendOptions {
-  /** @default "auto" */
+  /**
+   * `auto` (Core ML on macOS when its bridge is found, else the CPU backend), `cpu` or `coreml`.
+   * @default "auto"
+   */
   readonly backend?: BackendRequest;
   /** Core ML compute units. @default "cpuAndNeuralEngine" */
   readonly computeUnits?: ComputeUnits;
