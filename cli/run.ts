@@ -133,8 +133,8 @@ window of the cache length plus one call).`,
     const tokenizer = await loadTokenizer(tokenizerPath);
 
     using model = await LoadedModel.load(values.model, await selectBackend(selection));
-    await Deno.stdout.write(encoder.encode(values.prompt));
     const generation = generate(model, tokenizer, values.prompt, options);
+    await Deno.stdout.write(encoder.encode(values.prompt));
     const generated: number[] = [];
     for await (const { token, text } of generation) {
       if (token !== null) generated.push(token);

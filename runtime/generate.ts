@@ -218,6 +218,9 @@ export class Generation implements AsyncIterable<TokenEvent> {
 /**
  * Generates text after `prompt` with a fresh cache.
  *
+ * @throws {RangeError} when the tokenizer has ids the model cannot embed, so it is not the
+ *   model's own
+ *
  * @example Greedy continuation with the embedded model (after `deno task demo` made the bundle)
  * ```ts ignore
  * import { generate, loadModel, loadTokenizer } from "../mod.ts";
@@ -234,6 +237,13 @@ export function generate(
   prompt: string,
   options: GenerateOptions = {},
 ): Generation {
+  const vocab = model.manifest.model.vocabSize;
+  if (tokenizer.vocabSize > vocab) {
+    throw new RangeError(
+      `Cannot generate: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${vocab}; ` +
+        "use the tokenizer the model was trained with",
+    );
+  }
   const ids = tokenizer.encode(prompt, { bos: true });
   const stopTokens = options.stopTokens ?? tokenizer.stopTokens;
   return new Generation(

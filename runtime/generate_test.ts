@@ -47,3 +47,13 @@ Deno.test("generate() with a seed repeats itself, and sampling differs from gree
   assert.deepEqual(await run({ temperature: 1, topP: 1, seed: 11 }), sampled);
   assert.notDeepEqual(await run({ temperature: 0 }), sampled);
 });
+
+Deno.test("generate() refuses a tokenizer with ids the model cannot embed", async () => {
+  using model = await loadModel(bundle, { backend: "cpu" });
+  // A byte-level BPE of a few thousand ranks, against the KJV model's 1024-token vocabulary.
+  const tokenizer = await loadTokenizer("testdata/tokenizer/kjv_tiktoken.model");
+  assert.throws(
+    () => generate(model, tokenizer, "And God said"),
+    /the tokenizer has \d+ ids but the model only 1024; use the tokenizer the model was trained with/,
+  );
+});
