@@ -10,6 +10,7 @@
 
 import type { IoDType } from "../bundle/manifest.ts";
 import { ffiNeed, requirePermissions } from "../permissions.ts";
+import { isReadableFile } from "./readable_file.ts";
 
 /** The ABI version these bindings speak (ABI.md). */
 export const CORE_ML_ABI_VERSION = 2;
@@ -112,17 +113,6 @@ export class CoremlUnavailableError extends Error {
 
 const LIBRARY_NAME = "libllamane_coreml.dylib";
 
-/** Whether `path` is a file; a denied read permission counts as absent. */
-export async function isFile(path: string): Promise<boolean> {
-  const status = await Deno.permissions.query({ name: "read", path });
-  if (status.state !== "granted") return false;
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** Where the bridge is looked for, in order, when no path is given. */
 export async function libraryCandidates(): Promise<string[]> {
   const env = await Deno.permissions.query({ name: "env", variable: "LLAMANE_COREML_LIB" });
@@ -142,7 +132,7 @@ export async function findLibrary(explicit?: string): Promise<string> {
   if (explicit !== undefined) return explicit;
   if (Deno.build.os !== "darwin") throw new CoremlUnavailableError("find the Core ML bridge");
   const candidates = await libraryCandidates();
-  for (const path of candidates) if (await isFile(path)) return path;
+  for (const path of candidates) if (await isReadableFile(path)) return path;
   throw new Deno.errors.NotFound(
     `Cannot find the Core ML bridge: looked at ${candidates.map((c) => `"${c}"`).join(", ")}; ` +
       "build it with `ffi/coreml/build.sh` (macOS, Rust) or set LLAMANE_COREML_LIB",

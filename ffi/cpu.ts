@@ -7,6 +7,7 @@
  */
 
 import { ffiNeed, requirePermissions } from "../permissions.ts";
+import { isReadableFile } from "./readable_file.ts";
 
 const symbols = {
   llamane_abi_version: { parameters: [], result: "u32" }, // () -> u32
@@ -43,16 +44,6 @@ function libraryFileName(): string {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  const status = await Deno.permissions.query({ name: "read", path });
-  if (status.state !== "granted") return false;
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** Where the library is looked for, in order. */
 export async function libraryCandidates(explicit?: string): Promise<string[]> {
   if (explicit !== undefined) return [explicit];
@@ -71,7 +62,7 @@ export async function libraryCandidates(explicit?: string): Promise<string[]> {
  */
 export async function findLibrary(explicit?: string): Promise<string> {
   const candidates = await libraryCandidates(explicit);
-  for (const path of candidates) if (await exists(path)) return path;
+  for (const path of candidates) if (await isReadableFile(path)) return path;
   throw new Deno.errors.NotFound(
     `Cannot find the CPU backend library: looked at ${
       candidates.map((c) => `"${c}"`).join(", ")

@@ -11,8 +11,8 @@ import {
   type ComputeUnits,
   CoremlUnavailableError,
   findLibrary,
-  isFile,
 } from "../../ffi/coreml.ts";
+import { isReadableFile } from "../../ffi/readable_file.ts";
 import type { Backend } from "./backend.ts";
 import { CpuBackend } from "./cpu.ts";
 import { CoremlBackend } from "./coreml.ts";
@@ -77,7 +77,7 @@ export interface SelectBackendOptions {
 
 async function coremlLibraryPresent(explicit: string | undefined): Promise<boolean> {
   try {
-    return await isFile(await findLibrary(explicit));
+    return await isReadableFile(await findLibrary(explicit));
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;
     throw error;
