@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 7): lookahead decoding against plain greedy decoding of the same single-method
+ * Benchmark: lookahead decoding against plain greedy decoding of the same single-method
  * KJV bundle on the CPU backend, over 20 prompts from the held-out books (BOS and the first 12
  * tokens of 20 evenly spaced verses), 128 new tokens each. Figures: tokens per decode call (the
  * first token comes from the prefill, as in `llamane run`'s stats line), the decode-time speedup

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 6): multifunction bundles (a `prefill` function of L tokens and a one-token
+ * Benchmark: multifunction bundles (a `prefill` function of L tokens and a one-token
  * `decode` function sharing one weight.bin per piece) against single-method bundles (one function
  * of L tokens) of the KJV model and the Llama-3.2-1B shape, fp16 c4w, on the CPU backend: prefill
  * and decode tok/s, and total bundle size. The CPU backend runs a single-method bundle's decode

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 5): how closely KJV bundles of each export precision follow the fp32 reference
+ * Benchmark: how closely KJV bundles of each export precision follow the fp32 reference
  * on held-out text. The reference is `EagerLlama` (llama/forward.ts) on the same checkpoint: the
  * project's eager fp32 forward, which the test suite checks against PyTorch (within 1e-4). Over
  * 16 windows of 256 held-out tokens (each read after BOS, inside the cache: no eviction), every

@@ -1,5 +1,5 @@
 /**
- * Benchmark (issue 5): the CPU backend's prefill and decode speed on the KJV model and the
+ * Benchmark: the CPU backend's prefill and decode speed on the KJV model and the
  * Llama-3.2-1B shape (fp16 activations, c4w linears: the export defaults), set against this
  * machine's memory-read bandwidth. Decode reads every weight once per token, so weight bytes per
  * token over bandwidth is the fastest it can go; the bench reports decode as a fraction of that
