@@ -1,5 +1,5 @@
 /**
- * The names of every input and output of the static model (DESIGN.md, "Static I/O contract"). The
+ * The names of every input and output of the static model (the README's "The bundle"). The
  * exporter writes them and the runtime looks them up: both import them from here.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * Symmetric weight-only integer quantization, as DESIGN.md fixes it: for each group of values,
+ * Symmetric weight-only integer quantization, as docs/design.md describes it: for each group of values,
  * `scale = max|w| / qmax` and `q = clamp(roundHalfEven(w / scale), qmin, qmax)` with
  * `qmax = 2^(b-1) - 1`, `qmin = -2^(b-1)`. A group is a run of `groupSize` consecutive values of a
  * row (a whole row for per-channel quantization). The scale is rounded to its storage dtype first

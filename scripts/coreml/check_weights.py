@@ -8,7 +8,7 @@ alone, so nothing of the exporter is reused. For every linear weight part
 (`layers_<i>_<wq|wk|wv|wo|w1|w2|w3>_part<p>_weight`, `output_part<p>_weight`) and the embedding
 table (`embedding_table`) of every function of every package, the rows it holds are taken from the
 checkpoint (wq and wk rows reordered within each head, even rows first, for the half-split RoPE
-the graph uses) and quantized as llamane's DESIGN.md states: per group of G values of a row,
+the graph uses) and quantized as llamane's docs/design.md states: per group of G values of a row,
 scale = max|w| / (2^(b-1) - 1) rounded to the storage dtype, q = clip(round_half_even(w / scale)),
 value = q * scale in the storage dtype; float weights are w rounded to the storage dtype. The
 scheme comes from the bundle's manifest. Values must match within a hundredth of their group's

@@ -1,4 +1,4 @@
-//! Symmetric weight quantization and int4 packing, as DESIGN.md's exporter does it.
+//! Symmetric weight quantization and int4 packing, as the exporter does it (docs/design.md).
 //!
 //! The runtime never quantizes weights (the bundle holds them packed); tests and benchmarks use
 //! this to build packed matrices from f32 data.

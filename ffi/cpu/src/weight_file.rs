@@ -105,7 +105,7 @@ impl WeightFile {
         }
         // SAFETY: the mapping is read-only and private to this value. Its soundness assumes that
         // no one truncates or rewrites the file while it is mapped: bundles are written to a
-        // temporary directory and renamed into place, never modified in place (DESIGN.md), and
+        // temporary directory and renamed into place, never modified in place (export/bundle_directory.ts), and
         // ABI.md states this precondition for callers.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(e.to_string()))?;
         let version = u32_at(&map, 4);
