@@ -344,7 +344,7 @@ function matchRmsNorm(
   ops: readonly Operation[],
   index: number,
   planner: Planner,
-  consumers: ReadonlyMap<string, number>,
+  readerCount: (name: string) => number,
 ): { x: string; gain: string; eps: number; out: string; length: number } | undefined {
   const [neg, concat, norm, split, scale] = ops.slice(index, index + 5);
   if (neg?.type !== "mul" || concat?.type !== "concat" || norm?.type !== "layer_norm") {
@@ -363,7 +363,7 @@ function matchRmsNorm(
   if (!chained || constantNumbers(planner, neg, "y")?.[0] !== -1) return undefined;
   const privateValues = [neg.outputs[0]!, concat.outputs[0]!, norm.outputs[0]!, split.outputs[0]!];
   if (
-    privateValues.some((v) => consumers.get(v.name) !== 1) || consumers.has(split.outputs[1]!.name)
+    privateValues.some((v) => readerCount(v.name) !== 1) || readerCount(split.outputs[1]!.name) > 0
   ) return undefined;
   const eps = constantNumbers(planner, norm, "epsilon")?.[0] ?? 1e-5;
   return { x, gain: binding(scale, "y", planner)!, eps, out: scale.outputs[0]!.name, length: 5 };
@@ -410,28 +410,29 @@ export function planFunction(
   const ops = fn.block.operations.filter((op) =>
     op.type !== "const" && op.type !== "constexpr_blockwise_shift_scale"
   );
-  const consumers = new Map<string, number>();
+  // Per value, the index of the op behind each binding that reads it (an op binding it twice is
+  // listed twice), and the op that produces it.
   const readers = new Map<string, number[]>();
   const producers = new Map<string, number>();
   ops.forEach((op, index) => {
     for (const list of op.inputs.values()) {
       for (const b of list) {
         if (typeof b !== "string") continue;
-        consumers.set(b, (consumers.get(b) ?? 0) + 1);
-        readers.set(b, [...(readers.get(b) ?? []), index]);
+        const known = readers.get(b);
+        if (known === undefined) readers.set(b, [index]);
+        else known.push(index);
       }
     }
     for (const o of op.outputs) producers.set(o.name, index);
   });
+  const readerCount = (name: string) => readers.get(name)?.length ?? 0;
 
   // Every value's type at this call length, before anything is placed: fusions check shapes.
-  const types = new Map<string, TensorType[]>();
   for (const op of ops) {
     if (!SUPPORTED_OPS.includes(op.type)) {
       planner.fail(`op "${op.name}" has type "${op.type}", which the CPU backend does not run`);
     }
     const inferred = inferOutputTypes(op.type, argumentsOf(op, planner));
-    types.set(op.name, inferred);
     op.outputs.forEach((o, k) => planner.values.set(o.name, { type: inferred[k]! }));
   }
   const typeOf = (name: string) =>
@@ -443,7 +444,7 @@ export function planFunction(
       (op.inputs.get(param)?.length ?? 0) > index
         ? argumentName(op, param, index, planner)
         : undefined,
-    readers: (name) => consumers.get(name) ?? 0,
+    readers: readerCount,
     producer: (name) => producers.get(name),
     consumers: (name) => readers.get(name) ?? [],
     isOutput: (name) => outputIndex.has(name),
@@ -564,7 +565,7 @@ export function planFunction(
       continue;
     }
     if (absorbed.has(i)) continue;
-    const rms = matchRmsNorm(ops, i, planner, consumers);
+    const rms = matchRmsNorm(ops, i, planner, readerCount);
     if (rms !== undefined) {
       const x = planner.use(rms.x, step);
       const type = planner.values.get(rms.x)!.type;
@@ -573,7 +574,7 @@ export function planFunction(
       i += rms.length - 1;
       continue;
     }
-    const types_ = types.get(op.name)!;
+    const types = op.outputs.map((o) => typeOf(o.name));
     const name = op.outputs[0]!.name;
     const arg = (param: string) => planner.use(binding(op, param, planner)!, step);
     switch (op.type) {
@@ -586,7 +587,7 @@ export function planFunction(
           x,
           weight,
           ...(bias === undefined ? {} : { bias: arg("bias") }),
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
@@ -599,7 +600,7 @@ export function planFunction(
           op: "gather",
           table,
           indices: arg("indices"),
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
@@ -613,7 +614,7 @@ export function planFunction(
           kind,
           a: arg("x"),
           b: arg("y"),
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
@@ -626,21 +627,21 @@ export function planFunction(
           kind: op.type,
           eps,
           x: arg("x"),
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
       case "softmax": {
-        const rank = types_[0]!.shape.length;
+        const rank = types[0]!.shape.length;
         const axis = constantNumbers(planner, op, "axis")?.[0] ?? -1;
         if (axis !== -1 && axis !== rank - 1) {
           planner.fail(`op "${op.name}" takes softmax over axis ${axis}, not the last`);
         }
-        planner.steps.push({ op: "softmax", x: arg("x"), out: store(name, types_[0]!) });
+        planner.steps.push({ op: "softmax", x: arg("x"), out: store(name, types[0]!) });
         break;
       }
       case "layer_norm": {
-        const rank = types_[0]!.shape.length;
+        const rank = types[0]!.shape.length;
         const axes = constantNumbers(planner, op, "axes") ?? [];
         if (axes.length !== 1 || (axes[0] !== -1 && axes[0] !== rank - 1)) {
           planner.fail(`op "${op.name}" normalizes axes [${axes}], not the last`);
@@ -653,7 +654,7 @@ export function planFunction(
           ...(gamma === undefined ? {} : { gamma: arg("gamma") }),
           ...(beta === undefined ? {} : { beta: arg("beta") }),
           eps: constantNumbers(planner, op, "epsilon")?.[0] ?? 1e-5,
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
@@ -665,7 +666,7 @@ export function planFunction(
           b: arg("y"),
           transposeA: flag("transpose_x"),
           transposeB: flag("transpose_y"),
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
@@ -674,32 +675,32 @@ export function planFunction(
           op: "transpose",
           x: arg("x"),
           perm: constantNumbers(planner, op, "perm")!,
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       case "concat": {
         const inputs = (op.inputs.get("values") ?? []).map((_, k) =>
           planner.use(argumentName(op, "values", k, planner), step)
         );
-        const rank = types_[0]!.shape.length;
+        const rank = types[0]!.shape.length;
         const axis = constantNumbers(planner, op, "axis")![0]!;
         planner.steps.push({
           op: "concat",
           inputs,
           axis: axis < 0 ? axis + rank : axis,
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
       case "split": {
-        const rank = types_[0]!.shape.length;
+        const rank = types[0]!.shape.length;
         const axis = constantNumbers(planner, op, "axis")![0]!;
-        const outs = op.outputs.map((o, k) => store(o.name, types_[k]!));
+        const outs = op.outputs.map((o, k) => store(o.name, types[k]!));
         planner.steps.push({ op: "split", x: arg("x"), axis: axis < 0 ? axis + rank : axis, outs });
         break;
       }
       case "cast":
-        planner.steps.push({ op: "cast", x: arg("x"), out: store(name, types_[0]!) });
+        planner.steps.push({ op: "cast", x: arg("x"), out: store(name, types[0]!) });
         break;
       case "reduce_mean": {
         const rank = planner.values.get(binding(op, "x", planner)!)!.type.shape.length;
@@ -708,7 +709,7 @@ export function planFunction(
           op: "reduce_mean",
           x: arg("x"),
           axes,
-          out: store(name, types_[0]!),
+          out: store(name, types[0]!),
         });
         break;
       }
@@ -717,11 +718,11 @@ export function planFunction(
       case "squeeze": {
         // Row-major data does not move: the result is a view of its input, unless it is an output.
         if (outputIndex.has(name)) {
-          planner.steps.push({ op: "copy", x: arg("x"), out: store(name, types_[0]!) });
+          planner.steps.push({ op: "copy", x: arg("x"), out: store(name, types[0]!) });
         } else {
           planner.values.set(name, {
-            type: types_[0]!,
-            tensor: planner.view(types_[0]!, arg("x")),
+            type: types[0]!,
+            tensor: planner.view(types[0]!, arg("x")),
           });
         }
         break;
