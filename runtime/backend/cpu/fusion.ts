@@ -19,11 +19,9 @@ export interface Graph {
   readonly ops: readonly Operation[];
   /** Value name bound to `param` (argument `index`) of `op`; undefined when absent. */
   arg(op: Operation, param: string, index?: number): string | undefined;
-  /** Number of bindings reading the value. */
-  readers(name: string): number;
   /** Index in `ops` of the op that produces the value, if an op does. */
   producer(name: string): number | undefined;
-  /** Indices in `ops` of the ops that read the value. */
+  /** Indices in `ops` of the ops that read the value, one per binding that reads it. */
   consumers(name: string): readonly number[];
   /** Whether the value is a function output. */
   isOutput(name: string): boolean;
@@ -81,7 +79,7 @@ const same = (a: readonly number[], b: readonly number[]) =>
 
 /** Whether a value is read by exactly one binding and is not a function output. */
 function privateValue(g: Graph, name: string | undefined): name is string {
-  return name !== undefined && g.readers(name) === 1 && !g.isOutput(name);
+  return name !== undefined && g.consumers(name).length === 1 && !g.isOutput(name);
 }
 
 /** The op producing `name` if it has type `type`. */
@@ -93,10 +91,8 @@ function producedBy(g: Graph, name: string | undefined, type: string): Operation
 
 /** The only op reading `name`, if it has type `type`. */
 function soleConsumer(g: Graph, name: string, type: string): number | undefined {
-  const readers = g.consumers(name);
-  return privateValue(g, name) && readers.length === 1 && g.ops[readers[0]!]!.type === type
-    ? readers[0]
-    : undefined;
+  const [reader] = g.consumers(name);
+  return privateValue(g, name) && g.ops[reader!]!.type === type ? reader : undefined;
 }
 
 function scalar(g: Graph, op: Operation, param: string): number | undefined {
@@ -300,7 +296,8 @@ function rope(g: Graph, index: number): Placed | undefined {
     split.outputs[0]!.name === x1 && split.outputs[1]!.name === x2 &&
     g.arg(x2cos!, "x") === x2 && g.arg(x2cos!, "y") === cos &&
     g.arg(x1sin!, "x") === x1 && g.arg(x1sin!, "y") === sin &&
-    g.readers(x1!) === 2 && g.readers(x2!) === 2 && !g.isOutput(x1!) && !g.isOutput(x2!) &&
+    g.consumers(x1!).length === 2 && g.consumers(x2!).length === 2 && !g.isOutput(x1!) &&
+    !g.isOutput(x2!) &&
     [firstName, secondName, ...products].every((v) => privateValue(g, v));
   if (!wired || !lastAxis(g, split, 4)) return undefined;
   const x = g.arg(split, "x")!;

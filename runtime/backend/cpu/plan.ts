@@ -444,7 +444,6 @@ export function planFunction(
       (op.inputs.get(param)?.length ?? 0) > index
         ? argumentName(op, param, index, planner)
         : undefined,
-    readers: readerCount,
     producer: (name) => producers.get(name),
     consumers: (name) => readers.get(name) ?? [],
     isOutput: (name) => outputIndex.has(name),
