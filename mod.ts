@@ -46,11 +46,11 @@ export {
   generate,
   type GenerateOptions,
   Generation,
-  type GenerationStats,
   type TokenEvent,
 } from "./runtime/generate.ts";
 export { LookaheadDecoder, type LookaheadGenerateOptions } from "./runtime/lookahead_decoder.ts";
-export { LookaheadError, type LookaheadOptions, type LookaheadStats } from "./runtime/lookahead.ts";
+export { LookaheadError, type LookaheadOptions } from "./runtime/lookahead.ts";
+export type { GenerationStats, LookaheadStats } from "./runtime/generation_stats.ts";
 export type { Backend, IoArray, LoadedFunction } from "./runtime/backend/backend.ts";
 export {
   type BundleReport,
@@ -63,7 +63,6 @@ export {
   type BundleManifest,
   type ExportSpec,
   type FunctionSpec,
-  type IoDType,
   type IoSpec,
   type PieceSpec,
   type TokenizerSpec,

@@ -8,9 +8,9 @@
  */
 
 import { readManifest } from "../bundle/manifest.ts";
-import { BlobStorageReader } from "../export/coreml/blob_storage.ts";
-import type { Binding, BlobValue, MilFunction, Operation } from "../export/coreml/mil.ts";
-import { readPackage } from "../export/coreml/package.ts";
+import { BlobStorageReader } from "../coreml/blob_storage.ts";
+import type { Binding, BlobValue, MilFunction, Operation } from "../coreml/mil.ts";
+import { readPackage } from "../coreml/package.ts";
 
 /** The blobs an op reads directly: its inline constant inputs and constant attributes. */
 function blobsOf(op: Operation): BlobValue[] {

@@ -8,7 +8,8 @@
  */
 
 import type { Figures } from "./bench.ts";
-import { emptyGenerationStats, generateTokens, type GenerationStats } from "../runtime/generate.ts";
+import { generateTokens } from "../runtime/generate.ts";
+import { emptyGenerationStats, type GenerationStats } from "../runtime/generation_stats.ts";
 import type { LoadedModel } from "../runtime/model.ts";
 import { ModelSession } from "../runtime/session.ts";
 import { LoadSampler, spread } from "./spread.ts";

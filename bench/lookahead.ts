@@ -22,7 +22,7 @@ import { LoadedModel } from "../runtime/model.ts";
 import { ModelSession } from "../runtime/session.ts";
 import { KJV } from "./bench_models.ts";
 import { type BundleOptions, cachedBundle } from "./bundle_cache.ts";
-import { emptyGenerationStats } from "../runtime/generate.ts";
+import { emptyGenerationStats } from "../runtime/generation_stats.ts";
 import { kjvHeldOut, versePrompts } from "./kjv_heldout.ts";
 import { LoadSampler, round, spread } from "./spread.ts";
 

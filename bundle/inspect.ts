@@ -5,10 +5,10 @@
  * @module
  */
 
-import { readPackage } from "../export/coreml/package.ts";
-import { elementCount } from "../export/coreml/tensor.ts";
-import { DTYPE_INFO } from "../export/coreml/dtype.ts";
-import type { NamedValueType, Value } from "../export/coreml/mil.ts";
+import { readPackage } from "../coreml/package.ts";
+import { elementCount } from "../coreml/tensor.ts";
+import { DTYPE_INFO } from "../coreml/dtype.ts";
+import type { NamedValueType, Value } from "../coreml/mil.ts";
 import { type BundleManifest, type IoSpec, readManifest } from "./manifest.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 

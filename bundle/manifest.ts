@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { FeatureDType } from "../coreml/model.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import { IO_CONTRACT_VERSION } from "./io_names.ts";
 
@@ -16,15 +17,12 @@ export const BUNDLE_FORMAT = "llamane-bundle";
 /** Version of the manifest layout below. */
 export const BUNDLE_FORMAT_VERSION = 1;
 
-/** Element types of function inputs and outputs. */
-export type IoDType = "fp16" | "fp32" | "int32";
-
 /** One input or output of a function. */
 export interface IoSpec {
   /** Its name in the I/O contract, e.g. `tokens`, `mask`, `k_cache_0`, `logits`. */
   readonly name: string;
   /** Element type. */
-  readonly dtype: IoDType;
+  readonly dtype: FeatureDType;
   /** Shape in a call of the function's exported length L. */
   readonly shape: readonly number[];
 }

@@ -9,8 +9,8 @@ import type { Command } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { inspectBundle } from "../bundle/inspect.ts";
 import type { IoSpec } from "../bundle/manifest.ts";
-import { computePlanReport } from "../bundle/compute_plan.ts";
-import { formatComputePlan } from "../bundle/format_compute_plan.ts";
+import { computePlanReport } from "../runtime/backend/compute_plan.ts";
+import { formatComputePlan } from "../runtime/backend/format_compute_plan.ts";
 import { parseComputeUnits } from "../runtime/backend/select.ts";
 
 const flags = {

@@ -11,7 +11,8 @@ import { EagerLlama } from "../llama/forward.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import { compareWithEager } from "../runtime/compare.ts";
-import { generate, type GenerationStats } from "../runtime/generate.ts";
+import { generate } from "../runtime/generate.ts";
+import type { GenerationStats } from "../runtime/generation_stats.ts";
 import { LoadedModel } from "../runtime/model.ts";
 import {
   BackendChoiceError,

@@ -21,10 +21,10 @@ import { expectedTensors, validateTensors } from "../llama/weights.ts";
 import { readNeed, requirePermissions, writeNeed } from "../permissions.ts";
 import { parseTokenizer } from "../tokenizer/mod.ts";
 import { VERSION } from "../version.ts";
-import { ProgramBuilder } from "./coreml/builder.ts";
-import type { FeatureDescription } from "./coreml/model.ts";
-import { PackageWriter } from "./coreml/package.ts";
-import type { BlobStorageWriter } from "./coreml/blob_storage.ts";
+import { ProgramBuilder } from "../coreml/builder.ts";
+import type { FeatureDescription } from "../coreml/model.ts";
+import { PackageWriter } from "../coreml/package.ts";
+import type { BlobStorageWriter } from "../coreml/blob_storage.ts";
 import {
   checkOutputPath,
   explainWriteError,

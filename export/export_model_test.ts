@@ -4,10 +4,10 @@ import { DiskFullError } from "./bundle_directory.ts";
 import { ExportOptionsError, parseEmbeddingQuantization } from "./options.ts";
 import type { ExportOptions } from "./options.ts";
 import { UnevenSplitError } from "./split_linear.ts";
-import { readPackage } from "./coreml/package.ts";
+import { readPackage } from "../coreml/package.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
-import { SUPPORTED_OPS } from "../mil/ops.ts";
+import { SUPPORTED_OPS } from "../coreml/ops.ts";
 
 const tiny = await writeTinyLlama();
 

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { IoDType } from "../bundle/manifest.ts";
+import type { FeatureDType } from "../coreml/model.ts";
 import { ffiNeed, requirePermissions } from "../permissions.ts";
 import { isReadableFile } from "./readable_file.ts";
 
@@ -86,7 +86,7 @@ export const COMPUTE_UNITS_CODES: Readonly<Record<ComputeUnits, number>> = {
 };
 
 /** `MLMultiArrayDataType` raw values of the manifest's element types, which the ABI passes. */
-export const DTYPE_CODES: Readonly<Record<IoDType, number>> = {
+export const DTYPE_CODES: Readonly<Record<FeatureDType, number>> = {
   fp16: 0x10000 | 16,
   fp32: 0x10000 | 32,
   int32: 0x20000 | 32,
@@ -182,7 +182,7 @@ function check(status: number, error: Uint8Array, action: string): void {
 /** One buffer handed to Core ML, described as the manifest describes it. */
 export interface TensorArgument {
   readonly name: string;
-  readonly dtype: IoDType;
+  readonly dtype: FeatureDType;
   readonly shape: readonly number[];
   readonly data: Float16Array | Float32Array | Int32Array;
 }

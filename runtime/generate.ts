@@ -21,8 +21,8 @@ import {
   LookaheadError,
   lookaheadLayout,
   type LookaheadOptions,
-  type LookaheadStats,
 } from "./lookahead.ts";
+import { emptyGenerationStats, type GenerationStats } from "./generation_stats.ts";
 
 /** Options of a generation. */
 export interface GenerateOptions {
@@ -41,36 +41,6 @@ export interface GenerateOptions {
    * temperature 0.
    */
   readonly lookahead?: LookaheadOptions;
-}
-
-/** Counters of one generation, updated as it runs. */
-export interface GenerationStats {
-  /** Prompt tokens, BOS included. */
-  promptTokens: number;
-  /** Seconds spent running the prompt through the model. */
-  prefillSeconds: number;
-  /** Tokens yielded so far; the stop token is not counted. */
-  generatedTokens: number;
-  /** Seconds from the end of prefill to the last token yielded. */
-  decodeSeconds: number;
-  /** Forward calls made, prefill included. */
-  modelCalls: number;
-  /** Why generation ended: a stop token, or the token budget. */
-  finishReason: "stop" | "length" | undefined;
-  /** Lookahead's counters, when it is used. */
-  lookahead?: LookaheadStats;
-}
-
-/** Counters at zero, for a generation about to start. */
-export function emptyGenerationStats(): GenerationStats {
-  return {
-    promptTokens: 0,
-    prefillSeconds: 0,
-    generatedTokens: 0,
-    decodeSeconds: 0,
-    modelCalls: 0,
-    finishReason: undefined,
-  };
 }
 
 /** Samples each token from the previous call's logits, one decode call per token. */

@@ -11,7 +11,7 @@
  */
 
 import type { InCallVisibility } from "./call_inputs.ts";
-import type { GenerationStats } from "./generate.ts";
+import type { GenerationStats, LookaheadStats } from "./generation_stats.ts";
 import type { ModelSession } from "./session.ts";
 import { argmax } from "./sampler.ts";
 
@@ -130,14 +130,6 @@ export class NGramPool {
     list.push([...suffix]);
     if (list.length > this.#capacity) list.shift();
   }
-}
-
-/** Counters lookahead adds to the generation stats. */
-export interface LookaheadStats {
-  /** Calls made while decoding (prefill excluded). */
-  decodeCalls: number;
-  /** `acceptance[k]`: calls that accepted k verified tokens beyond the first. */
-  readonly acceptance: number[];
 }
 
 /** Greedy argmax of every row of `[rows, V]` logits. */

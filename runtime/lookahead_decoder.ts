@@ -4,7 +4,8 @@
  * @module
  */
 
-import { emptyGenerationStats, generateTokens, type GenerationStats } from "./generate.ts";
+import { generateTokens } from "./generate.ts";
+import { emptyGenerationStats, type GenerationStats } from "./generation_stats.ts";
 import { lookaheadLayout, type LookaheadOptions } from "./lookahead.ts";
 import type { LoadedModel } from "./model.ts";
 import { ModelSession } from "./session.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import { kNew, vNew } from "../../bundle/io_names.ts";
 import { layerTensorNames } from "../../llama/weights.ts";
 import type { ExportContext } from "./context.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import { EMBEDDING } from "../../llama/weights.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";

@@ -1,14 +1,14 @@
 /**
  * A thin layer over the MIL `FunctionBuilder` that infers every op's output type from its inputs
- * (mil/ops.ts), so the graph code states only what it computes, and shapes can never be declared
+ * (coreml/ops.ts), so the graph code states only what it computes, and shapes can never be declared
  * wrong.
  *
  * @module
  */
 
-import type { FunctionBuilder, OpInput, Var } from "../coreml/builder.ts";
-import { scalar, type Tensor, tensor } from "../coreml/tensor.ts";
-import { inferOutputTypes, type OpArgument } from "../../mil/ops.ts";
+import type { FunctionBuilder, OpInput, Var } from "../../coreml/builder.ts";
+import { scalar, type Tensor, tensor } from "../../coreml/tensor.ts";
+import { inferOutputTypes, type OpArgument } from "../../coreml/ops.ts";
 import type { ExportDType } from "../options.ts";
 
 /** Constants up to this size are parameters (axes, shapes) whose values inference may read. */

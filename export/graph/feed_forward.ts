@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import { layerTensorNames } from "../../llama/weights.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import { LOGITS } from "../../bundle/io_names.ts";
 import { EMBEDDING, FINAL_NORM, OUTPUT } from "../../llama/weights.ts";
 import type { ExportContext } from "./context.ts";

@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
-import { float16Bits, type Tensor } from "../coreml/tensor.ts";
+import type { Var } from "../../coreml/builder.ts";
+import { float16Bits, type Tensor } from "../../coreml/tensor.ts";
 import { B4W_BLOCK, type LinearQuantization } from "../options.ts";
 import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
 import { splitCount } from "../split_linear.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import { floatTensor } from "./linear.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import {
   FREQS_COS,
   FREQS_SIN,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Var } from "../coreml/builder.ts";
+import type { Var } from "../../coreml/builder.ts";
 import type { GraphEmitter } from "./emitter.ts";
 
 /** The call's RoPE tables reshaped once to broadcast over heads: `[1, L, 1, hd/2]`. */

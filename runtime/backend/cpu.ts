@@ -7,8 +7,8 @@
  */
 
 import type { FunctionSpec, PieceSpec } from "../../bundle/manifest.ts";
-import { readPackage } from "../../export/coreml/package.ts";
-import type { MilFunction } from "../../export/coreml/mil.ts";
+import { readPackage } from "../../coreml/package.ts";
+import type { MilFunction } from "../../coreml/mil.ts";
 import { NativeWeights, openLibrary } from "../../ffi/cpu.ts";
 import { planFunction } from "./cpu/plan.ts";
 import type { Backend, IoArray, LoadedFunction } from "./backend.ts";

@@ -9,7 +9,7 @@ coremltools, and saved; for each we commit:
                         nondeterministic field (the conversion date metadata) removed
   <name>/model.pbtxt    the same spec as protobuf text, for reading and diffing
   <name>/weight.bin     the package's weight file
-export/coreml/golden_test.ts builds the same programs with llamane's builder and compares.
+coreml/golden_test.ts builds the same programs with llamane's builder and compares.
 The weights come from the formulas below, which the Deno test repeats; the quantized goldens use
 power-of-two scales and integer levels, so coremltools' quantizer recovers them exactly.
 """

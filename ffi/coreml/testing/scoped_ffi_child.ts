@@ -1,6 +1,6 @@
 /**
  * Runs a bundle through the Core ML backend's TypeScript (`runtime/backend/coreml.ts`,
- * `ffi/coreml.ts`, `bundle/compute_plan.ts`) on the bridge at LIB and prints what happened as one
+ * `ffi/coreml.ts`, `runtime/backend/compute_plan.ts`) on the bridge at LIB and prints what happened as one
  * JSON object. `scoped_ffi_test.ts` runs it on the fake bridge with `--allow-ffi=LIB` and no other
  * ffi permission, which is how llamane must run: Deno then refuses every pointer operation
  * (`Deno.UnsafePointer.of`, `.value`, `.create`), so this only works if nothing needs them.
@@ -14,7 +14,7 @@
 import { CoremlBackend } from "../../../runtime/backend/coreml.ts";
 import { LoadedModel } from "../../../runtime/model.ts";
 import { ModelSession } from "../../../runtime/session.ts";
-import { computePlanReport } from "../../../bundle/compute_plan.ts";
+import { computePlanReport } from "../../../runtime/backend/compute_plan.ts";
 import { openFakeLog } from "./fake_library.ts";
 
 /** What the child reports. */

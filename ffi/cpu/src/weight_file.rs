@@ -3,7 +3,7 @@
 //! The file is a 64-byte header (blob count, version) followed by one 64-byte metadata record
 //! plus data per blob. Plans refer to a blob by the offset of its record, as model.mlmodel does;
 //! nothing in the file is trusted before [`WeightFile::blob`] has checked the record against what
-//! the plan expects (dtype, size, bounds). Layout: docs of `export/coreml/blob_storage.ts` and the
+//! the plan expects (dtype, size, bounds). Layout: docs of `coreml/blob_storage.ts` and the
 //! format reference.
 
 use std::fs::File;

@@ -10,8 +10,8 @@
  * @module
  */
 
-import type { Operation } from "../../../export/coreml/mil.ts";
-import type { TensorType } from "../../../export/coreml/tensor.ts";
+import type { Operation } from "../../../coreml/mil.ts";
+import type { TensorType } from "../../../coreml/tensor.ts";
 
 /** What the matchers need to know about the function being planned. */
 export interface Graph {

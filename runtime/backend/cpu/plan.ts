@@ -10,10 +10,10 @@
  * @module
  */
 
-import type { MilFunction, Operation, Value } from "../../../export/coreml/mil.ts";
-import type { DType } from "../../../export/coreml/dtype.ts";
-import { elementCount, float16Values, type TensorType } from "../../../export/coreml/tensor.ts";
-import { inferOutputTypes, type OpArgument, SUPPORTED_OPS } from "../../../mil/ops.ts";
+import type { MilFunction, Operation, Value } from "../../../coreml/mil.ts";
+import type { DType } from "../../../coreml/dtype.ts";
+import { elementCount, float16Values, type TensorType } from "../../../coreml/tensor.ts";
+import { inferOutputTypes, type OpArgument, SUPPORTED_OPS } from "../../../coreml/ops.ts";
 import { shapeForCall } from "../../../bundle/io_names.ts";
 import { findFusions, type Fusion, type Graph } from "./fusion.ts";
 

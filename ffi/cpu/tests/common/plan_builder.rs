@@ -2,7 +2,7 @@
 //!
 //! Tensors get their own storage (arena tensors never share bytes) unless a test places them
 //! itself; weights are appended to an in-memory weight.bin written in the format of
-//! `export/coreml/blob_storage.ts` (64-byte header, a 64-byte record before each blob).
+//! `coreml/blob_storage.ts` (64-byte header, a 64-byte record before each blob).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

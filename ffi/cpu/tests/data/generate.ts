@@ -14,7 +14,7 @@
  */
 
 import { exportModel } from "../../../../export/export_model.ts";
-import { readPackage } from "../../../../export/coreml/package.ts";
+import { readPackage } from "../../../../coreml/package.ts";
 import { writeTinyLlama } from "../../../../testing/tiny_llama.ts";
 import { planFunction } from "../../../../runtime/backend/cpu/plan.ts";
 import { buildCallInputs } from "../../../../runtime/call_inputs.ts";

@@ -23,7 +23,7 @@ import { PackageWriter, readPackage, WEIGHTS_ITEM } from "./package.ts";
 import { decodeModel } from "./proto_reader.ts";
 import { scalar, type Tensor, tensor } from "./tensor.ts";
 
-const GOLDENS = new URL("../../testdata/coreml/goldens/", import.meta.url);
+const GOLDENS = new URL("../testdata/coreml/goldens/", import.meta.url);
 const DIR = Deno.makeTempDirSync({ prefix: "llamane_golden_test_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(DIR, { recursive: true }));
 

@@ -7,8 +7,8 @@
  * @module
  */
 
-import type { DType } from "../export/coreml/dtype.ts";
-import type { TensorType } from "../export/coreml/tensor.ts";
+import type { DType } from "./dtype.ts";
+import type { TensorType } from "./tensor.ts";
 
 /** One argument of an op: its type, and its values when it is a compile-time constant. */
 export interface OpArgument {

@@ -6,14 +6,14 @@
  * @module
  */
 
-import { computePlanText, type ComputeUnits, openLibrary } from "../ffi/coreml.ts";
+import { computePlanText, type ComputeUnits, openLibrary } from "../../ffi/coreml.ts";
 import {
   compiledModelPath,
   defaultCacheDir,
   prepareCacheDir,
-} from "../runtime/backend/coreml_cache.ts";
-import { readNeed, requirePermissions } from "../permissions.ts";
-import { readManifest } from "./manifest.ts";
+} from "./coreml_cache.ts";
+import { readNeed, requirePermissions } from "../../permissions.ts";
+import { readManifest } from "../../bundle/manifest.ts";
 
 /** A compute device as the bridge names it; `none` when Core ML dispatches nothing (constants). */
 export type Device = "ane" | "gpu" | "cpu" | "other" | "none";

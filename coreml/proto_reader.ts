@@ -14,7 +14,7 @@
  * @module
  */
 
-import { BoundedReader, type Field } from "../../protobuf/bounded_reader.ts";
+import { BoundedReader, type Field } from "../protobuf/bounded_reader.ts";
 import { type DType, DTYPE_INFO, dtypeFromProtoCode, isBlobDType } from "./dtype.ts";
 import { CoreMLFormatError, MilProgramError, TensorShapeError } from "./errors.ts";
 import {

@@ -5,9 +5,9 @@ import {
   parseComputePlan,
   summarizePlacements,
 } from "./compute_plan.ts";
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from "./manifest.ts";
-import { IO_CONTRACT_VERSION } from "./io_names.ts";
-import { buildFakeLibrary } from "../ffi/coreml/testing/fake_library.ts";
+import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from "../../bundle/manifest.ts";
+import { IO_CONTRACT_VERSION } from "../../bundle/io_names.ts";
+import { buildFakeLibrary } from "../../ffi/coreml/testing/fake_library.ts";
 
 const fake = await buildFakeLibrary();
 

@@ -8,7 +8,7 @@
  */
 
 import { deepStrictEqual, rejects, strictEqual } from "node:assert";
-import { runOracleScript } from "../../testing/oracle_python.ts";
+import { runOracleScript } from "../testing/oracle_python.ts";
 import { BlobStorageReader } from "./blob_storage.ts";
 import { type FunctionBuilder, ProgramBuilder, type Var } from "./builder.ts";
 import type { Model } from "./model.ts";

@@ -1,0 +1,193 @@
+/**
+ * The import rules of the repository's layout, drawn in the README: data flows one way, from the
+ * file formats (checkpoint/, tokenizer/, coreml/) through the model (llama/) and the bundle
+ * (bundle/) to the two sides that use them (export/, runtime/), which never import each other,
+ * and on to the edges (cli/, mod.ts). Test code, benches and scripts may import anything.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+
+/** Top-level folders (or root files) each layer may import, besides itself. */
+const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
+  "permissions.ts": [],
+  "version.ts": ["deno.json"],
+  protobuf: [],
+  checkpoint: ["permissions.ts"],
+  tokenizer: ["protobuf", "permissions.ts"],
+  coreml: ["protobuf"],
+  llama: ["checkpoint", "permissions.ts"],
+  bundle: ["coreml", "llama", "tokenizer", "permissions.ts"],
+  export: ["checkpoint", "llama", "tokenizer", "coreml", "bundle", "permissions.ts", "version.ts"],
+  ffi: ["coreml", "permissions.ts"],
+  runtime: ["bundle", "coreml", "llama", "tokenizer", "ffi", "permissions.ts"],
+  cli: [
+    "checkpoint",
+    "tokenizer",
+    "coreml",
+    "llama",
+    "bundle",
+    "export",
+    "ffi",
+    "runtime",
+    "permissions.ts",
+    "version.ts",
+  ],
+  "mod.ts": [
+    "checkpoint",
+    "tokenizer",
+    "coreml",
+    "llama",
+    "bundle",
+    "export",
+    "ffi",
+    "runtime",
+    "permissions.ts",
+    "version.ts",
+  ],
+};
+
+/** Code that exists only to test, measure or build: it may reach into any layer. */
+function isSupportCode(path: string): boolean {
+  return /(^|\/)(bench|scripts|testing|tests|testdata|\.github)\//.test(path) ||
+    /_test\.ts$|_testing\.ts$/.test(path) || path.startsWith("ffi/cpu/tests/");
+}
+
+/** One module and the repository paths it imports. */
+export interface ModuleImports {
+  readonly path: string;
+  readonly imports: readonly string[];
+}
+
+/** The layer a repository path belongs to: its top-level folder, or the root file itself. */
+function layerOf(path: string): string {
+  return path.split("/")[0]!;
+}
+
+/** Joins a relative specifier to the folder of `from`, as a repository path. */
+function resolveSpecifier(from: string, specifier: string): string {
+  const parts = from.split("/").slice(0, -1);
+  for (const part of specifier.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== ".") parts.push(part);
+  }
+  return parts.join("/");
+}
+
+/** Removes comments, so that import lines inside documentation examples are not counted. */
+function stripComments(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+}
+
+/** The relative imports and re-exports of one module, static and dynamic. */
+export function importsOf(path: string, source: string): ModuleImports {
+  const pattern = /(?:\bfrom|\bimport)\s*\(?\s*["'](\.{1,2}\/[^"']+)["']/g;
+  const imports = [...stripComments(source).matchAll(pattern)].map((m) =>
+    resolveSpecifier(path, m[1]!)
+  );
+  return { path, imports };
+}
+
+/** Every import that breaks the layer rules or closes a cycle, as readable lines. */
+export function importViolations(modules: readonly ModuleImports[]): string[] {
+  const found: string[] = [];
+  for (const { path, imports } of modules) {
+    if (isSupportCode(path)) continue;
+    const layer = layerOf(path);
+    const allowed = ALLOWED_IMPORTS[layer];
+    if (allowed === undefined) {
+      found.push(`${path}: ${layer} is not a known layer (add it to ALLOWED_IMPORTS)`);
+      continue;
+    }
+    for (const target of imports) {
+      const to = layerOf(target);
+      if (to !== layer && !allowed.includes(to)) found.push(`${path} imports ${target}`);
+    }
+  }
+  return [...found, ...importCycles(modules.filter((m) => !isSupportCode(m.path)))];
+}
+
+/** Import cycles between modules (Tarjan's strongly connected components). */
+function importCycles(modules: readonly ModuleImports[]): string[] {
+  const graph = new Map(modules.map((m) => [m.path, m.imports]));
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const cycles: string[] = [];
+  const visit = (v: string) => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    for (const w of graph.get(v) ?? []) {
+      if (!graph.has(w)) continue;
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (stack.includes(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
+      }
+    }
+    if (low.get(v) !== index.get(v)) return;
+    const component: string[] = [];
+    let w: string;
+    do {
+      w = stack.pop()!;
+      component.push(w);
+    } while (w !== v);
+    if (component.length > 1) cycles.push(`import cycle: ${component.sort().join(" <-> ")}`);
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return cycles;
+}
+
+async function repositoryModules(): Promise<ModuleImports[]> {
+  const root = new URL("../", import.meta.url);
+  const modules: ModuleImports[] = [];
+  const walk = async (dir: string) => {
+    for await (const entry of Deno.readDir(new URL(dir, root))) {
+      const path = dir === "" ? entry.name : `${dir}${entry.name}`;
+      if (entry.isDirectory) {
+        if (!["node_modules", "target", ".venv", ".git", "out"].includes(entry.name)) {
+          await walk(`${path}/`);
+        }
+      } else if (entry.isFile && path.endsWith(".ts")) {
+        modules.push(importsOf(path, await Deno.readTextFile(new URL(path, root))));
+      }
+    }
+  };
+  await walk("");
+  return modules;
+}
+
+Deno.test("imports follow the layout's one-way rules and form no cycle", async () => {
+  assert.deepEqual(importViolations(await repositoryModules()), []);
+});
+
+Deno.test("an import against the flow is reported", () => {
+  const violations = importViolations([
+    { path: "runtime/backend/cpu.ts", imports: ["export/export_model.ts"] },
+    { path: "coreml/package.ts", imports: ["export/options.ts"] },
+    { path: "runtime/backend/cpu_test.ts", imports: ["export/export_model.ts"] },
+  ]);
+  assert.deepEqual(violations, [
+    "runtime/backend/cpu.ts imports export/export_model.ts",
+    "coreml/package.ts imports export/options.ts",
+  ]);
+});
+
+Deno.test("a cycle is reported, and imports in comments are not imports", () => {
+  const a = importsOf(
+    "runtime/a.ts",
+    'import { b } from "./b.ts";\n/** import { x } from "../export/x.ts"; */',
+  );
+  const b = importsOf("runtime/b.ts", 'export { a } from "./a.ts";');
+  assert.deepEqual(a.imports, ["runtime/b.ts"]);
+  assert.deepEqual(importViolations([a, b]), ["import cycle: runtime/a.ts <-> runtime/b.ts"]);
+});
+
+Deno.test("a new top-level folder must be given its place", () => {
+  assert.deepEqual(importViolations([{ path: "serve/server.ts", imports: [] }]), [
+    "serve/server.ts: serve is not a known layer (add it to ALLOWED_IMPORTS)",
+  ]);
+});
