@@ -30,7 +30,6 @@
 export { exportModel, type ExportSummary } from "./export/export_model.ts";
 export type {
   EmbeddingQuantization,
-  ExportDType,
   ExportOptions,
   ExportProgress,
   LinearQuantization,
@@ -41,13 +40,9 @@ export type { BackendRequest, SelectBackendOptions } from "./runtime/backend/sel
 export type { ComputeUnits } from "./ffi/coreml.ts";
 export { type ForwardResult, LoadedModel, type LogitRows } from "./runtime/model.ts";
 export type { CallInputs } from "./runtime/call_inputs.ts";
-export type { FloatArray, FloatDType, KvCache, KvCacheShape } from "./runtime/kv_cache.ts";
-export {
-  generate,
-  type GenerateOptions,
-  Generation,
-  type TokenEvent,
-} from "./runtime/generate.ts";
+export type { FloatDType } from "./coreml/dtype.ts";
+export type { FloatArray, KvCache, KvCacheShape } from "./runtime/kv_cache.ts";
+export { generate, type GenerateOptions, Generation, type TokenEvent } from "./runtime/generate.ts";
 export { LookaheadDecoder, type LookaheadGenerateOptions } from "./runtime/lookahead_decoder.ts";
 export { LookaheadError, type LookaheadOptions } from "./runtime/lookahead.ts";
 export type { GenerationStats, LookaheadStats } from "./runtime/generation_stats.ts";

@@ -6,7 +6,7 @@
  */
 
 import { readPackage } from "../coreml/package.ts";
-import { elementCount } from "../coreml/tensor.ts";
+import { elementCount } from "../shape.ts";
 import { DTYPE_INFO } from "../coreml/dtype.ts";
 import type { NamedValueType, Value } from "../coreml/mil.ts";
 import { type BundleManifest, type IoSpec, readManifest } from "./manifest.ts";

@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { FloatDType } from "../coreml/dtype.ts";
 import type { FeatureDType } from "../coreml/model.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import { IO_CONTRACT_VERSION } from "./io_names.ts";
@@ -54,7 +55,7 @@ export interface PieceSpec {
 /** How the bundle was exported. */
 export interface ExportSpec {
   /** Float type of weights and activations. */
-  readonly dtype: "fp16" | "fp32";
+  readonly dtype: FloatDType;
   /** Tokens per call L of `main` or `prefill`. */
   readonly inputLen: number;
   /** Context length the export was asked for. */

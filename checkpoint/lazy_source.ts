@@ -9,14 +9,8 @@
 import { DTYPE_BYTES } from "./dtype.ts";
 import { TensorReadError } from "./errors.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";
-import {
-  elementCount,
-  gather,
-  isRowMajor,
-  selectRows,
-  type StridedView,
-  viewEnd,
-} from "./strided_view.ts";
+import { elementCount } from "../shape.ts";
+import { gather, isRowMajor, selectRows, type StridedView, viewEnd } from "./strided_view.ts";
 import { toFloat32 } from "./to_float32.ts";
 import type { RowRange, TensorInfo, TensorSource } from "./tensor_source.ts";
 

@@ -8,12 +8,13 @@
  * @module
  */
 
+import { elementCount } from "../shape.ts";
 import { DTYPE_BYTES } from "./dtype.ts";
 import { CheckpointFormatError } from "./errors.ts";
 import { LazySource, type StorageBytes, type StoredTensor } from "./lazy_source.ts";
 import { describe, type PickleValue, type StorageRef, TensorRef, unpickle } from "./pickle.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";
-import { elementCount, viewEnd } from "./strided_view.ts";
+import { viewEnd } from "./strided_view.ts";
 import type { TensorSource } from "./tensor_source.ts";
 import { ZipArchive } from "./zip.ts";
 

@@ -8,11 +8,12 @@
  * @module
  */
 
+import { elementCount } from "../shape.ts";
 import { DTYPE_BYTES, isStorageDType } from "./dtype.ts";
 import { CheckpointFormatError } from "./errors.ts";
 import { LazySource, type StoredTensor } from "./lazy_source.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";
-import { elementCount, rowMajorStrides } from "./strided_view.ts";
+import { rowMajorStrides } from "./strided_view.ts";
 import type { StorageDType, TensorSource } from "./tensor_source.ts";
 
 /** Largest JSON header read, in bytes (the format's reference implementation uses the same cap). */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { elementCount } from "../shape.ts";
+
 /** A view into a flat storage; all counts in elements. Strides are non-negative (as in PyTorch). */
 export interface StridedView {
   /** Index in the storage of the view's first element. */
@@ -14,14 +16,6 @@ export interface StridedView {
   readonly shape: readonly number[];
   /** Storage elements to step per step along each axis. */
   readonly strides: readonly number[];
-}
-
-/** Number of elements in `shape`: 0 when any axis is 0, `Infinity` beyond 2^53. */
-export function elementCount(shape: readonly number[]): number {
-  if (shape.includes(0)) return 0;
-  let count = 1;
-  for (const size of shape) count *= size;
-  return count > Number.MAX_SAFE_INTEGER ? Infinity : count;
 }
 
 /** One past the largest storage index `view` touches; `view.offset` when it has no elements. */

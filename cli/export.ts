@@ -11,11 +11,11 @@ import { ProgressLine } from "./progress.ts";
 import { exportModel } from "../export/export_model.ts";
 import {
   DEFAULT_OUTPUT,
-  type ExportDType,
   type LinearQuantization,
   parseEmbeddingQuantization,
 } from "../export/options.ts";
 import { formatBytes } from "./format.ts";
+import type { FloatDType } from "../coreml/dtype.ts";
 
 const flags = {
   ...modelFlags,
@@ -60,7 +60,7 @@ Kebab-case spellings (--max-context-len) work too.`,
   async main(argv) {
     const { values } = parseCommandLine(argv, flags);
     const { paths, options } = modelPathsFromFlags(values);
-    const dtype = values.dtype as ExportDType;
+    const dtype = values.dtype as FloatDType;
     if (dtype !== "fp16" && dtype !== "fp32") {
       throw new UsageError(`Invalid --dtype: expected fp16 or fp32, got "${dtype}"`);
     }

@@ -11,6 +11,7 @@ import { openModel } from "../llama/open.ts";
 import { parameterCount } from "../llama/config.ts";
 import { validateTensors } from "../llama/weights.ts";
 import { DTYPE_BYTES } from "../checkpoint/dtype.ts";
+import { elementCount } from "../shape.ts";
 
 /** `llamane info -c CKPT -p PARAMS` */
 export const infoCommand: Command = {
@@ -43,7 +44,7 @@ ${modelFlagsUsage}`,
     const nameWidth = Math.max(...tensors.map((t) => t.name.length));
     let totalBytes = 0;
     for (const t of tensors) {
-      totalBytes += t.shape.reduce((a, b) => a * b, 1) * (DTYPE_BYTES[t.dtype]);
+      totalBytes += elementCount(t.shape) * DTYPE_BYTES[t.dtype];
       console.log(
         `${t.name.padEnd(nameWidth)}  ${`[${t.shape.join(", ")}]`.padEnd(14)}  ${t.dtype}`,
       );

@@ -17,7 +17,7 @@ import {
   isBlobDType,
   isSubByte,
 } from "./dtype.ts";
-import { CoreMLFormatError } from "./errors.ts";
+import { CoremlFormatError } from "./errors.ts";
 import { checkTensor, type Tensor, valuesFromBytes, valuesToBytes } from "./tensor.ts";
 import { paddingBits } from "./sub_byte.ts";
 
@@ -184,7 +184,7 @@ export class BlobStorageWriter implements Disposable {
 
 /**
  * Reads weight.bin. Opening checks the header; every record is validated before its offsets
- * are used, so a hostile file yields a {@link CoreMLFormatError}, never an out-of-range read.
+ * are used, so a hostile file yields a {@link CoremlFormatError}, never an out-of-range read.
  *
  * @example Reading back a blob
  * ```ts
@@ -217,7 +217,7 @@ export class BlobStorageReader implements Disposable {
   /**
    * Opens `path` and validates its header.
    *
-   * @throws {CoreMLFormatError} when the file is shorter than a header, has another version, or
+   * @throws {CoremlFormatError} when the file is shorter than a header, has another version, or
    * declares more blobs than it could hold
    */
   static open(path: string): BlobStorageReader {
@@ -225,7 +225,7 @@ export class BlobStorageReader implements Disposable {
     try {
       const sizeBytes = file.statSync().size;
       const fail = (offset: number, detail: string): never => {
-        throw new CoreMLFormatError(path, offset, `Cannot read weights "${path}": ${detail}`);
+        throw new CoremlFormatError(path, offset, `Cannot read weights "${path}": ${detail}`);
       };
       if (sizeBytes < BLOB_HEADER_BYTES) {
         fail(
@@ -254,7 +254,7 @@ export class BlobStorageReader implements Disposable {
   }
 
   #fail(offset: number, detail: string): never {
-    throw new CoreMLFormatError(this.path, offset, `Cannot read weights "${this.path}": ${detail}`);
+    throw new CoremlFormatError(this.path, offset, `Cannot read weights "${this.path}": ${detail}`);
   }
 
   #readAt(offset: number, length: number): Uint8Array {
@@ -266,7 +266,7 @@ export class BlobStorageReader implements Disposable {
    *
    * @param expected when given, the dtype the referring value declares; a different stored
    * dtype is an error
-   * @throws {CoreMLFormatError} on a misaligned or out-of-range offset, a wrong sentinel, an
+   * @throws {CoremlFormatError} on a misaligned or out-of-range offset, a wrong sentinel, an
    * unknown dtype code, a data range past the end of the file or inconsistent padding
    */
   record(offsetBytes: number, expected?: BlobDType): BlobRecord {
@@ -340,7 +340,7 @@ export class BlobStorageReader implements Disposable {
   /**
    * Walks every blob from the first, as the header's count says, validating each record.
    *
-   * @throws {CoreMLFormatError} on the first invalid record
+   * @throws {CoremlFormatError} on the first invalid record
    */
   records(): BlobRecord[] {
     const records: BlobRecord[] = [];

@@ -1,6 +1,6 @@
 import { deepStrictEqual, strictEqual, throws } from "node:assert";
 import { BlobStorageReader, BlobStorageWriter } from "./blob_storage.ts";
-import { CoreMLFormatError, TensorShapeError } from "./errors.ts";
+import { CoremlFormatError, TensorShapeError } from "./errors.ts";
 import { float16Bits, tensor } from "./tensor.ts";
 
 const DIR = Deno.makeTempDirSync({ prefix: "llamane_blob_test_" });
@@ -139,7 +139,7 @@ function rejects(path: string, pattern: RegExp, read: (r: BlobStorageReader) => 
   throws(() => {
     using reader = BlobStorageReader.open(path);
     read(reader);
-  }, (error: unknown) => error instanceof CoreMLFormatError && pattern.test(error.message));
+  }, (error: unknown) => error instanceof CoremlFormatError && pattern.test(error.message));
 }
 
 Deno.test("BlobStorageReader.open() rejects a short header, another version and an impossible count", () => {
@@ -213,7 +213,7 @@ Deno.test("BlobStorageReader.records() walks every record and stops at the first
   );
 });
 
-Deno.test("BlobStorageReader never throws anything but CoreMLFormatError on truncated files", () => {
+Deno.test("BlobStorageReader never throws anything but CoremlFormatError on truncated files", () => {
   const whole = Deno.readFileSync(corrupted(() => {}));
   for (let size = 0; size < whole.length; size++) {
     const path = tempFile();
@@ -221,6 +221,6 @@ Deno.test("BlobStorageReader never throws anything but CoreMLFormatError on trun
     throws(() => {
       using reader = BlobStorageReader.open(path);
       reader.records();
-    }, CoreMLFormatError);
+    }, CoremlFormatError);
   }
 });

@@ -37,7 +37,7 @@ import {
   type Model,
   SPECIFICATION_VERSION,
 } from "./model.ts";
-import { checkTensor, elementCount, type Tensor, type TensorType, tensorType } from "./tensor.ts";
+import { checkShape, checkTensor, type Tensor, type TensorType, tensorType } from "./tensor.ts";
 import { validateModel } from "./validate.ts";
 
 /** coremltools moves a constant to weight.bin from this many elements on. */
@@ -234,7 +234,7 @@ export class FunctionBuilder {
   #value(tensor: Tensor, what: string): Value {
     checkTensor(tensor, `${what} of function "${this.name}"`);
     const { dtype, shape } = tensor;
-    const count = elementCount(shape);
+    const count = checkShape(shape);
     if (count < MIN_BLOB_ELEMENTS || !isBlobDType(dtype)) {
       return { kind: "immediate", dtype, shape: [...shape], values: tensor.values };
     }

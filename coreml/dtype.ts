@@ -43,6 +43,9 @@ export interface DTypeValues {
   string: readonly string[];
 }
 
+/** The float dtypes a model's weights and activations use: a bundle is fp16 or fp32 throughout. */
+export type FloatDType = Extract<DType, "fp16" | "fp32">;
+
 /** The dtypes weight.bin may hold. */
 export type BlobDType = "fp16" | "fp32" | "int32" | "int8" | "uint8" | "int4" | "uint4";
 

@@ -1,6 +1,6 @@
 /**
  * Error classes of the Core ML writer and reader. A file we cannot accept is a
- * {@link CoreMLFormatError} (a SyntaxError carrying the path and the byte offset); a program that
+ * {@link CoremlFormatError} (a SyntaxError carrying the path and the byte offset); a program that
  * breaks MIL's rules while being built or validated is a {@link MilProgramError}; a tensor whose
  * data does not fit its declared shape or dtype range is a {@link TensorShapeError}.
  *
@@ -11,7 +11,7 @@
  * A Core ML file (model.mlmodel, weight.bin, Manifest.json) is malformed, or uses a feature this
  * reader does not support. The message says which file, where and what was wrong.
  */
-export class CoreMLFormatError extends SyntaxError {
+export class CoremlFormatError extends SyntaxError {
   /** The file that was being read. */
   readonly path: string;
   /** Byte offset of the problem in that file, when it has one. */
@@ -25,7 +25,7 @@ export class CoreMLFormatError extends SyntaxError {
    */
   constructor(path: string, offset: number | undefined, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "CoreMLFormatError";
+    this.name = "CoremlFormatError";
     this.path = path;
     this.offset = offset;
   }

@@ -9,6 +9,7 @@
 
 import type { DType } from "./dtype.ts";
 import type { TensorType } from "./tensor.ts";
+import { elementCount } from "../shape.ts";
 
 /** One argument of an op: its type, and its values when it is a compile-time constant. */
 export interface OpArgument {
@@ -107,10 +108,6 @@ function broadcast(a: Shape, b: Shape, args: Arguments): number[] {
   return out;
 }
 
-function product(shape: Shape): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
 type Inference = (args: Arguments) => TensorType[];
 
 function elementwiseBinary(args: Arguments): TensorType[] {
@@ -173,8 +170,8 @@ const inferences: Record<string, Inference> = {
     }
     const inferred = target.filter((d) => d === -1).length;
     if (inferred > 1) args.fail(`shape [${target}] has more than one -1`);
-    const known = product(target.filter((d) => d !== -1));
-    const total = product(x.shape);
+    const known = elementCount(target.filter((d) => d !== -1));
+    const total = elementCount(x.shape);
     if (inferred === 0 ? known !== total : total % known !== 0) {
       args.fail(`cannot reshape [${x.shape}] (${total} elements) to [${target}]`);
     }

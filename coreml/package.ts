@@ -26,12 +26,12 @@
 
 import { createHash } from "node:crypto";
 import { BlobStorageReader, BlobStorageWriter } from "./blob_storage.ts";
-import { CoreMLFormatError } from "./errors.ts";
+import { CoremlFormatError } from "./errors.ts";
 import type { BlobValue } from "./mil.ts";
 import type { Model } from "./model.ts";
 import { decodeModel } from "./proto_reader.ts";
 import { encodeModel } from "./proto_writer.ts";
-import { elementCount } from "./tensor.ts";
+import { checkShape } from "./tensor.ts";
 
 /** The only manifest format version there is. */
 export const FILE_FORMAT_VERSION = "1.0.0";
@@ -166,12 +166,12 @@ export interface PackageContents {
  * Reads a `.mlpackage`: validates Manifest.json, decodes model.mlmodel, and checks that every
  * weight.bin reference points at a valid blob of the declared dtype and element count.
  *
- * @throws {CoreMLFormatError} naming the file and problem
+ * @throws {CoremlFormatError} naming the file and problem
  */
 export function readPackage(path: string): PackageContents {
   const manifestPath = `${path}/Manifest.json`;
   const fail = (file: string, detail: string, cause?: unknown): never => {
-    throw new CoreMLFormatError(
+    throw new CoremlFormatError(
       file,
       undefined,
       `Cannot read package "${path}": ${detail}`,
@@ -341,7 +341,7 @@ function checkBlobReferences(
   using reader = BlobStorageReader.open(weightsPath);
   for (const { value, where } of blobs) {
     const record = reader.record(value.offsetBytes, value.dtype);
-    const count = elementCount(value.shape);
+    const count = checkShape(value.shape);
     if (record.count !== count) {
       fail(
         `${where} declares ${count} elements at weight.bin offset ${value.offsetBytes}, but the ` +

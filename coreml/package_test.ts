@@ -1,7 +1,7 @@
 import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert";
 import { BlobStorageWriter } from "./blob_storage.ts";
 import { ProgramBuilder } from "./builder.ts";
-import { CoreMLFormatError } from "./errors.ts";
+import { CoremlFormatError } from "./errors.ts";
 import { MODEL_ITEM, PackageWriter, readPackage, WEIGHTS_ITEM } from "./package.ts";
 import { tensor } from "./tensor.ts";
 
@@ -76,7 +76,7 @@ function rejects(edit: (path: string) => void, message: RegExp): void {
   edit(path);
   throws(
     () => readPackage(path),
-    (e: unknown) => e instanceof CoreMLFormatError && message.test(e.message),
+    (e: unknown) => e instanceof CoremlFormatError && message.test(e.message),
   );
 }
 

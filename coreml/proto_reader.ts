@@ -16,7 +16,7 @@
 
 import { BoundedReader, type Field } from "../protobuf/bounded_reader.ts";
 import { type DType, DTYPE_INFO, dtypeFromProtoCode, isBlobDType } from "./dtype.ts";
-import { CoreMLFormatError, MilProgramError, TensorShapeError } from "./errors.ts";
+import { CoremlFormatError, MilProgramError, TensorShapeError } from "./errors.ts";
 import {
   type Binding,
   type Block,
@@ -37,7 +37,7 @@ import {
   type ModelDescription,
 } from "./model.ts";
 import { ARRAY_DATA_TYPE, FIELD, PROGRAM_VERSION } from "./proto_fields.ts";
-import { elementCount, storedByteLength, type TensorType, valuesFromBytes } from "./tensor.ts";
+import { checkShape, storedByteLength, type TensorType, valuesFromBytes } from "./tensor.ts";
 import { validateModel } from "./validate.ts";
 
 /** `FeatureType` fields 1-8 are the members of its `Type` oneof; 1000 is `isOptional`. */
@@ -59,11 +59,11 @@ interface Offsets {
  * Decodes the bytes of model.mlmodel and validates the result (see `validateModel`).
  *
  * @param path the file the bytes came from, for error messages
- * @throws {CoreMLFormatError} on malformed or unsupported content, with the byte offset
+ * @throws {CoremlFormatError} on malformed or unsupported content, with the byte offset
  */
 export function decodeModel(bytes: Uint8Array, path: string): Model {
   function fail(offset: number | undefined, detail: string, cause?: unknown): never {
-    throw new CoreMLFormatError(
+    throw new CoremlFormatError(
       path,
       offset,
       `Cannot read model "${path}": ${detail}`,
@@ -506,7 +506,7 @@ function readTensorType(c: BoundedReader, end: number, offset: number): TensorTy
     );
   }
   try {
-    elementCount(shape);
+    checkShape(shape);
   } catch (error) {
     c.fail(
       offset,
@@ -642,7 +642,7 @@ function immediateFromRaw(
   if (raw.member !== MEMBER[dtype]) {
     c.fail(offset, `${where} is stored as ${raw.member}, expected ${MEMBER[dtype]}`);
   }
-  const count = elementCount(shape);
+  const count = checkShape(shape);
   const mismatch = (have: string): never =>
     c.fail(offset, `${where} holds ${have}, expected ${count} elements`);
   switch (raw.member) {

@@ -1,19 +1,19 @@
 import { deepStrictEqual, ok, strictEqual, throws } from "node:assert";
 import { sampleModel } from "./_sample_model.ts";
-import { CoreMLFormatError } from "./errors.ts";
+import { CoremlFormatError } from "./errors.ts";
 import { decodeModel } from "./proto_reader.ts";
 import { encodeModel } from "./proto_writer.ts";
 
 const PATH = "x/model.mlmodel";
 
-function rejects(bytes: ArrayLike<number>, message: string | RegExp): CoreMLFormatError {
+function rejects(bytes: ArrayLike<number>, message: string | RegExp): CoremlFormatError {
   let caught: unknown;
   try {
     decodeModel(Uint8Array.from(bytes), PATH);
   } catch (error) {
     caught = error;
   }
-  ok(caught instanceof CoreMLFormatError, `expected a CoreMLFormatError, got ${caught}`);
+  ok(caught instanceof CoremlFormatError, `expected a CoremlFormatError, got ${caught}`);
   strictEqual(caught.path, PATH);
   if (typeof message === "string") {
     strictEqual(caught.message, `Cannot read model "${PATH}": ${message}`);
@@ -39,7 +39,7 @@ Deno.test("decodeModel() names the field, offset and file size of a truncated me
 Deno.test("decodeModel() rejects every truncation of a valid model", () => {
   const bytes = encodeModel(sampleModel());
   for (let size = 0; size < bytes.length; size++) {
-    throws(() => decodeModel(bytes.subarray(0, size), PATH), CoreMLFormatError);
+    throws(() => decodeModel(bytes.subarray(0, size), PATH), CoremlFormatError);
   }
 });
 
@@ -116,7 +116,7 @@ Deno.test("decodeModel() places a binding to an undefined value at its op's offs
   ok(error.offset !== undefined && error.offset < last && error.offset > 0);
 });
 
-Deno.test("decodeModel() throws only CoreMLFormatError on random corruption", () => {
+Deno.test("decodeModel() throws only CoremlFormatError on random corruption", () => {
   const valid = encodeModel(sampleModel(true));
   let seed = 0x2545f491;
   const random = () => {
@@ -134,7 +134,7 @@ Deno.test("decodeModel() throws only CoreMLFormatError on random corruption", ()
     try {
       decodeModel(bytes, PATH);
     } catch (error) {
-      if (!(error instanceof CoreMLFormatError)) throw error;
+      if (!(error instanceof CoremlFormatError)) throw error;
     }
   }
 });

@@ -14,6 +14,7 @@ import {
   isValuesOf,
   type TensorValues,
 } from "./dtype.ts";
+import { elementCount } from "../shape.ts";
 import { TensorShapeError } from "./errors.ts";
 import { packBits, packedByteLength, unpackBits } from "./sub_byte.ts";
 
@@ -33,30 +34,28 @@ export type Tensor<D extends DType = DType> = D extends DType ? {
   }
   : never;
 
-/** Returns `{dtype, shape}` after checking the shape (see {@link elementCount}). */
+/** Returns `{dtype, shape}` after checking the shape (see {@link checkShape}). */
 export function tensorType(dtype: DType, shape: readonly number[]): TensorType {
-  elementCount(shape);
+  checkShape(shape);
   return { dtype, shape: [...shape] };
 }
 
 /**
- * Number of elements of a tensor of this shape (1 for a scalar).
+ * Checks that a shape can describe a tensor and returns its element count (1 for a scalar).
  *
  * @throws {TensorShapeError} when a dimension is not a non-negative integer or the product is
  * not a safe integer
  */
-export function elementCount(shape: readonly number[]): number {
-  let count = 1;
-  for (const dim of shape) {
-    if (!Number.isSafeInteger(dim) || dim < 0) {
-      throw new TensorShapeError(
-        `Cannot use shape [${shape}]: dimension "${dim}" is not a non-negative integer`,
-      );
-    }
-    count *= dim;
-    if (!Number.isSafeInteger(count)) {
-      throw new TensorShapeError(`Cannot use shape [${shape}]: it has too many elements`);
-    }
+export function checkShape(shape: readonly number[]): number {
+  const bad = shape.find((dim) => !Number.isSafeInteger(dim) || dim < 0);
+  if (bad !== undefined) {
+    throw new TensorShapeError(
+      `Cannot use shape [${shape}]: dimension "${bad}" is not a non-negative integer`,
+    );
+  }
+  const count = elementCount(shape);
+  if (count === Infinity) {
+    throw new TensorShapeError(`Cannot use shape [${shape}]: it has too many elements`);
   }
   return count;
 }
@@ -81,7 +80,7 @@ export function formatTensorType(type: TensorType): string {
  */
 export function checkTensor(tensor: Tensor, what: string): void {
   const { dtype, shape, values } = tensor;
-  const count = elementCount(shape);
+  const count = checkShape(shape);
   if (!isValuesOf(dtype, values)) {
     throw new TensorShapeError(
       `Cannot use ${what}: ${dtype} values must be held in a ${arrayClassName(dtype)}`,

@@ -20,8 +20,8 @@ import {
   SPECIFICATION_VERSION,
 } from "./model.ts";
 import {
+  checkShape,
   checkTensor,
-  elementCount,
   formatTensorType,
   sameTensorType,
   type Tensor,
@@ -65,7 +65,7 @@ function validateFunction(functionName: string, fn: MilFunction): void {
     defined.add(name);
   };
   for (const input of fn.inputs) {
-    elementCount(input.type.shape);
+    checkShape(input.type.shape);
     define(input.name, `an input of function "${functionName}"`);
   }
   fn.block.operations.forEach((op, operationIndex) => {
@@ -99,7 +99,7 @@ function validateFunction(functionName: string, fn: MilFunction): void {
     }
     if (op.type === "const") validateConst(op, what, where);
     for (const output of op.outputs) {
-      elementCount(output.type.shape);
+      checkShape(output.type.shape);
       define(output.name, `an output of ${what}`, operationIndex);
     }
   });
@@ -152,7 +152,7 @@ function checkValue(
     checkTensor(value as Tensor, what);
     return;
   }
-  elementCount(value.shape);
+  checkShape(value.shape);
   if (DTYPE_INFO[value.dtype].blobCode === undefined) {
     throw new MilProgramError(
       `Cannot use ${what}: ${value.dtype} values cannot live in weight.bin`,

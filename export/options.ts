@@ -5,12 +5,10 @@
  * @module
  */
 
+import type { FloatDType } from "../coreml/dtype.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { QuantBits } from "./quantize.ts";
 import { splitCount } from "./split_linear.ts";
-
-/** Float type of weights and activations. */
-export type ExportDType = "fp16" | "fp32";
 
 /**
  * Linear-layer weights: `c4w` int4 per output channel (what the Neural Engine runs well), `b4w`
@@ -51,7 +49,7 @@ export interface ExportOptions {
   /** Tokens per forward call, L. @default 32 */
   readonly inputLen?: number;
   /** Float type of weights and activations. @default "fp16" */
-  readonly dtype?: ExportDType;
+  readonly dtype?: FloatDType;
   /** Embedding-table quantization (`-E`); `none` keeps it float. @default {bits: 8, groupSize: 0} */
   readonly embeddingQuantize?: EmbeddingQuantization;
   /** Linear-layer weight quantization. @default "c4w" */
@@ -83,7 +81,7 @@ export interface ResolvedExportOptions {
   readonly inputLen: number;
   /** Cache slots C. */
   readonly cacheLen: number;
-  readonly dtype: ExportDType;
+  readonly dtype: FloatDType;
   readonly embeddingQuantize: EmbeddingQuantization;
   readonly linearQuantize: LinearQuantization;
   readonly targetSplitSize: number;

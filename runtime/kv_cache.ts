@@ -6,11 +6,10 @@
  * @module
  */
 
+import type { FloatDType } from "../coreml/dtype.ts";
+
 /** Storage for activations: fp16 bundles keep them as fp16, fp32 bundles as fp32. */
 export type FloatArray = Float16Array | Float32Array;
-
-/** Element type of the caches and other float I/O. */
-export type FloatDType = "fp16" | "fp32";
 
 /** Allocates a float array of the given dtype. */
 export function allocateFloats(dtype: FloatDType, length: number): FloatArray {

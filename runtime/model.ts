@@ -17,6 +17,7 @@ import { readNeed, requirePermissions } from "../permissions.ts";
 import type { Backend, IoArray, LoadedFunction } from "./backend/backend.ts";
 import type { CallInputs } from "./call_inputs.ts";
 import type { FloatArray, KvCache } from "./kv_cache.ts";
+import { elementCount } from "../shape.ts";
 
 /** What one forward call returns. Arrays are reused by the next call of the same length. */
 export interface ForwardResult {
@@ -29,7 +30,7 @@ export interface ForwardResult {
 }
 
 function allocate(io: IoSpec, shape: readonly number[]): IoArray {
-  const count = shape.reduce((a, b) => a * b, 1);
+  const count = elementCount(shape);
   return io.dtype === "fp16"
     ? new Float16Array(count)
     : io.dtype === "fp32"

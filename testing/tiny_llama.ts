@@ -7,6 +7,7 @@
  */
 
 import { ffnHiddenDim } from "../llama/config.ts";
+import { elementCount } from "../shape.ts";
 
 /** The shape of the tiny model; `params.json` gets these fields. */
 export interface TinyLlamaParams {
@@ -74,7 +75,7 @@ export async function writeTinyLlama(
   const chunks: Float32Array[] = [];
   let offset = 0;
   for (const [name, shape] of tensorShapes(params, options.tied ?? false)) {
-    const count = shape.reduce((a, b) => a * b, 1);
+    const count = elementCount(shape);
     const values = Float32Array.from(
       { length: count },
       () => (shape.length === 1 ? 1 + 0.2 * random() : 0.4 * random()),

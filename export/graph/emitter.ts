@@ -9,7 +9,7 @@
 import type { FunctionBuilder, OpInput, Var } from "../../coreml/builder.ts";
 import { scalar, type Tensor, tensor } from "../../coreml/tensor.ts";
 import { inferOutputTypes, type OpArgument } from "../../coreml/ops.ts";
-import type { ExportDType } from "../options.ts";
+import type { FloatDType } from "../../coreml/dtype.ts";
 
 /** Constants up to this size are parameters (axes, shapes) whose values inference may read. */
 const PARAMETER_ELEMENTS = 16;
@@ -27,9 +27,9 @@ export class GraphEmitter {
   /** The function being built. */
   readonly fn: FunctionBuilder;
   /** Float type of activations and weights. */
-  readonly dtype: ExportDType;
+  readonly dtype: FloatDType;
 
-  constructor(fn: FunctionBuilder, dtype: ExportDType) {
+  constructor(fn: FunctionBuilder, dtype: FloatDType) {
     this.fn = fn;
     this.dtype = dtype;
   }

@@ -7,11 +7,7 @@
  */
 
 import { computePlanText, type ComputeUnits, openLibrary } from "../../ffi/coreml.ts";
-import {
-  compiledModelPath,
-  defaultCacheDir,
-  prepareCacheDir,
-} from "./coreml_cache.ts";
+import { compiledModelPath, defaultCacheDir, prepareCacheDir } from "./coreml_cache.ts";
 import { readNeed, requirePermissions } from "../../permissions.ts";
 import { readManifest } from "../../bundle/manifest.ts";
 

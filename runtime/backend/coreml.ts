@@ -15,6 +15,7 @@ import {
   type TensorArgument,
 } from "../../ffi/coreml.ts";
 import { readNeed, requirePermissions } from "../../permissions.ts";
+import { elementCount } from "../../shape.ts";
 import type { Backend, IoArray, LoadedFunction } from "./backend.ts";
 import { compiledModelPath, defaultCacheDir, prepareCacheDir } from "./coreml_cache.ts";
 
@@ -32,7 +33,7 @@ function tensorArguments(
 ): TensorArgument[] {
   return specs.map((io) => {
     const data = buffers.get(io.name);
-    const count = io.shape.reduce((a, b) => a * b, 1);
+    const count = elementCount(io.shape);
     if (data === undefined) {
       throw new RangeError(`Cannot run function "${fn.name}" on Core ML: no ${kind} "${io.name}"`);
     }

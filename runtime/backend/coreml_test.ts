@@ -6,6 +6,7 @@ import { ModelSession } from "../session.ts";
 import { readManifest } from "../../bundle/manifest.ts";
 import { DTYPE_CODES } from "../../ffi/coreml.ts";
 import { MissingPermissionError } from "../../permissions.ts";
+import { elementCount } from "../../shape.ts";
 import { exportTinyBundle } from "../../testing/tiny_bundle.ts";
 import { buildFakeLibrary, type FakeTensor } from "../../ffi/coreml/testing/fake_library.ts";
 
@@ -133,7 +134,7 @@ Deno.test("A Core ML function rejects other call lengths and wrong buffers befor
   const fn = piece.functions[0]!; // embedding: tokens int32 [1, 4] -> hidden_0
   using loaded = await backend.load(bundle, piece, fn);
   const tokens = new Int32Array(4);
-  const hidden = new Float16Array(fn.outputs[0]!.shape.reduce((a, b) => a * b, 1));
+  const hidden = new Float16Array(elementCount(fn.outputs[0]!.shape));
   const outputs = new Map([["hidden_0", hidden]]);
   fake.reset();
   await assert.rejects(

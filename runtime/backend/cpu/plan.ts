@@ -12,12 +12,17 @@
 
 import type { MilFunction, Operation, Value } from "../../../coreml/mil.ts";
 import type { DType } from "../../../coreml/dtype.ts";
-import { elementCount, float16Values, type TensorType } from "../../../coreml/tensor.ts";
+import { float16Values, type TensorType } from "../../../coreml/tensor.ts";
+import { elementCount } from "../../../shape.ts";
 import { inferOutputTypes, type OpArgument, SUPPORTED_OPS } from "../../../coreml/ops.ts";
 import { shapeForCall } from "../../../bundle/io_names.ts";
 import { findFusions, type Fusion, type Graph } from "./fusion.ts";
 
-/** Element types the plan's tensors use. */
+/**
+ * Element types the plan's tensors use, spelled as the plan wire format spells them (Rust's
+ * `ffi/cpu/src/plan/format.rs`: `f16` for MIL's `fp16`...). Plans must stay byte-identical, so
+ * these strings stay as they are rather than following the MIL names of `coreml/dtype.ts`.
+ */
 export type PlanDType = "f16" | "f32" | "i32" | "i8" | "i4";
 
 /** Where a tensor's bytes live. */

@@ -3,7 +3,7 @@ import { type Plan, PlanError, planFunction } from "./plan.ts";
 import { exportTinyBundle } from "../../../testing/tiny_bundle.ts";
 import { readPackage } from "../../../coreml/package.ts";
 import type { MilFunction, Value } from "../../../coreml/mil.ts";
-import { elementCount } from "../../../coreml/tensor.ts";
+import { elementCount } from "../../../shape.ts";
 import { TINY_PARAMS } from "../../../testing/tiny_llama.ts";
 
 const bundle = await exportTinyBundle({ inputLen: 8, maxContextLen: 40 });
