@@ -41,6 +41,7 @@ export type { ComputeUnits } from "./ffi/coreml.ts";
 export { type ForwardResult, LoadedModel, type LogitRows } from "./runtime/model.ts";
 export type { CallInputs } from "./runtime/call_inputs.ts";
 export type { FloatDType } from "./coreml/dtype.ts";
+export type { FeatureDType } from "./coreml/model.ts";
 export type { FloatArray, KvCache, KvCacheShape } from "./runtime/kv_cache.ts";
 export { generate, type GenerateOptions, Generation, type TokenEvent } from "./runtime/generate.ts";
 export { LookaheadDecoder, type LookaheadGenerateOptions } from "./runtime/lookahead_decoder.ts";

@@ -44,7 +44,7 @@ export interface DTypeValues {
 }
 
 /** The float dtypes a model's weights and activations use: a bundle is fp16 or fp32 throughout. */
-export type FloatDType = Extract<DType, "fp16" | "fp32">;
+export type FloatDType = "fp16" | "fp32";
 
 /** The dtypes weight.bin may hold. */
 export type BlobDType = "fp16" | "fp32" | "int32" | "int8" | "uint8" | "int4" | "uint4";
