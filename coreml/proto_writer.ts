@@ -7,7 +7,7 @@
  * @module
  */
 
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryWriter, WireType } from "../protobuf/wire.ts";
 import { DTYPE_INFO } from "./dtype.ts";
 import {
   type Binding,

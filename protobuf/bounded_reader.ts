@@ -9,7 +9,7 @@
  * @module
  */
 
-import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryReader, WireType } from "./wire.ts";
 
 /**
  * Throws the caller's error for a problem at byte `offset`.

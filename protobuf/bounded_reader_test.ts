@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryWriter, WireType } from "./wire.ts";
 import { BoundedReader, type Fail } from "./bounded_reader.ts";
 
 class ReadError extends Error {

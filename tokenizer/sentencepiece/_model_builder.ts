@@ -5,7 +5,7 @@
  * @module
  */
 
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryWriter, WireType } from "../../protobuf/wire.ts";
 import { ModelType, PieceType } from "./model_proto.ts";
 
 /** One piece to write; type defaults to NORMAL and score to 0. */

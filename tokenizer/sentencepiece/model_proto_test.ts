@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { BinaryWriter, WireType } from "../../protobuf/wire.ts";
 import { TokenizerFormatError, UnsupportedTokenizerError } from "../errors.ts";
 import { BASE_PIECES, buildModel } from "./_model_builder.ts";
 import { parseModelProto } from "./model_proto.ts";
