@@ -28,7 +28,8 @@ export interface PermissionNeed {
   readonly descriptor:
     | Deno.ReadPermissionDescriptor
     | Deno.WritePermissionDescriptor
-    | Deno.FfiPermissionDescriptor;
+    | Deno.FfiPermissionDescriptor
+    | { readonly name: "net"; readonly host: string };
   /** Why it is needed, completing "Cannot ...", e.g. `read the checkpoint`. */
   readonly what: string;
 }
@@ -48,16 +49,34 @@ export function ffiNeed(path: string | URL, what: string): PermissionNeed {
   return { descriptor: { name: "ffi", path }, what };
 }
 
+/** Network access to `host` (a host name, with `:port` when not the default). */
+export function netNeed(host: string, what: string): PermissionNeed {
+  return { descriptor: { name: "net", host }, what };
+}
+
+/** The flag that grants a need, e.g. `--allow-read=model.llamane`. */
+function flagOf({ descriptor }: PermissionNeed): string {
+  const value = descriptor.name === "net" ? descriptor.host : String(descriptor.path);
+  return `--allow-${descriptor.name}=${value}`;
+}
+
+async function granted(need: PermissionNeed): Promise<boolean> {
+  return (await Deno.permissions.query(need.descriptor)).state === "granted";
+}
+
 /**
  * Checks every need without prompting and throws {@link MissingPermissionError} for the first one
  * not granted.
  */
 export async function requirePermissions(needs: readonly PermissionNeed[]): Promise<void> {
   for (const need of needs) {
-    const status = await Deno.permissions.query(need.descriptor);
-    if (status.state !== "granted") {
-      const { name, path } = need.descriptor;
-      throw new MissingPermissionError(need.what, `--allow-${name}=${path}`);
-    }
+    if (!await granted(need)) throw new MissingPermissionError(need.what, flagOf(need));
   }
+}
+
+/** The flags of the needs not granted, without prompting, to name them all at once. */
+export async function missingFlags(needs: readonly PermissionNeed[]): Promise<string[]> {
+  const flags: string[] = [];
+  for (const need of needs) if (!await granted(need)) flags.push(flagOf(need));
+  return flags;
 }

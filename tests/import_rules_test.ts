@@ -24,7 +24,7 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   llama: ["checkpoint", "permissions.ts"],
   bundle: ["coreml", "llama", "tokenizer", "permissions.ts"],
   export: ["checkpoint", "llama", "tokenizer", "coreml", "bundle", "permissions.ts", "version.ts"],
-  ffi: ["coreml", "permissions.ts"],
+  ffi: ["coreml", "permissions.ts", "version.ts"],
   runtime: ["bundle", "coreml", "llama", "tokenizer", "ffi", "permissions.ts"],
   cli: [
     "checkpoint",
