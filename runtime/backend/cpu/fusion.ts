@@ -2,16 +2,17 @@
  * Finds the op patterns of the exporter's graphs that the CPU backend runs as one fused step
  * (ffi/cpu/PLAN.md): linears that read the same input, with the concatenation of a split layer's
  * pieces; attention from the query heads to the attended values, reading the KV cache and the
- * call's new entries where they lie; half-split RoPE; and SwiGLU's `silu(a) * b`. Each matcher
- * checks the exact structure the exporter writes (op types, constants, shapes, and that no
- * intermediate value has another reader or is a function output); anything else is left to the
- * generic steps.
+ * call's new entries where they lie; half-split RoPE; SwiGLU's `silu(a) * b`; and the overflow-safe
+ * RMSNorm. Each matcher checks the exact structure the exporter writes (op types, constants,
+ * shapes, and that no intermediate value has another reader or is a function output); anything
+ * else is left to the generic steps.
  *
  * @module
  */
 
 import type { Operation } from "../../../coreml/mil.ts";
 import type { TensorType } from "../../../coreml/tensor.ts";
+import type { PlanStep } from "./format.ts";
 
 /** What the matchers need to know about the function being planned. */
 export interface Graph {
@@ -33,39 +34,16 @@ export interface Graph {
   weightFormat(name: string): string;
 }
 
-/** One output of a fused linear step: a linear's result, or the concatenation of several. */
-export interface FusedOutput {
-  readonly name: string;
-  /** The linear ops (indices into {@link Graph.ops}) whose results make it up, in order. */
-  readonly linears: readonly number[];
-}
-
-/** A fused step the planner emits in place of the ops it absorbs. */
-export type Fusion =
-  | { readonly kind: "linears"; readonly x: string; readonly outputs: readonly FusedOutput[] }
-  | {
-    readonly kind: "attention";
-    /** Rotated queries `[1, L, H, D]`. */
-    readonly q: string;
-    /** Key and value sources along the key axis, each `[1, Hkv, S_i, D]`. */
-    readonly keys: readonly string[];
-    readonly values: readonly string[];
-    /** Additive mask `[1, L, S]`. */
-    readonly mask: string;
-    readonly scale: number;
-    /** Attended values by position, `[L, Hkv, H / Hkv, D]`. */
-    readonly out: string;
-  }
-  | {
-    readonly kind: "rope";
-    /** `[1, L, H, D]`, rotated in halves. */
-    readonly x: string;
-    /** `[1, L, 1, D / 2]`. */
-    readonly cos: string;
-    readonly sin: string;
-    readonly out: string;
-  }
-  | { readonly kind: "silu_mul"; readonly gate: string; readonly up: string; readonly out: string };
+/**
+ * A fused step, as the plan has it but naming program values (weights included) instead of plan
+ * tensors. The program's values may have other ranks than the step's operands (attention's `q` is
+ * `[1, L, H, D]` in the program and `[L, H, D]` in the step): the planner views them in the step's
+ * shapes.
+ */
+export type Fusion = Extract<
+  PlanStep<string, string>,
+  { readonly op: "fused_linear" | "attention" | "rope" | "silu_mul" | "rms_norm" }
+>;
 
 /** A fusion with the op it is emitted at and every op it replaces (that one included). */
 export interface Placed {
@@ -122,7 +100,8 @@ function linearGroups(g: Graph): Placed[] {
   const placed: Placed[] = [];
   for (const members of groups.values()) {
     const inGroup = new Set(members);
-    const outputs: FusedOutput[] = [];
+    /** Per output of the step, its name and the linears whose results make it up, in order. */
+    const outputs: { name: string; linears: readonly number[] }[] = [];
     const absorbs = [...members];
     const claimed = new Set<number>();
     for (const i of members) {
@@ -149,8 +128,19 @@ function linearGroups(g: Graph): Placed[] {
       }
     }
     if (members.length === 1 && outputs[0]!.linears.length === 1) continue;
+    const parts = outputs.flatMap((o) =>
+      o.linears.map((i) => {
+        const bias = g.arg(g.ops[i]!, "bias");
+        return { weight: g.arg(g.ops[i]!, "weight")!, ...(bias === undefined ? {} : { bias }) };
+      })
+    );
     placed.push({
-      fusion: { kind: "linears", x: g.arg(g.ops[members[0]!]!, "x")!, outputs },
+      fusion: {
+        op: "fused_linear",
+        x: g.arg(g.ops[members[0]!]!, "x")!,
+        parts,
+        outs: outputs.map((o) => o.name),
+      },
       at: members[0]!,
       absorbs,
     });
@@ -243,7 +233,7 @@ function attention(g: Graph, index: number): Placed | undefined {
   if (!shapesFit) return undefined;
   return {
     fusion: {
-      kind: "attention",
+      op: "attention",
       q,
       keys: keys.sources,
       values: values.sources,
@@ -308,7 +298,7 @@ function rope(g: Graph, index: number): Placed | undefined {
     !same(g.type(cos).shape, table) || !same(g.type(sin).shape, table)
   ) return undefined;
   return {
-    fusion: { kind: "rope", x, cos, sin, out },
+    fusion: { op: "rope", x, cos, sin, out },
     at: index,
     absorbs: [
       g.producer(x1!)!,
@@ -333,9 +323,53 @@ function siluMul(g: Graph, index: number): Placed | undefined {
   const shape = g.type(out).shape;
   if (!same(g.type(gate).shape, shape) || !same(g.type(up).shape, shape)) return undefined;
   return {
-    fusion: { kind: "silu_mul", gate, up, out },
+    fusion: { op: "silu_mul", gate, up, out },
     at: index,
     absorbs: [g.producer(gated!)!, index],
+  };
+}
+
+/**
+ * The exporter's overflow-safe RMSNorm (export/graph/norm.ts), anchored at its last op:
+ * `neg = mul(x, -1)`, `both = concat([x, neg], -1)`, `n = layer_norm(both, [-1])`,
+ * `[half, _] = split(n, 2)`, `out = mul(half, gain)`. Over `[x, -x]` the mean is 0 and the
+ * variance `mean(x^2)`, so `half` is `x / sqrt(mean(x^2) + eps)`.
+ */
+function rmsNorm(g: Graph, index: number): Placed | undefined {
+  const scale = g.ops[index]!;
+  if (scale.type !== "mul") return undefined;
+  const half = g.arg(scale, "x");
+  const split = producedBy(g, half, "split");
+  const normalized = split === undefined ? undefined : g.arg(split, "x");
+  const norm = producedBy(g, normalized, "layer_norm");
+  const mirrored = norm === undefined ? undefined : g.arg(norm, "x");
+  const concat = producedBy(g, mirrored, "concat");
+  const pair = concat?.inputs.get("values")?.length === 2;
+  const x = pair ? g.arg(concat!, "values", 0) : undefined;
+  const negated = pair ? g.arg(concat!, "values", 1) : undefined;
+  const neg = producedBy(g, negated, "mul");
+  if (
+    split === undefined || norm === undefined || concat === undefined || neg === undefined ||
+    x === undefined || g.arg(neg, "x") !== x ||
+    scalar(g, neg, "y") !== -1 || split.outputs.length !== 2 || split.outputs[0]!.name !== half ||
+    norm.inputs.has("gamma") || norm.inputs.has("beta")
+  ) return undefined;
+  const rest = split.outputs[1]!.name;
+  const shape = g.type(x).shape;
+  const rank = shape.length;
+  const eps = g.arg(norm, "epsilon") === undefined ? 1e-5 : scalar(g, norm, "epsilon");
+  const axes = g.constant(g.arg(norm, "axes")!) ?? [];
+  const out = scale.outputs[0]!.name;
+  const intermediates = [negated!, mirrored!, normalized!, half];
+  const fits = intermediates.every((v) => privateValue(g, v)) && g.consumers(rest).length === 0 &&
+    !g.isOutput(rest) && eps !== undefined && lastAxis(g, concat, rank) &&
+    lastAxis(g, split, rank) && axes.length === 1 && (axes[0] === -1 || axes[0] === rank - 1) &&
+    same(g.type(half).shape, shape) && same(g.type(out).shape, shape);
+  if (!fits) return undefined;
+  return {
+    fusion: { op: "rms_norm", x, gain: g.arg(scale, "y")!, eps, out },
+    at: index,
+    absorbs: [...intermediates.map((v) => g.producer(v)!), index],
   };
 }
 
@@ -346,7 +380,7 @@ function siluMul(g: Graph, index: number): Placed | undefined {
 export function findFusions(g: Graph): Placed[] {
   const candidates = [
     ...linearGroups(g),
-    ...g.ops.flatMap((_, i) => [attention(g, i), rope(g, i), siluMul(g, i)]),
+    ...g.ops.flatMap((_, i) => [attention(g, i), rope(g, i), siluMul(g, i), rmsNorm(g, i)]),
   ];
   const taken = new Set<number>();
   const placed: Placed[] = [];

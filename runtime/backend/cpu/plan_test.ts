@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { type Plan, PlanError, planFunction } from "./plan.ts";
+import { planFunction } from "./plan.ts";
+import { PlanError } from "./builder.ts";
+import type { Plan } from "./format.ts";
 import { exportTinyBundle } from "../../../testing/tiny_bundle.ts";
 import { readPackage } from "../../../coreml/package.ts";
 import type { MilFunction, Value } from "../../../coreml/mil.ts";

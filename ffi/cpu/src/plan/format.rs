@@ -1,5 +1,5 @@
-//! The plan's JSON, as `runtime/backend/cpu/plan.ts` writes it (field names are that file's
-//! types; the format is ffi/cpu/PLAN.md). Parsing only: nothing here is trusted until
+//! The plan's JSON, as `runtime/backend/cpu/plan.ts` writes it (field names are the types of
+//! `runtime/backend/cpu/format.ts`; the format is ffi/cpu/PLAN.md). Parsing only: nothing here is trusted until
 //! [`super::check`] has checked it.
 //!
 //! Tensors and steps are parsed one by one from generic JSON values, so an error names the tensor
