@@ -11,7 +11,7 @@
  */
 
 import type { Bench, Figures } from "./bench.ts";
-import { DTYPE_BYTES } from "../checkpoint/dtype.ts";
+import { storedBytes as storedByteCount } from "../checkpoint/dtype.ts";
 import { openCheckpoint } from "../checkpoint/mod.ts";
 import { LLAMA32_1B_SHAPE } from "./bench_models.ts";
 import { median, round } from "./spread.ts";
@@ -30,7 +30,7 @@ async function probe(path: string, tensor: string): Promise<Figures> {
   const listed = performance.now();
   const values = await source.readFloat32(tensor);
   const read = performance.now();
-  const storedBytes = values.length * DTYPE_BYTES[source.info(tensor)!.dtype];
+  const storedBytes = storedByteCount(source.info(tensor)!.dtype, values.length);
   return {
     tensors: tensors.length,
     open_ms: round(opened - start),

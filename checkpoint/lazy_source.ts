@@ -6,13 +6,19 @@
  * @module
  */
 
-import { DTYPE_BYTES } from "./dtype.ts";
+import { isBlockDType, storedBytes } from "./dtype.ts";
 import { TensorReadError } from "./errors.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";
 import { elementCount } from "../shape.ts";
 import { gather, isRowMajor, selectRows, type StridedView, viewEnd } from "./strided_view.ts";
 import { toFloat32 } from "./to_float32.ts";
-import type { RowRange, TensorInfo, TensorSource } from "./tensor_source.ts";
+import type {
+  CheckpointFormat,
+  RowRange,
+  StoredBytes,
+  TensorInfo,
+  TensorSource,
+} from "./tensor_source.ts";
 
 /** Most elements one `readFloat32` call returns (4 GiB of fp32); read larger tensors by rows. */
 export const MAX_READ_ELEMENTS = 2 ** 30;
@@ -37,6 +43,8 @@ export interface StoredTensor {
 export class LazySource implements TensorSource {
   /** The file this source reads. */
   readonly path: string;
+  /** The file's format. */
+  readonly format: CheckpointFormat;
   #file: RandomAccessFile;
   #tensors: ReadonlyMap<string, StoredTensor>;
   #list: readonly TensorInfo[];
@@ -45,9 +53,11 @@ export class LazySource implements TensorSource {
   /**
    * @param file the open checkpoint, closed by {@link LazySource.close}
    * @param tensors the tensors in file order, with unique names and views that fit their storages
+   * @param format the file's format
    */
-  constructor(file: RandomAccessFile, tensors: readonly StoredTensor[]) {
+  constructor(file: RandomAccessFile, tensors: readonly StoredTensor[], format: CheckpointFormat) {
     this.path = file.path;
+    this.format = format;
     this.#file = file;
     this.#tensors = new Map(tensors.map((tensor) => [tensor.info.name, tensor]));
     this.#list = Object.freeze(tensors.map((tensor) => tensor.info));
@@ -68,15 +78,7 @@ export class LazySource implements TensorSource {
    * byte range those elements span, once, into one buffer.
    */
   async readFloat32(name: string, rows?: RowRange): Promise<Float32Array> {
-    const tensor = this.#tensors.get(name);
-    if (tensor === undefined) {
-      const examples = this.#list.slice(0, 3).map((info) => JSON.stringify(info.name)).join(", ");
-      throw new TensorReadError(
-        this.path,
-        name,
-        `no such tensor (the checkpoint has ${this.#list.length}, e.g. ${examples})`,
-      );
-    }
+    const tensor = this.#tensor(name);
     const view = rows === undefined ? tensor.view : this.#selectRows(tensor, rows);
     const count = elementCount(view.shape);
     if (count > MAX_READ_ELEMENTS) {
@@ -87,16 +89,53 @@ export class LazySource implements TensorSource {
       );
     }
     if (count === 0) return new Float32Array(0);
-    const itemBytes = DTYPE_BYTES[tensor.info.dtype];
+    const { dtype } = tensor.info;
+    if (isBlockDType(dtype)) return toFloat32(dtype, await this.#readRowMajor(tensor, view));
+    const itemBytes = storedBytes(dtype, 1);
     const end = viewEnd(view);
     const bytes = await tensor.storage.read(
       view.offset * itemBytes,
       (end - view.offset) * itemBytes,
     );
     const local = { ...view, offset: 0 };
-    return toFloat32(
-      tensor.info.dtype,
-      isRowMajor(local) ? bytes : gather(bytes, itemBytes, local),
+    return toFloat32(dtype, isRowMajor(local) ? bytes : gather(bytes, itemBytes, local));
+  }
+
+  /** Reads a tensor, or rows `[start, end)` of it, as stored; it must be row-major. */
+  async readStored(name: string, rows?: RowRange): Promise<StoredBytes> {
+    const tensor = this.#tensor(name);
+    const view = rows === undefined ? tensor.view : this.#selectRows(tensor, rows);
+    return {
+      dtype: tensor.info.dtype,
+      shape: view.shape,
+      bytes: await this.#readRowMajor(tensor, view),
+    };
+  }
+
+  #tensor(name: string): StoredTensor {
+    const tensor = this.#tensors.get(name);
+    if (tensor !== undefined) return tensor;
+    const examples = this.#list.slice(0, 3).map((info) => JSON.stringify(info.name)).join(", ");
+    throw new TensorReadError(
+      this.path,
+      name,
+      `no such tensor (the checkpoint has ${this.#list.length}, e.g. ${examples})`,
+    );
+  }
+
+  /** The bytes of a row-major view, read in one piece (block dtypes: whole rows of blocks). */
+  #readRowMajor(tensor: StoredTensor, view: StridedView): Promise<Uint8Array<ArrayBuffer>> {
+    if (!isRowMajor({ ...view, offset: 0 })) {
+      throw new TensorReadError(
+        this.path,
+        tensor.info.name,
+        "it is a strided view, whose stored bytes are not one row-major run",
+      );
+    }
+    const { dtype } = tensor.info;
+    return tensor.storage.read(
+      storedBytes(dtype, view.offset),
+      storedBytes(dtype, elementCount(view.shape)),
     );
   }
 

@@ -28,7 +28,7 @@ async function sourceWith(
     info: { name: "w", dtype: "BF16", shape },
     view: { offset: 0, shape, strides },
     storage,
-  }]);
+  }], "pth");
 }
 
 Deno.test("readFloat32() reads only the bytes of the rows asked for", async () => {

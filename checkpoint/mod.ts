@@ -1,7 +1,7 @@
 /**
  * Lazy, safe checkpoint readers. {@link openCheckpoint} opens a PyTorch `.pth` (torch.save's zip
- * archive) or a `.safetensors` file, lists its tensors from the file's index alone, and reads a
- * tensor's bytes only when asked, converting to fp32. A `.pth`'s pickle is run by a restricted
+ * archive), a `.safetensors` file or a GGUF file, lists its tensors from the file's index alone,
+ * and reads a tensor's bytes only when asked, converting (or dequantizing) to fp32. A `.pth`'s pickle is run by a restricted
  * unpickler that refuses anything but a state dict of tensors, and every offset and length read
  * from a file is checked before use.
  *
@@ -21,35 +21,43 @@
  */
 
 import { CheckpointFormatError } from "./errors.ts";
+import { type GgufCheckpoint, openGgufFile } from "./gguf.ts";
 import { openPth } from "./pth.ts";
 import { RandomAccessFile } from "./random_access_file.ts";
 import { openSafetensors } from "./safetensors.ts";
-import type { TensorSource } from "./tensor_source.ts";
+import type { CheckpointFormat, TensorSource } from "./tensor_source.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 
 export { CheckpointFormatError, ForbiddenPickleError, TensorReadError } from "./errors.ts";
-export type { RowRange, StorageDType, TensorInfo, TensorSource } from "./tensor_source.ts";
+export type {
+  BlockDType,
+  CheckpointFormat,
+  ElementDType,
+  RowRange,
+  StorageDType,
+  StoredBytes,
+  TensorInfo,
+  TensorSource,
+} from "./tensor_source.ts";
+export type { GgufCheckpoint } from "./gguf.ts";
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
+const GGUF_MAGIC = [0x47, 0x47, 0x55, 0x46];
 const PICKLE_PROTO = 0x80;
 const SNIFF_BYTES = 9;
 
-/**
- * Opens a checkpoint for lazy reading, choosing the reader from the file's first bytes: a zip
- * archive is read as torch.save's format, an 8-byte length followed by `{` as safetensors.
- * Needs read permission for `path`, checked before anything else.
- *
- * @param path the `.pth` or `.safetensors` file
- * @returns the checkpoint's tensors; close it (or `using` it) when done
- * @throws {MissingPermissionError} without read permission for `path`
- * @throws {CheckpointFormatError} when the file is not a well-formed checkpoint of a known format
- * @throws {ForbiddenPickleError} when a `.pth`'s pickle asks for anything but tensors
- */
-export async function openCheckpoint(path: string): Promise<TensorSource> {
+/** The format of a file's first bytes, or `undefined` when they are none of the known ones. */
+function formatOf(head: Uint8Array): CheckpointFormat | undefined {
+  if (ZIP_MAGIC.every((byte, i) => head[i] === byte)) return "pth";
+  if (GGUF_MAGIC.every((byte, i) => head[i] === byte)) return "gguf";
+  if (head.length === SNIFF_BYTES && head[8] === 0x7b) return "safetensors";
+  return undefined;
+}
+
+async function openFile(path: string): Promise<RandomAccessFile> {
   await requirePermissions([readNeed(path, "read the checkpoint")]);
-  let file: RandomAccessFile;
   try {
-    file = await RandomAccessFile.open(path);
+    return await RandomAccessFile.open(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
       throw new Deno.errors.NotFound(`Cannot read checkpoint "${path}": no such file`, {
@@ -58,6 +66,13 @@ export async function openCheckpoint(path: string): Promise<TensorSource> {
     }
     throw error;
   }
+}
+
+/** Opens `path` and finds its format from its first bytes; closes the file when there is none. */
+async function openSniffed(
+  path: string,
+): Promise<{ file: RandomAccessFile; format: CheckpointFormat }> {
+  const file = await openFile(path);
   let head: Uint8Array;
   try {
     head = await file.readAt(0, Math.min(SNIFF_BYTES, file.size), "file header");
@@ -65,8 +80,8 @@ export async function openCheckpoint(path: string): Promise<TensorSource> {
     file.close();
     throw error;
   }
-  if (ZIP_MAGIC.every((byte, i) => head[i] === byte)) return openPth(file);
-  if (head.length === SNIFF_BYTES && head[8] === 0x7b) return openSafetensors(file);
+  const format = formatOf(head);
+  if (format !== undefined) return { file, format };
   file.close();
   const shown = [...head].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
   const legacy = head[0] === PICKLE_PROTO
@@ -76,6 +91,53 @@ export async function openCheckpoint(path: string): Promise<TensorSource> {
     path,
     0,
     `unrecognised format (first bytes ${shown || "none: the file is empty"}): ` +
-      `supported formats are PyTorch .pth (a torch.save zip archive) and .safetensors${legacy}`,
+      `supported formats are PyTorch .pth (a torch.save zip archive), .safetensors and GGUF` +
+      legacy,
   );
+}
+
+/**
+ * The format of the checkpoint file at `path`, found from its first bytes (never its name).
+ *
+ * @throws {CheckpointFormatError} when the file is of no supported format
+ */
+export async function checkpointFormat(path: string): Promise<CheckpointFormat> {
+  const { file, format } = await openSniffed(path);
+  file.close();
+  return format;
+}
+
+/**
+ * Opens a checkpoint for lazy reading, choosing the reader from the file's first bytes: a zip
+ * archive is read as torch.save's format, `GGUF` as a GGUF file, an 8-byte length followed by `{`
+ * as safetensors. Needs read permission for `path`, checked before anything else.
+ *
+ * @param path the `.pth`, `.safetensors` or `.gguf` file
+ * @returns the checkpoint's tensors; close it (or `using` it) when done
+ * @throws {MissingPermissionError} without read permission for `path`
+ * @throws {CheckpointFormatError} when the file is not a well-formed checkpoint of a known format
+ * @throws {ForbiddenPickleError} when a `.pth`'s pickle asks for anything but tensors
+ */
+export async function openCheckpoint(path: string): Promise<TensorSource> {
+  const { file, format } = await openSniffed(path);
+  switch (format) {
+    case "pth":
+      return openPth(file);
+    case "safetensors":
+      return openSafetensors(file);
+    case "gguf":
+      return openGgufFile(file);
+  }
+}
+
+/**
+ * Opens a GGUF file: its tensors (under GGUF's names) and its header, metadata included.
+ *
+ * @throws {CheckpointFormatError} when the file is not a well-formed GGUF of version 2 or 3
+ */
+export async function openGguf(path: string): Promise<GgufCheckpoint> {
+  const { file, format } = await openSniffed(path);
+  if (format === "gguf") return openGgufFile(file);
+  file.close();
+  throw new CheckpointFormatError(path, 0, `not a GGUF file: it is a ${format} checkpoint`);
 }

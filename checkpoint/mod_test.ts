@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { MissingPermissionError } from "../permissions.ts";
 import { CheckpointFormatError } from "./errors.ts";
-import { openCheckpoint } from "./mod.ts";
+import { checkpointFormat, openCheckpoint } from "./mod.ts";
 import { fixture, withTempFile } from "./_testing.ts";
 
 const unsupported = (pattern: RegExp) => (error: Error) => {
   assert.ok(error instanceof CheckpointFormatError, `${error.name}: ${error.message}`);
-  assert.match(error.message, /supported formats are PyTorch \.pth .* and \.safetensors/);
+  assert.match(error.message, /supported formats are PyTorch \.pth .*, \.safetensors and GGUF/);
   assert.match(error.message, pattern);
   return true;
 };
@@ -19,11 +19,20 @@ Deno.test("openCheckpoint() chooses the reader from the file's first bytes, not 
   });
 });
 
+Deno.test("openCheckpoint() reads a GGUF file as one, whatever its name", async () => {
+  const bytes = await Deno.readFile(new URL("../testdata/gguf/types.gguf", import.meta.url));
+  await withTempFile(bytes, async (path) => {
+    assert.equal(await checkpointFormat(path), "gguf");
+    using source = await openCheckpoint(path);
+    assert.equal(source.info("matrix.Q4_K")?.dtype, "Q4_K");
+  });
+});
+
 Deno.test("openCheckpoint() rejects other formats, naming the supported ones", async () => {
-  const gguf = new TextEncoder().encode("GGUF\x03\x00\x00\x00\x00\x00\x00\x00");
+  const ggml = new TextEncoder().encode("lmgg\x03\x00\x00\x00\x00\x00\x00\x00");
   await withTempFile(
-    gguf,
-    (path) => assert.rejects(openCheckpoint(path), unsupported(/first bytes 47 47 55 46/)),
+    ggml,
+    (path) => assert.rejects(openCheckpoint(path), unsupported(/first bytes 6c 6d 67 67/)),
   );
   await withTempFile(
     new Uint8Array(),

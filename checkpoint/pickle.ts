@@ -15,7 +15,7 @@
  */
 
 import { CheckpointFormatError, ForbiddenPickleError } from "./errors.ts";
-import type { StorageDType } from "./tensor_source.ts";
+import type { ElementDType } from "./tensor_source.ts";
 
 /** Most values the pickle stack may hold at once. */
 export const MAX_STACK = 1 << 20;
@@ -45,7 +45,7 @@ export class PickleOrderedDict extends Map<PickleValue, PickleValue> {}
 /** A storage a tensor views: the persistent id `('storage', <class>, key, location, numel)`. */
 export class StorageRef {
   /** Element type, from the storage class (e.g. `torch.BFloat16Storage`). */
-  readonly dtype: StorageDType;
+  readonly dtype: ElementDType;
   /** Key of the storage: its bytes are the archive member `<archive>/data/<key>`. */
   readonly key: string;
   /** Device it was saved from, e.g. `cpu` or `cuda:0` (informational). */
@@ -54,7 +54,7 @@ export class StorageRef {
   readonly numel: number;
 
   /** Describes one storage. */
-  constructor(dtype: StorageDType, key: string, location: string, numel: number) {
+  constructor(dtype: ElementDType, key: string, location: string, numel: number) {
     this.dtype = dtype;
     this.key = key;
     this.location = location;
@@ -94,13 +94,13 @@ export class PickleGlobal {
   /** What REDUCE runs, for a callable. */
   readonly call: ((args: readonly PickleValue[], fail: Fail) => PickleValue) | undefined;
   /** The element type, for a storage class. */
-  readonly storageDType: StorageDType | undefined;
+  readonly storageDType: ElementDType | undefined;
 
   /** Describes one allowlisted global. */
   constructor(
     name: string,
     call: ((args: readonly PickleValue[], fail: Fail) => PickleValue) | undefined,
-    storageDType: StorageDType | undefined,
+    storageDType: ElementDType | undefined,
   ) {
     this.name = name;
     this.call = call;
@@ -136,7 +136,7 @@ export interface PickleSource {
   readonly fileOffset: number;
 }
 
-const STORAGE_CLASSES: Readonly<Record<string, StorageDType>> = {
+const STORAGE_CLASSES: Readonly<Record<string, ElementDType>> = {
   DoubleStorage: "F64",
   FloatStorage: "F32",
   HalfStorage: "F16",

@@ -95,7 +95,7 @@ async function readPth(file: RandomAccessFile): Promise<TensorSource> {
       `no tensors found in "${pickleEntry.name}" (its dict has ${dict.size} keys${shown})`,
     );
   }
-  return new LazySource(file, tensors);
+  return new LazySource(file, tensors, "pth");
 }
 
 /** The state dict: the top-level dict, or its `"model"` dict (as training checkpoints have). */

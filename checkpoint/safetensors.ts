@@ -9,12 +9,12 @@
  */
 
 import { elementCount } from "../shape.ts";
-import { DTYPE_BYTES, isStorageDType } from "./dtype.ts";
+import { DTYPE_BYTES, isElementDType } from "./dtype.ts";
 import { CheckpointFormatError } from "./errors.ts";
 import { LazySource, type StoredTensor } from "./lazy_source.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";
 import { rowMajorStrides } from "./strided_view.ts";
-import type { StorageDType, TensorSource } from "./tensor_source.ts";
+import type { ElementDType, TensorSource } from "./tensor_source.ts";
 
 /** Largest JSON header read, in bytes (the format's reference implementation uses the same cap). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -23,7 +23,7 @@ const HEADER_LENGTH_BYTES = 8;
 
 interface Entry {
   readonly name: string;
-  readonly dtype: StorageDType;
+  readonly dtype: ElementDType;
   readonly shape: readonly number[];
   readonly begin: number;
   readonly end: number;
@@ -132,7 +132,7 @@ async function readSafetensors(file: RandomAccessFile): Promise<TensorSource> {
         file.readAt(dataStart + entry.begin + start, length, `safetensors tensor "${entry.name}"`),
     },
   }));
-  return new LazySource(file, tensors);
+  return new LazySource(file, tensors, "safetensors");
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -151,7 +151,7 @@ function parseEntry(
 ): Entry {
   if (!isRecord(value)) throw fail("its entry is not an object");
   const { dtype, shape, data_offsets: offsets } = value;
-  if (typeof dtype !== "string" || !isStorageDType(dtype)) {
+  if (typeof dtype !== "string" || !isElementDType(dtype)) {
     const supported = Object.keys(DTYPE_BYTES).join(", ");
     throw fail(`unsupported dtype ${JSON.stringify(dtype)}; supported: ${supported}`);
   }

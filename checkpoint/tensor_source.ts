@@ -6,7 +6,7 @@
  */
 
 /** Element types a checkpoint may store, named as safetensors names them. */
-export type StorageDType =
+export type ElementDType =
   | "F64"
   | "F32"
   | "F16"
@@ -17,6 +17,12 @@ export type StorageDType =
   | "I8"
   | "U8"
   | "BOOL";
+
+/** Block-quantized types (GGUF files): each block packs a run of values with its scales. */
+export type BlockDType = "Q8_0" | "Q4_0" | "Q4_1" | "Q4_K" | "Q5_K" | "Q6_K";
+
+/** Every type a checkpoint may store. */
+export type StorageDType = ElementDType | BlockDType;
 
 /** What a checkpoint's index says about one tensor, known without reading its data. */
 export interface TensorInfo {
@@ -36,10 +42,25 @@ export interface RowRange {
   readonly end: number;
 }
 
+/** A tensor's bytes as stored, row-major. */
+export interface StoredBytes {
+  /** How the bytes encode values. */
+  readonly dtype: StorageDType;
+  /** Logical shape of the rows read. */
+  readonly shape: readonly number[];
+  /** The stored bytes. */
+  readonly bytes: Uint8Array<ArrayBuffer>;
+}
+
+/** The file formats checkpoints are read from. */
+export type CheckpointFormat = "pth" | "safetensors" | "gguf";
+
 /** A checkpoint opened for lazy, random-access reading. Close it (or `using` it) when done. */
 export interface TensorSource extends Disposable {
   /** The file this source reads. */
   readonly path: string;
+  /** The file's format, as found from its content. */
+  readonly format: CheckpointFormat;
   /** Every tensor in the checkpoint, in file order. Reads no tensor data. */
   list(): readonly TensorInfo[];
   /** One tensor's description, or `undefined` when the checkpoint has no such tensor. */
@@ -49,6 +70,12 @@ export interface TensorSource extends Disposable {
    * stored dtype and resolving strided views. Only the bytes the tensor needs are read.
    */
   readFloat32(name: string, rows?: RowRange): Promise<Float32Array>;
+  /**
+   * Reads one tensor (or a range of its rows) as stored, without conversion: quantized blocks stay
+   * as they are. Only for tensors stored row-major and contiguous (every GGUF and safetensors
+   * tensor).
+   */
+  readStored(name: string, rows?: RowRange): Promise<StoredBytes>;
   /** Releases the file handle. */
   close(): void;
 }

@@ -7,20 +7,22 @@
  * @module
  */
 
-import { DTYPE_BYTES } from "./dtype.ts";
+import { DTYPE_BYTES, isBlockDType } from "./dtype.ts";
+import { dequantize } from "./dequantize.ts";
 import type { StorageDType } from "./tensor_source.ts";
 
 const TWO_TO_32 = 4294967296;
 
 /**
- * Converts `bytes` (whole elements of `dtype`, row-major) to fp32. An fp32 buffer the result
- * would merely copy is returned as a view of the same memory. Integers beyond 2^24 round to the
- * nearest fp32 (int64 through fp64 first); bools become 0 or 1.
+ * Converts `bytes` (whole elements or blocks of `dtype`, row-major) to fp32. An fp32 buffer the
+ * result would merely copy is returned as a view of the same memory. Integers beyond 2^24 round to
+ * the nearest fp32 (int64 through fp64 first); bools become 0 or 1.
  */
 export function toFloat32(
   dtype: StorageDType,
   bytes: Uint8Array<ArrayBuffer>,
 ): Float32Array<ArrayBuffer> {
+  if (isBlockDType(dtype)) return dequantize(dtype, bytes);
   const itemBytes = DTYPE_BYTES[dtype];
   const count = bytes.byteLength / itemBytes;
   const { buffer, byteOffset } = bytes.byteOffset % itemBytes === 0 ? bytes : bytes.slice();

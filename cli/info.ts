@@ -10,7 +10,7 @@ import { modelFlags, modelFlagsUsage, modelPathsFromFlags } from "./model_flags.
 import { openModel } from "../llama/open.ts";
 import { parameterCount } from "../llama/config.ts";
 import { validateTensors } from "../llama/weights.ts";
-import { DTYPE_BYTES } from "../checkpoint/dtype.ts";
+import { storedBytes } from "../checkpoint/dtype.ts";
 import { elementCount } from "../shape.ts";
 
 /** `llamane info -c CKPT -p PARAMS` */
@@ -44,7 +44,7 @@ ${modelFlagsUsage}`,
     const nameWidth = Math.max(...tensors.map((t) => t.name.length));
     let totalBytes = 0;
     for (const t of tensors) {
-      totalBytes += elementCount(t.shape) * DTYPE_BYTES[t.dtype];
+      totalBytes += storedBytes(t.dtype, elementCount(t.shape));
       console.log(
         `${t.name.padEnd(nameWidth)}  ${`[${t.shape.join(", ")}]`.padEnd(14)}  ${t.dtype}`,
       );

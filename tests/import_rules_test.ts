@@ -18,8 +18,10 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   "permissions.ts": [],
   "version.ts": ["deno.json"],
   protobuf: [],
-  checkpoint: ["permissions.ts"],
-  tokenizer: ["protobuf", "permissions.ts"],
+  // The GGUF container: checkpoint/ reads its tensors, and tokenizer/ may read its vocabulary.
+  gguf: [],
+  checkpoint: ["gguf", "permissions.ts"],
+  tokenizer: ["protobuf", "gguf", "permissions.ts"],
   coreml: ["protobuf"],
   llama: ["checkpoint", "permissions.ts"],
   bundle: ["coreml", "llama", "tokenizer", "permissions.ts"],

@@ -97,9 +97,11 @@ function asStored(source: TensorSource): TensorSource {
   };
   return {
     path: source.path,
+    format: source.format,
     list: () => source.list(),
     info: (name) => source.info(name),
     readFloat32: stored,
+    readStored: () => Promise.reject(new Error("the stored view has only fp32 values")),
     close: () => {},
     [Symbol.dispose]: () => {},
   };
