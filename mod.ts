@@ -2,8 +2,8 @@
  * llamane: put Llama models on the Apple Neural Engine, and run them anywhere.
  *
  * - {@link exportModel} turns a Meta checkpoint into a bundle of static-shape Core ML programs.
- * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it;
- *   {@link LookaheadDecoder} gives greedy decoding's tokens in fewer model calls.
+ * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it, and
+ *   with its `lookahead` option gives greedy decoding's tokens in fewer model calls.
  * - {@link loadTokenizer} reads SentencePiece and tiktoken tokenizers.
  *
  * Each entry point checks the Deno permissions it needs up front and names the missing flag.
@@ -35,40 +35,22 @@ export type {
   LinearQuantization,
 } from "./export/options.ts";
 export type { QuantBits } from "./export/quantize.ts";
-export { loadModel, type LoadModelOptions } from "./runtime/load_model.ts";
-export type { BackendRequest, SelectBackendOptions } from "./runtime/backend/select.ts";
-export type { ComputeUnits } from "./ffi/coreml.ts";
-export { type ForwardResult, LoadedModel, type LogitRows } from "./runtime/model.ts";
-export type { CallInputs } from "./runtime/call_inputs.ts";
 export type { FloatDType } from "./coreml/dtype.ts";
-export type { FeatureDType } from "./coreml/model.ts";
-export type { FloatArray, KvCache, KvCacheShape } from "./runtime/kv_cache.ts";
-export { generate, type GenerateOptions, Generation, type TokenEvent } from "./runtime/generate.ts";
-export { LookaheadDecoder, type LookaheadGenerateOptions } from "./runtime/lookahead_decoder.ts";
+export { loadModel } from "./runtime/load_model.ts";
+export type { BackendOptions, BackendRequest } from "./runtime/backend/select.ts";
+export type { ComputeUnits } from "./ffi/coreml.ts";
+export type { LoadedModel } from "./runtime/model.ts";
+export {
+  generate,
+  type GenerateOptions,
+  type Generation,
+  type TokenEvent,
+} from "./runtime/generate.ts";
 export { LookaheadError, type LookaheadOptions } from "./runtime/lookahead.ts";
 export type { GenerationStats, LookaheadStats } from "./runtime/generation_stats.ts";
-export type { Backend, IoArray, LoadedFunction } from "./runtime/backend/backend.ts";
-export {
-  type BundleReport,
-  type FunctionReport,
-  inspectBundle,
-  type PieceReport,
-} from "./bundle/inspect.ts";
-export {
-  BUNDLE_FORMAT,
-  type BundleManifest,
-  type ExportSpec,
-  type FunctionSpec,
-  type IoSpec,
-  type PieceSpec,
-  type TokenizerSpec,
-} from "./bundle/manifest.ts";
-export type { ModelConfig, RopeScaling } from "./llama/config.ts";
 export {
   type EncodeOptions,
   loadTokenizer,
-  parseTokenizer,
-  type ParseTokenizerOptions,
   type StreamingDecoder,
   type Tokenizer,
 } from "./tokenizer/mod.ts";

@@ -115,6 +115,7 @@ export class BundleError extends SyntaxError {
   /** The bundle directory. */
   readonly path: string;
 
+  /** Builds the message `Cannot read bundle "<path>": <detail>`. */
   constructor(path: string, detail: string) {
     super(`Cannot read bundle "${path}": ${detail}`);
     this.name = "BundleError";

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { parseFlags, usage } from "./args.ts";
 import type { Command } from "./command.ts";
 import { exportCommand } from "./export.ts";
 import { runCommand } from "./run.ts";
@@ -15,12 +16,16 @@ const BUNDLE = "out/kjv-tiny.llamane";
 /** `llamane demo` */
 export const demoCommand: Command = {
   summary: "export the embedded King James model and generate from it",
-  usage: `Usage: llamane demo
+  usage: usage({
+    command: "demo",
+    synopsis: [""],
+    description:
+      `Exports ${MODEL} to ${BUNDLE} with the default options (fp16, int4 per channel), then continues "And God said" on the CPU backend. Run from the repository root.`,
+    flags: {},
+  }),
 
-Exports ${MODEL} to ${BUNDLE} with the default options (fp16, int4 per channel), then continues
-"And God said" on the CPU backend. Run from the repository root.`,
-
-  async main() {
+  async main(argv) {
+    parseFlags(argv, {});
     await Deno.mkdir("out", { recursive: true });
     await exportCommand.main([
       "-c",

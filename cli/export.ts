@@ -4,66 +4,112 @@
  * @module
  */
 
-import { parseCommandLine, parseInteger, UsageError } from "./args.ts";
+import { type FlagTable, parseChoice, parseFlags, parseInteger, usage } from "./args.ts";
 import type { Command } from "./command.ts";
-import { modelFlags, modelFlagsUsage, modelPathsFromFlags } from "./model_flags.ts";
+import { modelFlags, modelPathsFromFlags } from "./model_flags.ts";
 import { ProgressLine } from "./progress.ts";
 import { exportModel } from "../export/export_model.ts";
 import {
-  DEFAULT_OUTPUT,
-  type LinearQuantization,
+  EXPORT_DEFAULTS,
+  formatEmbeddingQuantization,
+  LINEAR_QUANTIZATIONS,
   parseEmbeddingQuantization,
 } from "../export/options.ts";
 import { formatBytes } from "./format.ts";
-import type { FloatDType } from "../coreml/dtype.ts";
+
+const FLOAT_DTYPES = ["fp16", "fp32"] as const;
 
 const flags = {
   ...modelFlags,
-  output: { type: "string", short: "o", default: DEFAULT_OUTPUT },
-  tokenizer: { type: "string", short: "t" },
-  max_context_len: { type: "string", default: "1024" },
-  input_len: { type: "string", default: "32" },
-  dtype: { type: "string", default: "fp16" },
-  embedding_quantize: { type: "string", short: "E", default: "8,0" },
-  linear_quantize: { type: "string", default: "c4w" },
-  target_split_size: { type: "string", default: "1024" },
-  max_splits: { type: "string", default: "8" },
-  no_graph_breaks: { type: "boolean", default: false },
-  multifunction: { type: "boolean", default: false },
-  quiet: { type: "boolean", short: "q", default: false },
-} as const;
+  output: {
+    type: "string",
+    short: "o",
+    value: "PATH",
+    help: "bundle directory",
+    default: EXPORT_DEFAULTS.output,
+  },
+  tokenizer: {
+    type: "string",
+    short: "t",
+    value: "PATH",
+    help: "tokenizer to bundle",
+    defaultText: "tokenizer.model beside the checkpoint",
+  },
+  max_context_len: {
+    type: "string",
+    value: "N",
+    help: "cache slots plus one call",
+    default: String(EXPORT_DEFAULTS.maxContextLen),
+  },
+  input_len: {
+    type: "string",
+    value: "N",
+    help: "tokens per forward call, L",
+    default: String(EXPORT_DEFAULTS.inputLen),
+  },
+  dtype: {
+    type: "string",
+    value: FLOAT_DTYPES.join("|"),
+    help: "weights and activations; the Neural Engine needs fp16",
+    default: EXPORT_DEFAULTS.dtype,
+  },
+  embedding_quantize: {
+    type: "string",
+    short: "E",
+    value: "B,G",
+    help: "embedding bits (4 or 8) and group size (0: one scale per row), or none",
+    default: formatEmbeddingQuantization(EXPORT_DEFAULTS.embeddingQuantize),
+  },
+  linear_quantize: {
+    type: "string",
+    value: "Q",
+    help: `linear weights, one of ${LINEAR_QUANTIZATIONS.join(", ")}: c4w int4 per channel ` +
+      "(what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per channel",
+    default: EXPORT_DEFAULTS.linearQuantize,
+  },
+  target_split_size: {
+    type: "string",
+    value: "N",
+    help: "split linear layers into parts of about N outputs",
+    default: String(EXPORT_DEFAULTS.targetSplitSize),
+  },
+  max_splits: {
+    type: "string",
+    value: "N",
+    help: "at most N parts per linear layer",
+    default: String(EXPORT_DEFAULTS.maxSplits),
+  },
+  no_graph_breaks: {
+    type: "boolean",
+    help: "one program instead of the embedding, blocks and head pieces",
+  },
+  multifunction: {
+    type: "boolean",
+    help: "prefill (L tokens) and decode (1 token) functions sharing one weight file",
+  },
+  quiet: { type: "boolean", short: "q", help: "no progress line" },
+} as const satisfies FlagTable;
 
 /** `llamane export -c CKPT -p PARAMS [-o BUNDLE] ...` */
 export const exportCommand: Command = {
   summary: "export a checkpoint to a Core ML bundle for the Neural Engine",
-  usage: `Usage: llamane export -c CHECKPOINT -p PARAMS [-o BUNDLE] [flags]
-
-Writes a bundle directory: one static-shape Core ML program per piece (embedding, blocks, head),
-the tokenizer, and manifest.json. The bundle is staged beside BUNDLE and renamed into place.
-
-${modelFlagsUsage}
-  -o, --output PATH              bundle directory (default model.llamane)
-  -t, --tokenizer PATH           tokenizer to bundle (default: tokenizer.model beside the checkpoint)
-      --max_context_len N        cache slots plus one call (default 1024)
-      --input_len N              tokens per forward call, L (default 32)
-      --dtype fp16|fp32          weights and activations (default fp16; the Neural Engine needs fp16)
-  -E, --embedding_quantize B,G   embedding bits 4 or 8 and group size, 0 = per row; or none (default 8,0)
-      --linear_quantize Q        c4w, b4w, c8w or none (default c4w; the Neural Engine wants c4w)
-      --target_split_size N      split linear layers into parts of about N outputs (default 1024)
-      --max_splits N             at most N parts per linear layer (default 8)
-      --no_graph_breaks          one program instead of embedding, blocks and head
-      --multifunction            prefill and decode functions sharing weights (not available yet)
-  -q, --quiet                    no progress line
-
-Kebab-case spellings (--max-context-len) work too.`,
+  usage: usage({
+    command: "export",
+    synopsis: ["-c CHECKPOINT -p PARAMS [-o BUNDLE] [flags]"],
+    description:
+      "Writes a bundle directory: one static-shape Core ML program per piece (embedding, blocks, head), the tokenizer, and manifest.json. The bundle is staged beside BUNDLE and renamed into place.",
+    flags,
+  }),
 
   async main(argv) {
-    const { values } = parseCommandLine(argv, flags);
+    const { values } = parseFlags(argv, flags);
     const { paths, options } = modelPathsFromFlags(values);
-    const dtype = values.dtype as FloatDType;
-    if (dtype !== "fp16" && dtype !== "fp32") {
-      throw new UsageError(`Invalid --dtype: expected fp16 or fp32, got "${dtype}"`);
-    }
+    const dtype = parseChoice("dtype", values.dtype, FLOAT_DTYPES);
+    const linearQuantize = parseChoice(
+      "linear_quantize",
+      values.linear_quantize,
+      LINEAR_QUANTIZATIONS,
+    );
     const progress = new ProgressLine(values.quiet);
     const summary = await exportModel({
       ...paths,
@@ -74,7 +120,7 @@ Kebab-case spellings (--max-context-len) work too.`,
       inputLen: parseInteger("input_len", values.input_len, 1),
       dtype,
       embeddingQuantize: parseEmbeddingQuantization(values.embedding_quantize),
-      linearQuantize: values.linear_quantize as LinearQuantization,
+      linearQuantize,
       targetSplitSize: parseInteger("target_split_size", values.target_split_size, 1),
       maxSplits: parseInteger("max_splits", values.max_splits, 1),
       graphBreaks: !values.no_graph_breaks,

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { parseCommandLine } from "./args.ts";
+import { parseFlags, usage } from "./args.ts";
 import type { Command } from "./command.ts";
-import { modelFlags, modelFlagsUsage, modelPathsFromFlags } from "./model_flags.ts";
+import { modelFlags, modelPathsFromFlags } from "./model_flags.ts";
 import { openModel } from "../llama/open.ts";
 import { parameterCount } from "../llama/config.ts";
 import { validateTensors } from "../llama/weights.ts";
@@ -16,15 +16,16 @@ import { elementCount } from "../shape.ts";
 /** `llamane info -c CKPT -p PARAMS` */
 export const infoCommand: Command = {
   summary: "print a checkpoint's config, parameter count and tensors",
-  usage: `Usage: llamane info -c CHECKPOINT -p PARAMS
-
-Prints the resolved model config, the parameter count and every tensor (name, shape, dtype), then
-checks the tensors against the config.
-
-${modelFlagsUsage}`,
+  usage: usage({
+    command: "info",
+    synopsis: ["-c CHECKPOINT -p PARAMS"],
+    description:
+      "Prints the resolved model config, the parameter count and every tensor (name, shape, dtype), then checks the tensors against the config.",
+    flags: modelFlags,
+  }),
 
   async main(argv) {
-    const { values } = parseCommandLine(argv, modelFlags);
+    const { values } = parseFlags(argv, modelFlags);
     const { paths, options } = modelPathsFromFlags(values);
     using model = await openModel(paths, options);
     const { config, source } = model;

@@ -4,19 +4,29 @@
  * @module
  */
 
-import { parseCommandLine, UsageError } from "./args.ts";
+import { type FlagTable, parseFlags, usage, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { formatBytes } from "./format.ts";
 import { inspectBundle } from "../bundle/inspect.ts";
 import type { IoSpec } from "../bundle/manifest.ts";
 import { computePlanReport } from "../runtime/backend/compute_plan.ts";
 import { formatComputePlan } from "../runtime/backend/format_compute_plan.ts";
-import { parseComputeUnits } from "../runtime/backend/select.ts";
+import { BACKEND_DEFAULTS, parseComputeUnits } from "../runtime/backend/select.ts";
+import { COMPUTE_UNITS_CODES } from "../ffi/coreml.ts";
 
 const flags = {
-  compute_plan: { type: "boolean", default: false },
-  compute_units: { type: "string", default: "cpuAndNeuralEngine" },
-} as const;
+  compute_plan: {
+    type: "boolean",
+    help: "instead, ask Core ML (macOS 14.4+) where each op of each function runs: counts per " +
+      "device (Neural Engine, GPU, CPU) and the ops that fall off the Neural Engine",
+  },
+  compute_units: {
+    type: "string",
+    value: "U",
+    help: `for --compute_plan: ${Object.keys(COMPUTE_UNITS_CODES).join(", ")}`,
+    default: BACKEND_DEFAULTS.computeUnits,
+  },
+} as const satisfies FlagTable;
 
 function formatIo(io: IoSpec): string {
   return `${io.name} ${io.dtype}[${io.shape.join(", ")}]`;
@@ -25,18 +35,16 @@ function formatIo(io: IoSpec): string {
 /** `llamane inspect BUNDLE` */
 export const inspectCommand: Command = {
   summary: "print a bundle's pieces, functions, inputs, outputs, ops and weight sizes",
-  usage: `Usage: llamane inspect BUNDLE
-
-Prints the export settings, then for every piece its functions with their inputs and outputs
-(dtype and shape), op counts, and weight bytes by storage type.
-
-      --compute_plan         instead, ask Core ML (macOS 14.4+) where each op of each function
-                             runs: counts per device (Neural Engine, GPU, CPU) and the ops that
-                             fall off the Neural Engine
-      --compute_units U      for --compute_plan: cpuAndNeuralEngine (default), all, cpuOnly, cpuAndGPU`,
+  usage: usage({
+    command: "inspect",
+    synopsis: ["BUNDLE [flags]"],
+    description:
+      "Prints the export settings, then for every piece its functions with their inputs and outputs (dtype and shape), op counts, and weight bytes by storage type.",
+    flags,
+  }),
 
   async main(argv) {
-    const { values, positionals } = parseCommandLine(argv, flags, true);
+    const { values, positionals } = parseFlags(argv, flags, true);
     if (positionals.length !== 1) throw new UsageError("Expected one BUNDLE path");
     if (values.compute_plan) {
       const computeUnits = parseComputeUnits(values.compute_units);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { UsageError } from "./args.ts";
+import { flagArguments, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
 import { demoCommand } from "./demo.ts";
@@ -12,8 +12,9 @@ import { exportCommand } from "./export.ts";
 import { inspectCommand } from "./inspect.ts";
 import { runCommand } from "./run.ts";
 import { tokenizeCommand } from "./tokenize.ts";
+import { VERSION } from "../version.ts";
 
-const commands: Record<string, Command> = {
+const commands: Readonly<Record<string, Command>> = {
   demo: demoCommand,
   export: exportCommand,
   run: runCommand,
@@ -22,28 +23,58 @@ const commands: Record<string, Command> = {
   tokenize: tokenizeCommand,
 };
 
-function overview(): string {
-  const width = Math.max(...Object.keys(commands).map((name) => name.length));
-  const lines = Object.entries(commands).map(([name, c]) =>
-    `  ${name.padEnd(width)}  ${c.summary}`
-  );
-  return `Usage: llamane <command> [flags]\n\nCommands:\n${lines.join("\n")}\n\n` +
-    "Run llamane <command> --help for a command's flags.";
+/** What `llamane --help` prints: every command with its summary, in aligned columns. */
+export function overview(): string {
+  const rows: [string, string][] = [
+    ...Object.entries(commands).map(([name, c]): [string, string] => [name, c.summary]),
+    ["help COMMAND", "print a command's flags (as llamane COMMAND --help does)"],
+  ];
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const lines = rows.map(([name, summary]) => `  ${name.padEnd(width)}  ${summary}`);
+  return `Usage: llamane <command> [flags]\n       llamane --version\n\nCommands:\n${
+    lines.join("\n")
+  }\n\nRun llamane help <command> for a command's flags.`;
+}
+
+/** The usage text of every command, by name, as `llamane <command> --help` prints it. */
+export function commandUsages(): Readonly<Record<string, string>> {
+  return Object.fromEntries(Object.entries(commands).map(([name, c]) => [name, c.usage]));
+}
+
+function unknownCommand(name: string): number {
+  console.error(`llamane: unknown command "${name}"\n\n${overview()}`);
+  return 2;
+}
+
+/** `llamane help [COMMAND]`. */
+function help(topic: string | undefined): number {
+  if (topic === undefined) {
+    console.log(overview());
+    return 0;
+  }
+  const command = commands[topic];
+  if (command === undefined) return unknownCommand(topic);
+  console.log(command.usage);
+  return 0;
 }
 
 /** Runs the CLI on `argv` and returns the process exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+  if (name === undefined) {
     console.log(overview());
-    return name === undefined ? 2 : 0;
-  }
-  const command = commands[name];
-  if (command === undefined) {
-    console.error(`llamane: unknown command "${name}"\n\n${overview()}`);
     return 2;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
+  if (name === "--version" || name === "-V") {
+    console.log(`llamane ${VERSION}`);
+    return 0;
+  }
+  if (name === "--help" || name === "-h") return help(undefined);
+  if (name === "help") return help(rest[0]);
+  const command = commands[name];
+  if (command === undefined) return unknownCommand(name);
+  const flags = flagArguments(rest);
+  if (flags.includes("--help") || flags.includes("-h")) {
     console.log(command.usage);
     return 0;
   }

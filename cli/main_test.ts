@@ -101,3 +101,31 @@ Deno.test("llamane export reports bad flags as usage errors", async () => {
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Unknown option '--frobnicate'/);
 });
+
+Deno.test("llamane --version prints the version deno.json declares", async () => {
+  const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+  const result = await llamane([], "--version");
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout, `llamane ${config.version}\n`);
+});
+
+Deno.test("llamane help <command> prints what llamane <command> --help prints", async () => {
+  for (const name of ["export", "run", "inspect", "info", "tokenize", "demo"]) {
+    const help = await llamane([], "help", name);
+    const flag = await llamane([], name, "--help");
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, new RegExp(`^Usage: llamane ${name}`));
+    assert.equal(help.stdout, flag.stdout);
+  }
+  assert.equal((await llamane([], "help")).stdout, (await llamane([], "--help")).stdout);
+  const unknown = await llamane([], "help", "frobnicate");
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+});
+
+Deno.test("llamane export --help shows the exporter's defaults and no stale remarks", async () => {
+  const { stdout } = await llamane([], "export", "--help");
+  assert.match(stdout, /--max_context_len N +cache slots plus one call \(default 1024\)/);
+  assert.match(stdout, /--multifunction +prefill \(L tokens\) and decode/);
+  assert.doesNotMatch(stdout, /not available/);
+});

@@ -4,22 +4,26 @@
  * @module
  */
 
-import { type OptionSpec, parseNumber, UsageError } from "./args.ts";
-import type { ConfigOptions } from "../llama/config.ts";
+import { type FlagTable, parseNumber, UsageError } from "./args.ts";
+import { type ConfigOptions, DEFAULT_ROPE_SCALE_FACTOR } from "../llama/config.ts";
 import type { ModelPaths } from "../llama/open.ts";
 
 /** `-c/--checkpoint`, `-p/--params`, `--rope_scale_factor`. */
 export const modelFlags = {
-  checkpoint: { type: "string", short: "c" },
-  params: { type: "string", short: "p" },
-  rope_scale_factor: { type: "string" },
-} as const satisfies OptionSpec;
-
-/** Usage lines for {@link modelFlags}. */
-export const modelFlagsUsage = `  -c, --checkpoint PATH      model checkpoint (.pth or .safetensors)
-  -p, --params PATH          Meta params.json
-      --rope_scale_factor N  RoPE scale factor for use_scaled_rope models (default 8; Llama 3.2
-                             1B/3B need 32)`;
+  checkpoint: {
+    type: "string",
+    short: "c",
+    value: "PATH",
+    help: "model checkpoint (.pth or .safetensors)",
+  },
+  params: { type: "string", short: "p", value: "PATH", help: "Meta params.json" },
+  rope_scale_factor: {
+    type: "string",
+    value: "N",
+    help: "RoPE scale factor of use_scaled_rope models; Llama 3.2 1B and 3B need 32",
+    defaultText: String(DEFAULT_ROPE_SCALE_FACTOR),
+  },
+} as const satisfies FlagTable;
 
 /** Reads the checkpoint flags, requiring both paths. */
 export function modelPathsFromFlags(values: {

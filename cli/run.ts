@@ -4,40 +4,108 @@
  * @module
  */
 
-import { parseCommandLine, parseInteger, parseNumber, UsageError } from "./args.ts";
+import {
+  type FlagTable,
+  parseFlags,
+  parseInteger,
+  parseNumber,
+  usage,
+  UsageError,
+} from "./args.ts";
 import type { Command } from "./command.ts";
 import { openCheckpoint } from "../checkpoint/mod.ts";
 import { EagerLlama } from "../llama/forward.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import { compareWithEager } from "../runtime/compare.ts";
-import { generate } from "../runtime/generate.ts";
+import { generate, GENERATE_DEFAULTS } from "../runtime/generate.ts";
+import { LOOKAHEAD_DEFAULTS } from "../runtime/lookahead.ts";
+import { loadModel } from "../runtime/load_model.ts";
+import { COMPUTE_UNITS_CODES } from "../ffi/coreml.ts";
 import type { GenerationStats } from "../runtime/generation_stats.ts";
-import { LoadedModel } from "../runtime/model.ts";
 import {
+  BACKEND_DEFAULTS,
   BackendChoiceError,
   parseBackendRequest,
   parseComputeUnits,
-  selectBackend,
 } from "../runtime/backend/select.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 
 const flags = {
-  model: { type: "string", short: "m" },
-  tokenizer: { type: "string", short: "t" },
-  prompt: { type: "string", default: "Once upon a time," },
-  max_new_tokens: { type: "string", default: "100" },
-  temperature: { type: "string" },
-  top_p: { type: "string", default: "0.9" },
-  seed: { type: "string" },
-  backend: { type: "string", default: "auto" },
-  compute_units: { type: "string", default: "cpuAndNeuralEngine" },
-  compare_eager: { type: "string" },
-  lookahead: { type: "boolean", default: false },
-  ngram_size: { type: "string", default: "5" },
-  window_size: { type: "string", default: "4" },
-  n_verifications: { type: "string", default: "4" },
-} as const;
+  model: {
+    type: "string",
+    short: "m",
+    value: "BUNDLE",
+    help: "bundle directory written by llamane export",
+  },
+  tokenizer: {
+    type: "string",
+    short: "t",
+    value: "PATH",
+    help: "tokenizer.model",
+    defaultText: "the bundle's",
+  },
+  prompt: { type: "string", value: "TEXT", help: "text to continue", default: "Once upon a time," },
+  max_new_tokens: {
+    type: "string",
+    value: "N",
+    help: "most tokens to generate",
+    default: String(GENERATE_DEFAULTS.maxNewTokens),
+  },
+  temperature: {
+    type: "string",
+    value: "T",
+    help: "0 is greedy",
+    defaultText: `${GENERATE_DEFAULTS.temperature}; 0 with --lookahead`,
+  },
+  top_p: {
+    type: "string",
+    value: "P",
+    help: "nucleus sampling mass",
+    default: String(GENERATE_DEFAULTS.topP),
+  },
+  seed: { type: "string", value: "N", help: "seed of the sampler", defaultText: "random" },
+  backend: {
+    type: "string",
+    value: "B",
+    help: "auto (Core ML on macOS when its bridge is built, else cpu), cpu or coreml",
+    default: BACKEND_DEFAULTS.backend,
+  },
+  compute_units: {
+    type: "string",
+    value: "U",
+    help: `Core ML compute units: ${Object.keys(COMPUTE_UNITS_CODES).join(", ")}`,
+    default: BACKEND_DEFAULTS.computeUnits,
+  },
+  lookahead: {
+    type: "boolean",
+    help: "greedy decoding in fewer model calls (single-method bundles)",
+  },
+  ngram_size: {
+    type: "string",
+    value: "N",
+    help: "lookahead n-gram length",
+    default: String(LOOKAHEAD_DEFAULTS.ngramSize),
+  },
+  window_size: {
+    type: "string",
+    value: "W",
+    help: "lookahead window columns",
+    default: String(LOOKAHEAD_DEFAULTS.windowSize),
+  },
+  n_verifications: {
+    type: "string",
+    value: "G",
+    help: "candidate n-grams verified per call; (N-1)*(W+G) must not exceed the bundle's input_len",
+    default: String(LOOKAHEAD_DEFAULTS.verifications),
+  },
+  compare_eager: {
+    type: "string",
+    value: "CKPT",
+    help: "also run the eager fp32 reference on the same tokens and report the largest logit " +
+      "difference and the top-1 agreement",
+  },
+} as const satisfies FlagTable;
 
 function rate(tokens: number, seconds: number): string {
   return seconds > 0 ? `${(tokens / seconds).toFixed(1)} tok/s` : "- tok/s";
@@ -76,39 +144,24 @@ function backendSelection(backend: string, computeUnits: string) {
 /** `llamane run -m BUNDLE [--prompt TEXT] ...` */
 export const runCommand: Command = {
   summary: "generate text from a bundle",
-  usage: `Usage: llamane run -m BUNDLE [--prompt TEXT] [flags]
-
-Streams the prompt's continuation to stdout, then a stats line to stderr.
-
-  -m, --model BUNDLE         bundle directory written by llamane export
-  -t, --tokenizer PATH       tokenizer.model (default: the bundle's)
-      --prompt TEXT          (default "Once upon a time,")
-      --max_new_tokens N     (default 100)
-      --temperature T        0 is greedy (default 0.6; 0 with --lookahead)
-      --top_p P              nucleus sampling mass (default 0.9)
-      --seed N               seed of the sampler (default: random)
-      --backend B            auto (Core ML on macOS when built, else cpu), cpu or coreml
-      --compute_units U      Core ML: cpuAndNeuralEngine (default), all, cpuOnly or cpuAndGPU
-      --lookahead            greedy decoding in fewer model calls (single-method bundles)
-      --ngram_size N         lookahead n-gram length (default 5)
-      --window_size W        lookahead window columns (default 4)
-      --n_verifications G    candidate n-grams verified per call (default 4); needs
-                             (N-1)*(W+G) <= the bundle's input_len
-      --compare_eager CKPT   also run the eager fp32 reference on the same tokens and report the
-                             largest logit difference and top-1 agreement
-
-A prompt longer than the bundle's cache is accepted: the oldest tokens are evicted (a sliding
-window of the cache length plus one call).`,
+  usage: usage({
+    command: "run",
+    synopsis: ["-m BUNDLE [--prompt TEXT] [flags]"],
+    description: "Streams the prompt's continuation to stdout, then a stats line to stderr.",
+    flags,
+    notes:
+      "A prompt longer than the bundle's cache is accepted: the oldest tokens are evicted (a sliding window of the cache length plus one call).",
+  }),
 
   async main(argv) {
-    const { values } = parseCommandLine(argv, flags);
+    const { values } = parseFlags(argv, flags);
     if (values.model === undefined) throw new UsageError("Missing --model");
     const selection = backendSelection(values.backend, values.compute_units);
     const options = {
       maxNewTokens: parseInteger("max_new_tokens", values.max_new_tokens),
       temperature: parseNumber(
         "temperature",
-        values.temperature ?? (values.lookahead ? "0" : "0.6"),
+        values.temperature ?? String(values.lookahead ? 0 : GENERATE_DEFAULTS.temperature),
         0,
       ),
       topP: parseNumber("top_p", values.top_p, 0, 1),
@@ -133,7 +186,7 @@ window of the cache length plus one call).`,
     }
     const tokenizer = await loadTokenizer(tokenizerPath);
 
-    using model = await LoadedModel.load(values.model, await selectBackend(selection));
+    using model = await loadModel(values.model, selection);
     const generation = generate(model, tokenizer, values.prompt, options);
     await Deno.stdout.write(encoder.encode(values.prompt));
     const generated: number[] = [];

@@ -5,35 +5,39 @@
  * @module
  */
 
-import { type OptionSpec, parseCommandLine, parseInteger, UsageError } from "./args.ts";
+import { type FlagTable, parseFlags, parseInteger, usage, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 
 const flags = {
-  tokenizer: { type: "string", short: "t" },
-  bos: { type: "boolean" },
-  eos: { type: "boolean" },
-  special: { type: "boolean" },
-  decode: { type: "boolean" },
-} as const satisfies OptionSpec;
+  tokenizer: {
+    type: "string",
+    short: "t",
+    value: "PATH",
+    help: "tokenizer.model: SentencePiece (Llama 2) or tiktoken (Llama 3)",
+  },
+  bos: { type: "boolean", help: "prepend the beginning-of-sequence id" },
+  eos: { type: "boolean", help: "append the end-of-sequence id" },
+  special: {
+    type: "boolean",
+    help: "recognise special tokens written in TEXT, e.g. <|eot_id|> (tiktoken)",
+  },
+  decode: { type: "boolean", help: "decode the ids given as arguments" },
+} as const satisfies FlagTable;
 
 /** `llamane tokenize -t TOKENIZER [--bos] [--eos] [--special] TEXT...`, or `--decode ID...` */
 export const tokenizeCommand: Command = {
   summary: "encode text to token ids, or decode ids to text",
-  usage: `Usage: llamane tokenize -t TOKENIZER [--bos] [--eos] [--special] TEXT...
-       llamane tokenize -t TOKENIZER --decode ID...
-
-Prints the ids of TEXT (the arguments joined by spaces) on one line, separated by spaces, or with
---decode the text of the ids. Put -- before a TEXT that starts with a dash.
-
-  -t, --tokenizer PATH  tokenizer.model: SentencePiece (Llama 2) or tiktoken (Llama 3)
-      --bos             prepend the beginning-of-sequence id
-      --eos             append the end-of-sequence id
-      --special         recognise special tokens written in TEXT, e.g. <|eot_id|> (tiktoken)
-      --decode          decode the ids given as arguments`,
+  usage: usage({
+    command: "tokenize",
+    synopsis: ["-t TOKENIZER [--bos] [--eos] [--special] TEXT...", "-t TOKENIZER --decode ID..."],
+    description:
+      "Prints the ids of TEXT (the arguments joined by spaces) on one line, separated by spaces, or with --decode the text of the ids. Put -- before a TEXT that starts with a dash: everything after -- is TEXT, even --help.",
+    flags,
+  }),
 
   async main(argv) {
-    const { values, positionals } = parseCommandLine(argv, flags, true);
+    const { values, positionals } = parseFlags(argv, flags, true);
     if (values.tokenizer === undefined) throw new UsageError("Missing --tokenizer");
     if (positionals.length === 0) {
       throw new UsageError(
@@ -51,8 +55,8 @@ Prints the ids of TEXT (the arguments joined by spaces) on one line, separated b
       return;
     }
     const encoded = tokenizer.encode(positionals.join(" "), {
-      bos: values.bos ?? false,
-      eos: values.eos ?? false,
+      bos: values.bos,
+      eos: values.eos,
       allowedSpecial: values.special ? "all" : [],
     });
     console.log(encoded.join(" "));

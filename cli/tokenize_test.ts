@@ -82,3 +82,18 @@ Deno.test("llamane tokenize reports usage mistakes with exit code 2", async () =
     assert.match(result.stderr, /Usage: llamane tokenize/);
   }
 });
+
+Deno.test("llamane tokenize -- --help tokenizes the text --help instead of printing help", async () => {
+  const encoded = await tokenize([`--allow-read=${KJV}`], "-t", KJV, "--", "--help");
+  assert.equal(encoded.code, 0, encoded.stderr);
+  assert.match(encoded.stdout, /^\d+( \d+)*\n$/);
+  const decoded = await tokenize(
+    [`--allow-read=${KJV}`],
+    "-t",
+    KJV,
+    "--decode",
+    ...encoded.stdout.trim().split(" "),
+  );
+  assert.equal(decoded.stdout, "--help\n");
+  assert.match((await tokenize([], "-t", KJV, "--help")).stdout, /^Usage: llamane tokenize/);
+});

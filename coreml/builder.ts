@@ -285,6 +285,8 @@ export class ProgramBuilder {
   readonly #functions = new Map<string, FunctionBuilder>();
 
   /**
+   * Starts an empty program.
+   *
    * @param options.weights where constants of {@link MIN_BLOB_ELEMENTS} or more elements are
    * written; all functions share it, so identical constants are stored once
    */

@@ -18,6 +18,8 @@ export class CoremlFormatError extends SyntaxError {
   readonly offset: number | undefined;
 
   /**
+   * Builds the error from the message the caller wrote and where in the file it applies.
+   *
    * @param path the file being read
    * @param offset byte offset of the problem, or `undefined` when no single offset applies
    * @param message the full message, `Cannot read ... "path": detail`
@@ -42,6 +44,8 @@ export class MilProgramError extends TypeError {
   readonly operationIndex: number | undefined;
 
   /**
+   * Builds the error and records where in the program the problem is.
+   *
    * @param message what was wrong, in the `Cannot ...: detail` voice
    * @param where the function and operation index the problem is in
    */
@@ -55,7 +59,11 @@ export class MilProgramError extends TypeError {
 
 /** A tensor's values do not match its declared shape, dtype or value range. */
 export class TensorShapeError extends RangeError {
-  /** @param message what was wrong, in the `Cannot ...: detail` voice */
+  /**
+   * Builds the error from the message the caller wrote.
+   *
+   * @param message what was wrong, in the `Cannot ...: detail` voice
+   */
   constructor(message: string) {
     super(message);
     this.name = "TensorShapeError";

@@ -26,15 +26,92 @@
  * @module
  */
 
-export * from "./blob_storage.ts";
-export * from "./builder.ts";
-export * from "./dtype.ts";
-export * from "./errors.ts";
-export * from "./identifier.ts";
-export * from "./mil.ts";
-export * from "./model.ts";
-export * from "./package.ts";
-export * from "./proto_reader.ts";
-export * from "./proto_writer.ts";
-export * from "./tensor.ts";
-export * from "./validate.ts";
+export {
+  BLOB_ALIGNMENT,
+  BLOB_HEADER_BYTES,
+  BLOB_METADATA_BYTES,
+  BLOB_SENTINEL,
+  BLOB_STORAGE_VERSION,
+  type BlobRecord,
+  BlobStorageReader,
+  BlobStorageWriter,
+} from "./blob_storage.ts";
+export {
+  type BlobSink,
+  type BuildOptions,
+  FunctionBuilder,
+  MIN_BLOB_ELEMENTS,
+  type OpInput,
+  type OpOptions,
+  ProgramBuilder,
+  Var,
+} from "./builder.ts";
+export {
+  type BlobDType,
+  type DType,
+  DTYPE_INFO,
+  dtypeFromBlobCode,
+  dtypeFromProtoCode,
+  type DTypeInfo,
+  DTYPES,
+  type DTypeValues,
+  type FloatDType,
+  isBlobDType,
+  isSubByte,
+  isValuesOf,
+  type TensorValues,
+} from "./dtype.ts";
+export { CoremlFormatError, MilProgramError, TensorShapeError } from "./errors.ts";
+export { checkIdentifier, RESERVED_WORDS } from "./identifier.ts";
+export {
+  type Binding,
+  type BlobValue,
+  type Block,
+  type ImmediateValue,
+  type MilFunction,
+  type NamedValueType,
+  type Operation,
+  OPSET,
+  type Program,
+  type Value,
+  WEIGHT_FILE_REFERENCE,
+} from "./mil.ts";
+export {
+  describeFunction,
+  EMPTY_METADATA,
+  type FeatureDescription,
+  type FeatureDType,
+  type FunctionDescription,
+  type Metadata,
+  type Model,
+  type ModelDescription,
+  SPECIFICATION_VERSION,
+} from "./model.ts";
+export {
+  FILE_FORMAT_VERSION,
+  type ManifestItem,
+  MODEL_ITEM,
+  type PackageContents,
+  PackageWriter,
+  readPackage,
+  WEIGHTS_ITEM,
+} from "./package.ts";
+export { decodeModel } from "./proto_reader.ts";
+export { encodeModel } from "./proto_writer.ts";
+export {
+  checkShape,
+  checkTensor,
+  float16Bits,
+  float16Values,
+  formatTensorType,
+  sameTensorType,
+  scalar,
+  storedByteLength,
+  type Tensor,
+  tensor,
+  type TensorType,
+  tensorType,
+  valuesFromBytes,
+  valuesToBytes,
+} from "./tensor.ts";
+export { validateModel, validateProgram } from "./validate.ts";

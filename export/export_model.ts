@@ -37,8 +37,9 @@ import { emitPiece, pieceLayouts } from "./graph/pieces.ts";
 import { WeightReader } from "./graph/weight_reader.ts";
 import {
   checkOptionsForModel,
-  DEFAULT_OUTPUT,
+  EXPORT_DEFAULTS,
   type ExportOptions,
+  formatEmbeddingQuantization,
   type ResolvedExportOptions,
   resolveExportOptions,
 } from "./options.ts";
@@ -47,7 +48,10 @@ import {
 export interface ExportSummary {
   /** The bundle directory. */
   readonly output: string;
-  /** The manifest written into the bundle. */
+  /**
+   * The manifest written into the bundle (its types are in the `./bundle` entry point).
+   * @internal
+   */
   readonly manifest: BundleManifest;
   /** Total bytes of all weight files. */
   readonly weightBytes: number;
@@ -100,11 +104,6 @@ function ioSpecs(features: readonly FeatureDescription[]) {
   return features.map(({ name, dtype, shape }) => ({ name, dtype, shape: [...shape] }));
 }
 
-function embeddingLabel(options: ResolvedExportOptions): string {
-  const e = options.embeddingQuantize;
-  return e === "none" ? "none" : `${e.bits},${e.groupSize}`;
-}
-
 /**
  * Exports a checkpoint to a bundle directory.
  *
@@ -128,7 +127,7 @@ export async function exportModel(options: ExportOptions): Promise<ExportSummary
   try {
     return await writeBundle(options);
   } catch (error) {
-    throw explainWriteError(error, options.output ?? DEFAULT_OUTPUT);
+    throw explainWriteError(error, options.output ?? EXPORT_DEFAULTS.output);
   }
 }
 
@@ -224,7 +223,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
       inputLen: resolved.inputLen,
       maxContextLen: resolved.maxContextLen,
       cacheLen: resolved.cacheLen,
-      embeddingQuantize: embeddingLabel(resolved),
+      embeddingQuantize: formatEmbeddingQuantization(resolved.embeddingQuantize),
       linearQuantize: resolved.linearQuantize,
       targetSplitSize: resolved.targetSplitSize,
       maxSplits: resolved.maxSplits,

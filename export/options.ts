@@ -34,38 +34,69 @@ export interface ExportProgress {
   readonly tensor: string;
 }
 
+/**
+ * The defaults of {@link ExportOptions}, upstream's, used by the exporter and by the CLI's flags
+ * and usage text alike.
+ */
+export const EXPORT_DEFAULTS = {
+  output: "model.llamane",
+  maxContextLen: 1024,
+  inputLen: 32,
+  dtype: "fp16",
+  embeddingQuantize: { bits: 8, groupSize: 0 },
+  linearQuantize: "c4w",
+  targetSplitSize: 1024,
+  maxSplits: 8,
+  graphBreaks: true,
+  multifunction: false,
+} as const satisfies {
+  readonly output: string;
+  readonly maxContextLen: number;
+  readonly inputLen: number;
+  readonly dtype: FloatDType;
+  readonly embeddingQuantize: EmbeddingQuantization;
+  readonly linearQuantize: LinearQuantization;
+  readonly targetSplitSize: number;
+  readonly maxSplits: number;
+  readonly graphBreaks: boolean;
+  readonly multifunction: boolean;
+};
+
+/** Every {@link LinearQuantization}. */
+export const LINEAR_QUANTIZATIONS: readonly LinearQuantization[] = ["none", "c4w", "b4w", "c8w"];
+
 /** Options of {@link exportModel}, named as the CLI flags are. */
 export interface ExportOptions {
   /** Checkpoint file (`.pth` or `.safetensors`). */
   readonly checkpoint: string;
   /** Meta params.json. */
   readonly params: string;
-  /** Bundle directory to write. @default "model.llamane" */
+  /** Bundle directory to write. @default EXPORT_DEFAULTS.output */
   readonly output?: string;
   /** Tokenizer to copy into the bundle. @default `tokenizer.model` beside the checkpoint, if any */
   readonly tokenizer?: string;
-  /** Context length: cache slots plus one call. @default 1024 */
+  /** Context length: cache slots plus one call. @default EXPORT_DEFAULTS.maxContextLen */
   readonly maxContextLen?: number;
-  /** Tokens per forward call, L. @default 32 */
+  /** Tokens per forward call, L. @default EXPORT_DEFAULTS.inputLen */
   readonly inputLen?: number;
-  /** Float type of weights and activations. @default "fp16" */
+  /** Float type of weights and activations. @default EXPORT_DEFAULTS.dtype */
   readonly dtype?: FloatDType;
-  /** Embedding-table quantization (`-E`); `none` keeps it float. @default {bits: 8, groupSize: 0} */
+  /** Embedding-table quantization (`-E`); `none` keeps it float. @default EXPORT_DEFAULTS.embeddingQuantize */
   readonly embeddingQuantize?: EmbeddingQuantization;
-  /** Linear-layer weight quantization. @default "c4w" */
+  /** Linear-layer weight quantization. @default EXPORT_DEFAULTS.linearQuantize */
   readonly linearQuantize?: LinearQuantization;
   /**
    * Output features per part when a linear layer is split: `max(out // targetSplitSize, 1)` equal
-   * parts, capped at `maxSplits`. @default 1024
+   * parts, capped at `maxSplits`. @default EXPORT_DEFAULTS.targetSplitSize
    */
   readonly targetSplitSize?: number;
-  /** Most parts a linear layer is split into. @default 8 */
+  /** Most parts a linear layer is split into. @default EXPORT_DEFAULTS.maxSplits */
   readonly maxSplits?: number;
-  /** Cut the program into embedding, blocks and head pieces. @default true */
+  /** Cut the program into embedding, blocks and head pieces. @default EXPORT_DEFAULTS.graphBreaks */
   readonly graphBreaks?: boolean;
-  /** Prefill and decode functions sharing weights. @default false */
+  /** Prefill and decode functions sharing weights. @default EXPORT_DEFAULTS.multifunction */
   readonly multifunction?: boolean;
-  /** RoPE scale factor for `use_scaled_rope` models. @default 8 */
+  /** RoPE scale factor for `use_scaled_rope` models. @default DEFAULT_ROPE_SCALE_FACTOR */
   readonly ropeScaleFactor?: number;
   /** Called as tensors are written. */
   readonly onProgress?: (progress: ExportProgress) => void;
@@ -91,9 +122,6 @@ export interface ResolvedExportOptions {
   readonly ropeScaleFactor: number | undefined;
 }
 
-/** Where a bundle goes when no output is given. */
-export const DEFAULT_OUTPUT = "model.llamane";
-
 /** Options that contradict themselves or the model; nothing has been written when this is thrown. */
 export class ExportOptionsError extends RangeError {
   constructor(detail: string) {
@@ -110,6 +138,11 @@ function positiveInteger(name: string, value: number): number {
     throw new ExportOptionsError(`${name} must be a positive integer, got ${value}`);
   }
   return value;
+}
+
+/** Writes an embedding quantization as `-E` takes it: `b,g` or `none`. */
+export function formatEmbeddingQuantization(q: EmbeddingQuantization): string {
+  return q === "none" ? "none" : `${q.bits},${q.groupSize}`;
 }
 
 /** Parses `-E`: `b,g` (e.g. `8,0`, `4,32`) or `none`. */
@@ -130,24 +163,27 @@ export function parseEmbeddingQuantization(text: string): EmbeddingQuantization 
 
 /** Applies the defaults and checks what can be checked without the model. */
 export function resolveExportOptions(options: ExportOptions): ResolvedExportOptions {
-  const maxContextLen = positiveInteger("max_context_len", options.maxContextLen ?? 1024);
-  const inputLen = positiveInteger("input_len", options.inputLen ?? 32);
+  const maxContextLen = positiveInteger(
+    "max_context_len",
+    options.maxContextLen ?? EXPORT_DEFAULTS.maxContextLen,
+  );
+  const inputLen = positiveInteger("input_len", options.inputLen ?? EXPORT_DEFAULTS.inputLen);
   if (inputLen >= maxContextLen) {
     throw new ExportOptionsError(
       `input_len (${inputLen}) must be less than max_context_len (${maxContextLen}): the rest is the cache`,
     );
   }
-  const dtype = options.dtype ?? "fp16";
+  const dtype = options.dtype ?? EXPORT_DEFAULTS.dtype;
   if (dtype !== "fp16" && dtype !== "fp32") {
     throw new ExportOptionsError(`dtype must be fp16 or fp32, got "${dtype}"`);
   }
-  const linearQuantize = options.linearQuantize ?? "c4w";
-  if (!["none", "c4w", "b4w", "c8w"].includes(linearQuantize)) {
+  const linearQuantize = options.linearQuantize ?? EXPORT_DEFAULTS.linearQuantize;
+  if (!LINEAR_QUANTIZATIONS.includes(linearQuantize)) {
     throw new ExportOptionsError(
       `linear_quantize must be none, c4w, b4w or c8w, got "${linearQuantize}"`,
     );
   }
-  const embeddingQuantize = options.embeddingQuantize ?? { bits: 8, groupSize: 0 };
+  const embeddingQuantize = options.embeddingQuantize ?? EXPORT_DEFAULTS.embeddingQuantize;
   if (
     embeddingQuantize !== "none" &&
     (![4, 8].includes(embeddingQuantize.bits) || embeddingQuantize.groupSize < 0)
@@ -157,7 +193,7 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
   return {
     checkpoint: options.checkpoint,
     params: options.params,
-    output: options.output ?? DEFAULT_OUTPUT,
+    output: options.output ?? EXPORT_DEFAULTS.output,
     tokenizer: options.tokenizer,
     maxContextLen,
     inputLen,
@@ -167,10 +203,13 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
     dtype,
     embeddingQuantize,
     linearQuantize,
-    targetSplitSize: positiveInteger("target_split_size", options.targetSplitSize ?? 1024),
-    maxSplits: positiveInteger("max_splits", options.maxSplits ?? 8),
-    graphBreaks: options.graphBreaks ?? true,
-    multifunction: options.multifunction ?? false,
+    targetSplitSize: positiveInteger(
+      "target_split_size",
+      options.targetSplitSize ?? EXPORT_DEFAULTS.targetSplitSize,
+    ),
+    maxSplits: positiveInteger("max_splits", options.maxSplits ?? EXPORT_DEFAULTS.maxSplits),
+    graphBreaks: options.graphBreaks ?? EXPORT_DEFAULTS.graphBreaks,
+    multifunction: options.multifunction ?? EXPORT_DEFAULTS.multifunction,
     ropeScaleFactor: options.ropeScaleFactor,
   };
 }

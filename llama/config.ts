@@ -70,7 +70,7 @@ export interface ConfigOptions {
   /**
    * RoPE scale factor for `use_scaled_rope` models. params.json does not record it: Llama 3.1
    * uses 8, Llama 3.2 1B/3B use 32.
-   * @default 8
+   * @default DEFAULT_ROPE_SCALE_FACTOR
    */
   readonly ropeScaleFactor?: number;
 }

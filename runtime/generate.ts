@@ -24,13 +24,20 @@ import {
 } from "./lookahead.ts";
 import { emptyGenerationStats, type GenerationStats } from "./generation_stats.ts";
 
+/** The defaults of {@link GenerateOptions}, used by {@link generate} and the CLI alike. */
+export const GENERATE_DEFAULTS = {
+  maxNewTokens: 100,
+  temperature: 0.6,
+  topP: 0.9,
+} as const;
+
 /** Options of a generation. */
 export interface GenerateOptions {
-  /** Most tokens to generate. @default 100 */
+  /** Most tokens to generate. @default GENERATE_DEFAULTS.maxNewTokens */
   readonly maxNewTokens?: number;
-  /** 0 is greedy. @default 0.6 */
+  /** 0 is greedy. @default GENERATE_DEFAULTS.temperature, and 0 with `lookahead` */
   readonly temperature?: number;
-  /** Nucleus mass. @default 0.9 */
+  /** Nucleus mass. @default GENERATE_DEFAULTS.topP */
   readonly topP?: number;
   /** Seed of the sampler's random source. @default a random seed */
   readonly seed?: number;
@@ -97,7 +104,8 @@ export async function* generateTokens(
   stats: GenerationStats = emptyGenerationStats(),
 ): AsyncGenerator<number> {
   if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt has no tokens");
-  const temperature = options.temperature ?? (options.lookahead === undefined ? 0.6 : 0);
+  const temperature = options.temperature ??
+    (options.lookahead === undefined ? GENERATE_DEFAULTS.temperature : 0);
   if (options.lookahead !== undefined) {
     if (temperature !== 0) {
       throw new LookaheadError("it reproduces greedy decoding only: use temperature 0");
@@ -108,9 +116,9 @@ export async function* generateTokens(
       );
     }
   }
-  const sampling: SamplingOptions = { temperature, topP: options.topP ?? 0.9 };
+  const sampling: SamplingOptions = { temperature, topP: options.topP ?? GENERATE_DEFAULTS.topP };
   const random: RandomSource = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const maxNewTokens = options.maxNewTokens ?? 100;
+  const maxNewTokens = options.maxNewTokens ?? GENERATE_DEFAULTS.maxNewTokens;
   const stops = new Set(options.stopTokens);
   const length = session.model.inputLength;
 

@@ -4,38 +4,24 @@
  * @module
  */
 
-import type { Backend } from "./backend/backend.ts";
-import { selectBackend, type SelectBackendOptions } from "./backend/select.ts";
+import { type BackendOptions, selectBackend } from "./backend/select.ts";
 import { LoadedModel } from "./model.ts";
 
-/** Options of {@link loadModel}: a backend instance, or how to choose one. */
-export interface LoadModelOptions extends Omit<SelectBackendOptions, "os" | "backend"> {
-  /**
-   * `auto` (Core ML on macOS when its bridge is built, else the CPU backend), `cpu`, `coreml`, or
-   * a backend instance.
-   * @default "auto"
-   */
-  readonly backend?: SelectBackendOptions["backend"] | Backend;
-}
-
 /**
- * Loads a bundle for generation. Needs read permission for the bundle and ffi permission for the
- * backend's native library; a missing one is reported with the flag to add.
+ * Loads a bundle for generation on the backend `options` choose (by default Core ML on macOS when
+ * its bridge is built, else the CPU backend). Needs read permission for the bundle and ffi
+ * permission for the backend's native library; a missing one is reported with the flag to add.
  *
- * @example Load the demo bundle and look at its manifest
+ * @example Load the demo bundle and look at its call length
  * ```ts ignore
  * import { loadModel } from "@llamane/llamane";
  * using model = await loadModel("out/kjv-tiny.llamane");
- * console.log(model.manifest.export.inputLen);
+ * console.log(model.inputLength);
  * ```
  */
 export async function loadModel(
   bundle: string,
-  options: LoadModelOptions = {},
+  options: BackendOptions = {},
 ): Promise<LoadedModel> {
-  const { backend, ...selection } = options;
-  const instance = typeof backend === "object"
-    ? backend
-    : await selectBackend({ ...selection, ...(backend === undefined ? {} : { backend }) });
-  return await LoadedModel.load(bundle, instance);
+  return await LoadedModel.load(bundle, await selectBackend(options));
 }

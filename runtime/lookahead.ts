@@ -15,13 +15,20 @@ import type { GenerationStats, LookaheadStats } from "./generation_stats.ts";
 import type { ModelSession } from "./session.ts";
 import { argmax } from "./sampler.ts";
 
+/** The defaults of {@link LookaheadOptions}, used by lookahead decoding and the CLI alike. */
+export const LOOKAHEAD_DEFAULTS = {
+  ngramSize: 5,
+  windowSize: 4,
+  verifications: 4,
+} as const;
+
 /** Lookahead parameters. */
 export interface LookaheadOptions {
-  /** N: length of the n-grams collected and verified. @default 5 */
+  /** N: length of the n-grams collected and verified. @default LOOKAHEAD_DEFAULTS.ngramSize */
   readonly ngramSize?: number;
-  /** W: columns of the lookahead window. @default 4 */
+  /** W: columns of the lookahead window. @default LOOKAHEAD_DEFAULTS.windowSize */
   readonly windowSize?: number;
-  /** G: candidate n-grams verified per call. @default 4 */
+  /** G: candidate n-grams verified per call. @default LOOKAHEAD_DEFAULTS.verifications */
   readonly verifications?: number;
 }
 
@@ -60,9 +67,9 @@ export function lookaheadLayout(
   inputLength: number,
   callLength?: number,
 ): LookaheadLayout {
-  const n = options.ngramSize ?? 5;
-  const w = options.windowSize ?? 4;
-  const g = options.verifications ?? 4;
+  const n = options.ngramSize ?? LOOKAHEAD_DEFAULTS.ngramSize;
+  const w = options.windowSize ?? LOOKAHEAD_DEFAULTS.windowSize;
+  const g = options.verifications ?? LOOKAHEAD_DEFAULTS.verifications;
   if (![n, w, g].every(Number.isSafeInteger) || n < 2 || w < 1 || g < 0) {
     throw new LookaheadError(
       `need ngram_size >= 2, window_size >= 1 and n_verifications >= 0, got ${n}, ${w}, ${g}`,

@@ -66,9 +66,15 @@ function rowwiseHead(manifest: BundleManifest): number | undefined {
 
 /** A bundle ready to run. Dispose it to release the backend's resources. */
 export class LoadedModel implements Disposable {
-  /** The bundle's manifest. */
+  /**
+   * The bundle's manifest (its types are in the `./bundle` entry point).
+   * @internal
+   */
   readonly manifest: BundleManifest;
-  /** The engine running it. */
+  /**
+   * The engine running it.
+   * @internal
+   */
   readonly backend: Backend;
   /** Per piece, its functions by name. */
   readonly #pieces: readonly ReadonlyMap<string, Stage>[];
@@ -85,7 +91,9 @@ export class LoadedModel implements Disposable {
 
   /**
    * Reads the bundle's manifest and loads every function of every piece on `backend`. Needs read
-   * permission for the bundle directory.
+   * permission for the bundle directory. Tools that bring their own backend use this; everyone
+   * else calls `loadModel`.
+   * @internal
    */
   static async load(bundle: string, backend: Backend): Promise<LoadedModel> {
     await requirePermissions([readNeed(bundle, "read the bundle")]);
@@ -149,6 +157,7 @@ export class LoadedModel implements Disposable {
    * @param callLength L of this call, as {@link callLengthFor} gives it
    * @param rows `"last"` when only the last row's logits are wanted: a backend with flexible call
    *   lengths then runs a row-wise head on that row alone, and the logits are `[1, 1, V]`
+   * @internal
    */
   async forward(
     callLength: number,

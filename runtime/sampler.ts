@@ -10,9 +10,9 @@ export type RandomSource = () => number;
 
 /** How to pick tokens. */
 export interface SamplingOptions {
-  /** 0 means greedy; higher flattens the distribution. @default 0.6 */
+  /** 0 means greedy; higher flattens the distribution. */
   readonly temperature: number;
-  /** Keep the smallest set of tokens whose probability reaches this mass. @default 0.9 */
+  /** Keep the smallest set of tokens whose probability reaches this mass. */
   readonly topP: number;
 }
 

@@ -11,10 +11,13 @@ import type { ForwardResult, LoadedModel, LogitRows } from "./model.ts";
 
 /** Runs forward calls on a model and keeps its cache. */
 export class ModelSession {
+  /** The model the calls run on. */
   readonly model: LoadedModel;
+  /** The keys and values of every token committed so far. */
   readonly cache: KvCache;
   readonly #freqs: Float64Array;
 
+  /** Starts a session with an empty cache. */
   constructor(model: LoadedModel) {
     this.model = model;
     const { model: config, export: exported } = model.manifest;

@@ -25,6 +25,7 @@ export type BackendName = "cpu" | "coreml";
 
 /** Raised for a `--backend` or `--compute_units` value that is not one of the choices. */
 export class BackendChoiceError extends TypeError {
+  /** Builds the message `Invalid --<flag>: expected <choices>, got "<value>"`. */
   constructor(flag: string, value: string, choices: readonly string[]) {
     super(`Invalid --${flag}: expected ${choices.join(", ")}, got "${value}"`);
     this.name = "BackendChoiceError";
@@ -56,14 +57,20 @@ export function parseComputeUnits(value: string): ComputeUnits {
   return units;
 }
 
-/** Options of {@link chooseBackend} and {@link selectBackend}. */
-export interface SelectBackendOptions {
+/** The defaults of {@link BackendOptions}, used by the selection and the CLI alike. */
+export const BACKEND_DEFAULTS = {
+  backend: "auto",
+  computeUnits: "cpuAndNeuralEngine",
+} as const satisfies { backend: BackendRequest; computeUnits: ComputeUnits };
+
+/** Which backend to run a bundle on, and where its native library is. */
+export interface BackendOptions {
   /**
    * `auto` (Core ML on macOS when its bridge is found, else the CPU backend), `cpu` or `coreml`.
-   * @default "auto"
+   * @default BACKEND_DEFAULTS.backend
    */
   readonly backend?: BackendRequest;
-  /** Core ML compute units. @default "cpuAndNeuralEngine" */
+  /** Core ML compute units. @default BACKEND_DEFAULTS.computeUnits */
   readonly computeUnits?: ComputeUnits;
   /** Path of the CPU backend library. @default found as ffi/cpu.ts says */
   readonly cpuLibrary?: string;
@@ -71,6 +78,10 @@ export interface SelectBackendOptions {
   readonly coremlLibrary?: string;
   /** Where Core ML caches compiled models. @default as runtime/backend/coreml_cache.ts says */
   readonly coremlCacheDir?: string;
+}
+
+/** Options of {@link chooseBackend} and {@link selectBackend}. */
+export interface SelectBackendOptions extends BackendOptions {
   /** The operating system to decide for. @default Deno.build.os */
   readonly os?: typeof Deno.build.os;
 }
@@ -90,7 +101,7 @@ async function coremlLibraryPresent(explicit: string | undefined): Promise<boole
  * the bridge is found and the CPU backend otherwise.
  */
 export async function chooseBackend(options: SelectBackendOptions = {}): Promise<BackendName> {
-  const request = options.backend ?? "auto";
+  const request = options.backend ?? BACKEND_DEFAULTS.backend;
   const os = options.os ?? Deno.build.os;
   if (request === "cpu") return "cpu";
   if (os !== "darwin" && options.coremlLibrary === undefined) {
@@ -111,6 +122,6 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
   return await CoremlBackend.create({
     ...(options.coremlLibrary === undefined ? {} : { library: options.coremlLibrary }),
     ...(options.coremlCacheDir === undefined ? {} : { cacheDir: options.coremlCacheDir }),
-    computeUnits: options.computeUnits ?? "cpuAndNeuralEngine",
+    computeUnits: options.computeUnits ?? BACKEND_DEFAULTS.computeUnits,
   });
 }

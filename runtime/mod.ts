@@ -1,0 +1,70 @@
+/**
+ * The runtime's parts, for tools that drive a model call by call or bring their own backend:
+ * loaded models and sessions, KV caches and call inputs, token generation, lookahead, sampling,
+ * backends and their selection. Generating text goes through the top-level entry point.
+ *
+ * @example Greedy tokens on the CPU backend, call by call
+ * ```ts ignore
+ * import { CpuBackend, generateTokens, LoadedModel, ModelSession } from "@llamane/llamane/runtime";
+ * using model = await LoadedModel.load("out/kjv-tiny.llamane", await CpuBackend.create());
+ * const prompt = [1, 450, 4563];
+ * const options = { temperature: 0, maxNewTokens: 8, stopTokens: [] };
+ * for await (const token of generateTokens(new ModelSession(model), prompt, options)) {
+ *   console.log(token);
+ * }
+ * ```
+ *
+ * @module
+ */
+
+export { loadModel } from "./load_model.ts";
+export { type ForwardResult, LoadedModel, type LogitRows } from "./model.ts";
+export { ModelSession } from "./session.ts";
+export {
+  generate,
+  GENERATE_DEFAULTS,
+  type GenerateOptions,
+  generateTokens,
+  Generation,
+  type TokenEvent,
+} from "./generate.ts";
+export {
+  emptyGenerationStats,
+  type GenerationStats,
+  type LookaheadStats,
+} from "./generation_stats.ts";
+export { LOOKAHEAD_DEFAULTS, LookaheadError, type LookaheadOptions } from "./lookahead.ts";
+export {
+  argmax,
+  type RandomSource,
+  sampleToken,
+  type SamplingOptions,
+  seededRandom,
+} from "./sampler.ts";
+export { allocateFloats, type FloatArray, KvCache, type KvCacheShape } from "./kv_cache.ts";
+export {
+  buildCallInputs,
+  type CallInputs,
+  type CallSpec,
+  causalVisibility,
+  type InCallVisibility,
+} from "./call_inputs.ts";
+export type { Backend, IoArray, LoadedFunction } from "./backend/backend.ts";
+export {
+  BACKEND_DEFAULTS,
+  BackendChoiceError,
+  type BackendName,
+  type BackendOptions,
+  type BackendRequest,
+  chooseBackend,
+  parseBackendRequest,
+  parseComputeUnits,
+  selectBackend,
+  type SelectBackendOptions,
+} from "./backend/select.ts";
+export { CpuBackend, type CpuBackendOptions } from "./backend/cpu.ts";
+export { CoremlBackend, type CoremlBackendOptions } from "./backend/coreml.ts";
+export type { ComputeUnits } from "../ffi/coreml.ts";
+export type { FeatureDType, FloatDType } from "../coreml/mod.ts";
+export type { FunctionSpec, IoSpec, PieceSpec } from "../bundle/mod.ts";
+export type { EncodeOptions, StreamingDecoder, Tokenizer } from "../tokenizer/mod.ts";
