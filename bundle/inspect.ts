@@ -5,11 +5,11 @@
  * @module
  */
 
-import { readPackage } from "../coreml/package.ts";
 import { elementCount } from "../shape.ts";
 import { DTYPE_INFO } from "../coreml/dtype.ts";
 import type { NamedValueType, Value } from "../coreml/mil.ts";
 import { type BundleManifest, type IoSpec, readManifest } from "./manifest.ts";
+import { readPiecePackage } from "./piece_package.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 
 /** One function of a piece, as its program says. */
@@ -55,7 +55,7 @@ export async function inspectBundle(bundle: string): Promise<BundleReport> {
   await requirePermissions([readNeed(bundle, "read the bundle")]);
   const manifest = await readManifest(bundle);
   const pieces = manifest.pieces.map((piece): PieceReport => {
-    const { model } = readPackage(`${bundle}/${piece.package}`);
+    const { model } = readPiecePackage(bundle, piece);
     const bytes: Record<string, number> = {};
     const blobs = new Map<number, { size: number; users: Set<string> }>();
     const functions = [...model.program.functions].map(([name, fn]): FunctionReport => {

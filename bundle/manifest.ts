@@ -8,8 +8,12 @@
 
 import type { FloatDType } from "../coreml/dtype.ts";
 import type { FeatureDType } from "../coreml/model.ts";
+import { ConfinedDirectory, UnsafeFileError } from "../files/confined.ts";
+import { JsonSyntaxError, parseJson } from "../files/json.ts";
 import type { ModelConfig } from "../llama/config.ts";
+import { dimensionProblem, type LimitedDimension } from "../llama/limits.ts";
 import { IO_CONTRACT_VERSION } from "./io_names.ts";
+import { type FieldFail, JsonFields } from "./json_fields.ts";
 
 /** The manifest's file name inside a bundle directory. */
 export const MANIFEST_FILE = "manifest.json";
@@ -78,10 +82,10 @@ export interface ExportSpec {
 
 /** What the runtime needs to know about the bundled tokenizer. */
 export interface TokenizerSpec {
-  /** File name inside the bundle. */
+  /** File name at the top of the bundle. */
   readonly file: string;
   /** `sentencepiece` or `tiktoken`. */
-  readonly kind: string;
+  readonly kind: "sentencepiece" | "tiktoken";
   /** Beginning-of-sequence id, or null when the tokenizer has none. */
   readonly bosId: number | null;
   /** End-of-sequence id, or null when the tokenizer has none. */
@@ -123,83 +127,214 @@ export class BundleError extends SyntaxError {
   }
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** Largest manifest.json read; a 1B model's is a few dozen KB. */
+export const MAX_MANIFEST_BYTES = 16 << 20;
+/** Most tokens one call of an exported function may take. */
+export const MAX_CALL_LENGTH = 1 << 16;
+/** Most cache slots a bundle may have. */
+export const MAX_CACHE_LENGTH = 1 << 20;
+/** Most elements one input or output may hold (1 GiB of fp16). */
+export const MAX_IO_ELEMENTS = 1 << 29;
+
+const IO_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const PIECE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const PACKAGE_NAME = /^[A-Za-z0-9_-]{1,64}\.mlpackage$/;
+/** A plain file name at the top of the bundle: no directories, nothing hidden. */
+const BUNDLE_FILE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+const FUNCTION_NAMES = ["main", "prefill", "decode"] as const;
+
+function readModel(fields: JsonFields): ModelConfig {
+  const dimension = (key: LimitedDimension) => {
+    const problem = dimensionProblem(key, fields.raw(key));
+    if (problem !== undefined) fields.fail(key, problem);
+    return fields.raw(key) as number;
+  };
+  const nHeads = dimension("nHeads");
+  const nKvHeads = dimension("nKvHeads");
+  if (nHeads % nKvHeads !== 0) fields.fail("nHeads", "must be a multiple of nKvHeads");
+  const headDim = dimension("headDim");
+  if (headDim % 2 !== 0) fields.fail("headDim", "must be even for RoPE");
+  const scaling = fields.raw("ropeScaling") === undefined
+    ? null
+    : fields.objectOrNull("ropeScaling");
+  return {
+    dim: dimension("dim"),
+    nLayers: dimension("nLayers"),
+    nHeads,
+    nKvHeads,
+    headDim,
+    hiddenDim: dimension("hiddenDim"),
+    vocabSize: dimension("vocabSize"),
+    normEps: fields.positive("normEps"),
+    ropeTheta: fields.positive("ropeTheta"),
+    ropeScaling: scaling === null ? undefined : {
+      factor: scaling.positive("factor"),
+      lowFreqFactor: scaling.positive("lowFreqFactor"),
+      highFreqFactor: scaling.positive("highFreqFactor"),
+      originalContextLength: scaling.integer("originalContextLength", 1, MAX_CACHE_LENGTH),
+    },
+    tiedOutput: fields.boolean("tiedOutput"),
+  };
 }
 
-function checkIo(path: string, where: string, value: unknown): void {
-  if (!Array.isArray(value)) throw new BundleError(path, `${where} must be a list`);
-  for (const io of value) {
-    const ok = isObject(io) && typeof io.name === "string" &&
-      ["fp16", "fp32", "int32"].includes(io.dtype as string) &&
-      Array.isArray(io.shape) && io.shape.every((d) => Number.isSafeInteger(d) && d > 0);
-    if (!ok) throw new BundleError(path, `${where} has a malformed entry ${JSON.stringify(io)}`);
+function readExport(fields: JsonFields): ExportSpec {
+  const maxContextLen = fields.integer("maxContextLen", 2, MAX_CACHE_LENGTH + MAX_CALL_LENGTH);
+  return {
+    dtype: fields.oneOf("dtype", ["fp16", "fp32"]),
+    inputLen: fields.integer("inputLen", 1, Math.min(MAX_CALL_LENGTH, maxContextLen - 1)),
+    maxContextLen,
+    cacheLen: fields.integer("cacheLen", 1, Math.min(MAX_CACHE_LENGTH, maxContextLen)),
+    embeddingQuantize: fields.string(
+      "embeddingQuantize",
+      /^(none|\d{1,2},\d{1,9})$/,
+      `"none" or "<bits>,<group>"`,
+    ),
+    linearQuantize: fields.oneOf("linearQuantize", ["none", "c4w", "b4w", "c8w"]),
+    targetSplitSize: fields.integer("targetSplitSize", 1, MAX_CACHE_LENGTH),
+    maxSplits: fields.integer("maxSplits", 1, 1024),
+    graphBreaks: fields.boolean("graphBreaks"),
+    multifunction: fields.boolean("multifunction"),
+  };
+}
+
+function readTokenizer(fields: JsonFields, vocabSize: number): TokenizerSpec {
+  const id = (key: string) => fields.integerOrNull(key, 0, vocabSize - 1);
+  return {
+    file: fields.string("file", BUNDLE_FILE_NAME, "a file name at the top of the bundle"),
+    kind: fields.oneOf("kind", ["sentencepiece", "tiktoken"]),
+    bosId: id("bosId"),
+    eosId: id("eosId"),
+    stopTokens: fields.list("stopTokens", 0, 1024, (value, where) => {
+      if (!Number.isSafeInteger(value) || (value as number) < 0 || (value as number) >= vocabSize) {
+        fields.failAt(where, `must be a token id below ${vocabSize}`);
+      }
+      return value as number;
+    }),
+  };
+}
+
+function readIo(value: unknown, where: string, fail: FieldFail): IoSpec {
+  const io = JsonFields.of(value, where, fail);
+  const name = io.string("name", IO_NAME, "an identifier");
+  const dtype = io.oneOf("dtype", ["fp16", "fp32", "int32"]);
+  const shape = io.list("shape", 1, 5, (d, at) => {
+    if (!Number.isSafeInteger(d) || (d as number) < 1 || (d as number) > MAX_IO_ELEMENTS) {
+      io.failAt(at, `must be an integer from 1 to ${MAX_IO_ELEMENTS}`);
+    }
+    return d as number;
+  });
+  if (shape.reduce((a, b) => a * b, 1) > MAX_IO_ELEMENTS) {
+    io.fail("shape", `holds more than the ${MAX_IO_ELEMENTS} elements an input or output may have`);
   }
+  return { name, dtype, shape };
+}
+
+function readFunction(
+  value: unknown,
+  where: string,
+  fail: FieldFail,
+  inputLen: number,
+): FunctionSpec {
+  const fn = JsonFields.of(value, where, fail);
+  const name = fn.oneOf("name", FUNCTION_NAMES);
+  const callLength = fn.integer("callLength", 1, MAX_CALL_LENGTH);
+  const expected = name === "decode" ? 1 : inputLen;
+  if (callLength !== expected) fn.fail("callLength", `must be ${expected} for function "${name}"`);
+  const ios = (key: string) => {
+    const list = fn.list(key, 1, 4096, (v, at) => readIo(v, at, fail));
+    const names = new Set(list.map((io) => io.name));
+    if (names.size !== list.length) fn.fail(key, "names one value twice");
+    return list;
+  };
+  return { name, callLength, inputs: ios("inputs"), outputs: ios("outputs") };
+}
+
+function readPiece(value: unknown, where: string, fail: FieldFail, inputLen: number): PieceSpec {
+  const piece = JsonFields.of(value, where, fail);
+  const functions = piece.list("functions", 1, 2, (v, at) => readFunction(v, at, fail, inputLen));
+  if (new Set(functions.map((f) => f.name)).size !== functions.length) {
+    piece.fail("functions", "names one function twice");
+  }
+  return {
+    name: piece.string("name", PIECE_NAME, "a name of letters, digits, - and _"),
+    package: piece.string("package", PACKAGE_NAME, "a package name ending in .mlpackage"),
+    functions,
+    weightBytes: piece.integer("weightBytes", 0, Number.MAX_SAFE_INTEGER),
+  };
 }
 
 /**
- * Checks the structure of a parsed manifest: the fields the runtime relies on exist with the
- * right types, piece packages stay inside the bundle, and the versions are known.
+ * Checks a parsed manifest and returns a copy holding only the fields it checked: every field the
+ * runtime relies on exists with the right type, dimensions within `MODEL_LIMITS`, names
+ * that cannot leave the bundle (piece packages, the tokenizer file), call lengths that agree with
+ * the export, and known versions. Errors name the field, never its value.
+ *
+ * @throws {BundleError} naming the first field that fails
  */
 export function checkManifest(path: string, value: unknown): BundleManifest {
-  if (!isObject(value) || value.format !== BUNDLE_FORMAT) {
+  const fail: FieldFail = (where, detail) => {
+    throw new BundleError(path, `${MANIFEST_FILE}: ${where} ${detail}`);
+  };
+  const top = JsonFields.of(value, "", fail);
+  if (top.raw("format") !== BUNDLE_FORMAT) {
     throw new BundleError(path, `${MANIFEST_FILE} is not a llamane bundle manifest`);
   }
-  if (
-    value.formatVersion !== BUNDLE_FORMAT_VERSION || value.ioContractVersion !== IO_CONTRACT_VERSION
-  ) {
+  const formatVersion = top.raw("formatVersion");
+  const ioVersion = top.raw("ioContractVersion");
+  if (formatVersion !== BUNDLE_FORMAT_VERSION || ioVersion !== IO_CONTRACT_VERSION) {
+    const shown = (v: unknown) => Number.isSafeInteger(v) ? String(v) : "unknown";
     throw new BundleError(
       path,
-      `format ${value.formatVersion} / I/O contract ${value.ioContractVersion} is not supported ` +
+      `format ${shown(formatVersion)} / I/O contract ${shown(ioVersion)} is not supported ` +
         `(this llamane reads ${BUNDLE_FORMAT_VERSION} / ${IO_CONTRACT_VERSION}); re-export the model`,
     );
   }
-  if (
-    !isObject(value.model) || !isObject(value.export) || !Array.isArray(value.pieces) ||
-    value.pieces.length === 0
-  ) {
-    throw new BundleError(path, "the manifest lacks model, export or pieces");
-  }
-  for (const piece of value.pieces) {
-    if (
-      !isObject(piece) || typeof piece.package !== "string" ||
-      !/^[A-Za-z0-9_-]+\.mlpackage$/.test(piece.package)
-    ) {
-      throw new BundleError(path, `piece ${JSON.stringify(piece)} has no valid package name`);
-    }
-    if (!Array.isArray(piece.functions) || piece.functions.length === 0) {
-      throw new BundleError(path, `piece "${piece.name}" lists no functions`);
-    }
-    for (const fn of piece.functions) {
-      if (!isObject(fn) || typeof fn.name !== "string" || !Number.isSafeInteger(fn.callLength)) {
-        throw new BundleError(path, `piece "${piece.name}" has a malformed function`);
-      }
-      checkIo(path, `function "${fn.name}" of piece "${piece.name}" inputs`, fn.inputs);
-      checkIo(path, `function "${fn.name}" of piece "${piece.name}" outputs`, fn.outputs);
-    }
-  }
-  return value as unknown as BundleManifest;
+  const model = readModel(top.object("model"));
+  const exported = readExport(top.object("export"));
+  const tokenizer = top.objectOrNull("tokenizer");
+  const pieces = top.list("pieces", 1, 64, (v, at) => readPiece(v, at, fail, exported.inputLen));
+  const packages = new Set(pieces.map((p) => p.package));
+  if (packages.size !== pieces.length) top.fail("pieces", "names one package twice");
+  return {
+    format: BUNDLE_FORMAT,
+    formatVersion: BUNDLE_FORMAT_VERSION,
+    ioContractVersion: IO_CONTRACT_VERSION,
+    writer: top.string("writer", /^[\x20-\x7e]{0,200}$/, "printable text"),
+    model,
+    export: exported,
+    tokenizer: tokenizer === null ? null : readTokenizer(tokenizer, model.vocabSize),
+    pieces,
+  };
 }
 
-/** Reads and checks `<bundle>/manifest.json`. */
-export async function readManifest(bundle: string): Promise<BundleManifest> {
+/**
+ * Reads and checks `<bundle>/manifest.json`. The file is read through {@link ConfinedDirectory}:
+ * it must be a regular file inside the bundle, of at most {@link MAX_MANIFEST_BYTES}.
+ *
+ * @throws {BundleError} naming the bundle and what is wrong, never quoting the file
+ */
+export function readManifest(bundle: string): Promise<BundleManifest> {
   let text: string;
   try {
-    text = await Deno.readTextFile(`${bundle}/${MANIFEST_FILE}`);
+    text = ConfinedDirectory.open(bundle).readText(MANIFEST_FILE, MAX_MANIFEST_BYTES);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new BundleError(bundle, `no ${MANIFEST_FILE}: not a bundle`);
-    }
-    throw error;
+    if (!(error instanceof UnsafeFileError)) throw error;
+    const isManifest = error.path.endsWith(`/${MANIFEST_FILE}`);
+    const detail = isManifest && error.detail === "is missing"
+      ? `no ${MANIFEST_FILE}: not a bundle`
+      : `"${error.path}" ${error.detail}`;
+    return Promise.reject(new BundleError(bundle, detail));
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = parseJson(text);
   } catch (error) {
-    throw new BundleError(
-      bundle,
-      `${MANIFEST_FILE} is not valid JSON: ${(error as Error).message}`,
-    );
+    if (!(error instanceof JsonSyntaxError)) throw error;
+    return Promise.reject(new BundleError(bundle, `${MANIFEST_FILE} ${error.message}`));
   }
-  return checkManifest(bundle, value);
+  try {
+    return Promise.resolve(checkManifest(bundle, value));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }

@@ -63,6 +63,20 @@ Deno.test("openCheckpoint() rejects a directory", async () => {
   );
 });
 
+Deno.test("openCheckpoint() rejects a FIFO instead of waiting for a writer", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await new Deno.Command("mkfifo", { args: [`${dir}/model.pth`] }).output();
+    await assert.rejects(
+      openCheckpoint(`${dir}/model.pth`),
+      (error: Error) =>
+        error instanceof CheckpointFormatError && /not a regular file/.test(error.message),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({
   name: "openCheckpoint() checks read permission first and names the flag",
   permissions: { read: [fixture("views.pth")] },

@@ -14,7 +14,7 @@ import { CheckpointFormatError } from "./errors.ts";
 import { LazySource, type StorageBytes, type StoredTensor } from "./lazy_source.ts";
 import { describe, type PickleValue, type StorageRef, TensorRef, unpickle } from "./pickle.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";
-import { viewEnd } from "./strided_view.ts";
+import { repeatsElements, viewEnd } from "./strided_view.ts";
 import type { TensorSource } from "./tensor_source.ts";
 import { ZipArchive } from "./zip.ts";
 
@@ -86,6 +86,7 @@ async function readPth(file: RandomAccessFile): Promise<TensorSource> {
     storages.set(value.storage.key, storage);
     tensors.push(checkedTensor(path, name, value, storage));
   }
+  checkRepeatedViews(path, pickleEntry.headerOffset, tensors, storages);
   if (tensors.length === 0) {
     const keys = [...dict.keys()].slice(0, 5).map((key) => JSON.stringify(String(key)));
     const shown = keys.length > 0 ? `: ${keys.join(", ")}` : "";
@@ -96,6 +97,34 @@ async function readPth(file: RandomAccessFile): Promise<TensorSource> {
     );
   }
   return new LazySource(file, tensors, "pth");
+}
+
+/**
+ * Views that repeat storage elements are read as PyTorch reads them, but only while all of them
+ * together hold no more elements than the archive's storages: a few bytes of pickle must not
+ * declare billions of parameters backed by nothing.
+ */
+function checkRepeatedViews(
+  path: string,
+  pickleOffset: number,
+  tensors: readonly StoredTensor[],
+  storages: ReadonlyMap<string, Storage>,
+): void {
+  const stored = [...storages.values()].reduce((sum, s) => sum + s.ref.numel, 0);
+  let repeated = 0;
+  for (const { info, view } of tensors) {
+    if (!repeatsElements(view)) continue;
+    repeated += elementCount(view.shape);
+    if (repeated > stored) {
+      throw new CheckpointFormatError(
+        path,
+        pickleOffset,
+        `tensor "${info.name}" (shape [${view.shape.join(", ")}], strides ` +
+          `[${view.strides.join(", ")}]) repeats storage elements: with the other repeating ` +
+          `views it declares ${repeated} elements, more than the ${stored} the archive stores`,
+      );
+    }
+  }
 }
 
 /** The state dict: the top-level dict, or its `"model"` dict (as training checkpoints have). */

@@ -130,6 +130,17 @@ Deno.test("readPth() rejects a tensor whose view reaches past the end of its sto
   );
 });
 
+Deno.test("readPth() rejects stride-0 views that declare more elements than the archive stores", async () => {
+  // 2^31 elements over a storage of 8: `info` would report them, `export` would try to read them.
+  await assert.rejects(
+    openCheckpoint(fixture("repeated_views.pth")),
+    (error: Error) =>
+      error instanceof CheckpointFormatError &&
+      /"tok_embeddings.weight" .*repeats storage elements.* 2147483648 elements, more than the 8/
+        .test(error.message),
+  );
+});
+
 const valid = await Deno.readFile(fixture("views.pth"));
 
 /** Offset of the last occurrence of a 4-byte little-endian zip signature. */

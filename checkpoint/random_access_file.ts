@@ -24,6 +24,10 @@ export class RandomAccessFile implements Disposable {
 
   /** Opens `path` for reading; it must be a regular file. */
   static async open(path: string): Promise<RandomAccessFile> {
+    // Checked before opening too: opening a FIFO blocks until something writes to it.
+    if (!(await Deno.stat(path)).isFile) {
+      throw new CheckpointFormatError(path, 0, "not a regular file");
+    }
     const file = await Deno.open(path, { read: true });
     try {
       const stat = await file.stat();

@@ -26,6 +26,15 @@ export function viewEnd(view: StridedView): number {
   return last + 1;
 }
 
+/**
+ * Whether `view` shows some storage element more than once (a stride of 0 on a longer axis, as
+ * `expand()` makes, or axes that overlap): it then holds more elements than the storage range it
+ * spans, and reading it allocates more than the storage holds.
+ */
+export function repeatsElements(view: StridedView): boolean {
+  return elementCount(view.shape) > viewEnd(view) - view.offset;
+}
+
 /** The row-major strides of `shape`. */
 export function rowMajorStrides(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length);

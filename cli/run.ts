@@ -16,6 +16,7 @@ import type { Command } from "./command.ts";
 import { openCheckpoint } from "../checkpoint/mod.ts";
 import { EagerLlama } from "../llama/forward.ts";
 import { readManifest } from "../bundle/manifest.ts";
+import { readBundledTokenizer } from "../bundle/tokenizer.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import { compareWithEager } from "../runtime/compare.ts";
 import { generate, GENERATE_DEFAULTS } from "../runtime/generate.ts";
@@ -179,12 +180,12 @@ export const runCommand: Command = {
 
     await requirePermissions([readNeed(values.model, "read the bundle")]);
     const manifest = await readManifest(values.model);
-    const tokenizerPath = values.tokenizer ??
-      (manifest.tokenizer === null ? undefined : `${values.model}/${manifest.tokenizer.file}`);
-    if (tokenizerPath === undefined) {
+    if (values.tokenizer === undefined && manifest.tokenizer === null) {
       throw new UsageError("The bundle has no tokenizer: pass --tokenizer");
     }
-    const tokenizer = await loadTokenizer(tokenizerPath);
+    const tokenizer = values.tokenizer === undefined
+      ? readBundledTokenizer(values.model, manifest.tokenizer!)
+      : await loadTokenizer(values.tokenizer);
 
     using model = await loadModel(values.model, selection);
     const generation = generate(model, tokenizer, values.prompt, options);

@@ -25,6 +25,8 @@
  */
 
 import { createHash } from "node:crypto";
+import { ConfinedDirectory, UnsafeFileError } from "../files/confined.ts";
+import { JsonSyntaxError, parseJson } from "../files/json.ts";
 import { BlobStorageReader, BlobStorageWriter } from "./blob_storage.ts";
 import { CoremlFormatError } from "./errors.ts";
 import type { BlobValue } from "./mil.ts";
@@ -64,6 +66,8 @@ export const WEIGHTS_ITEM: ManifestItem = {
   description: "CoreML Model Weights",
 };
 
+/** The package's manifest file name. */
+const MANIFEST_FILE = "Manifest.json";
 /** Largest Manifest.json the reader accepts; real ones are a few hundred bytes. */
 const MAX_MANIFEST_BYTES = 1 << 20;
 /** Largest model.mlmodel the reader accepts: protobuf's own 2 GiB message limit. */
@@ -130,7 +134,10 @@ export class PackageWriter implements Disposable {
       ),
       rootModelIdentifier: modelId,
     };
-    Deno.writeTextFileSync(`${this.path}/Manifest.json`, JSON.stringify(manifest, null, 4) + "\n");
+    Deno.writeTextFileSync(
+      `${this.path}/${MANIFEST_FILE}`,
+      JSON.stringify(manifest, null, 4) + "\n",
+    );
   }
 
   /** Closes weight.bin if {@link finish} was never called, leaving an incomplete package. */
@@ -158,18 +165,22 @@ export interface PackageContents {
   readonly model: Model;
   /** Path of model.mlmodel. */
   readonly modelPath: string;
-  /** Path of weight.bin, or `undefined` when the package has no weights item or file. */
+  /**
+   * Path of weight.bin, checked to be a regular file inside the package, or `undefined` when the
+   * package has no weights item or file.
+   */
   readonly weightsPath: string | undefined;
 }
 
 /**
  * Reads a `.mlpackage`: validates Manifest.json, decodes model.mlmodel, and checks that every
- * weight.bin reference points at a valid blob of the declared dtype and element count.
+ * weight.bin reference points at a valid blob of the declared dtype and element count. Every file
+ * is read through {@link ConfinedDirectory}: none may resolve outside the package or be anything
+ * but a regular file, and errors never quote a file's contents.
  *
  * @throws {CoremlFormatError} naming the file and problem
  */
 export function readPackage(path: string): PackageContents {
-  const manifestPath = `${path}/Manifest.json`;
   const fail = (file: string, detail: string, cause?: unknown): never => {
     throw new CoremlFormatError(
       file,
@@ -178,81 +189,48 @@ export function readPackage(path: string): PackageContents {
       cause === undefined ? undefined : { cause },
     );
   };
-  const manifestText = readLimited(manifestPath, MAX_MANIFEST_BYTES, fail);
+  const guarded = <T>(read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof UnsafeFileError)) throw error;
+      return fail(error.path, `"${error.path}" ${error.detail}`, error);
+    }
+  };
+  const pkg = guarded(() => ConfinedDirectory.open(path));
+  const manifestPath = pkg.join(MANIFEST_FILE);
   let manifest: unknown;
   try {
-    manifest = JSON.parse(manifestText);
+    manifest = parseJson(guarded(() => pkg.readText(MANIFEST_FILE, MAX_MANIFEST_BYTES)));
   } catch (error) {
-    fail(manifestPath, `Manifest.json is not valid JSON (${(error as Error).message})`, error);
+    if (!(error instanceof JsonSyntaxError)) throw error;
+    fail(manifestPath, `${MANIFEST_FILE} ${error.message}`, error);
   }
-  const items = checkManifest(manifest, (detail) => fail(manifestPath, `Manifest.json ${detail}`));
-  const root = realPath(path, fail);
-  const resolve = (item: ManifestItem, kind: "file" | "directory"): string => {
-    const itemPath = `${path}/Data/${item.path}`;
-    const resolved = realPath(itemPath, fail);
-    if (!resolved.startsWith(`${root}/Data/`)) {
-      fail(manifestPath, `item "${item.path}" resolves outside the package`);
-    }
-    const isFile = Deno.statSync(resolved).isFile;
-    if (isFile !== (kind === "file")) fail(manifestPath, `item "${item.path}" is not a ${kind}`);
-    return itemPath;
-  };
-  const modelPath = resolve(items.root, "file");
-  const model = decodeModel(readLimited(modelPath, MAX_MODEL_BYTES, fail, "bytes"), modelPath);
+  const items = checkManifest(
+    manifest,
+    (detail) => fail(manifestPath, `${MANIFEST_FILE} ${detail}`),
+  );
+  const modelName = `Data/${items.root.path}`;
+  const model = decodeModel(
+    guarded(() => pkg.read(modelName, MAX_MODEL_BYTES)),
+    pkg.join(modelName),
+  );
 
   let weightsPath: string | undefined;
   if (items.weights !== undefined) {
-    const candidate = `${resolve(items.weights, "directory")}/weight.bin`;
-    if (exists(candidate)) weightsPath = candidate;
+    const weightsDir = `Data/${items.weights.path}`;
+    guarded(() => pkg.resolve(weightsDir, "directory"));
+    const weightsName = `${weightsDir}/weight.bin`;
+    if (exists(pkg.join(weightsName))) weightsPath = guarded(() => pkg.resolve(weightsName));
   }
-  checkBlobReferences(model, weightsPath, (detail) => fail(modelPath, detail));
-  return { model, modelPath, weightsPath };
+  checkBlobReferences(model, weightsPath, (detail) => fail(pkg.join(modelName), detail));
+  return { model, modelPath: pkg.join(modelName), weightsPath };
 }
 
-function readLimited(
-  file: string,
-  limit: number,
-  fail: (file: string, detail: string, cause?: unknown) => never,
-): string;
-function readLimited(
-  file: string,
-  limit: number,
-  fail: (file: string, detail: string, cause?: unknown) => never,
-  as: "bytes",
-): Uint8Array;
-function readLimited(
-  file: string,
-  limit: number,
-  fail: (file: string, detail: string, cause?: unknown) => never,
-  as?: "bytes",
-): string | Uint8Array {
-  let size: number;
-  try {
-    size = Deno.statSync(file).size;
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    fail(file, `"${file}" is missing`, error);
-  }
-  if (size > limit) fail(file, `"${file}" is ${size} bytes, more than the ${limit} allowed`);
-  const bytes = Deno.readFileSync(file);
-  return as === "bytes" ? bytes : new TextDecoder().decode(bytes);
-}
-
-function realPath(
-  path: string,
-  fail: (file: string, detail: string, cause?: unknown) => never,
-): string {
-  try {
-    return Deno.realPathSync(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    return fail(path, `"${path}" is missing`, error);
-  }
-}
-
+/** Whether anything, even a dangling link, is at `path`. */
 function exists(path: string): boolean {
   try {
-    Deno.statSync(path);
+    Deno.lstatSync(path);
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return false;

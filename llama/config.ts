@@ -7,6 +7,8 @@
  */
 
 import type { TensorInfo } from "../checkpoint/tensor_source.ts";
+import { JsonSyntaxError, parseJson } from "../files/json.ts";
+import { dimensionProblem, type LimitedDimension } from "./limits.ts";
 
 /** A `params.json` that is not valid JSON or whose fields are missing or make no sense. */
 export class ParamsError extends SyntaxError {
@@ -104,6 +106,20 @@ function positiveInteger(path: string, params: Json, name: string, fallback?: nu
   return value;
 }
 
+/** A positive integer field that sizes the model, within the limits of `limits.ts`. */
+function dimension(
+  path: string,
+  params: Json,
+  name: string,
+  limit: LimitedDimension,
+  fallback?: number,
+): number {
+  const value = positiveInteger(path, params, name, fallback);
+  const problem = dimensionProblem(limit, value);
+  if (problem !== undefined) throw new ParamsError(path, `"${name}" ${problem}`);
+  return value;
+}
+
 function positiveNumber(path: string, params: Json, name: string, fallback?: number): number {
   const value = field(params, name) ?? fallback;
   if (value === undefined) throw new ParamsError(path, `missing field "${name}"`);
@@ -124,9 +140,10 @@ function requireThat(path: string, condition: boolean, detail: string): void {
 export function parseParamsJson(path: string, text: string): Json {
   let params: unknown;
   try {
-    params = JSON.parse(text);
+    params = parseJson(text);
   } catch (error) {
-    throw new ParamsError(path, `invalid JSON: ${(error as Error).message}`);
+    if (!(error instanceof JsonSyntaxError)) throw error;
+    throw new ParamsError(path, `invalid JSON: the file ${error.message}`);
   }
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new ParamsError(path, "expected a JSON object");
@@ -148,10 +165,10 @@ export function resolveConfig(
   tensors: readonly TensorInfo[],
   options: ConfigOptions = {},
 ): ModelConfig {
-  const dim = positiveInteger(path, params, "dim");
-  const nLayers = positiveInteger(path, params, "n_layers");
-  const nHeads = positiveInteger(path, params, "n_heads");
-  const nKvHeads = positiveInteger(path, params, "n_kv_heads", nHeads);
+  const dim = dimension(path, params, "dim", "dim");
+  const nLayers = dimension(path, params, "n_layers", "nLayers");
+  const nHeads = dimension(path, params, "n_heads", "nHeads");
+  const nKvHeads = dimension(path, params, "n_kv_heads", "nKvHeads", nHeads);
   requireThat(
     path,
     nHeads % nKvHeads === 0,
@@ -162,7 +179,7 @@ export function resolveConfig(
   if (explicitHeadDim === undefined) {
     requireThat(path, dim % nHeads === 0, `dim (${dim}) is not a multiple of n_heads (${nHeads})`);
   }
-  const headDim = positiveInteger(path, params, "head_dim", dim / nHeads);
+  const headDim = dimension(path, params, "head_dim", "headDim", dim / nHeads);
   requireThat(path, headDim % 2 === 0, `head dimension ${headDim} must be even for RoPE`);
 
   const multipleOf = positiveInteger(path, params, "multiple_of", 256);
@@ -173,6 +190,10 @@ export function resolveConfig(
   const hiddenDim = field(params, "hidden_dim") === undefined
     ? ffnHiddenDim(dim, multipleOf, multiplier)
     : positiveInteger(path, params, "hidden_dim");
+  const hiddenProblem = dimensionProblem("hiddenDim", hiddenDim);
+  if (hiddenProblem !== undefined) {
+    throw new ParamsError(path, `the FFN hidden size ${hiddenProblem}`);
+  }
 
   const embedding = tensors.find((t) => t.name === "tok_embeddings.weight");
   const declaredVocab = field(params, "vocab_size");
@@ -187,6 +208,10 @@ export function resolveConfig(
     vocabSize = embedding!.shape[0]!;
   } else {
     vocabSize = positiveInteger(path, params, "vocab_size");
+  }
+  const vocabProblem = dimensionProblem("vocabSize", vocabSize);
+  if (vocabProblem !== undefined) {
+    throw new ParamsError(path, `the vocabulary size ${vocabProblem}`);
   }
 
   const useScaledRope = field(params, "use_scaled_rope") ?? false;

@@ -64,6 +64,10 @@ Deno.test("resolveConfig() rejects missing and nonsensical fields by name", () =
     [{ ...base, rope_theta: "big" }, /"rope_theta" must be a positive number, got "big"/],
     [{ ...base, use_scaled_rope: "yes" }, /"use_scaled_rope" must be true or false/],
     [{ ...base, dim: 48, n_heads: 16, n_kv_heads: 16 }, /head dimension 3 must be even/],
+    [{ ...base, n_layers: 1e9 }, /"n_layers" is 1000000000, more than the 1024 any model needs/],
+    [{ ...base, dim: 2 ** 20, n_heads: 4 }, /"dim" is 1048576, more than the 65536/],
+    [{ ...base, vocab_size: 1e9 }, /vocabulary size is 1000000000, more than/],
+    [{ ...base, ffn_dim_multiplier: 1e9 }, /FFN hidden size is \d+, more than the 262144/],
   ];
   for (const [params, message] of cases) {
     const defined = Object.fromEntries(Object.entries(params).filter(([, v]) => v !== undefined));
@@ -76,6 +80,11 @@ Deno.test("resolveConfig() rejects missing and nonsensical fields by name", () =
 
 Deno.test("parseParamsJson() rejects invalid JSON and non-objects", () => {
   assert.throws(() => parseParamsJson("x.json", "{"), /Cannot read params "x.json": invalid JSON/);
+  // The engine's message would quote the text; the error gives the byte offset instead.
+  assert.throws(
+    () => parseParamsJson("x.json", "root:secret-line"),
+    (e) => e instanceof ParamsError && !e.message.includes("secret"),
+  );
   assert.throws(() => parseParamsJson("x.json", "[1]"), /expected a JSON object/);
 });
 

@@ -6,6 +6,7 @@
  */
 
 import { openCheckpoint } from "../checkpoint/mod.ts";
+import { readRegularTextFile, UnsafeFileError } from "../files/confined.ts";
 import type { TensorSource } from "../checkpoint/tensor_source.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import {
@@ -15,6 +16,9 @@ import {
   parseParamsJson,
   resolveConfig,
 } from "./config.ts";
+
+/** Largest params.json read; real ones are a few hundred bytes. */
+const MAX_PARAMS_BYTES = 1 << 20;
 
 /** A checkpoint opened for lazy reading, with its resolved config. Dispose it to close the file. */
 export interface OpenedModel extends Disposable {
@@ -46,9 +50,10 @@ export async function openModel(
   ]);
   let text: string;
   try {
-    text = await Deno.readTextFile(paths.params);
+    text = readRegularTextFile(paths.params, MAX_PARAMS_BYTES);
   } catch (error) {
-    throw new ParamsError(paths.params, (error as Error).message);
+    if (!(error instanceof UnsafeFileError)) throw error;
+    throw new ParamsError(paths.params, `the file ${error.detail}`);
   }
   const params = parseParamsJson(paths.params, text);
   const source = await openCheckpoint(paths.checkpoint);

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { readRegularFile, UnsafeFileError } from "../files/confined.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
 import { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
@@ -61,12 +62,11 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
         "checkpoint's tokenizer.model",
     );
   }
-  const head = [...bytes.subarray(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join(" ");
   throw new TokenizerFormatError(
     name,
     0,
-    `unrecognised format (the file starts with bytes ${head}): expected a SentencePiece model ` +
-      "(protobuf) or a tiktoken ranks file (lines of base64 token and rank)",
+    "unrecognised format: expected a SentencePiece model (protobuf) or a tiktoken ranks file " +
+      "(lines of base64 token and rank)",
   );
 }
 
@@ -79,27 +79,21 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
 export async function loadTokenizer(path: string | URL): Promise<Tokenizer> {
   const name = path instanceof URL ? path.pathname : path;
   await requirePermissions([readNeed(path, `read the tokenizer "${name}"`)]);
-  let info: Deno.FileInfo;
+  let bytes: Uint8Array;
   try {
-    info = await Deno.stat(path);
+    bytes = readRegularFile(name, MAX_TOKENIZER_BYTES);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
+    if (!(error instanceof UnsafeFileError)) throw error;
+    if (error.detail === "is missing") {
       throw new Deno.errors.NotFound(`Cannot load tokenizer "${name}": no such file`);
     }
-    throw error;
+    if (error.detail.startsWith("is a directory")) {
+      throw new Deno.errors.IsADirectory(
+        `Cannot load tokenizer "${name}": it is a directory; pass the tokenizer.model file in it`,
+      );
+    }
+    const hint = error.detail.includes("bytes") ? "; is it the checkpoint?" : "";
+    throw new TokenizerFormatError(name, 0, `the file ${error.detail}${hint}`);
   }
-  if (info.isDirectory) {
-    throw new Deno.errors.IsADirectory(
-      `Cannot load tokenizer "${name}": it is a directory; pass the tokenizer.model file in it`,
-    );
-  }
-  if (info.size > MAX_TOKENIZER_BYTES) {
-    throw new TokenizerFormatError(
-      name,
-      0,
-      `the file is ${info.size} bytes, more than any tokenizer (limit ${MAX_TOKENIZER_BYTES}); ` +
-        "is it the checkpoint?",
-    );
-  }
-  return parseTokenizer(await Deno.readFile(path), { name });
+  return parseTokenizer(bytes, { name });
 }

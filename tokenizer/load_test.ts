@@ -38,9 +38,8 @@ Deno.test("parseTokenizer() rejects empty, JSON and unknown content, naming the 
     (error: unknown) =>
       error instanceof TokenizerFormatError && error.offset === 0 &&
       error.message ===
-        'Cannot load tokenizer "m.gguf": unrecognised format (the file starts with bytes ' +
-          "47 47 55 46 03 00 00 00): expected a SentencePiece model (protobuf) or a tiktoken " +
-          "ranks file (lines of base64 token and rank)",
+        'Cannot load tokenizer "m.gguf": unrecognised format: expected a SentencePiece model ' +
+          "(protobuf) or a tiktoken ranks file (lines of base64 token and rank)",
   );
 });
 
@@ -70,4 +69,31 @@ Deno.test("loadTokenizer() reports a missing file or a directory, and refuses a 
   } finally {
     await Deno.remove(huge);
   }
+});
+
+Deno.test("loadTokenizer() refuses a FIFO and a device instead of blocking or reading forever", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await new Deno.Command("mkfifo", { args: [`${dir}/tokenizer.model`] }).output();
+    await assert.rejects(() => loadTokenizer(`${dir}/tokenizer.model`), /the file is a FIFO/);
+    await assert.rejects(() => loadTokenizer("/dev/zero"), /the file is a device/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenizer errors name the file and offset, never a line of its contents", () => {
+  // A ranks file whose second line is someone's secret, as a link to another file would give.
+  const bytes = new TextEncoder().encode("YQ== 0\nadmin:SECRET-PASSWORD\n");
+  assert.throws(
+    () => parseTokenizer(bytes, { name: "t.model" }),
+    (error: unknown) =>
+      error instanceof TokenizerFormatError && /line 2 \(offset 7\)/.test(error.message) &&
+      !error.message.includes("SECRET"),
+  );
+  const binary = new TextEncoder().encode("\x7fELF SECRET");
+  assert.throws(
+    () => parseTokenizer(binary, { name: "t.model" }),
+    (error: unknown) => error instanceof TokenizerFormatError && !error.message.includes("7f"),
+  );
 });

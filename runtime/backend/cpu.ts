@@ -7,7 +7,7 @@
  */
 
 import type { FunctionSpec, PieceSpec } from "../../bundle/manifest.ts";
-import { readPackage } from "../../coreml/package.ts";
+import { readPiecePackage } from "../../bundle/piece_package.ts";
 import type { MilFunction } from "../../coreml/mil.ts";
 import { NativeWeights, openLibrary } from "../../ffi/cpu.ts";
 import { planFunction } from "./cpu/plan.ts";
@@ -85,7 +85,7 @@ export class CpuBackend implements Backend {
   }
 
   load(bundleDir: string, piece: PieceSpec, fn: FunctionSpec): Promise<LoadedFunction> {
-    const contents = readPackage(`${bundleDir}/${piece.package}`);
+    const contents = readPiecePackage(bundleDir, piece);
     const program = contents.model.program.functions.get(fn.name);
     if (program === undefined || contents.weightsPath === undefined) {
       throw new RangeError(

@@ -92,7 +92,7 @@ function readPiece(cursor: BoundedReader, end: number, offset: number): Piece {
     else cursor.skip(field);
   });
   if (!Object.values(PieceType).includes(type as PieceType)) {
-    cursor.fail(offset, `invalid piece "${piece}" at offset ${offset}: unknown type ${type}`);
+    cursor.fail(offset, `invalid piece at offset ${offset}: unknown type ${type}`);
   }
   return { piece, score, type: type as PieceType, offset };
 }

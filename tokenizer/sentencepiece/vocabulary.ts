@@ -47,7 +47,7 @@ export class Vocabulary {
     let unkId = -1;
     const userDefined: [string, number][] = [];
     proto.pieces.forEach(({ piece, type, offset }, id) => {
-      const where = `"${piece}" at offset ${offset} (id ${id})`;
+      const where = `at offset ${offset} (id ${id})`;
       if (piece === "") fail(offset, `invalid piece at offset ${offset} (id ${id}): it is empty`);
       const segmentable = type === PieceType.normal || type === PieceType.userDefined ||
         type === PieceType.unused;

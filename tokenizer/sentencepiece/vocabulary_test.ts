@@ -27,7 +27,7 @@ Deno.test("a minimal hand-built model encodes", () => {
 Deno.test("a model with a duplicate piece is rejected", () => {
   assertFormatError(
     { pieces: [...BASE_PIECES, { piece: "a" }, { piece: "a" }] },
-    /^Cannot load tokenizer "x.model": duplicate piece "a" at offset \d+ \(id 4\): id 3 is the/,
+    /^Cannot load tokenizer "x.model": duplicate piece at offset \d+ \(id 4\): id 3 is the/,
   );
 });
 
@@ -35,7 +35,7 @@ Deno.test("a model without exactly one unknown piece is rejected", () => {
   assertFormatError({ pieces: BASE_PIECES.slice(1) }, /no unknown piece/);
   assertFormatError(
     { pieces: [...BASE_PIECES, { piece: "<unk2>", type: PieceType.unknown }] },
-    /second unknown piece "<unk2>" at offset \d+ \(id 3\): id 0 is one already/,
+    /second unknown piece at offset \d+ \(id 3\): id 0 is one already/,
   );
 });
 
@@ -47,7 +47,7 @@ Deno.test("a model with an empty piece or no pieces is rejected", () => {
 Deno.test("byte pieces must match byte_fallback", () => {
   assertFormatError(
     { pieces: [...BASE_PIECES, BYTE_PIECES[0x41]!] },
-    /byte piece "<0x41>" .* trained without byte_fallback/,
+    /byte piece at offset \d+ \(id \d+\) in a model trained without byte_fallback/,
   );
   assertFormatError(
     { pieces: [...BASE_PIECES, ...BYTE_PIECES.slice(0, 200)], byteFallback: true },
@@ -55,7 +55,7 @@ Deno.test("byte pieces must match byte_fallback", () => {
   );
   assertFormatError(
     { pieces: [...BASE_PIECES, { piece: "<0xZZ>", type: PieceType.byte }], byteFallback: true },
-    /invalid byte piece "<0xZZ>"/,
+    /invalid byte piece at offset \d+ \(id \d+\): expected <0x00>..<0xFF>/,
   );
 });
 
