@@ -126,14 +126,14 @@ Deno.test("readPackage() rejects item paths that leave the package or do not exi
   rejects(editManifest((m) => void (modelItem(m).path = "com.apple.CoreML/none")), /is missing/);
   rejects(
     editManifest((m) => void (modelItem(m).path = "com.apple.CoreML/weights")),
-    /is not a file/,
+    /is a directory, expected a file/,
   );
   rejects((p) => {
     const outside = `${DIR}/outside.mlmodel`;
     Deno.copyFileSync(`${p}/Data/${MODEL_ITEM.path}`, outside);
     Deno.removeSync(`${p}/Data/${MODEL_ITEM.path}`);
     Deno.symlinkSync(outside, `${p}/Data/${MODEL_ITEM.path}`);
-  }, /resolves outside the package/);
+  }, /model.mlmodel" resolves outside/);
 });
 
 Deno.test("readPackage() checks every weight.bin reference against the blob records", () => {
