@@ -1,8 +1,8 @@
 /**
  * The MIL ops llamane emits, with their output types inferred from their inputs (the semantics of
- * reference/coreml-format.md section 6, opset CoreML8). The exporter uses this to declare every
- * op's output type; the CPU backend's planner uses it to re-derive shapes when it runs a function
- * at a shorter call length than the one it was exported with.
+ * docs/reference/coreml-format.md section 6, opset CoreML8). The exporter uses this to declare
+ * every op's output type; the CPU backend's planner uses it to re-derive shapes when it runs a
+ * function at a shorter call length than the one it was exported with.
  *
  * @module
  */

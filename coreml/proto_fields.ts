@@ -1,7 +1,7 @@
 /**
  * Field numbers and enum values of the parts of `CoreML.Specification` (Model.proto,
  * FeatureTypes.proto, MIL.proto) that llamane reads and writes, transcribed from the format
- * brief (reference/coreml-format.md, section 2). The writer and reader share this one table.
+ * brief (docs/reference/coreml-format.md, section 2). The writer and reader share this one table.
  *
  * @module
  */

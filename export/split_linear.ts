@@ -1,7 +1,7 @@
 /**
- * Linear splitting (reference/static-llm.md section 4): a `[out, in]` projection becomes `k` equal
- * projections of `out / k` rows whose outputs are concatenated, keeping every weight under the
- * Neural Engine's per-axis limits and giving it smaller units of work.
+ * Linear splitting (docs/reference/static-llm.md section 4): a `[out, in]` projection becomes `k`
+ * equal projections of `out / k` rows whose outputs are concatenated, keeping every weight under
+ * the Neural Engine's per-axis limits and giving it smaller units of work.
  *
  * @module
  */

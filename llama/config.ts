@@ -80,7 +80,7 @@ export interface ConfigOptions {
 /** The RoPE scale factor assumed when none is given. */
 export const DEFAULT_ROPE_SCALE_FACTOR = 8;
 
-/** The Meta FFN hidden-size rule (reference/static-llm.md section 1). */
+/** The Meta FFN hidden-size rule (docs/reference/static-llm.md section 1). */
 export function ffnHiddenDim(dim: number, multipleOf: number, ffnDimMultiplier?: number): number {
   let hidden = Math.trunc((2 * 4 * dim) / 3);
   if (ffnDimMultiplier !== undefined) hidden = Math.trunc(ffnDimMultiplier * hidden);

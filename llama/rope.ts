@@ -9,7 +9,7 @@ import type { ModelConfig, RopeScaling } from "./config.ts";
 
 /**
  * Applies Llama 3.1 frequency scaling: long wavelengths are divided by the factor, short ones
- * kept, and the band between interpolated smoothly (reference/static-llm.md section 1).
+ * kept, and the band between interpolated smoothly (docs/reference/static-llm.md section 1).
  */
 function scaleFrequency(f: number, s: RopeScaling): number {
   const wavelength = (2 * Math.PI) / f;

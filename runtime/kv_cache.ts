@@ -1,7 +1,7 @@
 /**
  * The runtime-owned key/value caches: one ring buffer of C slots per layer, shared by every call.
  * The model never writes them; after each call the runtime copies the call's new entries in
- * (reference/static-llm.md section 3, the "smart mask").
+ * (docs/reference/static-llm.md section 3, the "smart mask").
  *
  * @module
  */

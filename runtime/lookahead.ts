@@ -1,6 +1,6 @@
 /**
- * Lookahead decoding (reference/static-llm.md section 6): each call runs a lookahead window of
- * Jacobi-style guesses next to G candidate n-grams drawn from a pool, and keeps every candidate
+ * Lookahead decoding (docs/reference/static-llm.md section 6): each call runs a lookahead window
+ * of Jacobi-style guesses next to G candidate n-grams drawn from a pool, and keeps every candidate
  * token the model confirms. The output is exactly greedy decoding's; the gain is more than one
  * token per model call. Needs a bundle that returns full logits (single-method).
  *

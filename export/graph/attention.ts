@@ -1,6 +1,6 @@
 /**
  * Static-cache attention, decomposed so that no tensor exceeds rank 4 and no K/V head is
- * repeated for grouped-query attention (reference/static-llm.md section 2): query heads are
+ * repeated for grouped-query attention (docs/reference/static-llm.md section 2): query heads are
  * grouped `[Hkv, H/Hkv, L, hd]` against keys and values `[Hkv, 1, C+L, hd]`, and matmul
  * broadcasting does the sharing. The matmul-softmax-matmul form also avoids the fused SDPA op's
  * fp16 accuracy bug on iOS 26.

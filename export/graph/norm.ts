@@ -2,8 +2,8 @@
  * RMSNorm in a form the Neural Engine computes without overflow. `mean(x^2)` in fp16 overflows
  * once |x| passes about 256, which real activations do. `layer_norm` over `[x, -x]` gives the same
  * result (the mean is exactly 0, so the variance is `mean(x^2)`), and Core ML's layer_norm kernel
- * does not overflow (reference/static-llm.md section 8, after Anemll). The CPU backend recognises
- * the pattern and runs a plain RMSNorm.
+ * does not overflow (docs/reference/static-llm.md section 8, after Anemll). The CPU backend
+ * recognises the pattern and runs a plain RMSNorm.
  *
  * @module
  */

@@ -1,8 +1,8 @@
 /**
  * Graph breaks: the static model is cut before the first block and after the last, giving three
  * Core ML programs (embedding, blocks, head) joined by the hidden state, or one program when
- * breaks are off (reference/static-llm.md section 3). Each piece is emitted here with exactly the
- * inputs and outputs of the I/O contract that it touches.
+ * breaks are off (docs/reference/static-llm.md section 3). Each piece is emitted here with exactly
+ * the inputs and outputs of the I/O contract that it touches.
  *
  * @module
  */

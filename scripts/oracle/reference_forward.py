@@ -1,6 +1,6 @@
 """An independent reference forward for Meta-layout Llama checkpoints, for test oracles.
 
-Written from Meta's Llama semantics (the project's static-llm.md notes, section 1), deliberately
+Written from Meta's Llama semantics (docs/reference/static-llm.md, section 1), deliberately
 apart from the KJV training model (scripts/kjv/model.py), so each checks the other. Everything is
 computed in float32 from weights upcast to float32, so bf16 and fp16 checkpoints get exact float32
 references.
