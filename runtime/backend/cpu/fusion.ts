@@ -265,7 +265,10 @@ function rope(g: Graph, index: number): Placed | undefined {
   const concat = g.ops[index]!;
   const values = concat.inputs.get("values") ?? [];
   const out = concat.outputs[0]!.name;
-  if (concat.type !== "concat" || values.length !== 2 || !lastAxis(g, concat, 4)) return undefined;
+  // The step computes in [L, H, D]: the rotated heads are a view of it, never an output buffer.
+  if (
+    concat.type !== "concat" || values.length !== 2 || !lastAxis(g, concat, 4) || g.isOutput(out)
+  ) return undefined;
   const [firstName, secondName] = values as string[];
   const first = producedBy(g, firstName, "sub");
   const second = producedBy(g, secondName, "add");

@@ -16,19 +16,27 @@ import { findFusions, type Graph } from "./fusion.ts";
 import { lowerFusion, OP_LOWERINGS } from "./lowering.ts";
 import type { Plan } from "./format.ts";
 
+/** A function as the planner sees it at one call length, before any op is lowered. */
+export interface TypedProgram {
+  /** Every value typed for the call length; inputs and constants have their tensors. */
+  readonly builder: PlanBuilder;
+  /** The ops that compute, in program order, and what the fusion matchers know of them. */
+  readonly graph: Graph;
+}
+
 /**
- * Plans `fn` for calls of `callLength` tokens.
+ * Registers `fn`'s inputs and constants and types every value for calls of `callLength` tokens.
  *
  * @param exportedLength the call length the function was exported with
  * @param outputs the function's outputs, in the order the caller passes their buffers
- * @throws {PlanError} for an op the CPU backend does not run or a program it cannot place
+ * @throws {PlanError} for an op the CPU backend does not run
  */
-export function planFunction(
+export function typeProgram(
   fn: MilFunction,
   exportedLength: number,
   callLength: number,
   outputs: readonly string[],
-): Plan {
+): TypedProgram {
   const b = new PlanBuilder(outputs);
   fn.inputs.forEach((input, index) => {
     const shape = shapeForCall(input.name, input.type.shape, exportedLength, callLength);
@@ -50,11 +58,27 @@ export function planFunction(
     }
     b.inferTypes(op);
   }
+  return { builder: b, graph: graphOf(ops, b) };
+}
 
-  const fusions = findFusions(graphOf(ops, b));
+/**
+ * Plans `fn` for calls of `callLength` tokens.
+ *
+ * @param exportedLength the call length the function was exported with
+ * @param outputs the function's outputs, in the order the caller passes their buffers
+ * @throws {PlanError} for an op the CPU backend does not run or a program it cannot place
+ */
+export function planFunction(
+  fn: MilFunction,
+  exportedLength: number,
+  callLength: number,
+  outputs: readonly string[],
+): Plan {
+  const { builder: b, graph } = typeProgram(fn, exportedLength, callLength, outputs);
+  const fusions = findFusions(graph);
   const fusionAt = new Map(fusions.map((f) => [f.at, f.fusion]));
   const absorbed = new Set(fusions.flatMap((f) => f.absorbs));
-  ops.forEach((op, i) => {
+  graph.ops.forEach((op, i) => {
     const fusion = fusionAt.get(i);
     if (fusion !== undefined) lowerFusion(fusion, b);
     else if (!absorbed.has(i)) OP_LOWERINGS[op.type]!(op, b);
