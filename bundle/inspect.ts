@@ -9,7 +9,7 @@ import { elementCount } from "../shape.ts";
 import { DTYPE_INFO } from "../coreml/dtype.ts";
 import type { NamedValueType, Value } from "../coreml/mil.ts";
 import { type BundleManifest, type IoSpec, readManifest } from "./manifest.ts";
-import { readPiecePackage } from "./piece_package.ts";
+import { readCheckedPackages } from "./check_programs.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 
 /** One function of a piece, as its program says. */
@@ -54,8 +54,9 @@ function blobValues(values: Iterable<Value | string>): Value[] {
 export async function inspectBundle(bundle: string): Promise<BundleReport> {
   await requirePermissions([readNeed(bundle, "read the bundle")]);
   const manifest = await readManifest(bundle);
-  const pieces = manifest.pieces.map((piece): PieceReport => {
-    const { model } = readPiecePackage(bundle, piece);
+  const packages = readCheckedPackages(bundle, manifest);
+  const pieces = manifest.pieces.map((piece, index): PieceReport => {
+    const { model } = packages[index]!;
     const bytes: Record<string, number> = {};
     const blobs = new Map<number, { size: number; users: Set<string> }>();
     const functions = [...model.program.functions].map(([name, fn]): FunctionReport => {

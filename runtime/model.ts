@@ -13,6 +13,7 @@ import {
   type IoSpec,
   readManifest,
 } from "../bundle/manifest.ts";
+import { readCheckedPackages } from "../bundle/check_programs.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import type { Backend, IoArray, LoadedFunction } from "./backend/backend.ts";
 import type { CallInputs } from "./call_inputs.ts";
@@ -90,14 +91,15 @@ export class LoadedModel implements Disposable {
   }
 
   /**
-   * Reads the bundle's manifest and loads every function of every piece on `backend`. Needs read
-   * permission for the bundle directory. Tools that bring their own backend use this; everyone
+   * Reads the bundle's manifest, checks it against the pieces' programs, and loads every function
+   * of every piece on `backend`. Needs read permission for the bundle directory. Tools that bring their own backend use this; everyone
    * else calls `loadModel`.
    * @internal
    */
   static async load(bundle: string, backend: Backend): Promise<LoadedModel> {
     await requirePermissions([readNeed(bundle, "read the bundle")]);
     const manifest = await readManifest(bundle);
+    readCheckedPackages(bundle, manifest);
     const pieces: Map<string, Stage>[] = [];
     try {
       for (const piece of manifest.pieces) {
