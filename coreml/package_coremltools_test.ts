@@ -10,6 +10,7 @@
 import { deepStrictEqual, rejects, strictEqual } from "node:assert";
 import { runOracleScript } from "../testing/oracle_python.ts";
 import { BlobStorageReader } from "./blob_storage.ts";
+import type { FloatDType } from "./dtype.ts";
 import { type FunctionBuilder, ProgramBuilder, type Var } from "./builder.ts";
 import type { Model } from "./model.ts";
 import { PackageWriter } from "./package.ts";
@@ -18,7 +19,6 @@ import { float16Bits, float16Values, scalar, type Tensor, tensor } from "./tenso
 const DIR = Deno.makeTempDirSync({ prefix: "llamane_coremltools_test_" });
 globalThis.addEventListener("unload", () => Deno.removeSync(DIR, { recursive: true }));
 
-type Float = "fp16" | "fp32";
 type Quantization = "none" | "int4_channel" | "int4_block32" | "int8_channel";
 
 /** Deterministic values in [-1, 1). */
@@ -43,7 +43,7 @@ function dequantized(
   cols: number,
   q: Quantization,
   seed: number,
-  dtype: Float,
+  dtype: FloatDType,
 ): Float32Array {
   const { levels, blocks, scales } = quantizedParts(rows, cols, q, seed);
   const stored = dtype === "fp16" ? float16Values(float16Bits(scales)) : Float32Array.from(scales);
@@ -61,7 +61,7 @@ function weight(
   name: string,
   rows: number,
   cols: number,
-  dtype: Float,
+  dtype: FloatDType,
   q: Quantization,
   seed: number,
 ): Var {
@@ -86,7 +86,7 @@ const VOCAB = 32;
 const CACHE = 8;
 
 /** A one-layer Llama-like function over `rows` tokens with a KV cache, in the exporter's op set. */
-function miniLlama(f: FunctionBuilder, rows: number, dtype: Float, q: Quantization): void {
+function miniLlama(f: FunctionBuilder, rows: number, dtype: FloatDType, q: Quantization): void {
   const t = (...shape: number[]) => ({ dtype, shape });
   const tokens = f.input("tokens", { dtype: "int32", shape: [1, rows] });
   const mask = f.input("mask", t(1, 1, rows, CACHE + rows));
@@ -239,7 +239,7 @@ function miniLlama(f: FunctionBuilder, rows: number, dtype: Float, q: Quantizati
 /** Writes a package of `miniLlama` functions and returns its path, model and blob count. */
 function writePackage(
   name: string,
-  dtype: Float,
+  dtype: FloatDType,
   q: Quantization,
   functions: Record<string, number>,
 ) {
