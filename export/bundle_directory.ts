@@ -6,7 +6,9 @@
  * @module
  */
 
-import { BUNDLE_FORMAT, MANIFEST_FILE } from "../bundle/manifest.ts";
+import { BUNDLE_FORMAT, MANIFEST_FILE, MAX_MANIFEST_BYTES } from "../bundle/manifest.ts";
+import { ConfinedDirectory, UnsafeFileError } from "../files/confined.ts";
+import { JsonSyntaxError, parseJson } from "../files/json.ts";
 import { ExportOptionsError } from "./options.ts";
 
 /** The directory that holds `path`, for permission checks and the temporary sibling. */
@@ -16,12 +18,15 @@ export function parentDirectory(path: string): string {
   return slash < 0 ? "." : slash === 0 ? "/" : trimmed.slice(0, slash);
 }
 
-async function isBundle(path: string): Promise<boolean> {
+/** Whether `path` holds a llamane manifest of any version (one a FIFO or a link cannot fake). */
+function isBundle(path: string): boolean {
   try {
-    const manifest = JSON.parse(await Deno.readTextFile(`${path}/${MANIFEST_FILE}`));
+    const text = ConfinedDirectory.open(path).readText(MANIFEST_FILE, MAX_MANIFEST_BYTES);
+    const manifest = parseJson(text) as { format?: unknown } | null;
     return manifest?.format === BUNDLE_FORMAT;
-  } catch {
-    return false;
+  } catch (error) {
+    if (error instanceof UnsafeFileError || error instanceof JsonSyntaxError) return false;
+    throw error;
   }
 }
 
@@ -37,7 +42,7 @@ export async function checkOutputPath(output: string): Promise<void> {
     if (error instanceof Deno.errors.NotFound) return;
     throw error;
   }
-  if (!stat.isDirectory || !(await isBundle(output))) {
+  if (!stat.isDirectory || !isBundle(output)) {
     throw new ExportOptionsError(
       `output "${output}" exists and is not a llamane bundle; choose another --output`,
     );
@@ -62,33 +67,97 @@ export function explainWriteError(error: unknown, output: string): unknown {
   );
 }
 
+/**
+ * Fails when `output` exists and holds one of the export's own inputs: replacing the bundle there
+ * would delete the checkpoint, params or tokenizer being read.
+ */
+export async function checkInputsOutsideOutput(
+  output: string,
+  inputs: readonly string[],
+): Promise<void> {
+  let root: string;
+  try {
+    root = await Deno.realPath(output);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
+  for (const input of inputs) {
+    const real = await Deno.realPath(input).catch(() => undefined);
+    if (real === root || real?.startsWith(`${root}/`)) {
+      throw new ExportOptionsError(
+        `output "${output}" holds the input "${input}", which replacing the bundle would ` +
+          "delete; choose another --output or move the input out of it",
+      );
+    }
+  }
+}
+
+/**
+ * The file in a staging directory that marks it as an export's own. The export holds an
+ * exclusive lock on it while it runs; the system drops the lock when the process dies, however
+ * it dies, so a lock that can be taken proves the export is gone.
+ */
+const STAGING_LOCK = ".llamane-export.lock";
+
+/** The prefix of the staging directories of exports to `name`. */
+function stagingPrefix(name: string): string {
+  return `.${name}.partial-`;
+}
+
+/**
+ * Removes the staging directories an export to `parent/name` left when it was killed: only those
+ * with the export's lock file, a lock nobody holds, and no link on the way. Anything else by that
+ * name (a live export's, another program's) is left alone.
+ */
+async function sweepStaleStaging(parent: string, name: string): Promise<void> {
+  for await (const entry of Deno.readDir(parent)) {
+    if (!entry.isDirectory || !entry.name.startsWith(stagingPrefix(name))) continue;
+    const dir = `${parent}/${entry.name}`;
+    const marker = `${dir}/${STAGING_LOCK}`;
+    const isMarker = await Deno.lstat(marker).then((info) => info.isFile, () => false);
+    if (!isMarker) continue;
+    using lock = await Deno.open(marker, { read: true });
+    if (lock.tryLockSync(true)) await Deno.remove(dir, { recursive: true });
+  }
+}
+
 /** A temporary directory that becomes the bundle on {@link commit}, or disappears. */
 export class StagedBundle implements AsyncDisposable {
   /** Where to write the bundle's files now. */
   readonly path: string;
   readonly #output: string;
+  readonly #lock: Deno.FsFile;
   #committed = false;
 
-  private constructor(path: string, output: string) {
+  private constructor(path: string, output: string, lock: Deno.FsFile) {
     this.path = path;
     this.#output = output;
+    this.#lock = lock;
   }
 
-  /** Creates the temporary directory beside `output`, and the directories above it if missing. */
+  /**
+   * Creates the temporary directory beside `output` (and the directories above it if missing),
+   * after removing the ones killed exports to the same output left behind. The directory gets
+   * the permissions the umask gives, as the finished bundle will have them.
+   */
   static async create(output: string): Promise<StagedBundle> {
     const name = output.replace(/\/+$/, "").split("/").pop()!;
     const parent = parentDirectory(output);
     await Deno.mkdir(parent, { recursive: true });
-    const path = await Deno.makeTempDir({
-      dir: parent,
-      prefix: `.${name}.partial-`,
-    });
-    return new StagedBundle(path, output);
+    await sweepStaleStaging(parent, name);
+    const path = `${parent}/${stagingPrefix(name)}${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.mkdir(path);
+    const lock = await Deno.open(`${path}/${STAGING_LOCK}`, { write: true, createNew: true });
+    lock.lockSync(true);
+    return new StagedBundle(path, output, lock);
   }
 
   /** Moves the finished bundle to the output path, replacing an older bundle there. */
   async commit(): Promise<void> {
     await checkOutputPath(this.#output);
+    await Deno.remove(`${this.path}/${STAGING_LOCK}`);
+    this.#lock.close();
     const previous = `${this.path}.previous`;
     let replaced = false;
     try {
@@ -104,6 +173,12 @@ export class StagedBundle implements AsyncDisposable {
 
   /** Removes the temporary directory unless it was committed. */
   async [Symbol.asyncDispose](): Promise<void> {
-    if (!this.#committed) await Deno.remove(this.path, { recursive: true }).catch(() => {});
+    if (this.#committed) return;
+    try {
+      this.#lock.close();
+    } catch {
+      // Already closed by a commit that failed after it.
+    }
+    await Deno.remove(this.path, { recursive: true }).catch(() => {});
   }
 }

@@ -19,13 +19,15 @@ import { IO_CONTRACT_VERSION } from "../bundle/io_names.ts";
 import { openModel } from "../llama/open.ts";
 import { expectedTensors, validateTensors } from "../llama/weights.ts";
 import { readNeed, requirePermissions, writeNeed } from "../permissions.ts";
-import { parseTokenizer } from "../tokenizer/mod.ts";
+import { MAX_TOKENIZER_BYTES, parseTokenizer } from "../tokenizer/mod.ts";
+import { readRegularFile, UnsafeFileError } from "../files/confined.ts";
 import { VERSION } from "../version.ts";
 import { ProgramBuilder } from "../coreml/builder.ts";
 import type { FeatureDescription } from "../coreml/model.ts";
 import { PackageWriter } from "../coreml/package.ts";
 import type { BlobStorageWriter } from "../coreml/blob_storage.ts";
 import {
+  checkInputsOutsideOutput,
   checkOutputPath,
   explainWriteError,
   parentDirectory,
@@ -39,6 +41,7 @@ import {
   checkOptionsForModel,
   EXPORT_DEFAULTS,
   type ExportOptions,
+  ExportOptionsError,
   formatEmbeddingQuantization,
   type ResolvedExportOptions,
   resolveExportOptions,
@@ -77,7 +80,13 @@ async function bundleTokenizer(
   staged: string,
 ): Promise<TokenizerSpec | null> {
   if (path === undefined) return null;
-  const bytes = await Deno.readFile(path);
+  let bytes: Uint8Array;
+  try {
+    bytes = readRegularFile(path, MAX_TOKENIZER_BYTES);
+  } catch (error) {
+    if (!(error instanceof UnsafeFileError)) throw error;
+    throw new ExportOptionsError(`the tokenizer "${path}" ${error.detail}`);
+  }
   const tokenizer = parseTokenizer(bytes, { name: path });
   const file = "tokenizer.model";
   await Deno.writeFile(`${staged}/${file}`, bytes);
@@ -144,6 +153,11 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     readNeed(parentDirectory(resolved.output), "stage the bundle beside its output path"),
   ]);
   await checkOutputPath(resolved.output);
+  await checkInputsOutsideOutput(resolved.output, [
+    resolved.checkpoint,
+    resolved.params,
+    ...(tokenizer === undefined ? [] : [tokenizer]),
+  ]);
 
   using model = await openModel(
     { checkpoint: resolved.checkpoint, params: resolved.params },

@@ -242,3 +242,85 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
   assert.throws(() => parseEmbeddingQuantization("8"), /must be "<bits>,<group size>" or "none"/);
   assert.deepEqual([...Deno.readDirSync(dir)], []);
 });
+
+Deno.test("exportModel() refuses an output that holds its own inputs, and deletes nothing", async () => {
+  const output = await exportTiny();
+  const checkpoint = `${output}/consolidated.00.pth`;
+  const params = `${output}/params.json`;
+  await Deno.copyFile(tiny.checkpoint, checkpoint);
+  await Deno.copyFile(tiny.params, params);
+  await assert.rejects(
+    exportModel({ checkpoint, params, output, inputLen: 8, maxContextLen: 40 }),
+    (error: Error) =>
+      error instanceof ExportOptionsError &&
+      /output ".*tiny.llamane" holds the input ".*consolidated.00.pth"/.test(error.message),
+  );
+  assert.ok(Deno.statSync(checkpoint).isFile);
+  assert.ok(Deno.statSync(params).isFile);
+  assert.equal((await readManifest(output)).export.inputLen, 8);
+});
+
+/**
+ * Starts an export to `output` in another process that stops midway and waits, as an export does
+ * while it reads a large checkpoint; resolves once its staging directory exists.
+ */
+async function exportInAnotherProcess(output: string): Promise<Deno.ChildProcess> {
+  const script = `
+    import { exportModel } from ${
+    JSON.stringify(new URL("./export_model.ts", import.meta.url).href)
+  };
+    await exportModel({
+      checkpoint: ${JSON.stringify(tiny.checkpoint)},
+      params: ${JSON.stringify(tiny.params)},
+      output: ${JSON.stringify(output)},
+      onProgress: () => { console.log("staged"); Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0); },
+    });`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "--quiet",
+      `--config=${new URL("../deno.json", import.meta.url).pathname}`,
+      script,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const { value } = await reader.read();
+  assert.match(new TextDecoder().decode(value), /staged/);
+  reader.releaseLock();
+  return child;
+}
+
+function stagingDirectories(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n.includes(".partial-"))
+    .sort();
+}
+
+Deno.test("exportModel() sweeps the staging directories of killed exports, and only those", async () => {
+  const dir = await Deno.makeTempDir();
+  const output = `${dir}/out.llamane`;
+  const killed = await exportInAnotherProcess(output);
+  killed.kill("SIGKILL");
+  await killed.status;
+  const [left] = stagingDirectories(dir);
+  assert.ok(left !== undefined, "a killed export leaves its staging directory");
+
+  const running = await exportInAnotherProcess(output);
+  const foreign = `${dir}/.out.llamane.partial-notours`;
+  await Deno.mkdir(foreign);
+  const live = stagingDirectories(dir).filter((n) => n !== left && !foreign.endsWith(n));
+  assert.equal(live.length, 1);
+
+  await exportModel({ checkpoint: tiny.checkpoint, params: tiny.params, output, inputLen: 8 });
+  // The killed export's directory is gone; the running export's and the unmarked one remain.
+  assert.deepEqual(stagingDirectories(dir), [".out.llamane.partial-notours", live[0]!].sort());
+  running.kill("SIGKILL");
+  await running.status;
+});
+
+Deno.test("exportModel() creates the bundle with the permissions the umask gives", async () => {
+  const output = await exportTiny();
+  const umask = Deno.umask();
+  assert.equal(Deno.statSync(output).mode! & 0o777, 0o777 & ~umask);
+});
