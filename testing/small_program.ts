@@ -2,7 +2,8 @@
  * Small MIL functions written by the exporter's graph code, for unit tests of `export/graph/` and
  * of the CPU planner: a few named inputs, a body that emits ops through a {@link GraphEmitter},
  * and checkpoint tensors held in memory for the emitters that read weights. Large constants go to
- * a weight.bin in a temporary directory, so the function can also be run on the CPU backend.
+ * a weight.bin in a temporary directory, so the function can also be run on the CPU backend
+ * ({@link runOnCpu}).
  *
  * @module
  */
@@ -20,6 +21,8 @@ import { type ExportOptions, resolveExportOptions } from "../export/options.ts";
 import type { ExportContext } from "../export/graph/context.ts";
 import { GraphEmitter } from "../export/graph/emitter.ts";
 import { WeightReader } from "../export/graph/weight_reader.ts";
+import { NativeWeights, openLibrary } from "../ffi/cpu.ts";
+import { planFunction } from "../runtime/backend/cpu/plan.ts";
 
 /** A checkpoint tensor held in memory, row-major. */
 export interface MemoryTensor {
@@ -148,4 +151,41 @@ export function smallCheckpoint(
       return [name, { shape, values: waves(elementCount(shape), k) }];
     }),
   );
+}
+
+/** A tensor's values by name, as a program takes and returns them. */
+export type Values = Readonly<Record<string, Float32Array | Int32Array>>;
+
+let library: ReturnType<typeof openLibrary> | undefined;
+
+/**
+ * Runs `program` on the CPU backend for one call of its exported length: planned as the backend
+ * plans it, or with every value made an output so that no op is fused and each runs as its own
+ * generic step. Returns the function's outputs (every value, `unfused`).
+ */
+export async function runOnCpu(
+  program: SmallProgram,
+  callLength: number,
+  inputs: Values,
+  options: { readonly unfused?: boolean } = {},
+): Promise<Record<string, Float32Array | Int32Array>> {
+  library ??= openLibrary();
+  const computed = program.fn.block.operations.filter((op) =>
+    op.type !== "const" && op.type !== "constexpr_blockwise_shift_scale"
+  );
+  const outputs = options.unfused
+    ? computed.flatMap((op) => op.outputs.map((o) => o.name))
+    : program.outputs;
+  const plan = planFunction(program.fn, callLength, callLength, outputs);
+  using weights = NativeWeights.open(await library, program.weights);
+  using native = weights.plan(JSON.stringify(plan));
+  const buffers = plan.outputs.map((id) => {
+    const { dtype, shape } = plan.tensors[id]!;
+    if (dtype !== "f32" && dtype !== "i32") throw new TypeError(`Cannot return ${dtype} values`);
+    return dtype === "f32"
+      ? new Float32Array(elementCount(shape))
+      : new Int32Array(elementCount(shape));
+  });
+  await native.run(program.fn.inputs.map((input) => inputs[input.name]!), buffers);
+  return Object.fromEntries(outputs.map((name, k) => [name, buffers[k]!]));
 }
