@@ -13,14 +13,27 @@ import { ffiNeed, requirePermissions } from "../permissions.ts";
 import { isReadableFile } from "./readable_file.ts";
 
 /** The ABI version these bindings speak (ABI.md). */
-export const CORE_ML_ABI_VERSION = 2;
+export const CORE_ML_ABI_VERSION = 3;
 
 const symbols = {
   llamane_coreml_abi_version: { parameters: [], result: "u32" }, // (void) -> uint32_t
   llamane_coreml_open: {
     // (const u8* package, usize, const u8* compiled, usize, const u8* function, usize,
-    //  i32 compute_units, u8* error, usize error_capacity) -> Model*, null on failure
-    parameters: ["buffer", "usize", "buffer", "usize", "buffer", "usize", "i32", "buffer", "usize"],
+    //  i32 compute_units, u32 flags, u32 timeout_seconds, u8* error, usize error_capacity)
+    //  -> Model*, null on failure
+    parameters: [
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "buffer",
+      "usize",
+      "i32",
+      "u32",
+      "u32",
+      "buffer",
+      "usize",
+    ],
     result: "pointer",
     nonblocking: true, // compiles on first use: seconds to minutes
   },
@@ -52,7 +65,8 @@ const symbols = {
   llamane_coreml_close: { parameters: ["pointer"], result: "void" }, // (Model*)
   llamane_coreml_compute_plan: {
     // (const u8* package, usize, const u8* compiled, usize, const u8* function, usize,
-    //  i32 compute_units, u8* text, usize text_capacity, u8* error, usize error_capacity)
+    //  i32 compute_units, u32 timeout_seconds, u8* text, usize text_capacity, u8* error,
+    //  usize error_capacity)
     parameters: [
       "buffer",
       "usize",
@@ -61,6 +75,7 @@ const symbols = {
       "buffer",
       "usize",
       "i32",
+      "u32",
       "buffer",
       "usize",
       "buffer",
@@ -187,14 +202,25 @@ export interface TensorArgument {
   readonly data: Float16Array | Float32Array | Int32Array;
 }
 
+/** A tensor as bound, with the byte length its buffer had then. */
+interface BoundTensor extends TensorArgument {
+  readonly bytes: number;
+}
+
 /** The `side` argument of `llamane_coreml_bind` (ABI.md). */
 const INPUT = 0;
 const OUTPUT = 1;
 type Side = typeof INPUT | typeof OUTPUT;
 
-/** Whether `bound` describes the same buffer, name, type and shape as `tensor`. */
-function sameBinding(bound: TensorArgument | undefined, tensor: TensorArgument): boolean {
-  return bound !== undefined && bound.data === tensor.data && bound.name === tensor.name &&
+/**
+ * Whether `bound` describes the same live buffer, name, type and shape as `tensor`. A typed array
+ * whose buffer was transferred since it was bound is not the same: its old memory is no longer
+ * its own, so it is bound again (and refused, being empty).
+ */
+function sameBinding(bound: BoundTensor | undefined, tensor: TensorArgument): boolean {
+  // A detached buffer reads as 0 bytes, which no bound tensor has.
+  return bound !== undefined && bound.data === tensor.data &&
+    bound.bytes === tensor.data.byteLength && bound.name === tensor.name &&
     bound.dtype === tensor.dtype && bound.shape.length === tensor.shape.length &&
     bound.shape.every((d, i) => d === tensor.shape[i]);
 }
@@ -208,13 +234,40 @@ export interface OpenOptions {
   /** The function to load; empty for the default one. */
   readonly functionName: string;
   readonly computeUnits: ComputeUnits;
+  /**
+   * Longest wait for each step of Core ML's compiling and loading, in seconds (at least 1).
+   * @default {@link DEFAULT_TIMEOUT_SECONDS}
+   */
+  readonly timeoutSeconds?: number;
+  /**
+   * Let Core ML return outputs in arrays of its own, copied into the caller's buffers, instead of
+   * writing them into those buffers: the path Neural Engine outputs take, for testing it on the
+   * CPU. @default false
+   */
+  readonly declineOutputBackings?: boolean;
 }
+
+/**
+ * Default bound on each Core ML compile or load, in seconds: a large model compiles for the Neural
+ * Engine in minutes, while a load that stalls (as on virtual Macs) would otherwise never return.
+ */
+export const DEFAULT_TIMEOUT_SECONDS = 600;
+
+/** `open` flag of ABI.md: pass no output backings. */
+const DECLINE_OUTPUT_BACKINGS = 1;
 
 function openArguments(options: OpenOptions) {
   const texts = [options.packagePath, options.compiledPath, options.functionName].map((s) =>
     encoder.encode(s)
   );
-  return { texts, units: COMPUTE_UNITS_CODES[options.computeUnits] };
+  const timeout = options.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 0xffff_ffff) {
+    throw new RangeError(
+      `The Core ML timeout must be a whole number of seconds >= 1, not ${timeout}`,
+    );
+  }
+  const flags = options.declineOutputBackings === true ? DECLINE_OUTPUT_BACKINGS : 0;
+  return { texts, units: COMPUTE_UNITS_CODES[options.computeUnits], flags, timeout };
 }
 
 /**
@@ -227,7 +280,7 @@ export class CoremlModel implements Disposable {
   readonly #label: string;
   #handle: Deno.PointerValue;
   /** What is bound per side; holding the arrays keeps alive the memory the bridge points to. */
-  readonly #bound: [TensorArgument[], TensorArgument[]] = [[], []];
+  readonly #bound: [BoundTensor[], BoundTensor[]] = [[], []];
   /** The error buffer of every call on this handle, which never overlap. */
   readonly #error = new Uint8Array(ERROR_CAPACITY);
   #running: Promise<void> = Promise.resolve();
@@ -241,7 +294,7 @@ export class CoremlModel implements Disposable {
 
   /** Compiles the package into `compiledPath` if needed and loads the function. */
   static async open(library: CoremlLibrary, options: OpenOptions): Promise<CoremlModel> {
-    const { texts, units } = openArguments(options);
+    const { texts, units, flags, timeout } = openArguments(options);
     const [pkg, compiled, fn] = texts as [Uint8Array, Uint8Array, Uint8Array];
     const error = new Uint8Array(ERROR_CAPACITY);
     const label = `${options.packagePath}${
@@ -255,6 +308,8 @@ export class CoremlModel implements Disposable {
       fn,
       BigInt(fn.length),
       units,
+      flags,
+      timeout,
       error,
       BigInt(error.length),
     );
@@ -326,7 +381,7 @@ export class CoremlModel implements Disposable {
       );
       check(status, error, `bind ${kind} "${tensor.name}" of "${this.#label}" for Core ML`);
       // The bridge keeps the data pointer: holding the array here keeps it alive as long.
-      bound[index] = { ...tensor, shape: [...tensor.shape] };
+      bound[index] = { ...tensor, shape: [...tensor.shape], bytes: tensor.data.byteLength };
     });
   }
 
@@ -350,7 +405,7 @@ export async function computePlanText(
   library: CoremlLibrary,
   options: OpenOptions,
 ): Promise<string> {
-  const { texts, units } = openArguments(options);
+  const { texts, units, timeout } = openArguments(options);
   const [pkg, compiled, fn] = texts as [Uint8Array, Uint8Array, Uint8Array];
   const action = `plan "${options.packagePath}" with Core ML`;
   // The plan's size is unknown up front: the bridge says how much it needs when 1 MiB is short.
@@ -366,6 +421,7 @@ export async function computePlanText(
       fn,
       BigInt(fn.length),
       units,
+      timeout,
       text,
       BigInt(text.length),
       error,

@@ -5,6 +5,7 @@ import {
   CoremlError,
   CoremlModel,
   CoremlUnavailableError,
+  DEFAULT_TIMEOUT_SECONDS,
   findLibrary,
   openLibrary,
   type OpenOptions,
@@ -76,7 +77,7 @@ Deno.test("openLibrary() rejects a bridge of another ABI version and says to reb
   await using other = await buildFakeLibrary(1);
   await assert.rejects(
     openLibrary(other.path),
-    /implements ABI version 1, this llamane needs 2; rebuild it with `ffi\/coreml\/build.sh`/,
+    /implements ABI version 1, this llamane needs 3; rebuild it with `ffi\/coreml\/build.sh`/,
   );
 });
 
@@ -110,7 +111,10 @@ Deno.test("CoremlModel passes paths, function and compute units, and binds each 
     compiledPath,
     function: "décode",
     units: 0,
+    timeout: DEFAULT_TIMEOUT_SECONDS,
+    flags: 0,
     compiled: true,
+    recompiled: false,
   });
   // One bind call per buffer, inputs then outputs, each at its index; then the prediction.
   assert.deepEqual(rest.map((c) => c.call), ["bind", "bind", "bind", "bind", "predict"]);
@@ -278,4 +282,107 @@ Deno.test("computePlanText() retries with the buffer size the bridge asks for", 
   const capacities = fake.calls().map((c) => c.capacity);
   assert.deepEqual(capacities, [1 << 20, 1 << 20, huge.length + 1]);
   assert.equal(fake.calls()[0]!.units, 1);
+});
+
+Deno.test("CoremlModel passes its timeout and reports the bridge's timeout; bad timeouts are refused", async () => {
+  fake.reset();
+  const library = await openLibrary(fake.path);
+  const open = (timeoutSeconds: number) =>
+    CoremlModel.open(library, {
+      packagePath: "/bundle/hang-open.mlpackage",
+      compiledPath: "/tmp/never.mlmodelc",
+      functionName: "",
+      computeUnits: "cpuOnly",
+      timeoutSeconds,
+    });
+  await assert.rejects(
+    open(42),
+    new CoremlError(
+      'load "/bundle/hang-open.mlpackage" with Core ML',
+      "Core ML did not finish (load the model) within 42 s; raise the timeout if the model is large",
+    ),
+  );
+  assert.equal(fake.calls()[0]!.timeout, 42);
+  for (const bad of [0, -1, 1.5, NaN, 2 ** 32]) {
+    await assert.rejects(open(bad), RangeError);
+  }
+  assert.equal(fake.calls().length, 1);
+});
+
+Deno.test("CoremlModel reports the underlying error Core ML gives under its own", async () => {
+  const library = await openLibrary(fake.path);
+  const error = await CoremlModel.open(library, {
+    packagePath: "/bundle/fail-open-underlying.mlpackage",
+    compiledPath: "/tmp/never.mlmodelc",
+    functionName: "",
+    computeUnits: "cpuAndNeuralEngine",
+  }).catch((e) => e);
+  assert.ok(error instanceof CoremlError);
+  assert.match(error.message, /could not be loaded\.; caused by: E5RT: fake program load failure$/);
+});
+
+Deno.test("CoremlModel recompiles a cached model Core ML rejects, once", async () => {
+  fake.reset();
+  const library = await openLibrary(fake.path);
+  const cache = await Deno.makeTempDir();
+  const options: OpenOptions = {
+    packagePath: "/bundle/blocks.mlpackage",
+    compiledPath: `${cache}/abc.mlmodelc`,
+    functionName: "",
+    computeUnits: "cpuOnly",
+  };
+  (await CoremlModel.open(library, options))[Symbol.dispose]();
+  (await CoremlModel.open(library, options))[Symbol.dispose]();
+  await Deno.writeFile(`${options.compiledPath}/rejected`, new Uint8Array());
+  (await CoremlModel.open(library, options))[Symbol.dispose]();
+  const opens = fake.calls().filter((c) => c.call === "open");
+  assert.deepEqual(opens.map((c) => [c.compiled, c.recompiled]), [
+    [true, false],
+    [false, false],
+    [true, true],
+  ]);
+  await assert.rejects(Deno.stat(`${options.compiledPath}/rejected`), Deno.errors.NotFound);
+  await Deno.remove(cache, { recursive: true });
+});
+
+Deno.test("CoremlModel with declined output backings gets its outputs through the bridge's copy", async () => {
+  fake.reset();
+  const library = await openLibrary(fake.path);
+  using model = await CoremlModel.open(library, {
+    packagePath: "/bundle/blocks.mlpackage",
+    compiledPath: "/nonexistent-dir/p.mlmodelc",
+    functionName: "",
+    computeUnits: "cpuOnly",
+    declineOutputBackings: true,
+  });
+  const logits = new Float32Array(2 * 5);
+  const keys = new Float16Array(3 * 4);
+  await model.predict(
+    [{ name: "tokens", dtype: "int32", shape: [1, 2], data: new Int32Array(2) }],
+    [
+      { name: "logits", dtype: "fp32", shape: [1, 2, 5], data: logits },
+      { name: "k_new_0", dtype: "fp16", shape: [1, 3, 4], data: keys },
+    ],
+  );
+  const [open] = fake.calls();
+  assert.equal(open!.flags, 1);
+  assert.equal(predictCalls()[0]!.copied, true);
+  assert.deepEqual([...logits], new Array(10).fill(1));
+  assert.deepEqual([...keys], new Array(12).fill(2));
+});
+
+Deno.test("CoremlModel binds again an output whose buffer was transferred, and refuses it", async () => {
+  fake.reset();
+  using model = await openFake();
+  const tokens = new Int32Array(2);
+  const logits = new Float32Array(4);
+  const io = () =>
+    model.predict([{ name: "tokens", dtype: "int32", shape: [1, 2], data: tokens }], [
+      { name: "logits", dtype: "fp32", shape: [1, 4], data: logits },
+    ]);
+  await io();
+  const moved = logits.buffer.transfer();
+  await assert.rejects(io(), /bind output "logits".*byte length disagrees with the shape/);
+  assert.equal(bindCalls().length, 2);
+  assert.equal(moved.byteLength, 16);
 });

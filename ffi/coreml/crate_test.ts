@@ -61,7 +61,7 @@ async function source(file: string): Promise<string[]> {
 }
 
 Deno.test("every unsafe block of the bridge is preceded by a SAFETY comment", async () => {
-  for (const file of ["lib.rs", "abi.rs", "bridge.rs"]) {
+  for (const file of ["lib.rs", "abi.rs", "portable.rs", "bridge.rs"]) {
     const lines = await source(file);
     lines.forEach((line, i) => {
       if (!/\bunsafe \{/.test(line)) return;
@@ -75,12 +75,16 @@ Deno.test("every unsafe block of the bridge is preceded by a SAFETY comment", as
   }
 });
 
-Deno.test("the Core ML bridge stays under 400 lines, its Linux-tested checks and bindings under 160", async () => {
-  // A small bridge is one that can be read whole. The budget is for the Core ML side; src/abi.rs
-  // holds what runs on Linux too: the argument checks and, since ABI 2, the table of buffers
-  // bound to each handle.
+Deno.test("the Core ML bridge stays under 440 lines, its Linux-tested parts under 160 and 120", async () => {
+  // A small bridge is one that can be read whole. The budget is for the Core ML side, which
+  // since ABI 3 also loads asynchronously under a timeout, recompiles a rejected cache entry and
+  // reports underlying errors. What can run without Core ML lives apart and is tested on Linux:
+  // src/abi.rs, the argument checks and the buffers bound to each handle; src/portable.rs, the
+  // waits, error chains, cache publishing and strided copies around the Core ML calls.
   const bridge = (await source("lib.rs")).length + (await source("bridge.rs")).length;
   const checks = (await source("abi.rs")).length;
-  assert.ok(bridge < 400, `src/lib.rs + src/bridge.rs have ${bridge} lines`);
+  const portable = (await source("portable.rs")).length;
+  assert.ok(bridge < 440, `src/lib.rs + src/bridge.rs have ${bridge} lines`);
   assert.ok(checks < 160, `src/abi.rs has ${checks} lines`);
+  assert.ok(portable < 120, `src/portable.rs has ${portable} lines`);
 });

@@ -94,6 +94,36 @@ export interface ComputePlanOptions {
   readonly library?: string;
   /** Where compiled models are cached. @default as runtime/backend/coreml_cache.ts says */
   readonly cacheDir?: string;
+  /** Longest wait for each compile or plan load, in seconds. @default 600 */
+  readonly timeoutSeconds?: number;
+}
+
+/** A compute plan that places no operation of a function on any device. */
+export class ComputePlanCoverageError extends Error {
+  constructor(piece: string, fn: string) {
+    super(
+      `Core ML's compute plan of function "${fn}" of piece "${piece}" places none of its ` +
+        "operations on a device: the plan does not cover that function (MLComputePlan may " +
+        "describe only a package's default function on this system), so no placement can be " +
+        "reported for it",
+    );
+    this.name = "ComputePlanCoverageError";
+  }
+}
+
+/**
+ * Refuses a plan in which no operation but constants has a device: Core ML dispatches every other
+ * operation somewhere, so such a plan does not describe the function asked for.
+ */
+export function requireCoverage(
+  placements: readonly OperationPlacement[],
+  piece: string,
+  fn: string,
+): void {
+  const dispatched = placements.filter((op) => op.operator !== "const");
+  if (dispatched.length > 0 && dispatched.every((op) => op.device === "none")) {
+    throw new ComputePlanCoverageError(piece, fn);
+  }
 }
 
 /**
@@ -121,12 +151,15 @@ export async function computePlanReport(
         compiledPath,
         functionName: piece.functions.length > 1 ? fn.name : "",
         computeUnits,
+        ...(options.timeoutSeconds === undefined ? {} : { timeoutSeconds: options.timeoutSeconds }),
       });
+      const placements = parseComputePlan(text);
+      requireCoverage(placements, piece.name, fn.name);
       functions.push({
         piece: piece.name,
         package: piece.package,
         function: fn.name,
-        ...summarizePlacements(parseComputePlan(text)),
+        ...summarizePlacements(placements),
       });
     }
   }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  ComputePlanCoverageError,
   ComputePlanFormatError,
   computePlanReport,
   parseComputePlan,
@@ -34,8 +35,9 @@ Deno.test("summarizePlacements() counts and costs per device and lists the ops o
   assert.deepEqual(summary.offNeuralEngine.map((op) => op.outputs[0]), ["h"]);
 });
 
-async function writeBundle(): Promise<string> {
-  const dir = await Deno.makeTempDir();
+/** A two-piece bundle; the fake bridge reads `prefix` "uncovered" as a plan of the default function only. */
+async function writeBundle(prefix = "bundle"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
   const io = (name: string) => ({ name, dtype: "fp16", shape: [1, 4, 8] });
   const fn = (name: string) => ({ name, callLength: 4, inputs: [io("a")], outputs: [io("b")] });
   const pieces = [
@@ -85,6 +87,20 @@ Deno.test("computePlanReport() asks the bridge for every function of every piece
   ]]);
   assert.equal(calls[0]!.package, `${bundle}/model.mlpackage`);
   assert.equal(calls[0]!.compiledPath, calls[1]!.compiledPath);
+  assert.deepEqual(calls.map((c) => c.timeout), [600, 600, 600]);
+});
+
+Deno.test("computePlanReport() refuses a plan that places no operation of the function asked for", async () => {
+  const bundle = await writeBundle("uncovered");
+  fake.reset();
+  const error = await computePlanReport(bundle, {
+    library: fake.path,
+    cacheDir: await Deno.makeTempDir(),
+    timeoutSeconds: 30,
+  }).catch((e) => e);
+  assert.ok(error instanceof ComputePlanCoverageError, String(error));
+  assert.match(error.message, /function "decode" of piece "model" places none of its operations/);
+  assert.deepEqual(fake.calls().map((c) => c.timeout), [30]);
 });
 
 Deno.test({

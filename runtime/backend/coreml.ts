@@ -12,6 +12,7 @@ import {
   type CoremlLibrary,
   CoremlModel,
   openLibrary,
+  type OpenOptions,
   type TensorArgument,
 } from "../../ffi/coreml.ts";
 import { readNeed, requirePermissions } from "../../permissions.ts";
@@ -95,6 +96,13 @@ export interface CoremlBackendOptions {
   readonly computeUnits?: ComputeUnits;
   /** Where compiled models are cached. @default `LLAMANE_COREML_CACHE` or ~/Library/Caches/llamane/coreml */
   readonly cacheDir?: string;
+  /** Longest wait for each compile or load, in seconds. @default 600 */
+  readonly timeoutSeconds?: number;
+  /**
+   * Have Core ML return outputs in its own arrays, copied into the caller's buffers, as it does
+   * for Neural Engine outputs it cannot write in place; for testing that path. @default false
+   */
+  readonly declineOutputBackings?: boolean;
 }
 
 /** Runs bundles with Core ML through the native bridge. */
@@ -106,11 +114,18 @@ export class CoremlBackend implements Backend {
   /** Where compiled models are cached. */
   readonly cacheDir: string;
   readonly #library: CoremlLibrary;
+  readonly #loading: Pick<OpenOptions, "timeoutSeconds" | "declineOutputBackings">;
 
-  private constructor(library: CoremlLibrary, computeUnits: ComputeUnits, cacheDir: string) {
+  private constructor(
+    library: CoremlLibrary,
+    computeUnits: ComputeUnits,
+    cacheDir: string,
+    loading: Pick<OpenOptions, "timeoutSeconds" | "declineOutputBackings">,
+  ) {
     this.#library = library;
     this.computeUnits = computeUnits;
     this.cacheDir = cacheDir;
+    this.#loading = loading;
   }
 
   /**
@@ -121,7 +136,11 @@ export class CoremlBackend implements Backend {
     const library = await openLibrary(options.library);
     const cacheDir = options.cacheDir ?? await defaultCacheDir();
     await prepareCacheDir(cacheDir);
-    return new CoremlBackend(library, options.computeUnits ?? "cpuAndNeuralEngine", cacheDir);
+    const { timeoutSeconds, declineOutputBackings } = options;
+    return new CoremlBackend(library, options.computeUnits ?? "cpuAndNeuralEngine", cacheDir, {
+      ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+      ...(declineOutputBackings === undefined ? {} : { declineOutputBackings }),
+    });
   }
 
   /**
@@ -137,6 +156,7 @@ export class CoremlBackend implements Backend {
       compiledPath: await compiledModelPath(packagePath, this.cacheDir),
       functionName: piece.functions.length > 1 ? fn.name : "",
       computeUnits: this.computeUnits,
+      ...this.#loading,
     });
     return new CoremlFunction(fn, model);
   }

@@ -4,7 +4,10 @@
 use std::{ffi::c_void, ptr::NonNull, sync::Mutex, sync::MutexGuard, sync::TryLockError};
 
 /// Bumped whenever a signature or rule in ABI.md changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
+/// `open` flag: pass no output backings, so that Core ML returns arrays of its own and every
+/// output goes through the strided copy (the path Neural Engine outputs take).
+pub const DECLINE_OUTPUT_BACKINGS: u32 = 1;
 /// Call statuses; a failed call wrote its message into the caller's error buffer.
 pub const OK: i32 = 0;
 pub const FAILED: i32 = 1;
@@ -110,26 +113,6 @@ impl Bindings {
             return Err(format!("index {index} of side {side} comes before index {}", list.len()));
         }
         Ok(())
-    }
-}
-
-/// Element strides of a contiguous row-major array of `shape`.
-pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
-    let mut strides = vec![1; shape.len()];
-    for i in (1..shape.len()).rev() {
-        strides[i - 1] = strides[i] * shape[i];
-    }
-    strides
-}
-
-/// Copies an array of `shape` stored with element `strides` in `src` into the contiguous `dst`,
-/// `size` bytes per element. Bad lengths panic on a slice bound; nothing is read out of bounds.
-pub fn copy_strided(src: &[u8], strides: &[usize], shape: &[usize], size: usize, dst: &mut [u8]) {
-    assert!(strides.len() == shape.len() && dst.len() == shape.iter().product::<usize>() * size);
-    let contiguous = row_major_strides(shape);
-    for (i, out) in dst.chunks_exact_mut(size).enumerate() {
-        let at: usize = (0..shape.len()).map(|a| i / contiguous[a] % shape[a] * strides[a]).sum();
-        out.copy_from_slice(&src[at * size..(at + 1) * size]);
     }
 }
 

@@ -5,54 +5,75 @@
 //! objc2-core-ml is generated; the SAFETY comments say what the calls rely on.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::{cell::Cell, ffi::c_void, fs, path::Path, ptr, ptr::NonNull, sync::mpsc};
+use std::{cell::Cell, ffi::c_void, path::Path, ptr, ptr::NonNull, sync::mpsc, time::Duration};
 
 use block2::{DynBlock, RcBlock, StackBlock};
 use objc2::rc::{autoreleasepool, Retained};
 use objc2::runtime::{AnyClass, AnyObject, NSObjectProtocol, ProtocolObject};
-use objc2::{AnyThread, ClassType};
+use objc2::{AnyThread, ClassType, Message};
 use objc2_core_ml::*;
 use objc2_foundation::{NSArray, NSDictionary, NSError, NSFileManager, NSInteger, NSNumber};
-use objc2_foundation::{NSString, NSURL};
+use objc2_foundation::{NSString, NSUnderlyingErrorKey, NSURL};
 
-use crate::abi::{copy_strided, element_bytes, row_major_strides, str_arg};
-use crate::abi::{write_text, Bindings, Tensor, ABI_VERSION, FAILED, OK};
+use crate::abi::DECLINE_OUTPUT_BACKINGS;
+use crate::abi::{element_bytes, str_arg, write_text, Bindings, Tensor, ABI_VERSION, FAILED, OK};
+use crate::portable::{copy_strided, error_chain, load_compiled, panic_text, publish};
+use crate::portable::{row_major_strides, wait_for};
 
 /// One loaded function of one piece and the buffers bound to it; opaque to the caller.
 pub struct Model {
     model: Retained<MLModel>,
     bound: Bindings,
+    /// Whether predictions pass the output buffers to Core ML as backings (open's flags).
+    backings: bool,
 }
+
+/// A loaded model on its way from Core ML's completion queue to the opening thread.
+struct Loaded(Retained<MLModel>);
+
+// SAFETY: MLModel is immutable once loaded and Core ML documents it as usable from any thread;
+// the handle already moves between the worker threads Deno runs nonblocking calls on.
+unsafe impl Send for Loaded {}
 
 /// Runs an export's body; its errors and panics become FAILED plus a message in `error`.
 fn guard(error: *mut u8, capacity: usize, body: impl FnOnce() -> Result<(), String>) -> i32 {
     let message = match catch_unwind(AssertUnwindSafe(|| autoreleasepool(|_| body()))) {
         Ok(Ok(())) => return OK,
         Ok(Err(message)) => message,
-        Err(panic) => {
-            let text = panic.downcast_ref::<String>().map(String::as_str);
-            let text = text.or_else(|| panic.downcast_ref::<&str>().copied());
-            format!("internal error in the Core ML bridge: {}", text.unwrap_or("a panic"))
-        }
+        Err(panic) => format!("internal error in the Core ML bridge: {}", panic_text(&*panic)),
     };
     // SAFETY: ABI.md: each call passes an error buffer of `capacity` bytes, or null.
     unsafe { write_text(error, capacity, &message) };
     FAILED
 }
 
+/// The error's description and those of the errors under it (`NSUnderlyingErrorKey`), where
+/// Core ML puts the actionable part.
 fn describe(error: &NSError, action: &str) -> String {
-    format!("Core ML could not {action}: {}", error.localizedDescription())
+    let mut descriptions = vec![error.localizedDescription().to_string()];
+    let mut current = error.retain();
+    // Bounded: a cycle of underlying errors must not loop.
+    while descriptions.len() < 8 {
+        // SAFETY: a dictionary lookup with Foundation's own key constant.
+        let next = current.userInfo().objectForKey(unsafe { NSUnderlyingErrorKey });
+        let Some(next) = next.and_then(|n| n.downcast::<NSError>().ok()) else { break };
+        descriptions.push(next.localizedDescription().to_string());
+        current = next;
+    }
+    error_chain(action, &descriptions)
 }
 
-fn file_url(path: &Path) -> Result<Retained<NSURL>, String> {
-    NSURL::from_file_path(path)
+/// A directory URL: `.mlpackage` and `.mlmodelc` are directories, and Core ML hosts name them so.
+fn directory_url(path: &Path) -> Result<Retained<NSURL>, String> {
+    NSURL::from_directory_path(path)
         .ok_or_else(|| format!("\"{}\" is not a usable path", path.display()))
 }
 
-/// Waits for the completion handler of an asynchronous Core ML call. The handler runs on a Core ML
-/// queue, which a panic must not unwind into, so `read` runs under catch_unwind.
+/// Waits, at most `timeout`, for the completion handler of an asynchronous Core ML call. The
+/// handler runs on a Core ML queue, which a panic must not unwind into, so `read` runs under
+/// catch_unwind; a handler that answers after the timeout sends into a closed channel.
 fn wait<T: objc2::Message, U: Send + 'static>(
-    action: &'static str, read: impl Fn(&T) -> Result<U, String> + 'static,
+    action: &'static str, timeout: Duration, read: impl Fn(&T) -> Result<U, String> + 'static,
     start: impl FnOnce(&DynBlock<dyn Fn(*mut T, *mut NSError)>),
 ) -> Result<U, String> {
     let (sender, receiver) = mpsc::channel();
@@ -67,35 +88,24 @@ fn wait<T: objc2::Message, U: Send + 'static>(
         let _ = sender.send(result);
     });
     start(&handler);
-    receiver.recv().map_err(|_| format!("Core ML never answered: {action}"))?
+    wait_for(&receiver, timeout, action)
 }
 
-/// The compiled model of `package` at `compiled`, compiling it there first if it is missing. The
-/// result is moved beside `compiled` (moveItemAtURL copies across volumes, and Core ML compiles
-/// into the temporary directory), then renamed into place, so no reader sees a partial directory.
-fn ensure_compiled(package: &str, compiled: &str) -> Result<Retained<NSURL>, String> {
-    let (package, compiled) = (Path::new(package), Path::new(compiled));
-    if !compiled.is_dir() {
-        let from = file_url(package)?;
-        let read = |url: &NSURL| url.to_file_path().ok_or("no compiled model path".into());
-        let temporary = wait("compile the package", read, |handler| {
-            // SAFETY: a file URL; Core ML copies the handler block.
-            unsafe { MLModel::compileModelAtURL_completionHandler(&from, handler) }
-        })?;
-        let staged = compiled.with_extension(format!("partial-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&staged);
+/// Compiles `package` into `compiled`. The result is moved beside `compiled` (moveItemAtURL copies
+/// across volumes, and Core ML compiles into the temporary directory), then renamed into place,
+/// so no reader sees a partial directory.
+fn compile(package: &Path, compiled: &Path, timeout: Duration) -> Result<(), String> {
+    let from = directory_url(package)?;
+    let read = |url: &NSURL| url.to_file_path().ok_or("no compiled model path".into());
+    let temporary = wait("compile the package", timeout, read, |handler| {
+        // SAFETY: a directory URL; Core ML copies the handler block.
+        unsafe { MLModel::compileModelAtURL_completionHandler(&from, handler) }
+    })?;
+    publish(compiled, |staged| {
         NSFileManager::defaultManager()
-            .moveItemAtURL_toURL_error(&*file_url(&temporary)?, &*file_url(&staged)?)
-            .map_err(|e| describe(&e, "move the compiled model into the cache"))?;
-        // Losing a race to another process leaves its copy in place, which is as good.
-        if let Err(e) = fs::rename(&staged, compiled) {
-            let _ = fs::remove_dir_all(&staged);
-            if !compiled.is_dir() {
-                return Err(format!("Cannot publish \"{}\": {e}", compiled.display()));
-            }
-        }
-    }
-    file_url(compiled)
+            .moveItemAtURL_toURL_error(&*directory_url(&temporary)?, &*directory_url(staged)?)
+            .map_err(|e| describe(&e, "move the compiled model into the cache"))
+    })
 }
 
 /// A configuration for `units` (an MLComputeUnits value) and `function` (empty: the default).
@@ -121,40 +131,59 @@ pub extern "C" fn llamane_coreml_abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// The compiled model and configuration an opening call asks for, and its function name.
-///
+/// The paths, configuration, function name and timeout an opening call asks for.
+type Request<'a> = (&'a Path, &'a Path, Retained<MLModelConfiguration>, &'a str, Duration);
+
+/// Reads and checks the arguments every opening call shares.
 /// # Safety
-/// The strings (package path, compiled path, function name) are valid for their lengths.
-unsafe fn prepare(
-    [package, compiled, function]: [(*const u8, usize); 3], units: i32,
-) -> Result<(Retained<NSURL>, Retained<MLModelConfiguration>, String), String> {
+/// The strings (package path, compiled path, function name) are valid for their lengths for 'a.
+unsafe fn request<'a>(
+    [package, compiled, function]: [(*const u8, usize); 3], units: i32, timeout_seconds: u32,
+) -> Result<Request<'a>, String> {
     // SAFETY: forwarded from this function's contract.
     let text = |(ptr, len), what| unsafe { str_arg(ptr, len, what) };
-    let (package, compiled) =
-        (text(package, "the package path")?, text(compiled, "the cache path")?);
+    let (package, compiled) = (text(package, "the package path")?, text(compiled, "the cache")?);
     let function = text(function, "the function name")?;
-    let config = configuration(function, units)?;
-    Ok((ensure_compiled(package, compiled)?, config, function.to_owned()))
+    if timeout_seconds == 0 {
+        return Err("the timeout must be at least 1 second".into());
+    }
+    let (config, timeout) =
+        (configuration(function, units)?, Duration::from_secs(timeout_seconds.into()));
+    Ok((Path::new(package), Path::new(compiled), config, function, timeout))
 }
 
-/// Loads one function (empty name: the default one) of a package, compiled once into `compiled`.
+/// Loads one function (empty name: the default one) of a package, compiled once into `compiled`
+/// (and once more if Core ML rejects that cached copy). Every wait is bounded by the timeout.
 /// Returns the handle, or null with the message in `error`.
 /// # Safety
 /// ABI.md: strings valid for their lengths.
 #[no_mangle]
 pub unsafe extern "C" fn llamane_coreml_open(
     package: *const u8, package_len: usize, compiled: *const u8, compiled_len: usize,
-    function: *const u8, function_len: usize, compute_units: i32, error: *mut u8, capacity: usize,
+    function: *const u8, function_len: usize, compute_units: i32, flags: u32, timeout_seconds: u32,
+    error: *mut u8, capacity: usize,
 ) -> *mut Model {
     let mut handle = ptr::null_mut();
     guard(error, capacity, || {
+        if flags & !DECLINE_OUTPUT_BACKINGS != 0 {
+            return Err(format!("unknown flags {flags:#x}"));
+        }
         let strings = [(package, package_len), (compiled, compiled_len), (function, function_len)];
-        // SAFETY: ABI.md: the strings are valid for their lengths.
-        let (url, config, _) = unsafe { prepare(strings, compute_units) }?;
-        // SAFETY: a file URL and a fully set configuration.
-        let model = unsafe { MLModel::modelWithContentsOfURL_configuration_error(&url, &config) }
-            .map_err(|e| describe(&e, "load the model"))?;
-        handle = Box::into_raw(Box::new(Model { model, bound: Bindings::default() }));
+        // SAFETY: ABI.md: the strings are valid for their lengths during this call.
+        let (package, compiled, config, _, timeout) =
+            unsafe { request(strings, compute_units, timeout_seconds) }?;
+        let load = || {
+            let url = directory_url(compiled)?;
+            let read = |model: &MLModel| Ok(Loaded(model.retain()));
+            wait("load the model", timeout, read, |handler| {
+                let load = MLModel::loadContentsOfURL_configuration_completionHandler;
+                // SAFETY: a compiled model's URL and a set configuration; Core ML copies the block.
+                unsafe { load(&url, &config, handler) }
+            })
+        };
+        let Loaded(model) = load_compiled(compiled, || compile(package, compiled, timeout), load)?;
+        let backings = flags & DECLINE_OUTPUT_BACKINGS == 0;
+        handle = Box::into_raw(Box::new(Model { model, bound: Bindings::default(), backings }));
         Ok(())
     });
     handle
@@ -213,7 +242,8 @@ pub unsafe extern "C" fn llamane_coreml_predict(
 ) -> i32 {
     guard(error, capacity, || {
         // SAFETY: a live handle from `llamane_coreml_open`, or null (ABI.md).
-        let Model { model, bound } = unsafe { model.as_ref() }.ok_or("the model handle is null")?;
+        let Model { model, bound, backings: pass_backings } =
+            unsafe { model.as_ref() }.ok_or("the model handle is null")?;
         // Held to the end: a bind on another thread cannot swap a buffer mid-prediction.
         let bound = bound.lock()?;
         let [inputs, outputs] = &*bound;
@@ -232,7 +262,9 @@ pub unsafe extern "C" fn llamane_coreml_predict(
             )
             .map_err(|e| describe(&e, "take the inputs"))?;
             let options = MLPredictionOptions::new();
-            options.setOutputBackings(&named(outputs, &backings));
+            if *pass_backings {
+                options.setOutputBackings(&named(outputs, &backings));
+            }
             model
                 .predictionFromFeatures_options_error(
                     ProtocolObject::from_ref(&*provider),
@@ -333,16 +365,18 @@ fn operations(plan: &MLComputePlan, block: &MLModelStructureProgramBlock, out: &
 #[no_mangle]
 pub unsafe extern "C" fn llamane_coreml_compute_plan(
     package: *const u8, package_len: usize, compiled: *const u8, compiled_len: usize,
-    function: *const u8, function_len: usize, compute_units: i32, text: *mut u8,
-    text_capacity: usize, error: *mut u8, capacity: usize,
+    function: *const u8, function_len: usize, compute_units: i32, timeout_seconds: u32,
+    text: *mut u8, text_capacity: usize, error: *mut u8, capacity: usize,
 ) -> i32 {
     guard(error, capacity, || {
         let strings = [(package, package_len), (compiled, compiled_len), (function, function_len)];
-        // SAFETY: ABI.md: the strings are valid for their lengths.
-        let (url, config, wanted) = unsafe { prepare(strings, compute_units) }?;
+        // SAFETY: ABI.md: the strings are valid for their lengths during this call.
+        let (package, compiled, config, wanted, timeout) =
+            unsafe { request(strings, compute_units, timeout_seconds) }?;
         if AnyClass::get(c"MLComputePlan").is_none() {
             return Err("the compute plan needs macOS 14.4 / iOS 17.4 or later".into());
         }
+        let wanted = wanted.to_owned();
         let read = move |plan: &MLComputePlan| {
             // SAFETY: property reads of a loaded plan's structure, which the plan keeps alive.
             let program = unsafe { plan.modelStructure().program() }.ok_or("not an ML program")?;
@@ -358,14 +392,15 @@ pub unsafe extern "C" fn llamane_coreml_compute_plan(
             operations(plan, &*unsafe { bodies[index].block() }, &mut lines);
             Ok(lines)
         };
-        let lines = wait("load the compute plan", read, |handler| {
-            // SAFETY: a compiled model's URL and a set configuration; Core ML copies the block.
-            unsafe {
-                MLComputePlan::loadContentsOfURL_configuration_completionHandler(
-                    &url, &config, handler,
-                )
-            }
-        })?;
+        let load = || {
+            let url = directory_url(compiled)?;
+            wait("load the compute plan", timeout, read.clone(), |handler| {
+                let load = MLComputePlan::loadContentsOfURL_configuration_completionHandler;
+                // SAFETY: a compiled model's URL and a set configuration; Core ML copies the block.
+                unsafe { load(&url, &config, handler) }
+            })
+        };
+        let lines = load_compiled(compiled, || compile(package, compiled, timeout), load)?;
         if lines.len() >= text_capacity {
             return Err(format!("the compute plan needs a buffer of {} bytes", lines.len() + 1));
         }

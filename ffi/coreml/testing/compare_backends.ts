@@ -8,7 +8,11 @@
  *
  * Usage: deno run --allow-read --allow-write --allow-env --allow-ffi compare_backends.ts BUNDLE
  *   [--candidate coreml|cpu] [--compute_units U] [--prompt TEXT | --prompt_tokens 1,2,3]
- *   [--steps N] [--atol A] [--rtol R]
+ *   [--steps N] [--atol A] [--rtol R] [--decline_output_backings] [--timeout SECONDS]
+ *
+ * `--decline_output_backings` makes Core ML return its outputs in arrays of its own, which the
+ * bridge copies out honouring their strides: the path Neural Engine outputs take, run on any
+ * compute units.
  *
  * @module
  */
@@ -21,7 +25,7 @@ import type { Backend } from "../../../runtime/backend/backend.ts";
 import { CpuBackend } from "../../../runtime/backend/cpu.ts";
 import { CoremlBackend } from "../../../runtime/backend/coreml.ts";
 import { parseComputeUnits } from "../../../runtime/backend/select.ts";
-import type { ComputeUnits } from "../../coreml.ts";
+import { type ComputeUnits, DEFAULT_TIMEOUT_SECONDS } from "../../coreml.ts";
 import { loadTokenizer } from "../../../tokenizer/mod.ts";
 
 /** How far a candidate's logit may be from the CPU backend's: `atol + rtol * |cpu logit|`. */
@@ -149,6 +153,8 @@ async function main(argv: readonly string[]): Promise<number> {
       steps: { type: "string", default: "32" },
       atol: { type: "string", default: String(FP16_TOLERANCE.atol) },
       rtol: { type: "string", default: String(FP16_TOLERANCE.rtol) },
+      decline_output_backings: { type: "boolean", default: false },
+      timeout: { type: "string", default: String(DEFAULT_TIMEOUT_SECONDS) },
     },
   });
   const bundle = positionals[0];
@@ -170,8 +176,13 @@ async function main(argv: readonly string[]): Promise<number> {
   const computeUnits: ComputeUnits = parseComputeUnits(values.compute_units);
   const candidate = values.candidate === "cpu"
     ? await CpuBackend.create()
-    : await CoremlBackend.create({ computeUnits });
-  const label = values.candidate === "cpu" ? "cpu" : `coreml ${computeUnits}`;
+    : await CoremlBackend.create({
+      computeUnits,
+      timeoutSeconds: Number(values.timeout),
+      declineOutputBackings: values.decline_output_backings,
+    });
+  const copied = values.decline_output_backings ? " (outputs copied)" : "";
+  const label = values.candidate === "cpu" ? "cpu" : `coreml ${computeUnits}${copied}`;
   const result = await compareBackends({
     bundle,
     prompt,

@@ -1,5 +1,5 @@
 /*
- * A stand-in for libllamane_coreml (ABI.md, version 2) that runs on Linux: it implements the same
+ * A stand-in for libllamane_coreml (ABI.md, version 3) that runs on Linux: it implements the same
  * C functions, checks each bound buffer as the bridge does, keeps the bindings per handle, records
  * every call as one JSON line, and answers predictably, so that ffi/coreml.ts and
  * runtime/backend/coreml.ts are tested through a real Deno.dlopen. The tests build it with
@@ -9,12 +9,21 @@
  * with -DFAKE_ABI_VERSION=n to pretend to be another ABI version.
  *
  * Predictable answers:
- *   - open fails (null) when the package path contains "fail-open"; otherwise, like the bridge, it
- *     creates the `compiled` directory when missing ("compiled" is true in the log line then).
+ *   - open fails (null) when the package path contains "fail-open" (with an underlying error when
+ *     it contains "fail-open-underlying"), and times out as the bridge would, naming the timeout
+ *     it was given, when it contains "hang-open"; otherwise, like the bridge, it creates the
+ *     `compiled` directory when missing ("compiled" is true in the log line then), and when a
+ *     cached directory holds a file "rejected" (as a compilation of an older system would be)
+ *     it compiles it again once ("recompiled" is true then).
+ *   - open logs its flags and timeout; with the flag DECLINE_OUTPUT_BACKINGS, predict fills each
+ *     output through a row-padded array of its own and a strided copy, as the bridge copies the
+ *     arrays Core ML returns when it has no backings ("copied" lists those outputs).
  *   - predict fails on handles whose package path contains "fail-predict"; otherwise it logs the
  *     bound buffers as they are at that moment (their first bytes read from the caller's memory)
  *     and fills output i with the value i + 1 in its element type.
- *   - compute_plan answers the fixed plan below (more ops for function "prefill").
+ *   - compute_plan answers the fixed plan below (more ops for function "prefill"); for a package
+ *     whose path contains "uncovered", functions other than the default one get no devices, as
+ *     a plan that covers only the default function would report.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdint.h>
@@ -23,6 +32,7 @@
 #include <string.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * Deno runs nonblocking calls on worker threads, and a test may drive two fake backends at once:
@@ -53,9 +63,12 @@ typedef struct {
     size_t bytes;
 } Binding;
 
+enum { DECLINE_OUTPUT_BACKINGS = 1 };
+
 typedef struct {
     int id;
     int fail_predict;
+    int decline_backings;
     Binding bound[2][MAX_BOUND];
     size_t count[2];
 } Model;
@@ -63,7 +76,7 @@ typedef struct {
 static char *log_text = NULL;
 static size_t log_len = 0;
 #ifndef FAKE_ABI_VERSION
-#define FAKE_ABI_VERSION 2
+#define FAKE_ABI_VERSION 3
 #endif
 static int next_id = 1;
 
@@ -102,41 +115,80 @@ uint32_t llamane_coreml_abi_version(void) { return FAKE_ABI_VERSION; }
 
 static void append_open_fields(const uint8_t *package, size_t package_len, const uint8_t *compiled,
                                size_t compiled_len, const uint8_t *function, size_t function_len,
-                               int32_t units) {
-    char number[32];
+                               int32_t units, uint32_t timeout_seconds) {
+    char number[64];
     append("\"package\":");
     append_string(package, package_len);
     append(",\"compiledPath\":");
     append_string(compiled, compiled_len);
     append(",\"function\":");
     append_string(function, function_len);
-    snprintf(number, sizeof number, ",\"units\":%d", units);
+    snprintf(number, sizeof number, ",\"units\":%d,\"timeout\":%u", units, timeout_seconds);
     append(number);
+}
+
+/* The compiled path as a C string; 0 when it does not fit. */
+static int compiled_path(char *path, size_t size, const uint8_t *compiled, size_t compiled_len) {
+    if (compiled_len >= size) return 0;
+    memcpy(path, compiled, compiled_len);
+    path[compiled_len] = 0;
+    return 1;
 }
 
 /* Creates the compiled directory like the bridge; returns 1 when it had to. */
 static int compile(const uint8_t *compiled, size_t compiled_len) {
     char path[4096];
     struct stat info;
-    if (compiled_len >= sizeof path) return 0;
-    memcpy(path, compiled, compiled_len);
-    path[compiled_len] = 0;
+    if (!compiled_path(path, sizeof path, compiled, compiled_len)) return 0;
     if (stat(path, &info) == 0) return 0;
     return mkdir(path, 0755) == 0;
 }
 
+/* A cached compilation the fake "Core ML" refuses: removed, so that compile makes it again. */
+static int drop_rejected(const uint8_t *compiled, size_t compiled_len) {
+    char path[4096], marker[4200];
+    if (!compiled_path(path, sizeof path, compiled, compiled_len)) return 0;
+    snprintf(marker, sizeof marker, "%s/rejected", path);
+    if (unlink(marker) != 0) return 0;
+    return rmdir(path) == 0;
+}
+
 Model *llamane_coreml_open(const uint8_t *package, size_t package_len, const uint8_t *compiled,
                            size_t compiled_len, const uint8_t *function, size_t function_len,
-                           int32_t units, uint8_t *error, size_t capacity) {
+                           int32_t units, uint32_t flags, uint32_t timeout_seconds,
+                           uint8_t *error, size_t capacity) {
     LOCKED;
+    char text[160];
     append("{\"call\":\"open\",");
-    append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units);
-    if (memmem(package, package_len, "fail-open", 9) != NULL) {
+    append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units,
+                       timeout_seconds);
+    snprintf(text, sizeof text, ",\"flags\":%u", flags);
+    append(text);
+    if (flags & ~(uint32_t)DECLINE_OUTPUT_BACKINGS) {
         append("}\n");
-        fail(error, capacity, "Core ML could not load the model: fake failure \xe2\x9c\x97");
+        fail(error, capacity, "unknown flags");
         return NULL;
     }
-    append(compile(compiled, compiled_len) ? ",\"compiled\":true}\n" : ",\"compiled\":false}\n");
+    if (memmem(package, package_len, "hang-open", 9) != NULL) {
+        append("}\n");
+        snprintf(text, sizeof text,
+                 "Core ML did not finish (load the model) within %u s; raise the timeout if the "
+                 "model is large", timeout_seconds);
+        fail(error, capacity, text);
+        return NULL;
+    }
+    if (memmem(package, package_len, "fail-open", 9) != NULL) {
+        append("}\n");
+        fail(error, capacity,
+             memmem(package, package_len, "fail-open-underlying", 20) != NULL
+                 ? "Core ML could not load the model: The model could not be loaded.; caused by: "
+                   "E5RT: fake program load failure"
+                 : "Core ML could not load the model: fake failure \xe2\x9c\x97");
+        return NULL;
+    }
+    int recompiled = drop_rejected(compiled, compiled_len);
+    append(compile(compiled, compiled_len) ? ",\"compiled\":true" : ",\"compiled\":false");
+    append(recompiled ? ",\"recompiled\":true}\n" : ",\"recompiled\":false}\n");
     Model *model = calloc(1, sizeof *model);
     if (model == NULL) {
         fail(error, capacity, "out of memory");
@@ -144,6 +196,7 @@ Model *llamane_coreml_open(const uint8_t *package, size_t package_len, const uin
     }
     model->id = next_id++;
     model->fail_predict = memmem(package, package_len, "fail-predict", 12) != NULL;
+    model->decline_backings = (flags & DECLINE_OUTPUT_BACKINGS) != 0;
     return model;
 }
 
@@ -249,17 +302,33 @@ int32_t llamane_coreml_predict(const Model *model, uint8_t *error, size_t capaci
     append_side(model, 0);
     append(",\"outputs\":");
     append_side(model, 1);
-    append("}\n");
+    append(model->decline_backings ? ",\"copied\":true}\n" : ",\"copied\":false}\n");
     if (model->fail_predict) {
         return fail(error, capacity, "Core ML could not predict: fake failure \xe2\x9c\x97");
     }
     for (size_t i = 0; i < model->count[1]; i++) {
         const Binding *t = &model->bound[1][i];
-        size_t count = t->bytes / element_bytes(t->dtype);
-        for (size_t k = 0; k < count; k++) {
-            if (t->dtype == FP16) ((uint16_t *)t->data)[k] = half_of((unsigned)i + 1);
-            else if (t->dtype == FP32) ((float *)t->data)[k] = (float)(i + 1);
-            else ((int32_t *)t->data)[k] = (int32_t)(i + 1);
+        size_t size = element_bytes(t->dtype), count = t->bytes / size;
+        size_t width = (size_t)t->shape[t->rank - 1], rows = count / width, padded = width + 3;
+        /* Declined backings: the values go to an array of the fake's own, rows padded as the
+         * Neural Engine pads them, and are copied row by row into the caller's buffer. */
+        uint8_t *target = model->decline_backings ? calloc(rows * padded, size) : t->data;
+        size_t stride = model->decline_backings ? padded : width;
+        if (target == NULL) return fail(error, capacity, "out of memory");
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t k = 0; k < width; k++) {
+                uint8_t *at = target + (r * stride + k) * size;
+                if (t->dtype == FP16) *(uint16_t *)at = half_of((unsigned)i + 1);
+                else if (t->dtype == FP32) *(float *)at = (float)(i + 1);
+                else *(int32_t *)at = (int32_t)(i + 1);
+            }
+        }
+        if (model->decline_backings) {
+            for (size_t r = 0; r < rows; r++) {
+                memcpy((uint8_t *)t->data + r * width * size, target + r * padded * size,
+                       width * size);
+            }
+            free(target);
         }
     }
     return 0;
@@ -281,23 +350,30 @@ static const char plan_decode[] =
     "softmax\tgpu\t0.1\tattention_0\n"
     "linear\tane\t0.25\tlogits\n";
 static const char plan_prefill_extra[] = "gather\tcpu\t\tpositions\n";
+static const char plan_uncovered[] =
+    "const\t\t\tembedding_table\n"
+    "gather\t\t\thidden_0\n"
+    "linear\t\t\tlogits\n";
 
 int32_t llamane_coreml_compute_plan(const uint8_t *package, size_t package_len,
                                     const uint8_t *compiled, size_t compiled_len,
                                     const uint8_t *function, size_t function_len, int32_t units,
-                                    uint8_t *text, size_t text_capacity, uint8_t *error,
-                                    size_t capacity) {
+                                    uint32_t timeout_seconds, uint8_t *text, size_t text_capacity,
+                                    uint8_t *error, size_t capacity) {
     LOCKED;
     char plan[512];
     char message[96];
     append("{\"call\":\"compute_plan\",");
-    append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units);
+    append_open_fields(package, package_len, compiled, compiled_len, function, function_len, units,
+                       timeout_seconds);
     snprintf(message, sizeof message, ",\"capacity\":%zu}\n", text_capacity);
     append(message);
     compile(compiled, compiled_len);
     int prefill = function_len == 7 && memcmp(function, "prefill", 7) == 0;
     int huge = function_len == 4 && memcmp(function, "huge", 4) == 0;
-    snprintf(plan, sizeof plan, "%s%s", plan_decode, prefill ? plan_prefill_extra : "");
+    int uncovered = function_len > 0 && memmem(package, package_len, "uncovered", 9) != NULL;
+    snprintf(plan, sizeof plan, "%s%s", uncovered ? plan_uncovered : plan_decode,
+             prefill && !uncovered ? plan_prefill_extra : "");
     /* "huge" repeats the plan past 1 MiB, so the caller must retry with the size asked for. */
     size_t one = strlen(plan), copies = huge ? (1u << 20) / one + 1 : 1, n = one * copies;
     if (n >= text_capacity) {

@@ -38,7 +38,7 @@ export interface FakeTensor {
 }
 
 /** The bridge's ABI version, which the fake implements unless told otherwise. */
-export const FAKE_ABI_VERSION = 2;
+export const FAKE_ABI_VERSION = 3;
 
 const source = new URL("./fake_coreml.c", import.meta.url);
 

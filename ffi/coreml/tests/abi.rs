@@ -2,8 +2,12 @@
 //! the per-handle table of bound buffers.
 
 use llamane_coreml::abi::*;
+use llamane_coreml::portable::*;
+use std::cell::Cell;
 use std::ffi::c_void;
+use std::path::Path;
 use std::ptr;
+use std::time::Duration;
 
 const FP16: u32 = DTYPES[0];
 const INT32: u32 = DTYPES[2];
@@ -148,6 +152,40 @@ fn copy_strided_reads_padded_rows_into_a_contiguous_buffer() {
     assert_eq!(values, vec![1, 2, 3, 4, 5, 6]);
 }
 
+/// The copy element by element, each source offset computed on its own: the reference.
+fn copy_strided_reference(src: &[u16], strides: &[usize], shape: &[usize]) -> Vec<u16> {
+    let count: usize = shape.iter().product();
+    let contiguous = row_major_strides(shape);
+    (0..count)
+        .map(|i| {
+            src[(0..shape.len()).map(|a| i / contiguous[a] % shape[a] * strides[a]).sum::<usize>()]
+        })
+        .collect()
+}
+
+#[test]
+fn copy_strided_equals_the_element_wise_copy_for_padded_and_transposed_layouts() {
+    // (shape, strides): padded rows of rank 1 to 4, a padded middle axis, and a transposed
+    // layout whose last axis is not contiguous.
+    let cases: [(&[usize], &[usize]); 6] = [
+        (&[5], &[1]),
+        (&[3, 5], &[8, 1]),
+        (&[2, 3, 5], &[40, 8, 1]),
+        (&[1, 2, 3, 5], &[64, 32, 8, 1]),
+        (&[2, 3, 4], &[20, 5, 1]),
+        (&[3, 4], &[1, 3]),
+    ];
+    for (shape, strides) in cases {
+        let span = shape.iter().zip(strides).map(|(d, s)| (d - 1) * s).sum::<usize>() + 1;
+        let src: Vec<u16> = (0..span as u16).map(|v| v.wrapping_mul(7) ^ 0x5a5a).collect();
+        let bytes: Vec<u8> = src.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut dst = vec![0u8; shape.iter().product::<usize>() * 2];
+        copy_strided(&bytes, strides, shape, 2, &mut dst);
+        let got: Vec<u16> = dst.chunks(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
+        assert_eq!(got, copy_strided_reference(&src, strides, shape), "{shape:?} {strides:?}");
+    }
+}
+
 #[test]
 fn copy_strided_panics_rather_than_reading_past_a_short_source() {
     let src = vec![0u8; 10];
@@ -175,4 +213,99 @@ fn str_arg_reads_empty_and_rejects_null_with_a_length() {
         assert_eq!(str_arg(ptr::null(), 0, "function").unwrap(), "");
         assert!(str_arg(ptr::null(), 3, "function").unwrap_err().contains("null"));
     }
+}
+
+#[test]
+fn wait_for_returns_the_answer_and_bounds_a_handler_that_never_runs() {
+    let (sender, receiver) = std::sync::mpsc::channel::<Result<u32, String>>();
+    sender.send(Ok(7)).unwrap();
+    assert_eq!(wait_for(&receiver, Duration::from_secs(1), "load the model"), Ok(7));
+    let started = std::time::Instant::now();
+    let error = wait_for(&receiver, Duration::from_millis(50), "load the model").unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(50));
+    assert!(error.contains("did not finish (load the model) within 0 s"), "{error}");
+    drop(sender);
+    let error = wait_for(&receiver, Duration::from_secs(1), "compile the package").unwrap_err();
+    assert_eq!(error, "Core ML never answered: compile the package");
+}
+
+#[test]
+fn error_chain_keeps_the_underlying_errors_in_order_without_repeats() {
+    let chain =
+        ["The model could not be loaded.", "", "E5RT: Program load failure (11)"].map(String::from);
+    assert_eq!(
+        error_chain("load the model", &chain),
+        "Core ML could not load the model: The model could not be loaded.; caused by: E5RT: \
+         Program load failure (11)"
+    );
+    let repeated = ["Failed.", "Failed."].map(String::from);
+    assert_eq!(error_chain("predict", &repeated), "Core ML could not predict: Failed.");
+}
+
+/// Counts compile and load calls around `load_compiled`, with loads failing as `fails` says.
+fn load_counting(compiled: &Path, fails: &[bool]) -> (Result<&'static str, String>, usize, usize) {
+    let (compiles, loads) = (Cell::new(0), Cell::new(0));
+    let result = load_compiled(
+        compiled,
+        || {
+            compiles.set(compiles.get() + 1);
+            std::fs::create_dir_all(compiled).map_err(|e| e.to_string())
+        },
+        || {
+            let call = loads.get();
+            loads.set(call + 1);
+            if fails.get(call) == Some(&true) {
+                Err(format!("load {call} failed"))
+            } else {
+                Ok("model")
+            }
+        },
+    );
+    (result, compiles.get(), loads.get())
+}
+
+#[test]
+fn load_compiled_compiles_a_missing_entry_once_and_recompiles_a_rejected_cached_one_once() {
+    let dir = std::env::temp_dir().join(format!("llamane-coreml-abi-{}", std::process::id()));
+    let compiled = dir.join("piece.mlmodelc");
+    let _ = std::fs::remove_dir_all(&dir);
+    // Missing: compiled, then loaded.
+    assert_eq!(load_counting(&compiled, &[]), (Ok("model"), 1, 1));
+    // Cached and accepted: loaded as it is.
+    assert_eq!(load_counting(&compiled, &[]), (Ok("model"), 0, 1));
+    // Cached but rejected (an OS update): removed, compiled again, loaded.
+    std::fs::write(compiled.join("stale"), b"").unwrap();
+    assert_eq!(load_counting(&compiled, &[true]), (Ok("model"), 1, 2));
+    assert!(!compiled.join("stale").exists());
+    // Rejected again after recompiling: both reasons reported, no third attempt.
+    let (result, compiles, loads) = load_counting(&compiled, &[true, true]);
+    let error = result.unwrap_err();
+    assert!(error.contains("load 1 failed") && error.contains("load 0 failed"), "{error}");
+    assert_eq!((compiles, loads), (1, 2));
+    // A fresh compilation that does not load is an error at once.
+    std::fs::remove_dir_all(&compiled).unwrap();
+    assert_eq!(load_counting(&compiled, &[true]), (Err("load 0 failed".into()), 1, 1));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn publish_renames_a_staged_directory_into_place_and_cleans_up_after_a_failed_stage() {
+    let dir = std::env::temp_dir().join(format!("llamane-coreml-publish-{}", std::process::id()));
+    let compiled = dir.join("piece.mlmodelc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stage_failed = publish(&compiled, |staged| {
+        std::fs::create_dir(staged).unwrap();
+        Err("the move failed".into())
+    });
+    assert_eq!(stage_failed, Err("the move failed".into()));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let stage = |staged: &Path| std::fs::create_dir(staged).map_err(|e| e.to_string());
+    assert_eq!(publish(&compiled, stage), Ok(()));
+    assert!(compiled.is_dir());
+    // Another process published first: its copy stays, and the staged one is gone.
+    std::fs::write(compiled.join("theirs"), b"").unwrap();
+    assert_eq!(publish(&compiled, stage), Ok(()));
+    assert!(compiled.join("theirs").exists());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
