@@ -6,8 +6,8 @@ import {
   parseComputePlan,
   summarizePlacements,
 } from "./compute_plan.ts";
-import { BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION } from "../../bundle/manifest.ts";
-import { IO_CONTRACT_VERSION } from "../../bundle/io_names.ts";
+import { DEFAULT_TIMEOUT_SECONDS } from "../../ffi/coreml.ts";
+import { exportTinyBundle } from "../../testing/tiny_bundle.ts";
 import { buildFakeLibrary } from "../../ffi/coreml/testing/fake_library.ts";
 
 const fake = await buildFakeLibrary();
@@ -35,35 +35,19 @@ Deno.test("summarizePlacements() counts and costs per device and lists the ops o
   assert.deepEqual(summary.offNeuralEngine.map((op) => op.outputs[0]), ["h"]);
 });
 
-/** A two-piece bundle; the fake bridge reads `prefix` "uncovered" as a plan of the default function only. */
-async function writeBundle(prefix = "bundle"): Promise<string> {
-  const dir = await Deno.makeTempDir({ prefix });
-  const io = (name: string) => ({ name, dtype: "fp16", shape: [1, 4, 8] });
-  const fn = (name: string) => ({ name, callLength: 4, inputs: [io("a")], outputs: [io("b")] });
-  const pieces = [
-    { name: "model", package: "model.mlpackage", functions: [fn("decode"), fn("prefill")] },
-    { name: "head", package: "head.mlpackage", functions: [fn("main")] },
-  ];
-  for (const piece of pieces) {
-    await Deno.mkdir(`${dir}/${piece.package}`);
-    await Deno.writeTextFile(`${dir}/${piece.package}/Manifest.json`, piece.name);
-  }
-  await Deno.writeTextFile(
-    `${dir}/manifest.json`,
-    JSON.stringify({
-      format: BUNDLE_FORMAT,
-      formatVersion: BUNDLE_FORMAT_VERSION,
-      ioContractVersion: IO_CONTRACT_VERSION,
-      model: {},
-      export: {},
-      pieces: pieces.map((p) => ({ ...p, weightBytes: 0 })),
-    }),
-  );
-  return dir;
+/**
+ * The tiny model exported (multifunction or not) into a directory named after `label`: the fake
+ * bridge reads "uncovered" in a package path as a plan that covers only the default function.
+ */
+async function writeBundle(multifunction: boolean, label = "tiny"): Promise<string> {
+  const exported = await exportTinyBundle({ multifunction });
+  const bundle = `${await Deno.makeTempDir()}/${label}.llamane`;
+  await Deno.rename(exported, bundle);
+  return bundle;
 }
 
 Deno.test("computePlanReport() asks the bridge for every function of every piece", async () => {
-  const bundle = await writeBundle();
+  const bundle = await writeBundle(true);
   fake.reset();
   const report = await computePlanReport(bundle, {
     library: fake.path,
@@ -71,27 +55,41 @@ Deno.test("computePlanReport() asks the bridge for every function of every piece
     computeUnits: "all",
   });
   assert.equal(report.computeUnits, "all");
+  const pieces = ["embedding", "blocks", "head"];
   assert.deepEqual(
     report.functions.map((f) => [f.package, f.function, f.counts.cpu, f.offNeuralEngine.length]),
-    [
-      ["model.mlpackage", "decode", 1, 2],
-      ["model.mlpackage", "prefill", 2, 3],
-      ["head.mlpackage", "main", 1, 2],
-    ],
+    pieces.flatMap((
+      p,
+    ) => [[`${p}.mlpackage`, "prefill", 2, 3], [`${p}.mlpackage`, "decode", 1, 2]]),
   );
   const calls = fake.calls();
-  // Multifunction pieces name the function; single-function pieces plan their only one.
-  assert.deepEqual(calls.map((c) => [c.function, c.units]), [["decode", 2], ["prefill", 2], [
-    "",
-    2,
-  ]]);
-  assert.equal(calls[0]!.package, `${bundle}/model.mlpackage`);
+  // Multifunction pieces name the function.
+  assert.deepEqual(
+    calls.map((c) => [c.function, c.units]),
+    pieces.flatMap(() => [["prefill", 2], ["decode", 2]]),
+  );
+  assert.equal(calls[0]!.package, `${bundle}/embedding.mlpackage`);
   assert.equal(calls[0]!.compiledPath, calls[1]!.compiledPath);
-  assert.deepEqual(calls.map((c) => c.timeout), [600, 600, 600]);
+  assert.deepEqual(calls.map((c) => c.timeout), calls.map(() => DEFAULT_TIMEOUT_SECONDS));
+});
+
+Deno.test("computePlanReport() plans the only function of single-function pieces", async () => {
+  const bundle = await writeBundle(false);
+  fake.reset();
+  const report = await computePlanReport(bundle, {
+    library: fake.path,
+    cacheDir: await Deno.makeTempDir(),
+  });
+  assert.deepEqual(report.functions.map((f) => [f.piece, f.function]), [
+    ["embedding", "main"],
+    ["blocks", "main"],
+    ["head", "main"],
+  ]);
+  assert.deepEqual(fake.calls().map((c) => [c.function, c.units]), [["", 3], ["", 3], ["", 3]]);
 });
 
 Deno.test("computePlanReport() refuses a plan that places no operation of the function asked for", async () => {
-  const bundle = await writeBundle("uncovered");
+  const bundle = await writeBundle(true, "uncovered");
   fake.reset();
   const error = await computePlanReport(bundle, {
     library: fake.path,
@@ -99,7 +97,10 @@ Deno.test("computePlanReport() refuses a plan that places no operation of the fu
     timeoutSeconds: 30,
   }).catch((e) => e);
   assert.ok(error instanceof ComputePlanCoverageError, String(error));
-  assert.match(error.message, /function "decode" of piece "model" places none of its operations/);
+  assert.match(
+    error.message,
+    /function "prefill" of piece "embedding" places none of its operations/,
+  );
   assert.deepEqual(fake.calls().map((c) => c.timeout), [30]);
 });
 
@@ -108,7 +109,7 @@ Deno.test({
   ignore: Deno.build.os === "darwin",
   async fn() {
     await assert.rejects(
-      computePlanReport(await writeBundle(), { cacheDir: await Deno.makeTempDir() }),
+      computePlanReport(await writeBundle(false), { cacheDir: await Deno.makeTempDir() }),
       /Cannot find the Core ML bridge: Core ML exists only on macOS and iOS/,
     );
   },
