@@ -99,6 +99,11 @@ Deno.test("readManifest() refuses a zero RoPE base and other impossible constant
     [(m) => m.model.nLayers = 1e9, /"model.nLayers" is 1000000000, more than the 1024/],
     [(m) => m.model.nLayers = "4", /"model.nLayers" must be a positive integer/],
     [(m) => delete m.tokenizer, /"tokenizer" is missing/],
+    [(m) => m.model.headDim = null, /"model.headDim" must be a positive integer/],
+    [
+      (m) => m.pieces[1].functions[0].inputs[0].shape = null,
+      /"pieces\[1\]\.functions\[0\]\.inputs\[0\]\.shape" must be a list of 1 to 5 items/,
+    ],
     [(m) => m.pieces[0].functions[0].callLength = 1e9, /callLength" must be an integer/],
   ];
   for (const [edit, message] of cases) {

@@ -10,7 +10,7 @@
 
 import type { FeatureDType } from "../coreml/model.ts";
 import { ffiNeed, requirePermissions } from "../permissions.ts";
-import { isReadableFile } from "./readable_file.ts";
+import { describeCandidates, isReadableFile } from "./readable_file.ts";
 
 /** The ABI version these bindings speak (ABI.md). */
 export const CORE_ML_ABI_VERSION = 3;
@@ -149,7 +149,7 @@ export async function findLibrary(explicit?: string): Promise<string> {
   const candidates = await libraryCandidates();
   for (const path of candidates) if (await isReadableFile(path)) return path;
   throw new Deno.errors.NotFound(
-    `Cannot find the Core ML bridge: looked at ${candidates.map((c) => `"${c}"`).join(", ")}; ` +
+    `Cannot find the Core ML bridge: ${await describeCandidates(candidates)}; ` +
       "build it with `ffi/coreml/build.sh` (macOS, Rust) or set LLAMANE_COREML_LIB",
   );
 }

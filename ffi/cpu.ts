@@ -7,7 +7,7 @@
  */
 
 import { ffiNeed, requirePermissions } from "../permissions.ts";
-import { isReadableFile } from "./readable_file.ts";
+import { describeCandidates, isReadableFile } from "./readable_file.ts";
 
 const symbols = {
   llamane_abi_version: { parameters: [], result: "u32" }, // () -> u32
@@ -64,9 +64,7 @@ export async function findLibrary(explicit?: string): Promise<string> {
   const candidates = await libraryCandidates(explicit);
   for (const path of candidates) if (await isReadableFile(path)) return path;
   throw new Deno.errors.NotFound(
-    `Cannot find the CPU backend library: looked at ${
-      candidates.map((c) => `"${c}"`).join(", ")
-    }; ` +
+    `Cannot find the CPU backend library: ${await describeCandidates(candidates)}; ` +
       "build it with `deno task build:native` or set LLAMANE_CPU_LIB",
   );
 }

@@ -92,6 +92,12 @@ async function* lookaheadTokens(
 }
 
 /**
+ * The longest prompt accepted, in characters of text or in tokens: a few minutes of prefill on a
+ * small model, far beyond any cache, and small enough that encoding it cannot exhaust memory.
+ */
+export const MAX_PROMPT_CHARACTERS = 1 << 20;
+
+/**
  * Generates token ids after `prompt` (ids, BOS included if wanted). Yields each new token; the
  * stop token that ends generation is not yielded.
  *
@@ -104,6 +110,12 @@ export async function* generateTokens(
   stats: GenerationStats = emptyGenerationStats(),
 ): AsyncGenerator<number> {
   if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt has no tokens");
+  if (prompt.length > MAX_PROMPT_CHARACTERS) {
+    throw new RangeError(
+      `Cannot generate: the prompt is ${prompt.length} tokens, more than the ` +
+        `${MAX_PROMPT_CHARACTERS} allowed`,
+    );
+  }
   const temperature = options.temperature ??
     (options.lookahead === undefined ? GENERATE_DEFAULTS.temperature : 0);
   if (options.lookahead !== undefined) {
@@ -215,6 +227,13 @@ export function generate(
   prompt: string,
   options: GenerateOptions = {},
 ): Generation {
+  if (prompt.length > MAX_PROMPT_CHARACTERS) {
+    throw new RangeError(
+      `Cannot generate: the prompt is ${prompt.length} characters, more than the ` +
+        `${MAX_PROMPT_CHARACTERS} allowed (the model attends to the last ` +
+        `${model.manifest.export.cacheLen} tokens only)`,
+    );
+  }
   const vocab = model.manifest.model.vocabSize;
   if (tokenizer.vocabSize > vocab) {
     throw new RangeError(

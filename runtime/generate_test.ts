@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { exportModel } from "../export/export_model.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
 import { loadModel } from "./load_model.ts";
-import { generate } from "./generate.ts";
+import { generate, MAX_PROMPT_CHARACTERS } from "./generate.ts";
 
 const bundle = `${await Deno.makeTempDir()}/kjv.llamane`;
 await exportModel({
@@ -55,5 +55,15 @@ Deno.test("generate() refuses a tokenizer with ids the model cannot embed", asyn
   assert.throws(
     () => generate(model, tokenizer, "And God said"),
     /the tokenizer has \d+ ids but the model only 1024; use the tokenizer the model was trained with/,
+  );
+});
+
+Deno.test("generate() refuses a prompt longer than the limit before encoding it", async () => {
+  using model = await loadModel(bundle, { backend: "cpu" });
+  const tokenizer = await loadTokenizer(`${bundle}/tokenizer.model`);
+  const prompt = "a".repeat(MAX_PROMPT_CHARACTERS + 1);
+  assert.throws(
+    () => generate(model, tokenizer, prompt),
+    new RegExp(`the prompt is ${MAX_PROMPT_CHARACTERS + 1} characters, more than the`),
   );
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { exportTinyBundle } from "../testing/tiny_bundle.ts";
-import { TINY_PARAMS } from "../testing/tiny_llama.ts";
+import { exportModel } from "../export/export_model.ts";
+import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
 import { CpuBackend } from "./backend/cpu.ts";
 import { LoadedModel } from "./model.ts";
 import { ModelSession } from "./session.ts";
@@ -30,4 +31,23 @@ Deno.test("without a separate head every row is computed, and step() still takes
   using model = await LoadedModel.load(bundle, cpu);
   const row = await new ModelSession(model).step(PROMPT);
   assert.deepEqual(row, all.subarray((PROMPT.length - 1) * vocab));
+});
+
+Deno.test("a model of width 2 exports with int4 linear layers and runs on the CPU", async () => {
+  // Its 2x2 projections are too small for weight.bin: they stay float instead of inline int4.
+  const params = { dim: 2, n_layers: 1, n_heads: 1, n_kv_heads: 1, vocab_size: 32, multiple_of: 2 };
+  const tiny = await writeTinyLlama(params);
+  const bundle = `${await Deno.makeTempDir()}/narrow.llamane`;
+  await exportModel({
+    checkpoint: tiny.checkpoint,
+    params: tiny.params,
+    output: bundle,
+    linearQuantize: "c4w",
+    inputLen: 4,
+    maxContextLen: 16,
+  });
+  using model = await LoadedModel.load(bundle, cpu);
+  const logits = await new ModelSession(model).call([1, 2, 3], "all");
+  assert.equal(logits.length, 3 * params.vocab_size);
+  assert.ok(logits.every(Number.isFinite));
 });

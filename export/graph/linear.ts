@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Var } from "../../coreml/builder.ts";
+import { MIN_BLOB_ELEMENTS, type Var } from "../../coreml/builder.ts";
 import { float16Bits, type Tensor } from "../../coreml/tensor.ts";
 import { B4W_BLOCK, type LinearQuantization } from "../options.ts";
 import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
@@ -117,7 +117,9 @@ async function emitLinearWeight(
   name: string,
 ): Promise<Var> {
   const quantization = ctx.options.linearQuantize;
-  if (quantization === "none") {
+  // A weight too small for weight.bin is written inline, where int4 saves nothing and which the
+  // CPU backend reads as floats only.
+  if (quantization === "none" || (end - start) * columns < MIN_BLOB_ELEMENTS) {
     const values = await ctx.weights.rows(weight, start, end);
     return emitFloatWeight(e, name, [end - start, columns], values);
   }
