@@ -21,6 +21,7 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   // The GGUF container: checkpoint/ reads its tensors, and tokenizer/ may read its vocabulary.
   gguf: ["files"],
   files: [],
+  models: ["permissions.ts"],
   checkpoint: ["gguf", "files", "permissions.ts"],
   tokenizer: ["protobuf", "gguf", "files", "permissions.ts"],
   coreml: ["protobuf", "files"],
@@ -48,6 +49,7 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
     "export",
     "ffi",
     "runtime",
+    "models",
     "permissions.ts",
     "version.ts",
   ],
@@ -61,6 +63,7 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
     "export",
     "ffi",
     "runtime",
+    "models",
     "permissions.ts",
     "version.ts",
   ],

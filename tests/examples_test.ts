@@ -1,0 +1,76 @@
+/**
+ * The scripts of examples/, copied into an empty directory as a user copies them, with
+ * `@llamane/llamane` mapped to mod.ts served over HTTP from 127.0.0.1 (standing in for
+ * `deno add jsr:@llamane/llamane`).
+ */
+
+import assert from "node:assert/strict";
+import { REPOSITORY_ROOT, serveFiles } from "../testing/file_server.ts";
+import { LOCAL_CPU_LIBRARY, runDeno } from "../testing/deno_run.ts";
+
+const EXAMPLES = `${REPOSITORY_ROOT}/examples`;
+
+Deno.test("every example runs against llamane imported over HTTP", async (t) => {
+  await using server = serveFiles(REPOSITORY_ROOT);
+  const dir = await Deno.makeTempDir({ prefix: "llamane-examples-" });
+  const importMap = `${dir}/import_map.json`;
+  await Deno.writeTextFile(
+    importMap,
+    JSON.stringify({ imports: { "@llamane/llamane": `${server.url}mod.ts` } }),
+  );
+  const run = async (example: string, ...args: string[]) => {
+    await Deno.copyFile(`${EXAMPLES}/${example}`, `${dir}/${example}`);
+    const result = await runDeno([
+      "run",
+      `--import-map=${importMap}`,
+      `--allow-import=${server.url.host}`,
+      `--allow-net=${server.url.host}`,
+      "--allow-read",
+      "--allow-write",
+      "--allow-env=LLAMANE_CPU_LIB",
+      `--allow-ffi=${LOCAL_CPU_LIBRARY}`,
+      example,
+      ...args,
+    ], { cwd: dir, env: { LLAMANE_CPU_LIB: LOCAL_CPU_LIBRARY } });
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout;
+  };
+  try {
+    const tested = new Set<string>();
+    const step = (example: string, body: () => Promise<void>) =>
+      t.step(example, async () => {
+        tested.add(example);
+        await body();
+      });
+
+    await step("export_and_generate.ts", async () => {
+      assert.match(await run("export_and_generate.ts", "kjv.llamane"), /^And God said \S/);
+    });
+    await step("lookahead.ts", async () => {
+      const output = await run("lookahead.ts", "kjv.llamane");
+      assert.match(output, /^In the beginning \S/);
+      assert.match(output, /^same tokens as greedy: true$/m);
+      const [, greedy, lookahead] = /greedy (\d+), lookahead (\d+)/.exec(output)!;
+      assert.ok(Number(lookahead) < Number(greedy), output);
+    });
+    await step("inspect.ts", async () => {
+      const output = await run("inspect.ts", "kjv.llamane");
+      for (const piece of ["embedding", "blocks", "head"]) {
+        assert.match(output, new RegExp(`^${piece}\\.mlpackage: .*int\\d \\d+ B`, "m"));
+      }
+    });
+    await step("manifest.ts", async () => {
+      const output = await run("manifest.ts", "kjv.llamane");
+      const params = JSON.parse(
+        await Deno.readTextFile(`${REPOSITORY_ROOT}/models/kjv-tiny/params.json`),
+      );
+      assert.match(output, new RegExp(`dim ${params.dim}, ${params.n_layers} layers`));
+      assert.match(output, /^blocks\.main \(L 32\)\n {2}in: {2}hidden_0 fp16\[1,32,\d+\] mask/m);
+    });
+
+    const scripts = (await Array.fromAsync(Deno.readDir(EXAMPLES))).map((e) => e.name);
+    assert.deepEqual(scripts.filter((name) => !tested.has(name)), [], "examples without a test");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
