@@ -54,5 +54,5 @@ export {
   type StreamingDecoder,
   type Tokenizer,
 } from "./tokenizer/mod.ts";
-export { embeddedModel, type EmbeddedModel } from "./models/embedded.ts";
+export { type EmbeddedModel, embeddedModel } from "./models/embedded.ts";
 export { MissingPermissionError } from "./permissions.ts";

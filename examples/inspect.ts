@@ -4,7 +4,7 @@
  *   deno run --allow-read inspect.ts BUNDLE
  */
 
-import { inspectBundle } from "@llamane/llamane";
+import { inspectBundle } from "@llamane/llamane/bundle";
 
 const bundle = Deno.args[0];
 if (bundle === undefined) throw new Error("Usage: inspect.ts BUNDLE");

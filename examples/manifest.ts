@@ -5,7 +5,7 @@
  *   deno run --allow-read manifest.ts BUNDLE
  */
 
-import { BUNDLE_FORMAT, type BundleManifest } from "@llamane/llamane";
+import { BUNDLE_FORMAT, type BundleManifest } from "@llamane/llamane/bundle";
 
 const bundle = Deno.args[0];
 if (bundle === undefined) throw new Error("Usage: manifest.ts BUNDLE");

@@ -34,8 +34,8 @@ export function seededRandom(seed: number): RandomSource {
 /** Index of the largest value (the first one on ties), over `logits[offset, offset + length)`. */
 export function argmax(
   logits: ArrayLike<number>,
-  offset = 0,
-  length = logits.length - offset,
+  offset: number = 0,
+  length: number = logits.length - offset,
 ): number {
   let best = 0;
   let bestValue = -Infinity;
@@ -58,8 +58,8 @@ export function sampleToken(
   logits: ArrayLike<number>,
   options: SamplingOptions,
   random: RandomSource,
-  offset = 0,
-  length = logits.length - offset,
+  offset: number = 0,
+  length: number = logits.length - offset,
 ): number {
   if (options.temperature === 0) return argmax(logits, offset, length);
 

@@ -1,7 +1,7 @@
 /**
  * The scripts of examples/, copied into an empty directory as a user copies them, with
- * `@llamane/llamane` mapped to mod.ts served over HTTP from 127.0.0.1 (standing in for
- * `deno add jsr:@llamane/llamane`).
+ * `@llamane/llamane` and its entry points mapped to the repository served over HTTP from
+ * 127.0.0.1 (standing in for `deno add jsr:@llamane/llamane`).
  */
 
 import assert from "node:assert/strict";
@@ -14,10 +14,15 @@ Deno.test("every example runs against llamane imported over HTTP", async (t) => 
   await using server = serveFiles(REPOSITORY_ROOT);
   const dir = await Deno.makeTempDir({ prefix: "llamane-examples-" });
   const importMap = `${dir}/import_map.json`;
-  await Deno.writeTextFile(
-    importMap,
-    JSON.stringify({ imports: { "@llamane/llamane": `${server.url}mod.ts` } }),
+  // What `deno add` would map: the package name and each of its entry points.
+  const { name, exports } = JSON.parse(await Deno.readTextFile(`${REPOSITORY_ROOT}/deno.json`));
+  const imports = Object.fromEntries(
+    Object.entries(exports as Record<string, string>).map(([entry, path]) => [
+      `${name}${entry.slice(1)}`,
+      new URL(path, server.url).href,
+    ]),
   );
+  await Deno.writeTextFile(importMap, JSON.stringify({ imports }));
   const run = async (example: string, ...args: string[]) => {
     await Deno.copyFile(`${EXAMPLES}/${example}`, `${dir}/${example}`);
     const result = await runDeno([

@@ -67,6 +67,8 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
     "permissions.ts",
     "version.ts",
   ],
+  // Scripts users copy: they import the package by its name, never a repository path.
+  examples: [],
 };
 
 /** Code that exists only to test, measure or build: it may reach into any layer. */

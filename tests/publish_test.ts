@@ -51,7 +51,8 @@ Deno.test("the package holds no tests, fixtures, benchmarks, scripts or native s
   const unwanted = files.filter((path) =>
     /(^|\/)(testdata|testing|tests|bench|scripts|examples|\.github|\.ci|target)\//.test(path) ||
     /_test\.ts$|(^|\/)_[^/]*\.ts$|\.(rs|toml|lock|py|sh)$/.test(path) ||
-    path.startsWith("ffi/cpu/") || path.startsWith("ffi/coreml/")
+    path.startsWith("ffi/cpu/") || path.startsWith("ffi/coreml/") || path.startsWith(".git") ||
+    path === "deno.lock"
   );
   assert.deepEqual(unwanted, []);
 });
