@@ -65,5 +65,5 @@ Deno.test("the package size stated in the README is the dry run's, well under JS
   const stated = /The JSR package is about ([\d.]+) MB/.exec(readme);
   assert.ok(stated !== null, "the README states no package size");
   // Code comes and goes; the figure is stale once it is off by more than a rounding step.
-  assert.ok(Math.abs(Number(stated[1]) - bytes / 1e6) < 0.25, `${bytes} bytes`);
+  assert.ok(Math.abs(Number(stated[1]) - bytes / 1e6) < 0.5, `${bytes} bytes`);
 });
