@@ -8,6 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { ConfinedDirectory } from "../../files/confined.ts";
 import { requirePermissions, writeNeed } from "../../permissions.ts";
 
 /** Variable that overrides the cache directory. */
@@ -63,7 +64,10 @@ const known = new Map<string, string>();
  */
 export async function packageHash(packagePath: string): Promise<string> {
   const files = await packageFiles(packagePath);
-  const stats = await Promise.all(files.map((f) => Deno.stat(`${packagePath}/${f}`)));
+  // Core ML reads every file of the package: each must be a regular file inside it.
+  const pkg = ConfinedDirectory.open(packagePath);
+  const paths = files.map((f) => pkg.resolve(f));
+  const stats = await Promise.all(paths.map((path) => Deno.stat(path)));
   // A re-export writes new files (new inodes); an edit changes the modification time.
   const stamp = JSON.stringify([
     packagePath,
@@ -76,7 +80,7 @@ export async function packageHash(packagePath: string): Promise<string> {
   const chunk = new Uint8Array(1 << 22);
   for (const [i, file] of files.entries()) {
     hash.update(`${file}\0${stats[i]!.size}\0`);
-    using handle = await Deno.open(`${packagePath}/${file}`);
+    using handle = await Deno.open(paths[i]!);
     for (let n = await handle.read(chunk); n !== null; n = await handle.read(chunk)) {
       hash.update(chunk.subarray(0, n));
     }

@@ -40,6 +40,23 @@ Deno.test("packageHash() follows the content: same files elsewhere agree, one ch
   assert.notEqual(await packageHash(a), before);
 });
 
+Deno.test("packageHash() refuses links out of the package and special files in it", async () => {
+  const outside = await Deno.makeTempFile();
+  const cases: [(dir: string) => Promise<unknown>, RegExp][] = [
+    [(dir) => Deno.symlink(outside, `${dir}/Data/extra.bin`), /extra.bin": it resolves outside/],
+    [(dir) => Deno.symlink("/dev/zero", `${dir}/Data/zero.bin`), /zero.bin": it resolves outside/],
+    [
+      (dir) => new Deno.Command("mkfifo", { args: [`${dir}/Data/fifo.bin`] }).output(),
+      /fifo.bin": it is a FIFO/,
+    ],
+  ];
+  for (const [tamper, message] of cases) {
+    const dir = await writePackage(layout);
+    await tamper(dir);
+    await assert.rejects(() => packageHash(dir), message);
+  }
+});
+
 Deno.test({
   name: "defaultCacheDir() takes LLAMANE_COREML_CACHE, else the macOS user cache folder",
   permissions: { env: true },
