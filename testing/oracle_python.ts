@@ -49,16 +49,28 @@ export function oraclePython(): string {
  *
  * @param script path relative to the repository root, e.g. `scripts/coreml/validate.py`
  * @param args the script's arguments
+ * @param input written to the script's stdin, if given
  * @throws {Error} carrying the script's stderr when it exits non-zero
  */
-export async function runOracleScript(script: string, args: readonly string[]): Promise<string> {
+export async function runOracleScript(
+  script: string,
+  args: readonly string[],
+  input?: string,
+): Promise<string> {
   const python = oraclePython();
   const path = new URL(script, ROOT).pathname;
-  const { code, stdout, stderr } = await new Deno.Command(python, {
+  const child = new Deno.Command(python, {
     args: [path, ...args],
+    stdin: input === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  if (input !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input));
+    await writer.close();
+  }
+  const { code, stdout, stderr } = await child.output();
   const text = new TextDecoder();
   if (code !== 0) {
     throw new Error(

@@ -1,19 +1,24 @@
 /**
- * Loading a tokenizer file of either kind, recognised by its content rather than its name (both
- * kinds are called `tokenizer.model`).
+ * Loading a tokenizer file of any kind, recognised by its content rather than its name (both
+ * SentencePiece and tiktoken files are called `tokenizer.model`): SentencePiece, tiktoken ranks,
+ * or a Hugging Face `tokenizer.json`.
  *
  * @module
  */
 
 import { readRegularFile, UnsafeFileError } from "../files/confined.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
-import { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
+import { TokenizerFormatError } from "./errors.ts";
 import { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
 import { looksLikeRanksFile } from "./tiktoken/ranks_file.ts";
 import { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
+import { parseTokenizerJson } from "./bpe/tokenizer_json.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
-/** Larger files are refused before reading: Llama 3's is 2 MiB, Llama 2's 0.5 MiB. */
+/**
+ * Larger files are refused before reading: Llama 3's is 2 MiB (its tokenizer.json 9 MiB), Llama
+ * 2's 0.5 MiB.
+ */
 export const MAX_TOKENIZER_BYTES = 64 * 2 ** 20;
 
 /** Options of {@link parseTokenizer}. */
@@ -26,9 +31,10 @@ export interface ParseTokenizerOptions {
 }
 
 /**
- * Builds a tokenizer from the bytes of a `tokenizer.model`: a SentencePiece protobuf (its first
- * field is a length-delimited ModelProto field) or a tiktoken ranks file (its first line is a
- * base64 token, a space and a rank).
+ * Builds a tokenizer from the bytes of a tokenizer file: a SentencePiece protobuf (its first
+ * field is a length-delimited ModelProto field), a tiktoken ranks file (its first line is a
+ * base64 token, a space and a rank) or a Hugging Face `tokenizer.json` with a BPE model (a JSON
+ * object).
  *
  * @example Encoding and decoding with the embedded KJV tokenizer
  * ```ts
@@ -43,7 +49,8 @@ export interface ParseTokenizerOptions {
  * ```
  *
  * @throws {TokenizerFormatError} when the content is neither format, or is malformed
- * @throws {UnsupportedTokenizerError} for a SentencePiece feature not implemented, or JSON
+ * @throws {UnsupportedTokenizerError} for a SentencePiece or tokenizer.json feature not
+ * implemented
  */
 export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions = {}): Tokenizer {
   const name = options.name ?? "tokenizer.model";
@@ -55,18 +62,12 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
     return SentencePieceTokenizer.parse(bytes, name);
   }
   const text = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart();
-  if (text.startsWith("{")) {
-    throw new UnsupportedTokenizerError(
-      name,
-      "the file is JSON (a Hugging Face tokenizer.json?), which is not supported; use the " +
-        "checkpoint's tokenizer.model",
-    );
-  }
+  if (text.startsWith("{")) return parseTokenizerJson(bytes, name);
   throw new TokenizerFormatError(
     name,
     0,
-    "unrecognised format: expected a SentencePiece model (protobuf) or a tiktoken ranks file " +
-      "(lines of base64 token and rank)",
+    "unrecognised format: expected a SentencePiece model (protobuf), a tiktoken ranks file " +
+      "(lines of base64 token and rank) or a tokenizer.json",
   );
 }
 

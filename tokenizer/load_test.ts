@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
 import { MissingPermissionError } from "../permissions.ts";
-import {
-  loadTokenizer,
-  MAX_TOKENIZER_BYTES,
-  parseTokenizer,
-  TokenizerFormatError,
-  UnsupportedTokenizerError,
-} from "./mod.ts";
+import { loadTokenizer, MAX_TOKENIZER_BYTES, parseTokenizer, TokenizerFormatError } from "./mod.ts";
 
 const root = new URL("../", import.meta.url);
 const kjvPath = new URL("models/kjv-tiny/tokenizer.model", root).pathname;
@@ -21,7 +15,7 @@ Deno.test("loadTokenizer() tells SentencePiece and tiktoken files apart by conte
   assert.equal(tiktoken.decode(tiktoken.encode("Amen.")), "Amen.");
 });
 
-Deno.test("parseTokenizer() rejects empty, JSON and unknown content, naming the file", () => {
+Deno.test("parseTokenizer() rejects empty and unknown content, naming the file", () => {
   const encode = (text: string) => new TextEncoder().encode(text);
   assert.throws(
     () => parseTokenizer(new Uint8Array(0), { name: "a.model" }),
@@ -30,8 +24,8 @@ Deno.test("parseTokenizer() rejects empty, JSON and unknown content, naming the 
   assert.throws(
     () => parseTokenizer(encode(' \n{"version": "1.0"}'), { name: "tokenizer.json" }),
     (error: unknown) =>
-      error instanceof UnsupportedTokenizerError &&
-      /Hugging Face tokenizer.json/.test(error.message),
+      error instanceof TokenizerFormatError &&
+      /"tokenizer.json": model is missing/.test(error.message),
   );
   assert.throws(
     () => parseTokenizer(encode("GGUF\x03\x00\x00\x00"), { name: "m.gguf" }),
@@ -39,7 +33,7 @@ Deno.test("parseTokenizer() rejects empty, JSON and unknown content, naming the 
       error instanceof TokenizerFormatError && error.offset === 0 &&
       error.message ===
         'Cannot load tokenizer "m.gguf": unrecognised format: expected a SentencePiece model ' +
-          "(protobuf) or a tiktoken ranks file (lines of base64 token and rank)",
+          "(protobuf), a tiktoken ranks file (lines of base64 token and rank) or a tokenizer.json",
   );
 });
 

@@ -1,6 +1,8 @@
 /**
  * Tokenizers of Llama checkpoints in pure TypeScript, identical to the reference implementations:
- * SentencePiece (Llama 1 and 2, the embedded KJV model) and tiktoken (Llama 3, 3.1, 3.2).
+ * SentencePiece (Llama 1 and 2, the embedded KJV model), tiktoken (Llama 3, 3.1, 3.2) and Hugging
+ * Face `tokenizer.json` BPE files (byte-level like Llama 3 and SmolLM2, or SentencePiece-style
+ * with byte fallback like Llama 2 and TinyLlama).
  * {@link loadTokenizer} recognises the format from the file's content; every tokenizer encodes,
  * decodes, and streams text token by token without splitting a character.
  *
@@ -27,4 +29,5 @@ export { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
 export type { EncodeOptions, StreamingDecoder, Tokenizer } from "./tokenizer.ts";
 export { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
 export { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
+export { BpeTokenizer } from "./bpe/bpe_tokenizer.ts";
 export { LLAMA3_PATTERN, LLAMA3_SPECIAL_TOKENS } from "./tiktoken/llama3.ts";

@@ -17,9 +17,10 @@ export interface EncodeOptions {
    */
   readonly eos?: boolean;
   /**
-   * Special tokens recognised where they are written in the text (tiktoken only: SentencePiece
-   * never reads control symbols from text, as in the reference). Others are encoded as ordinary
-   * text, as Llama 3's reference tokenizer does by default.
+   * Special tokens recognised where they are written in the text (tiktoken and tokenizer.json:
+   * SentencePiece never reads control symbols from text, as in the reference). Others are encoded
+   * as ordinary text, as Llama 3's reference tokenizer does by default; user text in a chat never
+   * gets them, so it cannot forge a turn.
    * @default []
    */
   readonly allowedSpecial?: "all" | readonly string[];
@@ -40,10 +41,13 @@ export interface StreamingDecoder {
   flush(): string;
 }
 
-/** A loaded tokenizer: SentencePiece (Llama 1 and 2) or tiktoken (Llama 3). */
+/**
+ * A loaded tokenizer: SentencePiece (Llama 1 and 2), tiktoken (Llama 3), a Hugging Face
+ * tokenizer.json or a GGUF vocabulary.
+ */
 export interface Tokenizer {
   /** The file format it was loaded from. */
-  readonly kind: "sentencepiece" | "tiktoken";
+  readonly kind: "sentencepiece" | "tiktoken" | "tokenizer.json" | "gguf";
   /** Number of ids, special tokens included: every id is in `[0, vocabSize)`. */
   readonly vocabSize: number;
   /** Beginning-of-sequence id, or undefined when the model defines none. */
@@ -61,6 +65,6 @@ export interface Tokenizer {
   decode(ids: Iterable<number>): string;
   /** A new streaming decoder, for printing text as tokens are generated. */
   decoder(): StreamingDecoder;
-  /** The vocabulary entry of an id as stored in the file (SentencePiece only), e.g. `▁the`. */
+  /** The vocabulary entry of an id as stored in the file (not tiktoken), e.g. `▁the`. */
   idToPiece?(id: number): string;
 }
