@@ -18,6 +18,7 @@
 import type { Bench, Figures } from "./bench.ts";
 import { LLAMA32_1B_SHAPE, SHAPE_1B } from "./bench_models.ts";
 import { median, round, spread } from "./spread.ts";
+import { ensurePeer } from "../testing/llama_cpp_peer.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const PEER = new URL("bench/peer/", ROOT);
@@ -124,30 +125,6 @@ async function mtime(path: string): Promise<number | undefined> {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
-}
-
-async function sha256(path: URL): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", await Deno.readFile(path));
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/**
- * `npm ci` of the pinned peer unless node_modules was installed from this very lock file.
- * `--omit=optional` skips node-llama-cpp's other prebuilt packages (CUDA alone is 540 MB): the
- * linux-x64 CPU one is a direct dependency, so it stays.
- */
-async function ensurePeer(): Promise<void> {
-  const stamp = new URL("node_modules/.llamane-lock.sha256", PEER);
-  const want = await sha256(new URL("package-lock.json", PEER));
-  const have = await Deno.readTextFile(stamp).catch(() => undefined);
-  if (have === want) return;
-  console.log("installing the llama.cpp peer: npm ci in bench/peer");
-  await run(
-    "npm",
-    ["ci", "--omit=optional", "--ignore-scripts", "--no-audit", "--no-fund"],
-    PEER,
-  );
-  await Deno.writeTextFile(stamp, want);
 }
 
 /** The venv python that has torch and gguf (made by scripts/gguf/setup_venv.sh). */

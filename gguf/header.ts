@@ -117,7 +117,8 @@ class WindowExhausted extends Error {}
 class Cursor {
   #view: DataView;
   #bytes: Uint8Array;
-  #decoder = new TextDecoder();
+  // A leading U+FEFF is text (a vocabulary has it as a token), not a byte order mark to drop.
+  #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   pos = 0;
 
   constructor(bytes: Uint8Array<ArrayBuffer>, readonly path: string, readonly fileSize: number) {

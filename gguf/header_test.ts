@@ -10,7 +10,7 @@ const B: TestTensor = { name: "b", dims: [8], typeId: F32, offset: 288 };
 const valid: TestGguf = {
   metadata: [
     ["general.architecture", { string: "llama" }],
-    ["tokenizer.ggml.tokens", { strings: ["<s>", "a", "é"] }],
+    ["tokenizer.ggml.tokens", { strings: ["<s>", "a", "é", "\ufeff"] }],
     ["llama.block_count", { u32: 2 }],
   ],
   tensors: [A, B],
@@ -30,7 +30,7 @@ Deno.test("readGgufHeader() reads metadata and the tensor table, shapes outermos
   assert.equal(header.version, 3);
   assert.deepEqual(header.metadata.get("tokenizer.ggml.tokens"), {
     type: "array<string>",
-    value: ["<s>", "a", "é"],
+    value: ["<s>", "a", "é", "\ufeff"],
   });
   assert.deepEqual(header.metadata.get("llama.block_count"), { type: "u32", value: 2 });
   const dataOffset = header.dataOffset;

@@ -8,11 +8,12 @@
 
 import { readRegularFile, UnsafeFileError } from "../files/confined.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
-import { TokenizerFormatError } from "./errors.ts";
+import { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
 import { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
 import { looksLikeRanksFile } from "./tiktoken/ranks_file.ts";
 import { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
 import { parseTokenizerJson } from "./bpe/tokenizer_json.ts";
+import { loadGgufTokenizer, startsWithGgufMagic } from "./gguf/gguf_file.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /**
@@ -63,6 +64,13 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
   }
   const text = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart();
   if (text.startsWith("{")) return parseTokenizerJson(bytes, name);
+  if (startsWithGgufMagic(bytes)) {
+    throw new UnsupportedTokenizerError(
+      name,
+      "a GGUF vocabulary is read from its file with loadTokenizer(), or from a header with " +
+        "ggufTokenizer()",
+    );
+  }
   throw new TokenizerFormatError(
     name,
     0,
@@ -72,14 +80,16 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
 }
 
 /**
- * Reads and parses a tokenizer file (see {@link parseTokenizer}). Needs read permission for
- * `path`, checked before anything else.
+ * Reads and parses a tokenizer file (see {@link parseTokenizer}), or the vocabulary of a GGUF
+ * model file (reading its header only). Needs read permission for `path`, checked before
+ * anything else.
  *
  * @throws {MissingPermissionError} without `--allow-read` for `path`
  */
 export async function loadTokenizer(path: string | URL): Promise<Tokenizer> {
   const name = path instanceof URL ? path.pathname : path;
   await requirePermissions([readNeed(path, `read the tokenizer "${name}"`)]);
+  if (await isGguf(name)) return await loadGgufTokenizer(name, name);
   let bytes: Uint8Array;
   try {
     bytes = readRegularFile(name, MAX_TOKENIZER_BYTES);
@@ -97,4 +107,14 @@ export async function loadTokenizer(path: string | URL): Promise<Tokenizer> {
     throw new TokenizerFormatError(name, 0, `the file ${error.detail}${hint}`);
   }
   return parseTokenizer(bytes, { name });
+}
+
+/** Whether `path` is a regular file that starts like a GGUF (stat first: opening a FIFO blocks). */
+async function isGguf(path: string): Promise<boolean> {
+  const info = await Deno.stat(path).catch(() => undefined);
+  if (!info?.isFile) return false;
+  using file = await Deno.open(path, { read: true });
+  const head = new Uint8Array(4);
+  const read = await file.read(head);
+  return read === 4 && startsWithGgufMagic(head);
 }

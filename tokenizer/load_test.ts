@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { MissingPermissionError } from "../permissions.ts";
-import { loadTokenizer, MAX_TOKENIZER_BYTES, parseTokenizer, TokenizerFormatError } from "./mod.ts";
+import {
+  loadTokenizer,
+  MAX_TOKENIZER_BYTES,
+  parseTokenizer,
+  TokenizerFormatError,
+  UnsupportedTokenizerError,
+} from "./mod.ts";
 
 const root = new URL("../", import.meta.url);
 const kjvPath = new URL("models/kjv-tiny/tokenizer.model", root).pathname;
@@ -28,12 +34,17 @@ Deno.test("parseTokenizer() rejects empty and unknown content, naming the file",
       /"tokenizer.json": model is missing/.test(error.message),
   );
   assert.throws(
-    () => parseTokenizer(encode("GGUF\x03\x00\x00\x00"), { name: "m.gguf" }),
+    () => parseTokenizer(encode("PK\x03\x04\x00\x00\x00\x00"), { name: "m.pth" }),
     (error: unknown) =>
       error instanceof TokenizerFormatError && error.offset === 0 &&
       error.message ===
-        'Cannot load tokenizer "m.gguf": unrecognised format: expected a SentencePiece model ' +
+        'Cannot load tokenizer "m.pth": unrecognised format: expected a SentencePiece model ' +
           "(protobuf), a tiktoken ranks file (lines of base64 token and rank) or a tokenizer.json",
+  );
+  assert.throws(
+    () => parseTokenizer(encode("GGUF\x03\x00\x00\x00"), { name: "m.gguf" }),
+    (error: unknown) =>
+      error instanceof UnsupportedTokenizerError && /read from its file/.test(error.message),
   );
 });
 

@@ -30,4 +30,5 @@ export type { EncodeOptions, StreamingDecoder, Tokenizer } from "./tokenizer.ts"
 export { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
 export { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
 export { BpeTokenizer } from "./bpe/bpe_tokenizer.ts";
+export { ggufTokenizer } from "./gguf/gguf_tokenizer.ts";
 export { LLAMA3_PATTERN, LLAMA3_SPECIAL_TOKENS } from "./tiktoken/llama3.ts";

@@ -41,7 +41,11 @@ export class BpeTokenizer implements Tokenizer {
   readonly stopTokens: readonly number[];
   readonly #parts: BpeTokenizerParts;
 
-  /** @param parts the assembled stages */
+  /**
+   * Assembles a tokenizer; `parseTokenizer` and `ggufTokenizer` build the parts from files.
+   *
+   * @param parts the assembled stages
+   */
   constructor(parts: BpeTokenizerParts) {
     this.#parts = parts;
     this.kind = parts.kind;
