@@ -84,8 +84,8 @@ export interface ExportSpec {
 export interface TokenizerSpec {
   /** File name at the top of the bundle. */
   readonly file: string;
-  /** `sentencepiece` or `tiktoken`. */
-  readonly kind: "sentencepiece" | "tiktoken";
+  /** `sentencepiece`, `tiktoken` or `tokenizer.json` (Hugging Face). */
+  readonly kind: "sentencepiece" | "tiktoken" | "tokenizer.json";
   /** Beginning-of-sequence id, or null when the tokenizer has none. */
   readonly bosId: number | null;
   /** End-of-sequence id, or null when the tokenizer has none. */
@@ -201,7 +201,7 @@ function readTokenizer(fields: JsonFields, vocabSize: number): TokenizerSpec {
   const id = (key: string) => fields.integerOrNull(key, 0, vocabSize - 1);
   return {
     file: fields.string("file", BUNDLE_FILE_NAME, "a file name at the top of the bundle"),
-    kind: fields.oneOf("kind", ["sentencepiece", "tiktoken"]),
+    kind: fields.oneOf("kind", ["sentencepiece", "tiktoken", "tokenizer.json"]),
     bosId: id("bosId"),
     eosId: id("eosId"),
     stopTokens: fields.list("stopTokens", 0, 1024, (value, where) => {

@@ -75,11 +75,17 @@ async function tokenizerPath(options: ResolvedExportOptions): Promise<string | u
   }
 }
 
-async function bundleTokenizer(
-  path: string | undefined,
-  staged: string,
-): Promise<TokenizerSpec | null> {
-  if (path === undefined) return null;
+/** A tokenizer file to copy into the bundle, and what the manifest says of it. */
+interface TokenizerToBundle {
+  readonly bytes: Uint8Array;
+  readonly spec: TokenizerSpec;
+}
+
+/**
+ * Reads the tokenizer to bundle and checks that the model can embed every id it gives, so that
+ * a mismatched tokenizer is refused now rather than when the bundle runs.
+ */
+function readTokenizerToBundle(path: string, vocabSize: number): TokenizerToBundle {
   let bytes: Uint8Array;
   try {
     bytes = readRegularFile(path, MAX_TOKENIZER_BYTES);
@@ -88,14 +94,26 @@ async function bundleTokenizer(
     throw new ExportOptionsError(`the tokenizer "${path}" ${error.detail}`);
   }
   const tokenizer = parseTokenizer(bytes, { name: path });
-  const file = "tokenizer.model";
-  await Deno.writeFile(`${staged}/${file}`, bytes);
+  if (tokenizer.kind === "gguf") {
+    throw new ExportOptionsError(
+      `the tokenizer "${path}" is a GGUF vocabulary; bundle a tokenizer.json or tokenizer.model`,
+    );
+  }
+  if (tokenizer.vocabSize > vocabSize) {
+    throw new ExportOptionsError(
+      `the tokenizer "${path}" has ${tokenizer.vocabSize} ids but the model embeds only ` +
+        `${vocabSize}: it is not this model's tokenizer`,
+    );
+  }
   return {
-    file,
-    kind: tokenizer.kind,
-    bosId: tokenizer.bosId ?? null,
-    eosId: tokenizer.eosId ?? null,
-    stopTokens: [...tokenizer.stopTokens],
+    bytes,
+    spec: {
+      file: tokenizer.kind === "tokenizer.json" ? "tokenizer.json" : "tokenizer.model",
+      kind: tokenizer.kind,
+      bosId: tokenizer.bosId ?? null,
+      eosId: tokenizer.eosId ?? null,
+      stopTokens: [...tokenizer.stopTokens],
+    },
   };
 }
 
@@ -166,6 +184,9 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   const { config, source } = model;
   validateTensors(resolved.checkpoint, config, source.list());
   checkOptionsForModel(resolved, config);
+  const tokenizerToBundle = tokenizer === undefined
+    ? undefined
+    : readTokenizerToBundle(tokenizer, config.vocabSize);
 
   await using staged = await StagedBundle.create(resolved.output);
   const weights = new WeightReader(source);
@@ -244,9 +265,12 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
       graphBreaks: resolved.graphBreaks,
       multifunction: resolved.multifunction,
     },
-    tokenizer: await bundleTokenizer(tokenizer, staged.path),
+    tokenizer: tokenizerToBundle?.spec ?? null,
     pieces,
   };
+  if (tokenizerToBundle !== undefined) {
+    await Deno.writeFile(`${staged.path}/${tokenizerToBundle.spec.file}`, tokenizerToBundle.bytes);
+  }
   await Deno.writeTextFile(
     `${staged.path}/${MANIFEST_FILE}`,
     JSON.stringify(manifest, null, 2) + "\n",

@@ -8,6 +8,9 @@ import { readPackage } from "../coreml/package.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
 import { SUPPORTED_OPS } from "../coreml/ops.ts";
+import { readBundledTokenizer } from "../bundle/tokenizer.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { oracleTokenizerDir } from "../testing/hf_oracle.ts";
 
 const tiny = await writeTinyLlama();
 
@@ -323,4 +326,46 @@ Deno.test("exportModel() creates the bundle with the permissions the umask gives
   const output = await exportTiny();
   const umask = Deno.umask();
   assert.equal(Deno.statSync(output).mode! & 0o777, 0o777 & ~umask);
+});
+
+Deno.test("exportModel() bundles a tokenizer.json, and refuses one with ids the model cannot embed", async () => {
+  const json = `${await oracleTokenizerDir("llama3")}/tokenizer.json`;
+  const tokenizer = await loadTokenizer(json);
+  const parent = await Deno.makeTempDir();
+  await assert.rejects(
+    () =>
+      exportModel({
+        checkpoint: tiny.checkpoint,
+        params: tiny.params,
+        tokenizer: json,
+        output: `${parent}/t.llamane`,
+      }),
+    (error: unknown) =>
+      error instanceof ExportOptionsError &&
+      error.message ===
+        `Cannot export: the tokenizer "${json}" has ${tokenizer.vocabSize} ids but the model ` +
+          `embeds only ${TINY_PARAMS.vocab_size}: it is not this model's tokenizer`,
+  );
+  assert.deepEqual([...Deno.readDirSync(parent)], []);
+
+  // Padded to a multiple of the split size, as real vocabularies often are.
+  const wide = await writeTinyLlama({ ...TINY_PARAMS, vocab_size: 3072 });
+  const bundle = `${parent}/wide.llamane`;
+  await exportModel({
+    checkpoint: wide.checkpoint,
+    params: wide.params,
+    tokenizer: json,
+    output: bundle,
+  });
+  const manifest = await readManifest(bundle);
+  assert.deepEqual(manifest.tokenizer, {
+    file: "tokenizer.json",
+    kind: "tokenizer.json",
+    bosId: tokenizer.bosId,
+    eosId: null,
+    stopTokens: [],
+  });
+  assert.deepEqual(await Deno.readFile(`${bundle}/tokenizer.json`), await Deno.readFile(json));
+  const bundled = readBundledTokenizer(bundle, manifest.tokenizer!);
+  assert.deepEqual(bundled.encode("Hello, world"), tokenizer.encode("Hello, world"));
 });
