@@ -129,3 +129,34 @@ Deno.test("llamane export --help shows the exporter's defaults and no stale rema
   assert.match(stdout, /--multifunction +prefill \(L tokens\) and decode/);
   assert.doesNotMatch(stdout, /not available/);
 });
+
+Deno.test("llamane info and export refuse a checkpoint or params that declare more than they hold", async () => {
+  const dir = await Deno.makeTempDir();
+  const repeated = new URL("../testdata/checkpoint/repeated_views.pth", import.meta.url).pathname;
+  const huge = `${dir}/params.json`;
+  const params = JSON.parse(await Deno.readTextFile(tiny.params));
+  await Deno.writeTextFile(huge, JSON.stringify({ ...params, n_layers: 1e9 }));
+  const cases: [string, string, RegExp][] = [
+    [repeated, tiny.params, /repeats storage elements/],
+    [tiny.checkpoint, huge, /"n_layers" is 1000000000, more than the 1024 any model needs/],
+  ];
+  for (const [checkpoint, paramsPath, message] of cases) {
+    const read = `--allow-read=${tiny.dir},${dir},${repeated}`;
+    const info = await llamane([read], "info", "-c", checkpoint, "-p", paramsPath);
+    assert.equal(info.code, 1, info.stderr);
+    assert.match(info.stderr, message);
+    const exported = await llamane(
+      [read, `--allow-write=${dir}`],
+      "export",
+      "-c",
+      checkpoint,
+      "-p",
+      paramsPath,
+      "-o",
+      `${dir}/out.llamane`,
+    );
+    assert.equal(exported.code, 1, exported.stderr);
+    assert.match(exported.stderr, message);
+  }
+  assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["params.json"]);
+});
