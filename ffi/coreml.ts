@@ -1,16 +1,26 @@
 /**
- * Bindings of the Core ML bridge (ffi/coreml, C ABI in ffi/coreml/ABI.md): library discovery,
- * the up-front `--allow-ffi` check, and a handle class that binds named, typed, shaped buffers to
- * a loaded model one call each, without copying them. Nothing here reads or builds a pointer:
- * buffers go in as `"buffer"` arguments and handles come back as opaque `"pointer"` values, all
- * that Deno allows a caller granted only `--allow-ffi=<bridge path>`.
+ * Bindings of the Core ML bridge (ffi/coreml, C ABI in ffi/coreml/ABI.md): a handle class that
+ * binds named, typed, shaped buffers to a loaded model one call each, for each prediction, without
+ * copying them. Nothing here reads or builds a pointer: buffers go in as `"buffer"` arguments and
+ * handles come back as opaque `"pointer"` values, all that Deno allows a caller granted only
+ * `--allow-ffi=<bridge path>`. Finding and opening the bridge is ffi/native_library.ts's job.
  *
  * @module
  */
 
 import type { FeatureDType } from "../coreml/model.ts";
-import { ffiNeed, requirePermissions } from "../permissions.ts";
-import { describeCandidates, isReadableFile } from "./readable_file.ts";
+import {
+  ErrorBuffer,
+  findLibrary as findNativeLibrary,
+  forgetOnCollect,
+  freeOnCollect,
+  libraryCandidates as nativeLibraryCandidates,
+  type LibraryDescription,
+  NativeError,
+  nulTerminated,
+  openNativeLibrary,
+  requireAttached,
+} from "./native_library.ts";
 
 /** The ABI version these bindings speak (ABI.md). */
 export const CORE_ML_ABI_VERSION = 3;
@@ -107,14 +117,6 @@ export const DTYPE_CODES: Readonly<Record<FeatureDType, number>> = {
   int32: 0x20000 | 32,
 };
 
-/** A failure reported by the Core ML bridge, with its own message. */
-export class CoremlError extends Error {
-  constructor(action: string, message: string) {
-    super(`Cannot ${action}: ${message}`);
-    this.name = "CoremlError";
-  }
-}
-
 /** Core ML was asked for where it does not exist (it ships only with macOS and iOS). */
 export class CoremlUnavailableError extends Error {
   constructor(what: string, os: string = Deno.build.os) {
@@ -126,16 +128,18 @@ export class CoremlUnavailableError extends Error {
   }
 }
 
-const LIBRARY_NAME = "libllamane_coreml.dylib";
+const BRIDGE: LibraryDescription = {
+  title: "the Core ML bridge",
+  fileName: "libllamane_coreml.dylib",
+  envVariable: "LLAMANE_COREML_LIB",
+  built: new URL("./coreml/target/release/libllamane_coreml.dylib", import.meta.url),
+  build: "build it with `ffi/coreml/build.sh` (macOS, Rust)",
+  abiVersion: CORE_ML_ABI_VERSION,
+};
 
 /** Where the bridge is looked for, in order, when no path is given. */
-export async function libraryCandidates(): Promise<string[]> {
-  const env = await Deno.permissions.query({ name: "env", variable: "LLAMANE_COREML_LIB" });
-  const fromEnv = env.state === "granted" ? Deno.env.get("LLAMANE_COREML_LIB") : undefined;
-  if (fromEnv !== undefined && fromEnv !== "") return [fromEnv];
-  const beside = Deno.execPath().replace(/[^/\\]+$/, LIBRARY_NAME);
-  const built = new URL(`./coreml/target/release/${LIBRARY_NAME}`, import.meta.url);
-  return built.protocol === "file:" ? [beside, decodeURIComponent(built.pathname)] : [beside];
+export function libraryCandidates(): Promise<string[]> {
+  return nativeLibraryCandidates(BRIDGE);
 }
 
 /**
@@ -146,53 +150,23 @@ export async function libraryCandidates(): Promise<string[]> {
 export async function findLibrary(explicit?: string): Promise<string> {
   if (explicit !== undefined) return explicit;
   if (Deno.build.os !== "darwin") throw new CoremlUnavailableError("find the Core ML bridge");
-  const candidates = await libraryCandidates();
-  for (const path of candidates) if (await isReadableFile(path)) return path;
-  throw new Deno.errors.NotFound(
-    `Cannot find the Core ML bridge: ${await describeCandidates(candidates)}; ` +
-      "build it with `ffi/coreml/build.sh` (macOS, Rust) or set LLAMANE_COREML_LIB",
-  );
+  return await findNativeLibrary(BRIDGE);
 }
-
-const opened = new Map<string, CoremlLibrary>();
 
 /**
  * Opens the bridge once per path, after checking `--allow-ffi` for that exact path, and checks
  * that it speaks {@link CORE_ML_ABI_VERSION}.
  */
 export async function openLibrary(explicit?: string): Promise<CoremlLibrary> {
-  const path = await findLibrary(explicit);
-  // Checked on every call, not only the first: a reused library still needs the permission.
-  await requirePermissions([ffiNeed(path, "load the Core ML bridge")]);
-  const known = opened.get(path);
-  if (known !== undefined) return known;
-  const library = Deno.dlopen(path, symbols);
-  const version = library.symbols.llamane_coreml_abi_version();
-  if (version !== CORE_ML_ABI_VERSION) {
-    library.close();
-    throw new CoremlError(
-      `use the Core ML bridge "${path}"`,
-      `it implements ABI version ${version}, this llamane needs ${CORE_ML_ABI_VERSION}; ` +
-        "rebuild it with `ffi/coreml/build.sh`",
-    );
-  }
-  opened.set(path, library);
-  return library;
+  return await openNativeLibrary(
+    await findLibrary(explicit),
+    BRIDGE,
+    symbols,
+    "llamane_coreml_abi_version",
+  );
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-/** Bytes of the per-call error buffer (ABI.md: messages are cut to fit). */
-const ERROR_CAPACITY = 4096;
-
-function nulTerminated(buffer: Uint8Array): string {
-  const end = buffer.indexOf(0);
-  return decoder.decode(end < 0 ? buffer : buffer.subarray(0, end));
-}
-
-function check(status: number, error: Uint8Array, action: string): void {
-  if (status !== 0) throw new CoremlError(action, nulTerminated(error) || `status ${status}`);
-}
 
 /** One buffer handed to Core ML, described as the manifest describes it. */
 export interface TensorArgument {
@@ -202,28 +176,10 @@ export interface TensorArgument {
   readonly data: Float16Array | Float32Array | Int32Array;
 }
 
-/** A tensor as bound, with the byte length its buffer had then. */
-interface BoundTensor extends TensorArgument {
-  readonly bytes: number;
-}
-
 /** The `side` argument of `llamane_coreml_bind` (ABI.md). */
 const INPUT = 0;
 const OUTPUT = 1;
 type Side = typeof INPUT | typeof OUTPUT;
-
-/**
- * Whether `bound` describes the same live buffer, name, type and shape as `tensor`. A typed array
- * whose buffer was transferred since it was bound is not the same: its old memory is no longer
- * its own, so it is bound again (and refused, being empty).
- */
-function sameBinding(bound: BoundTensor | undefined, tensor: TensorArgument): boolean {
-  // A detached buffer reads as 0 bytes, which no bound tensor has.
-  return bound !== undefined && bound.data === tensor.data &&
-    bound.bytes === tensor.data.byteLength && bound.name === tensor.name &&
-    bound.dtype === tensor.dtype && bound.shape.length === tensor.shape.length &&
-    bound.shape.every((d, i) => d === tensor.shape[i]);
-}
 
 /** Where a piece comes from and how to load it. */
 export interface OpenOptions {
@@ -272,17 +228,18 @@ function openArguments(options: OpenOptions) {
 
 /**
  * One loaded function of one piece. Calls on one handle (binds, predictions, close) run one at a
- * time, as ABI.md requires; buffers stay bound across predictions, so a prediction rebinds only
- * the ones that changed.
+ * time, as ABI.md requires, and each prediction binds every buffer it uses right before it runs:
+ * the bridge never uses a pointer bound for an earlier prediction, whose array the caller may have
+ * transferred or dropped since.
  */
 export class CoremlModel implements Disposable {
   readonly #library: CoremlLibrary;
   readonly #label: string;
   #handle: Deno.PointerValue;
-  /** What is bound per side; holding the arrays keeps alive the memory the bridge points to. */
-  readonly #bound: [BoundTensor[], BoundTensor[]] = [[], []];
+  /** How many buffers are bound per side: the bridge keeps them until replaced. */
+  readonly #bound: [number, number] = [0, 0];
   /** The error buffer of every call on this handle, which never overlap. */
-  readonly #error = new Uint8Array(ERROR_CAPACITY);
+  readonly #error = new ErrorBuffer();
   #running: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -290,13 +247,14 @@ export class CoremlModel implements Disposable {
     this.#library = library;
     this.#handle = handle;
     this.#label = label;
+    freeOnCollect(this, () => library.symbols.llamane_coreml_close(handle));
   }
 
   /** Compiles the package into `compiledPath` if needed and loads the function. */
   static async open(library: CoremlLibrary, options: OpenOptions): Promise<CoremlModel> {
     const { texts, units, flags, timeout } = openArguments(options);
     const [pkg, compiled, fn] = texts as [Uint8Array, Uint8Array, Uint8Array];
-    const error = new Uint8Array(ERROR_CAPACITY);
+    const error = new ErrorBuffer();
     const label = `${options.packagePath}${
       fn.length > 0 ? ` (function ${options.functionName})` : ""
     }`;
@@ -310,24 +268,21 @@ export class CoremlModel implements Disposable {
       units,
       flags,
       timeout,
-      error,
-      BigInt(error.length),
+      error.bytes,
+      error.capacity,
     );
-    if (handle === null) {
-      throw new CoremlError(`load "${label}" with Core ML`, nulTerminated(error) || "no handle");
-    }
+    if (handle === null) throw error.error(`load "${label}" with Core ML`, "no handle");
     return new CoremlModel(library, handle, label);
   }
 
   /**
    * Runs one prediction on `inputs`, writing `outputs` in place, in the function's input and
    * output order (the order the buffers are bound in). Calls on one handle are queued, because
-   * the bridge serves one call per handle at a time. Each array stays bound, and referenced here,
-   * until another takes its place or the model is disposed: do not transfer its buffer meanwhile.
+   * the bridge serves one call per handle at a time.
    */
   predict(inputs: readonly TensorArgument[], outputs: readonly TensorArgument[]): Promise<void> {
     if (this.#closed) {
-      return Promise.reject(new CoremlError(`run "${this.#label}"`, "the model is closed"));
+      return Promise.reject(new NativeError(`run "${this.#label}"`, "the model is closed"));
     }
     const run = this.#running.then(() => this.#predict(inputs, outputs));
     this.#running = run.catch(() => {});
@@ -338,31 +293,29 @@ export class CoremlModel implements Disposable {
     this.#bind(INPUT, inputs);
     this.#bind(OUTPUT, outputs);
     const error = this.#error;
+    // The arrays stay referenced by this call's closure until the bridge has returned.
     const status = await this.#library.symbols.llamane_coreml_predict(
       this.#handle,
-      error,
-      BigInt(error.length),
+      error.bytes,
+      error.capacity,
     );
-    check(status, error, `run "${this.#label}" on Core ML`);
+    error.check(status, `run "${this.#label}" on Core ML`);
   }
 
-  /** Binds each tensor of one side to its index, skipping those bound as they are already. */
+  /** Binds each tensor of one side to its index, for the prediction that follows. */
   #bind(side: Side, tensors: readonly TensorArgument[]): void {
-    const bound = this.#bound[side];
     const kind = side === INPUT ? "input" : "output";
-    if (tensors.length < bound.length) {
+    if (tensors.length < this.#bound[side]) {
       // ABI.md has no unbind: the bridge would feed the stale extra buffers to Core ML.
-      throw new CoremlError(
+      throw new NativeError(
         `run "${this.#label}" on Core ML`,
-        `${tensors.length} ${kind}s given where ${bound.length} are bound`,
+        `${tensors.length} ${kind}s given where ${this.#bound[side]} are bound`,
       );
     }
     const error = this.#error;
     tensors.forEach((tensor, index) => {
-      if (sameBinding(bound[index], tensor)) return;
-      // V8 keeps small typed arrays inside the JS heap, where the collector may move them;
-      // reading `.buffer` moves the bytes to a backing store that stays put while referenced.
-      void tensor.data.buffer;
+      const action = `bind ${kind} "${tensor.name}" of "${this.#label}" for Core ML`;
+      requireAttached(tensor.data, action);
       const name = encoder.encode(tensor.name);
       const shape = BigUint64Array.from(tensor.shape, (d) => BigInt(d));
       const status = this.#library.symbols.llamane_coreml_bind(
@@ -376,23 +329,22 @@ export class CoremlModel implements Disposable {
         DTYPE_CODES[tensor.dtype],
         tensor.data,
         BigInt(tensor.data.byteLength),
-        error,
-        BigInt(error.length),
+        error.bytes,
+        error.capacity,
       );
-      check(status, error, `bind ${kind} "${tensor.name}" of "${this.#label}" for Core ML`);
-      // The bridge keeps the data pointer: holding the array here keeps it alive as long.
-      bound[index] = { ...tensor, shape: [...tensor.shape], bytes: tensor.data.byteLength };
+      error.check(status, action);
+      this.#bound[side] = Math.max(this.#bound[side], index + 1);
     });
   }
 
-  /** Releases the model, and the buffers bound to it, once queued predictions have finished. */
+  /** Releases the model once queued predictions have finished. */
   [Symbol.dispose](): void {
     if (this.#closed) return;
     this.#closed = true;
     void this.#running.then(() => {
+      forgetOnCollect(this);
       this.#library.symbols.llamane_coreml_close(this.#handle);
       this.#handle = null;
-      this.#bound.forEach((side) => side.length = 0);
     });
   }
 }
@@ -412,7 +364,7 @@ export async function computePlanText(
   let capacity = 1 << 20;
   for (;;) {
     const text = new Uint8Array(capacity);
-    const error = new Uint8Array(ERROR_CAPACITY);
+    const error = new ErrorBuffer();
     const status = await library.symbols.llamane_coreml_compute_plan(
       pkg,
       BigInt(pkg.length),
@@ -424,12 +376,13 @@ export async function computePlanText(
       timeout,
       text,
       BigInt(text.length),
-      error,
-      BigInt(error.length),
+      error.bytes,
+      error.capacity,
     );
     if (status === 0) return nulTerminated(text);
-    const needed = Number(/needs a buffer of (\d+) bytes/.exec(nulTerminated(error))?.[1] ?? 0);
-    if (needed <= capacity) check(status, error, action);
+    const message = nulTerminated(error.bytes);
+    const needed = Number(/needs a buffer of (\d+) bytes/.exec(message)?.[1] ?? 0);
+    if (needed <= capacity) error.check(status, action);
     capacity = needed;
   }
 }

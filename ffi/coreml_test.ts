@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import {
   computePlanText,
   CORE_ML_ABI_VERSION,
-  CoremlError,
   CoremlModel,
   CoremlUnavailableError,
   DEFAULT_TIMEOUT_SECONDS,
@@ -11,6 +10,7 @@ import {
   type OpenOptions,
   type TensorArgument,
 } from "./coreml.ts";
+import { NativeError } from "./native_library.ts";
 import { MissingPermissionError } from "../permissions.ts";
 import {
   buildFakeLibrary,
@@ -77,7 +77,7 @@ Deno.test("openLibrary() rejects a bridge of another ABI version and says to reb
   await using other = await buildFakeLibrary(1);
   await assert.rejects(
     openLibrary(other.path),
-    /implements ABI version 1, this llamane needs 3; rebuild it with `ffi\/coreml\/build.sh`/,
+    /implements ABI version 1, this llamane needs 3; build it with `ffi\/coreml\/build.sh`/,
   );
 });
 
@@ -145,7 +145,7 @@ Deno.test("CoremlModel passes paths, function and compute units, and binds each 
   await Deno.remove(cache, { recursive: true });
 });
 
-Deno.test("CoremlModel keeps buffers bound, rebinds only what changed, and the bridge reads them at predict time", async () => {
+Deno.test("CoremlModel binds every buffer for each prediction, and the bridge reads them at predict time", async () => {
   using model = await openFake();
   const tokens = new Int32Array([1, 2]);
   const cache = new Float16Array(4);
@@ -156,22 +156,20 @@ Deno.test("CoremlModel keeps buffers bound, rebinds only what changed, and the b
   const output = (data: Float32Array): TensorArgument[] => [
     { name: "logits", dtype: "fp32", shape: [2], data },
   ];
-  await model.predict(inputs(), output(new Float32Array(2)));
+  const logits = new Float32Array(2);
+  await model.predict(inputs(), output(logits));
   fake.reset();
-  tokens[0] = 7; // changed in place after binding: no rebind, and the bridge must see the 7
-  const second = new Float32Array(2);
-  await model.predict(inputs(), output(second));
-  assert.deepEqual(bindCalls().map(bindSummary), [[1, 0, "logits", 0x10020, [2], 8]]);
+  tokens[0] = 7; // changed in place: the bridge must see the 7, read at predict time
+  await model.predict(inputs(), output(logits));
+  assert.deepEqual(bindCalls().map(bindSummary), [
+    [0, 0, "tokens", 0x20020, [1, 2], 8],
+    [0, 1, "k_cache_0", 0x10010, [1, 4], 8],
+    [1, 0, "logits", 0x10020, [2], 8],
+  ]);
   const [predict] = predictCalls();
   assert.equal((predict!.inputs as FakeTensor[])[0]!.head, "07000000");
-  assert.equal((predict!.outputs as FakeTensor[])[0]!.data, address(second));
-  assert.deepEqual([...second], [1, 1]);
-  // A new shape for the same buffer is a new binding too.
-  fake.reset();
-  const reshaped = inputs();
-  reshaped[1] = { ...reshaped[1]!, shape: [2, 2] };
-  await model.predict(reshaped, output(second));
-  assert.deepEqual(bindCalls().map(bindSummary), [[0, 1, "k_cache_0", 0x10010, [2, 2], 8]]);
+  assert.equal((predict!.outputs as FakeTensor[])[0]!.data, address(logits));
+  assert.deepEqual([...logits], [1, 1]);
 });
 
 Deno.test("CoremlModel refuses fewer buffers than are bound, since the ABI cannot unbind", async () => {
@@ -198,7 +196,7 @@ Deno.test("CoremlModel reports a refused binding with the bridge's message and d
     // 3 values where the shape says 4: the bridge must refuse it before any prediction.
     { name: "tokens", dtype: "int32", shape: [1, 4], data: new Int32Array(3) },
   ], []).catch((e) => e);
-  assert.ok(error instanceof CoremlError, String(error));
+  assert.ok(error instanceof NativeError, String(error));
   assert.equal(
     error.message,
     'Cannot bind input "tokens" of "/p.mlpackage" for Core ML: ' +
@@ -213,7 +211,7 @@ Deno.test("CoremlModel reports a refused binding with the bridge's message and d
   assert.deepEqual(fake.calls().map((c) => c.call), ["bind", "predict"]);
 });
 
-Deno.test("CoremlModel turns a failed prediction into a CoremlError and keeps serving the handle", async () => {
+Deno.test("CoremlModel turns a failed prediction into a NativeError and keeps serving the handle", async () => {
   using model = await openFake("/bundle/fail-predict.mlpackage");
   const out: TensorArgument[] = [{
     name: "o",
@@ -225,7 +223,7 @@ Deno.test("CoremlModel turns a failed prediction into a CoremlError and keeps se
   const second = model.predict([], out);
   await assert.rejects(
     first,
-    /^CoremlError: Cannot run "\/bundle\/fail-predict.mlpackage" on Core ML: Core ML could not predict: fake failure \u2717$/,
+    /^NativeError: Cannot run "\/bundle\/fail-predict.mlpackage" on Core ML: Core ML could not predict: fake failure \u2717$/,
   );
   await assert.rejects(second, /fake failure/);
 });
@@ -250,7 +248,7 @@ Deno.test("CoremlModel closes its handle on dispose, after queued predictions", 
   assert.deepEqual([...out], [1, 1]);
 });
 
-Deno.test("CoremlModel turns the bridge's error message into a CoremlError naming the package", async () => {
+Deno.test("CoremlModel turns the bridge's error message into a NativeError naming the package", async () => {
   const library = await openLibrary(fake.path);
   const error = await CoremlModel.open(library, {
     packagePath: "/bundle/fail-open.mlpackage",
@@ -258,7 +256,7 @@ Deno.test("CoremlModel turns the bridge's error message into a CoremlError namin
     functionName: "",
     computeUnits: "all",
   }).catch((e) => e);
-  assert.ok(error instanceof CoremlError);
+  assert.ok(error instanceof NativeError);
   assert.equal(
     error.message,
     'Cannot load "/bundle/fail-open.mlpackage" with Core ML: ' +
@@ -297,7 +295,7 @@ Deno.test("CoremlModel passes its timeout and reports the bridge's timeout; bad 
     });
   await assert.rejects(
     open(42),
-    new CoremlError(
+    new NativeError(
       'load "/bundle/hang-open.mlpackage" with Core ML',
       "Core ML did not finish (load the model) within 42 s; raise the timeout if the model is large",
     ),
@@ -317,7 +315,7 @@ Deno.test("CoremlModel reports the underlying error Core ML gives under its own"
     functionName: "",
     computeUnits: "cpuAndNeuralEngine",
   }).catch((e) => e);
-  assert.ok(error instanceof CoremlError);
+  assert.ok(error instanceof NativeError);
   assert.match(error.message, /could not be loaded\.; caused by: E5RT: fake program load failure$/);
 });
 
@@ -371,7 +369,7 @@ Deno.test("CoremlModel with declined output backings gets its outputs through th
   assert.deepEqual([...keys], new Array(12).fill(2));
 });
 
-Deno.test("CoremlModel binds again an output whose buffer was transferred, and refuses it", async () => {
+Deno.test("CoremlModel refuses an output whose buffer was transferred away, and predicts nothing", async () => {
   fake.reset();
   using model = await openFake();
   const tokens = new Int32Array(2);
@@ -382,7 +380,11 @@ Deno.test("CoremlModel binds again an output whose buffer was transferred, and r
     ]);
   await io();
   const moved = logits.buffer.transfer();
-  await assert.rejects(io(), /bind output "logits".*byte length disagrees with the shape/);
-  assert.equal(bindCalls().length, 2);
-  assert.equal(moved.byteLength, 16);
+  fake.reset();
+  await assert.rejects(
+    io(),
+    /^NativeError: Cannot bind output "logits" of "\/p.mlpackage" for Core ML: its ArrayBuffer was transferred or detached$/,
+  );
+  assert.deepEqual(fake.calls().map((c) => c.call), ["bind"]);
+  assert.deepEqual([...new Float32Array(moved)], [1, 1, 1, 1]);
 });

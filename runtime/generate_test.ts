@@ -67,3 +67,17 @@ Deno.test("generate() refuses a prompt longer than the limit before encoding it"
     new RegExp(`the prompt is ${MAX_PROMPT_CHARACTERS + 1} characters, more than the`),
   );
 });
+
+Deno.test("two generations at once on one model give the text each gives alone", async () => {
+  using model = await loadModel(bundle, { backend: "cpu" });
+  const tokenizer = await loadTokenizer(`${bundle}/tokenizer.model`);
+  const text = async (prompt: string) => {
+    let out = "";
+    const options = { temperature: 0, maxNewTokens: 24 };
+    for await (const e of generate(model, tokenizer, prompt, options)) out += e.text;
+    return out;
+  };
+  const alone = [await text("And God said"), await text("In the beginning")];
+  assert.deepEqual(await Promise.all([text("And God said"), text("In the beginning")]), alone);
+  assert.notEqual(alone[0], alone[1]);
+});

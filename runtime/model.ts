@@ -20,7 +20,10 @@ import type { CallInputs } from "./call_inputs.ts";
 import type { FloatArray, KvCache } from "./kv_cache.ts";
 import { elementCount } from "../shape.ts";
 
-/** What one forward call returns. Arrays are reused by the next call of the same length. */
+/**
+ * What one forward call returns. The arrays are reused by the next call of the same length made
+ * with the same {@link ForwardBuffers} (each session has its own); transfer one to keep it.
+ */
 export interface ForwardResult {
   /** `[1, L, V]`, or `[1, 1, V]` when the bundle or the call computes only the last row. */
   readonly logits: FloatArray;
@@ -37,6 +40,27 @@ function allocate(io: IoSpec, shape: readonly number[]): IoArray {
     : io.dtype === "fp32"
     ? new Float32Array(count)
     : new Int32Array(count);
+}
+
+/**
+ * The output arrays of one caller's forward calls, by call length and piece, reused from call to
+ * call. Each session owns a set, so sessions running at once on one model never write each other's
+ * results; a set with an array whose ArrayBuffer was transferred away is made again.
+ */
+export class ForwardBuffers {
+  readonly #byLength = new Map<number, Map<string, IoArray>[]>();
+
+  /** The arrays of calls of `callLength`, one map per piece, made by `make` when needed. */
+  get(callLength: number, make: () => Map<string, IoArray>[]): Map<string, IoArray>[] {
+    const known = this.#byLength.get(callLength);
+    const transferred = known?.some((piece) =>
+      [...piece.values()].some((array) => (array.buffer as ArrayBuffer).detached)
+    );
+    if (known !== undefined && !transferred) return known;
+    const made = make();
+    this.#byLength.set(callLength, made);
+    return made;
+  }
 }
 
 /** One loaded function of one piece. */
@@ -79,9 +103,10 @@ export class LoadedModel implements Disposable {
   readonly backend: Backend;
   /** Per piece, its functions by name. */
   readonly #pieces: readonly ReadonlyMap<string, Stage>[];
-  /** Output buffers by call length, reused from call to call. */
-  readonly #outputs = new Map<number, Map<string, IoArray>[]>();
+  /** Output arrays of the calls that bring none. */
+  readonly #buffers = new ForwardBuffers();
   readonly #rowwiseHead: number | undefined;
+  #disposed = false;
 
   private constructor(manifest: BundleManifest, backend: Backend, pieces: Map<string, Stage>[]) {
     this.manifest = manifest;
@@ -159,6 +184,9 @@ export class LoadedModel implements Disposable {
    * @param callLength L of this call, as {@link callLengthFor} gives it
    * @param rows `"last"` when only the last row's logits are wanted: a backend with flexible call
    *   lengths then runs a row-wise head on that row alone, and the logits are `[1, 1, V]`
+   * @param buffers where the outputs go: a session's own, or the model's for everyone else
+   * @throws {Deno.errors.BadResource} once the model is disposed, even mid-call: the piece running
+   *   at that moment finishes, and the call stops before the next one
    * @internal
    */
   async forward(
@@ -166,6 +194,7 @@ export class LoadedModel implements Disposable {
     inputs: CallInputs,
     cache: KvCache,
     rows: LogitRows = "all",
+    buffers: ForwardBuffers = this.#buffers,
   ): Promise<ForwardResult> {
     const values = new Map<string, IoArray>(inputs);
     for (let layer = 0; layer < this.manifest.model.nLayers; layer++) {
@@ -173,6 +202,9 @@ export class LoadedModel implements Disposable {
       values.set(vCache(layer), cache.values[layer]!);
     }
     for (const [index, functions] of this.#pieces.entries()) {
+      if (this.#disposed) {
+        throw new Deno.errors.BadResource("Cannot run the model: it has been disposed");
+      }
       // Every row of the head's input is a row of its output: the last row alone gives the last
       // row's logits, bit for bit (the CPU backend computes a row the same way in any call).
       const lastRowOnly = rows === "last" && index === this.#rowwiseHead && callLength > 1 &&
@@ -199,7 +231,7 @@ export class LoadedModel implements Disposable {
         }
         stageInputs.set(io.name, value);
       }
-      const outputs = this.#outputBuffers(length)[index]!;
+      const outputs = buffers.get(length, () => this.#allocateOutputs(length))[index]!;
       await fn.run(length, stageInputs, outputs);
       for (const [name, array] of outputs) values.set(name, array);
     }
@@ -211,27 +243,25 @@ export class LoadedModel implements Disposable {
     };
   }
 
-  #outputBuffers(callLength: number): Map<string, IoArray>[] {
-    let buffers = this.#outputs.get(callLength);
-    if (buffers === undefined) {
-      buffers = this.#pieces.map((functions) => {
-        const { spec } = this.#stage(functions, callLength);
-        return new Map(
-          spec.outputs.map((
-            io,
-          ) => [
-            io.name,
-            allocate(io, shapeForCall(io.name, io.shape, spec.callLength, callLength)),
-          ]),
-        );
-      });
-      this.#outputs.set(callLength, buffers);
-    }
-    return buffers;
+  #allocateOutputs(callLength: number): Map<string, IoArray>[] {
+    return this.#pieces.map((functions) => {
+      const { spec } = this.#stage(functions, callLength);
+      return new Map(
+        spec.outputs.map((io) => [
+          io.name,
+          allocate(io, shapeForCall(io.name, io.shape, spec.callLength, callLength)),
+        ]),
+      );
+    });
   }
 
-  /** Releases every loaded function. */
+  /**
+   * Releases every loaded function. A call running meanwhile finishes its current piece, whose
+   * native resources are freed only then, and fails before the next one.
+   */
   [Symbol.dispose](): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
     for (const functions of this.#pieces) {
       for (const stage of functions.values()) stage.fn[Symbol.dispose]();
     }

@@ -51,3 +51,53 @@ Deno.test("a model of width 2 exports with int4 linear layers and runs on the CP
   assert.equal(logits.length, 3 * params.vocab_size);
   assert.ok(logits.every(Number.isFinite));
 });
+
+/** A single-piece bundle: a forward call is one native run. */
+const onePiece = await exportTinyBundle({ inputLen: 8, graphBreaks: false });
+
+/** The logits of PROMPT from a fresh model, as a copy. */
+async function reference(): Promise<Float16Array> {
+  using model = await LoadedModel.load(onePiece, cpu);
+  return (await new ModelSession(model).call(PROMPT)).slice() as Float16Array;
+}
+
+Deno.test("disposing a model while a call runs lets that run finish before freeing it, then refuses calls", async () => {
+  const want = await reference();
+  const model = await LoadedModel.load(onePiece, cpu);
+  const session = new ModelSession(model);
+  const running = session.call(PROMPT);
+  // One turn of the event loop's microtasks: the native run has been started on its thread.
+  await Promise.resolve();
+  model[Symbol.dispose]();
+  assert.deepEqual(await running, want);
+  await assert.rejects(
+    session.call(PROMPT),
+    /BadResource: Cannot run the model: it has been disposed/,
+  );
+});
+
+Deno.test("an output array transferred away by the caller is replaced, and keeps what it held", async () => {
+  const want = await reference();
+  using model = await LoadedModel.load(onePiece, cpu);
+  const first = await new ModelSession(model).call(PROMPT);
+  // A shorter transfer reallocates: the old memory is released, and nothing may write there.
+  const kept = new Float16Array((first.buffer as ArrayBuffer).transfer(first.byteLength / 2));
+  const second = await new ModelSession(model).call(PROMPT);
+  assert.deepEqual(second, want);
+  assert.deepEqual(kept, want.subarray(0, want.length / 2));
+});
+
+Deno.test("sessions running at once on one model each get their own results", async () => {
+  const other = [1, 50, 3, 4];
+  using model = await LoadedModel.load(onePiece, cpu);
+  const alone = async (prompt: number[]) => {
+    const session = new ModelSession(model);
+    const rows = [];
+    for (const token of prompt) rows.push((await session.step([token])).slice());
+    return rows;
+  };
+  const [a, b] = [await alone(PROMPT.slice(0, 4)), await alone(other)];
+  const together = await Promise.all([alone(PROMPT.slice(0, 4)), alone(other)]);
+  assert.deepEqual(together, [a, b]);
+  assert.notDeepEqual(a, b);
+});

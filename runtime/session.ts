@@ -7,7 +7,7 @@
 import { ropeFrequencies } from "../llama/rope.ts";
 import { buildCallInputs, type CallSpec } from "./call_inputs.ts";
 import { KvCache } from "./kv_cache.ts";
-import type { ForwardResult, LoadedModel, LogitRows } from "./model.ts";
+import { ForwardBuffers, type ForwardResult, type LoadedModel, type LogitRows } from "./model.ts";
 
 /** Runs forward calls on a model and keeps its cache. */
 export class ModelSession {
@@ -16,6 +16,8 @@ export class ModelSession {
   /** The keys and values of every token committed so far. */
   readonly cache: KvCache;
   readonly #freqs: Float64Array;
+  /** This session's output arrays: other sessions on the model may run meanwhile. */
+  readonly #buffers = new ForwardBuffers();
 
   /** Starts a session with an empty cache. */
   constructor(model: LoadedModel) {
@@ -41,6 +43,7 @@ export class ModelSession {
       buildCallInputs(this.cache, this.#freqs, spec),
       this.cache,
       rows,
+      this.#buffers,
     );
   }
 

@@ -19,6 +19,7 @@ class CpuFunction implements LoadedFunction {
   readonly #program: MilFunction;
   readonly #weights: NativeWeights;
   readonly #plans = new Map<number, NativePlan>();
+  #disposed = false;
 
   constructor(spec: FunctionSpec, program: MilFunction, weights: NativeWeights) {
     this.#spec = spec;
@@ -42,6 +43,11 @@ class CpuFunction implements LoadedFunction {
     inputs: ReadonlyMap<string, IoArray>,
     outputs: ReadonlyMap<string, IoArray>,
   ): Promise<void> {
+    if (this.#disposed) {
+      throw new Deno.errors.BadResource(
+        `Cannot run function "${this.#spec.name}": the model has been disposed`,
+      );
+    }
     const ordered = (specs: FunctionSpec["inputs"], values: ReadonlyMap<string, IoArray>) =>
       specs.map((io) =>
         values.get(io.name) ?? (() => {
@@ -56,7 +62,10 @@ class CpuFunction implements LoadedFunction {
     );
   }
 
+  /** Frees each plan once its queued runs have finished, and the weights when no plan needs them. */
   [Symbol.dispose](): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
     for (const plan of this.#plans.values()) plan[Symbol.dispose]();
     this.#plans.clear();
     this.#weights[Symbol.dispose]();

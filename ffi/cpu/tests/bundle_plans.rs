@@ -9,11 +9,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use llamane_cpu::ffi::{
-    llamane_last_error, llamane_plan_bind, llamane_plan_create, llamane_plan_free,
-    llamane_plan_run, llamane_weights_free, llamane_weights_open, BoundPlan,
+    llamane_plan_bind, llamane_plan_create, llamane_plan_free, llamane_plan_run,
+    llamane_weights_free, llamane_weights_open, BoundPlan,
 };
 use llamane_cpu::weight_file::WeightFile;
 use serde_json::Value;
@@ -24,43 +24,66 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The last error is process-wide and tests run on parallel threads.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// An error buffer for one call.
+fn error_buffer() -> Vec<u8> {
+    vec![0xff; 512]
 }
 
-fn last_error() -> String {
-    // SAFETY: a null buffer with capacity 0 only asks for the length.
-    let len = unsafe { llamane_last_error(std::ptr::null_mut(), 0) };
-    let mut buf = vec![0u8; len];
-    // SAFETY: buf has len writable bytes.
-    unsafe { llamane_last_error(buf.as_mut_ptr(), len) };
-    String::from_utf8(buf).unwrap()
+/// The NUL-terminated message a failed call wrote into `buffer`.
+fn message(buffer: &[u8]) -> String {
+    let end = buffer.iter().position(|&b| b == 0).expect("no terminator");
+    String::from_utf8(buffer[..end].to_vec()).unwrap()
+}
+
+/// Opens a weight.bin through the C ABI: the handle, or the message.
+fn weights_open(path: &[u8]) -> Result<*mut Arc<WeightFile>, String> {
+    let mut error = error_buffer();
+    // SAFETY: a valid byte slice and an error buffer of error.len() bytes.
+    let handle =
+        unsafe { llamane_weights_open(path.as_ptr(), path.len(), error.as_mut_ptr(), error.len()) };
+    if handle.is_null() {
+        Err(message(&error))
+    } else {
+        Ok(handle)
+    }
+}
+
+/// Creates a plan through the C ABI: the handle, or the message.
+fn plan_create(weights: *const Arc<WeightFile>, json: &[u8]) -> Result<*const BoundPlan, String> {
+    let mut error = error_buffer();
+    // SAFETY: a live weights handle or null, a valid byte slice and an error buffer.
+    let handle = unsafe {
+        llamane_plan_create(
+            weights,
+            json.as_ptr(),
+            json.len(),
+            error.as_mut_ptr(),
+            error.len(),
+        )
+    };
+    if handle.is_null() {
+        Err(message(&error))
+    } else {
+        Ok(handle)
+    }
 }
 
 /// A weights handle from the C ABI.
 fn open_weights(piece: &str) -> *mut Arc<WeightFile> {
     let path = fixture(&format!("{piece}.weight.bin"));
-    let path = path.to_str().unwrap().as_bytes();
-    // SAFETY: path is a valid byte slice.
-    let handle = unsafe { llamane_weights_open(path.as_ptr(), path.len()) };
-    assert!(!handle.is_null(), "{}", last_error());
-    handle
+    weights_open(path.to_str().unwrap().as_bytes()).unwrap()
 }
 
 /// A plan through the C ABI, with its JSON for the buffer layout.
 struct NativePlan {
-    handle: *mut BoundPlan,
+    handle: *const BoundPlan,
     json: Value,
 }
 
 impl NativePlan {
     fn create(weights: *const Arc<WeightFile>, file: &str) -> Self {
         let text = std::fs::read(fixture(file)).unwrap();
-        // SAFETY: a live weights handle and a valid byte slice.
-        let handle = unsafe { llamane_plan_create(weights, text.as_ptr(), text.len()) };
-        assert!(!handle.is_null(), "{file}: {}", last_error());
+        let handle = plan_create(weights, &text).unwrap_or_else(|e| panic!("{file}: {e}"));
         NativePlan {
             handle,
             json: serde_json::from_slice(&text).unwrap(),
@@ -92,8 +115,12 @@ impl NativePlan {
         (count * size) as usize
     }
 
-    /// Runs on named buffers (8-byte aligned copies), returning the named outputs.
-    fn run(&self, buffers: &HashMap<String, Vec<u8>>) -> Result<HashMap<String, Vec<u8>>, i32> {
+    /// Runs on named buffers (8-byte aligned copies), returning the named outputs, or the status
+    /// and message of the call that failed.
+    fn run(
+        &self,
+        buffers: &HashMap<String, Vec<u8>>,
+    ) -> Result<HashMap<String, Vec<u8>>, (i32, String)> {
         let aligned = |bytes: &[u8]| {
             let mut words = vec![0u64; bytes.len().div_ceil(8)];
             // SAFETY: the Vec holds at least bytes.len() bytes.
@@ -111,21 +138,31 @@ impl NativePlan {
             .map(|i| aligned(&vec![0u8; self.bytes("outputs", i)]))
             .collect();
         // Bind every buffer, then run: the ABI takes no pointer tables.
+        let mut error = error_buffer();
         for (side, list) in [(0, &mut ins), (1, &mut outs)] {
             for (index, (words, bytes)) in list.iter_mut().enumerate() {
-                // SAFETY: a live plan; each buffer is owned here and outlives the run below.
+                // SAFETY: a live plan; each buffer is owned here and outlives the run below; an
+                // error buffer of error.len() bytes.
                 let status = unsafe {
-                    llamane_plan_bind(self.handle, side, index, words.as_mut_ptr().cast(), *bytes)
+                    llamane_plan_bind(
+                        self.handle,
+                        side,
+                        index,
+                        words.as_mut_ptr().cast(),
+                        *bytes,
+                        error.as_mut_ptr(),
+                        error.len(),
+                    )
                 };
                 if status != 0 {
-                    return Err(status);
+                    return Err((status, message(&error)));
                 }
             }
         }
         // SAFETY: a live plan whose bound buffers are alive until after this call.
-        let status = unsafe { llamane_plan_run(self.handle) };
+        let status = unsafe { llamane_plan_run(self.handle, error.as_mut_ptr(), error.len()) };
         if status != 0 {
-            return Err(status);
+            return Err((status, message(&error)));
         }
         Ok(out_names
             .into_iter()
@@ -201,23 +238,22 @@ impl Pieces {
         inputs.extend(
             self.embedding
                 .run(inputs)
-                .unwrap_or_else(|_| panic!("{}", last_error())),
+                .unwrap_or_else(|(_, e)| panic!("{e}")),
         );
         let blocks = self
             .blocks
             .run(inputs)
-            .unwrap_or_else(|_| panic!("{}", last_error()));
+            .unwrap_or_else(|(_, e)| panic!("{e}"));
         let logits = self
             .head
             .run(&blocks)
-            .unwrap_or_else(|_| panic!("{}", last_error()));
+            .unwrap_or_else(|(_, e)| panic!("{e}"));
         (halves(&logits["logits"]), blocks)
     }
 }
 
 #[test]
 fn a_real_bundle_prefills_and_decodes_close_to_the_eager_reference() {
-    let _serial = serial();
     let meta: Value =
         serde_json::from_slice(&std::fs::read(fixture("fixture.json")).unwrap()).unwrap();
     let get = |k: &str| meta[k].as_u64().unwrap() as usize;
@@ -324,60 +360,65 @@ fn a_real_bundle_prefills_and_decodes_close_to_the_eager_reference() {
 
 #[test]
 fn the_c_abi_reports_bad_calls() {
-    let _serial = serial();
     let weights = open_weights("head");
     let plan = NativePlan::create(weights, "head.L1.plan.json");
     let mut inputs = HashMap::new();
     inputs.insert("hidden_2".to_string(), vec![0u8; 10]);
-    assert_eq!(plan.run(&inputs).unwrap_err(), 1);
-    let message = last_error();
+    let (status, text) = plan.run(&inputs).unwrap_err();
+    assert_eq!(status, 1);
     assert!(
-        message.contains("input 0 (\"hidden_2\") has 10 bytes"),
-        "{message}"
+        text.contains("input 0 (\"hidden_2\") has 10 bytes"),
+        "{text}"
     );
 
     let json = b"{\"version\": 1}";
-    // SAFETY: a live weights handle and a valid byte slice.
-    let handle = unsafe { llamane_plan_create(weights, json.as_ptr(), json.len()) };
-    assert!(handle.is_null());
-    assert!(
-        last_error().contains("cannot load the execution plan"),
-        "{}",
-        last_error()
-    );
-    // SAFETY: null weights must be rejected before any use.
-    let handle = unsafe { llamane_plan_create(std::ptr::null(), json.as_ptr(), json.len()) };
-    assert!(handle.is_null());
-    assert!(last_error().contains("null weights"), "{}", last_error());
+    let text = plan_create(weights, json).unwrap_err();
+    assert!(text.contains("cannot load the execution plan"), "{text}");
+    let text = plan_create(std::ptr::null(), json).unwrap_err();
+    assert!(text.contains("null weights"), "{text}");
 
     // Binding checks its side and index.
     let mut byte = 0u8;
-    // SAFETY: a live plan and a one-byte buffer that outlives the call.
-    let status = unsafe { llamane_plan_bind(plan.handle, 2, 0, &mut byte, 1) };
+    let mut error = error_buffer();
+    // SAFETY: a live plan, a one-byte buffer that outlives the call and an error buffer.
+    let status = unsafe {
+        llamane_plan_bind(
+            plan.handle,
+            2,
+            0,
+            &mut byte,
+            1,
+            error.as_mut_ptr(),
+            error.len(),
+        )
+    };
     assert_eq!(status, 1);
-    assert!(last_error().contains("side 2"), "{}", last_error());
+    assert!(message(&error).contains("side 2"), "{}", message(&error));
     // SAFETY: as above.
-    let status = unsafe { llamane_plan_bind(plan.handle, 0, 9, &mut byte, 1) };
+    let status = unsafe {
+        llamane_plan_bind(
+            plan.handle,
+            0,
+            9,
+            &mut byte,
+            1,
+            error.as_mut_ptr(),
+            error.len(),
+        )
+    };
     assert_eq!(status, 1);
     assert!(
-        last_error().contains("input 9 does not exist"),
+        message(&error).contains("input 9 does not exist"),
         "{}",
-        last_error()
+        message(&error)
     );
 
-    let missing = b"/nonexistent/weight.bin";
-    // SAFETY: a valid byte slice.
-    let handle = unsafe { llamane_weights_open(missing.as_ptr(), missing.len()) };
-    assert!(handle.is_null());
-    assert!(
-        last_error().contains("/nonexistent/weight.bin"),
-        "{}",
-        last_error()
-    );
+    let text = weights_open(b"/nonexistent/weight.bin").unwrap_err();
+    assert!(text.contains("/nonexistent/weight.bin"), "{text}");
     // SAFETY: a live handle, freed once; null is ignored.
     unsafe {
         llamane_weights_free(weights);
         llamane_weights_free(std::ptr::null_mut());
-        llamane_plan_free(std::ptr::null_mut());
+        llamane_plan_free(std::ptr::null());
     }
 }

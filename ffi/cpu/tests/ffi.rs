@@ -1,14 +1,13 @@
-//! The C ABI, called as Deno would: status codes, last-error text, dtype conversions, and the
-//! linear test hook against the scalar reference.
+//! The C ABI, called as Deno would: status codes, messages in the per-call error buffer, dtype
+//! conversions, and the linear test hook against the scalar reference.
 
 mod common;
 
 use std::ffi::{c_void, CStr};
-use std::sync::{Mutex, MutexGuard};
 
 use common::{assert_close, Rng};
 use llamane_cpu::ffi::{
-    llamane_abi_version, llamane_kernel_isa, llamane_last_error, llamane_linear, llamane_version,
+    linear_hook::llamane_linear, llamane_abi_version, llamane_kernel_isa, llamane_version,
     ABI_VERSION,
 };
 use llamane_cpu::kernels::out_columns::OutColumns;
@@ -18,20 +17,15 @@ use llamane_cpu::quantize::int4_per_channel;
 use llamane_cpu::thread_pool::ThreadPool;
 use llamane_cpu::weights::{Scales, WeightData, Weights};
 
-/// The last error is process-wide and tests run on parallel threads: every test that makes a
-/// call and may read the message holds this lock.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+/// An error buffer for one call.
+fn error_buffer() -> Vec<u8> {
+    vec![0xff; 512]
 }
 
-fn last_error() -> String {
-    // SAFETY: a null buffer with capacity 0 only asks for the length.
-    let len = unsafe { llamane_last_error(std::ptr::null_mut(), 0) };
-    let mut buf = vec![0u8; len];
-    // SAFETY: buf has len writable bytes.
-    assert_eq!(unsafe { llamane_last_error(buf.as_mut_ptr(), len) }, len);
-    String::from_utf8(buf).unwrap()
+/// The NUL-terminated message a failed call wrote into `buffer`.
+fn message(buffer: &[u8]) -> String {
+    let end = buffer.iter().position(|&b| b == 0).expect("no terminator");
+    String::from_utf8(buffer[..end].to_vec()).unwrap()
 }
 
 struct Case {
@@ -86,10 +80,11 @@ impl Case {
         y
     }
 
-    /// Calls the hook with f32 activations and output.
-    fn call(&self, y: &mut [f32], format: u32, path: u32) -> i32 {
+    /// Calls the hook with f32 activations and output: the status and the message.
+    fn call(&self, y: &mut [f32], format: u32, path: u32) -> (i32, String) {
+        let mut error = error_buffer();
         // SAFETY: every pointer/length pair describes a live buffer of this case.
-        unsafe {
+        let status = unsafe {
             llamane_linear(
                 y.as_mut_ptr().cast(),
                 y.len(),
@@ -108,8 +103,18 @@ impl Case {
                 self.bias.as_ptr(),
                 self.bias.len(),
                 path,
+                error.as_mut_ptr(),
+                error.len(),
             )
-        }
+        };
+        (
+            status,
+            if status == 0 {
+                String::new()
+            } else {
+                message(&error)
+            },
+        )
     }
 }
 
@@ -129,11 +134,10 @@ fn version_abi_and_isa_are_static_strings() {
 
 #[test]
 fn linear_hook_matches_the_scalar_reference_across_threads() {
-    let _serial = serial();
     // n = 300 is not a multiple of any thread count, and m * n * k is large enough to split.
     let case = Case::new(3, 300, 256);
     let mut y = vec![0.0; 3 * 300];
-    assert_eq!(case.call(&mut y, 3, 1), 0, "{}", last_error());
+    assert_eq!(case.call(&mut y, 3, 1), (0, String::new()));
     let want = case.reference();
     assert_close(
         "hook f32",
@@ -146,7 +150,6 @@ fn linear_hook_matches_the_scalar_reference_across_threads() {
 
 #[test]
 fn linear_hook_converts_f16_activations_and_output() {
-    let _serial = serial();
     let case = Case::new(2, 40, 64);
     let x16: Vec<u16> = case
         .x
@@ -155,6 +158,7 @@ fn linear_hook_converts_f16_activations_and_output() {
         .collect();
     let mut y16 = vec![0u16; 2 * 40];
     // SAFETY: every pointer/length pair describes a live buffer.
+    let mut error = error_buffer();
     let status = unsafe {
         llamane_linear(
             y16.as_mut_ptr().cast(),
@@ -174,9 +178,11 @@ fn linear_hook_converts_f16_activations_and_output() {
             case.bias.as_ptr(),
             case.bias.len(),
             0,
+            error.as_mut_ptr(),
+            error.len(),
         )
     };
-    assert_eq!(status, 0, "{}", last_error());
+    assert_eq!(status, 0, "{}", message(&error));
     let rounded = Case {
         x: x16
             .iter()
@@ -201,11 +207,10 @@ fn linear_hook_converts_f16_activations_and_output() {
 
 #[test]
 fn linear_hook_int8_path_stays_close() {
-    let _serial = serial();
     let case = Case::new(20, 64, 512);
     let (mut exact, mut approx) = (vec![0.0; 20 * 64], vec![0.0; 20 * 64]);
-    assert_eq!(case.call(&mut exact, 3, 1), 0);
-    assert_eq!(case.call(&mut approx, 3, 2), 0);
+    assert_eq!(case.call(&mut exact, 3, 1).0, 0);
+    assert_eq!(case.call(&mut approx, 3, 2).0, 0);
     let scale = exact.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert_close(
         "int8 vs f32",
@@ -219,27 +224,26 @@ fn linear_hook_int8_path_stays_close() {
 
 #[test]
 fn bad_arguments_return_status_1_with_a_message() {
-    let _serial = serial();
     let case = Case::new(1, 8, 32);
     let mut y = vec![0.0; 8];
-    assert_eq!(case.call(&mut y, 9, 0), 1);
-    assert!(
-        last_error().contains("unknown weight format code 9"),
-        "{}",
-        last_error()
-    );
-    assert_eq!(case.call(&mut y, 3, 7), 1);
-    assert!(last_error().contains("activation path"), "{}", last_error());
+    let (status, text) = case.call(&mut y, 9, 0);
+    assert_eq!(status, 1);
+    assert!(text.contains("unknown weight format code 9"), "{text}");
+    let (status, text) = case.call(&mut y, 3, 7);
+    assert_eq!(status, 1);
+    assert!(text.contains("activation path"), "{text}");
     let mut short = vec![0.0; 7];
-    assert_eq!(case.call(&mut short, 3, 0), 1);
-    assert!(last_error().contains("linear: y"), "{}", last_error());
+    let (status, text) = case.call(&mut short, 3, 0);
+    assert_eq!(status, 1);
+    assert!(text.contains("linear: y"), "{text}");
     // Dense f32 weights given int4 bytes: the byte count does not match [8, 32] f32.
-    assert_eq!(case.call(&mut y, 0, 0), 1);
+    assert_eq!(case.call(&mut y, 0, 0).0, 1);
 
     // y overlapping x.
     let mut buf = vec![0f32; 64];
     let ptr = buf.as_mut_ptr();
     // SAFETY: all pointers are inside `buf` or the case; the call must reject the overlap.
+    let mut error = error_buffer();
     let status = unsafe {
         llamane_linear(
             ptr.cast(),
@@ -259,13 +263,20 @@ fn bad_arguments_return_status_1_with_a_message() {
             std::ptr::null(),
             0,
             0,
+            error.as_mut_ptr(),
+            error.len(),
         )
     };
     assert_eq!(status, 1);
-    assert!(last_error().contains("overlaps x"), "{}", last_error());
+    assert!(
+        message(&error).contains("overlaps x"),
+        "{}",
+        message(&error)
+    );
 
     // A misaligned f32 pointer and a null pointer with a length.
     let bytes = [0u8; 4 * 33];
+    let mut error = error_buffer();
     // SAFETY: the misaligned pointer still points to 32 readable floats' worth of bytes.
     let status = unsafe {
         llamane_linear(
@@ -286,11 +297,18 @@ fn bad_arguments_return_status_1_with_a_message() {
             std::ptr::null(),
             0,
             0,
+            error.as_mut_ptr(),
+            error.len(),
         )
     };
     assert_eq!(status, 1);
-    assert!(last_error().contains("not aligned"), "{}", last_error());
+    assert!(
+        message(&error).contains("not aligned"),
+        "{}",
+        message(&error)
+    );
     // SAFETY: the null pointer must be rejected before any read.
+    let mut error = error_buffer();
     let status = unsafe {
         llamane_linear(
             y.as_mut_ptr().cast(),
@@ -310,38 +328,56 @@ fn bad_arguments_return_status_1_with_a_message() {
             std::ptr::null(),
             0,
             0,
+            error.as_mut_ptr(),
+            error.len(),
         )
     };
     assert_eq!(status, 1);
-    assert!(last_error().contains("null pointer"), "{}", last_error());
+    assert!(
+        message(&error).contains("null pointer"),
+        "{}",
+        message(&error)
+    );
 }
 
 #[test]
-fn last_error_returns_its_length_and_copies_at_most_the_capacity() {
-    let _serial = serial();
-    let case = Case::new(1, 8, 32);
-    assert_eq!(case.call(&mut [0.0; 8], 9, 0), 1);
-    let full = last_error();
-    let mut tiny = [0u8; 4];
-    // SAFETY: tiny has 4 writable bytes.
-    let len = unsafe { llamane_last_error(tiny.as_mut_ptr(), tiny.len()) };
-    assert_eq!(len, full.len());
-    assert_eq!(&tiny, &full.as_bytes()[..4]);
-    assert_eq!(last_error(), full, "reading must not change the message");
-}
-
-#[test]
-fn last_error_is_shared_between_threads() {
-    let _serial = serial();
+fn each_thread_reads_its_own_message_and_a_null_buffer_is_allowed() {
     let case = Case::new(1, 8, 32);
     std::thread::scope(|s| {
-        s.spawn(|| assert_eq!(case.call(&mut [0.0; 8], 9, 0), 1));
+        let other = s.spawn(|| case.call(&mut [0.0; 8], 3, 7));
+        let (status, text) = case.call(&mut [0.0; 8], 9, 0);
+        assert_eq!(status, 1);
+        assert!(text.contains("unknown weight format code 9"), "{text}");
+        let (status, text) = other.join().unwrap();
+        assert_eq!(status, 1);
+        assert!(text.contains("activation path"), "{text}");
     });
-    assert!(
-        last_error().contains("unknown weight format code 9"),
-        "a failure on another thread must be readable here: {}",
-        last_error()
-    );
+    let x = [0f32; 32];
+    // SAFETY: a failing call with no error buffer: only the status comes back.
+    let status = unsafe {
+        llamane_linear(
+            std::ptr::null_mut(),
+            8,
+            0,
+            x.as_ptr().cast(),
+            x.len(),
+            0,
+            8,
+            32,
+            case.packed.as_ptr(),
+            case.packed.len(),
+            3,
+            case.scales.as_ptr().cast(),
+            case.scales.len(),
+            1,
+            std::ptr::null(),
+            0,
+            0,
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    assert_eq!(status, 1);
 }
 
 #[test]

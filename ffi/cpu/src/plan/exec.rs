@@ -20,6 +20,11 @@ fn check_buffers(kind: &str, specs: &[BufferSpec], buffers: &[CallerBuffer]) -> 
     }
     for (i, (spec, buffer)) in specs.iter().zip(buffers).enumerate() {
         let name = &spec.name;
+        if buffer.ptr.is_null() && buffer.bytes == 0 && spec.bytes > 0 {
+            return Err(Error::invalid(format!(
+                "{kind} {i} (\"{name}\") is not bound for this run"
+            )));
+        }
         if buffer.bytes != spec.bytes {
             return Err(Error::invalid(format!(
                 "{kind} {i} (\"{name}\") has {} bytes, the plan's tensor needs {}",
