@@ -47,15 +47,41 @@ export function platformName(
   return `${OSES[os] ?? os}-${ARCHES[arch] ?? arch}`;
 }
 
+/** One library a release builds, for one OS and architecture. */
+export interface ReleasedBuild {
+  readonly library: PrebuiltLibrary;
+  readonly os: typeof Deno.build.os;
+  readonly arch: typeof Deno.build.arch;
+}
+
+/** What each release builds and publishes (.github/workflows/release.yml). */
+export const RELEASED_BUILDS: readonly ReleasedBuild[] = [
+  { library: "llamane_cpu", os: "linux", arch: "x86_64" },
+  { library: "llamane_cpu", os: "linux", arch: "aarch64" },
+  { library: "llamane_cpu", os: "darwin", arch: "aarch64" },
+  { library: "llamane_cpu", os: "windows", arch: "x86_64" },
+  { library: "llamane_coreml", os: "darwin", arch: "aarch64" },
+];
+
+/** The file name cargo gives the library on `os`, e.g. `libllamane_cpu.so`. */
+export function libraryFileName(
+  library: PrebuiltLibrary,
+  os: typeof Deno.build.os = Deno.build.os,
+): string {
+  if (os === "windows") return `${library}.dll`;
+  return `lib${library}.${os === "darwin" ? "dylib" : "so"}`;
+}
+
 /** The asset's file name, e.g. `libllamane_cpu-linux-x64.so` or `llamane_cpu-windows-x64.dll`. */
 export function assetName(
   library: PrebuiltLibrary,
   os: typeof Deno.build.os = Deno.build.os,
   arch: typeof Deno.build.arch = Deno.build.arch,
 ): string {
-  const platform = platformName(os, arch);
-  if (os === "windows") return `${library}-${platform}.dll`;
-  return `lib${library}-${platform}.${os === "darwin" ? "dylib" : "so"}`;
+  return libraryFileName(library, os).replace(
+    /\.\w+$/,
+    (ext) => `-${platformName(os, arch)}${ext}`,
+  );
 }
 
 async function baseUrl(): Promise<URL> {
