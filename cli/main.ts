@@ -7,6 +7,7 @@
 import { flagArguments, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
+import { printable } from "./format.ts";
 import { demoCommand } from "./demo.ts";
 import { exportCommand } from "./export.ts";
 import { inspectCommand } from "./inspect.ts";
@@ -83,10 +84,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (error instanceof UsageError) {
-      console.error(`llamane ${name}: ${error.message}\n\n${command.usage}`);
+      console.error(`llamane ${name}: ${printable(error.message)}\n\n${command.usage}`);
       return 2;
     }
-    console.error(`llamane ${name}: ${error instanceof Error ? error.message : String(error)}`);
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`llamane ${name}: ${printable(message)}`);
     return 1;
   }
 }
