@@ -10,8 +10,16 @@ export const IO_CONTRACT_VERSION = 1;
 
 /** Token ids `int32 [1, L]`, padded with 0 past the real tokens. */
 export const TOKENS = "tokens";
-/** Additive attention mask `[1, L, C + L]`: 0 visible, -inf hidden; cache slots first. */
+/** Additive attention mask `[1, L, C + L]`: 0 visible, {@link MASK_HIDDEN} hidden; cache slots first. */
 export const MASK = "mask";
+/**
+ * The mask's value at a hidden position. Finite, so that no softmax meets an infinity (fp16
+ * softmax over -inf has given NaNs on the Neural Engine in other projects), yet far enough below
+ * any score that exp() of a hidden entry underflows to exactly 0 in fp32 (below about -104) as it
+ * does for -inf: hidden positions add nothing, bit for bit, while scores differ by less than 9,800.
+ * Exactly representable in fp16.
+ */
+export const MASK_HIDDEN = -1e4;
 /** RoPE tables `[L, hd/2]` for the positions of this call. */
 export const FREQS_COS = "freqs_cos";
 /** See {@link FREQS_COS}. */

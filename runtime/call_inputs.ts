@@ -6,7 +6,14 @@
  */
 
 import { ropeTable } from "../llama/rope.ts";
-import { FREQS_COS, FREQS_SIN, LAST_VALID_TOKEN_POS, MASK, TOKENS } from "../bundle/io_names.ts";
+import {
+  FREQS_COS,
+  FREQS_SIN,
+  LAST_VALID_TOKEN_POS,
+  MASK,
+  MASK_HIDDEN,
+  TOKENS,
+} from "../bundle/io_names.ts";
 import { allocateFloats, type FloatArray, type KvCache } from "./kv_cache.ts";
 
 /** Which call slots each call slot may attend to: `visible[row * L + col]`, 1 = visible. */
@@ -62,7 +69,7 @@ export function buildCallInputs(cache: KvCache, freqs: Float64Array, spec: CallS
   // logits are the same whether it is decoded alone, prefilled in a chunk or verified by
   // lookahead. Beyond that, filled cache slots are visible and the call follows `visibility`.
   const width = cacheLength + callLength;
-  const mask = allocateFloats(dtype, callLength * width).fill(-Infinity);
+  const mask = allocateFloats(dtype, callLength * width).fill(MASK_HIDDEN);
   const visibility = spec.visibility ?? causalVisibility(callLength);
   const filled = cache.filledSlots;
   const oldest = cache.position - filled;
@@ -70,7 +77,7 @@ export function buildCallInputs(cache: KvCache, freqs: Float64Array, spec: CallS
     const base = row * width;
     mask.fill(0, base, base + filled);
     const hidden = Math.min(filled, Math.max(0, offsets[row]! - (cacheLength - filled)));
-    for (let k = 0; k < hidden; k++) mask[base + ((oldest + k) % cacheLength)] = -Infinity;
+    for (let k = 0; k < hidden; k++) mask[base + ((oldest + k) % cacheLength)] = MASK_HIDDEN;
     for (let col = 0; col < callLength; col++) {
       if (visibility[row * callLength + col] && offsets[row]! - offsets[col]! <= cacheLength) {
         mask[base + cacheLength + col] = 0;

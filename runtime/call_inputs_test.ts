@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { KvCache } from "./kv_cache.ts";
 import { buildCallInputs, causalVisibility } from "./call_inputs.ts";
+import { MASK_HIDDEN } from "../bundle/io_names.ts";
 
 const shape = { layers: 1, kvHeads: 1, cacheLength: 4, headDim: 2, dtype: "fp32" } as const;
 
+/** The mask as "." (visible, 0) and "x" (hidden, MASK_HIDDEN); any other value shows as "?". */
 function maskPattern(mask: ArrayLike<number>): string {
-  return Array.from(mask, (v) => (v === 0 ? "." : "x")).join("");
+  return Array.from(mask, (v) => (v === 0 ? "." : v === MASK_HIDDEN ? "x" : "?")).join("");
 }
 
 Deno.test("buildCallInputs() masks unfilled cache slots and future call slots", () => {

@@ -7,10 +7,11 @@
 //! kernel's (key `j` adds to lane `j % 8` of the sum); `sum_j p_j V[j]` is a chain in the order
 //! of `j`. None of it depends on the other rows of the call or on the threads.
 //!
-//! Keys whose mask is -inf for every row of a task are skipped, 8 at a time (aligned to the key
-//! axis, so a kept key stays in its lane): they would add `exp(-inf) = 0` to the sums and
-//! `0 * V[j]` to the output, which changes nothing when the cache holds finite values. A decode
-//! step with a short context reads only the filled part of the cache.
+//! Keys whose mask hides them (at or below [`MASK_HIDDEN`], -inf included) for every row of a task
+//! are skipped, 8 at a time (aligned to the key axis, so a kept key stays in its lane): they would
+//! add `exp(s - 1e4 - max) = 0` to the sums and `0 * V[j]` to the output, which changes nothing
+//! when the cache holds finite values and scores differ by less than 9,800 (exp underflows to 0
+//! below about -104). A decode step with a short context reads only the filled part of the cache.
 //!
 //! Work is split by KV head and block of positions. Each task turns its keys into f32 columns
 //! (`[D, n]`, so a query meets 8 keys per vector) and its values into f32 rows, once for all of
@@ -26,6 +27,8 @@ use crate::linear::Cpu;
 
 /// Keys per skipped or kept chunk: one vector of scores.
 const CHUNK: usize = 8;
+/// The mask value of a hidden key (`MASK_HIDDEN` of bundle/io_names.ts); lower values hide too.
+const MASK_HIDDEN: f32 = -1e4;
 
 /// Sizes of one attention call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,7 +208,7 @@ fn kept_keys(
         let visible = positions.clone().any(|p| {
             mask[p * s + start..p * s + end]
                 .iter()
-                .any(|&v| v != f32::NEG_INFINITY)
+                .any(|&v| v > MASK_HIDDEN)
         });
         if !visible {
             continue;
