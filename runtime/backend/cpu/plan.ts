@@ -15,6 +15,7 @@ import { PlanBuilder } from "./builder.ts";
 import { findFusions, type Graph } from "./fusion.ts";
 import { lowerFusion, OP_LOWERINGS } from "./lowering.ts";
 import type { Plan } from "./format.ts";
+import { checkScratchBudget } from "./scratch_budget.ts";
 
 /** A function as the planner sees it at one call length, before any op is lowered. */
 export interface TypedProgram {
@@ -66,7 +67,8 @@ export function typeProgram(
  *
  * @param exportedLength the call length the function was exported with
  * @param outputs the function's outputs, in the order the caller passes their buffers
- * @throws {PlanError} for an op the CPU backend does not run or a program it cannot place
+ * @throws {PlanError} for an op the CPU backend does not run, a program it cannot place, or one
+ *   whose scratch memory its inputs, outputs and constants do not back (`scratch_budget.ts`)
  */
 export function planFunction(
   fn: MilFunction,
@@ -83,7 +85,9 @@ export function planFunction(
     if (fusion !== undefined) lowerFusion(fusion, b);
     else if (!absorbed.has(i)) OP_LOWERINGS[op.type]!(op, b);
   });
-  return b.finish(fn.inputs.map((i) => i.name), outputs);
+  const plan = b.finish(fn.inputs.map((i) => i.name), outputs);
+  checkScratchBudget(plan);
+  return plan;
 }
 
 /** The matchers' view of the program: its ops, who reads and produces each value, and types. */
