@@ -135,6 +135,8 @@ const BRIDGE: LibraryDescription = {
   built: new URL("./coreml/target/release/libllamane_coreml.dylib", import.meta.url),
   build: "build it with `ffi/coreml/build.sh` (macOS, Rust)",
   abiVersion: CORE_ML_ABI_VERSION,
+  option: "coremlLibrary",
+  prebuilt: "llamane_coreml",
 };
 
 /** Where the bridge is looked for, in order, when no path is given. */

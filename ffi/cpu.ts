@@ -17,6 +17,7 @@ import {
   openNativeLibrary,
   requireAttached,
 } from "./native_library.ts";
+import { libraryFileName } from "./prebuilt.ts";
 
 export { NativeError };
 
@@ -46,24 +47,15 @@ const symbols = {
 
 type Library = Deno.DynamicLibrary<typeof symbols>;
 
-function libraryFileName(): string {
-  switch (Deno.build.os) {
-    case "darwin":
-      return "libllamane_cpu.dylib";
-    case "windows":
-      return "llamane_cpu.dll";
-    default:
-      return "libllamane_cpu.so";
-  }
-}
-
 const CPU_LIBRARY: LibraryDescription = {
   title: "the CPU backend library",
-  fileName: libraryFileName(),
+  fileName: libraryFileName("llamane_cpu"),
   envVariable: "LLAMANE_CPU_LIB",
-  built: new URL(`./cpu/target/release/${libraryFileName()}`, import.meta.url),
+  built: new URL(`./cpu/target/release/${libraryFileName("llamane_cpu")}`, import.meta.url),
   build: "build it with `deno task build:native`",
   abiVersion: 4,
+  option: "cpuLibrary",
+  prebuilt: "llamane_cpu",
 };
 
 /**

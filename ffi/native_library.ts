@@ -8,6 +8,7 @@
  */
 
 import { ffiNeed, requirePermissions } from "../permissions.ts";
+import { type PrebuiltLibrary, prebuiltLibrary } from "./prebuilt.ts";
 import { describeCandidates, isReadableFile } from "./readable_file.ts";
 
 /** A failure reported by a native library, with the library's own message. */
@@ -32,29 +33,90 @@ export interface LibraryDescription {
   readonly build: string;
   /** The ABI version the bindings speak. */
   readonly abiVersion: number;
+  /** The option of `loadModel` that takes its path, e.g. `cpuLibrary`. */
+  readonly option: string;
+  /** Its name among the prebuilt release assets (ffi/prebuilt.ts). */
+  readonly prebuilt: PrebuiltLibrary;
+}
+
+/** The path in the library's environment variable, when it is set and may be read. */
+async function fromEnvironment(library: LibraryDescription): Promise<string | undefined> {
+  const variable = library.envVariable;
+  const env = await Deno.permissions.query({ name: "env", variable });
+  const value = env.state === "granted" ? Deno.env.get(variable) : undefined;
+  return value === "" ? undefined : value;
+}
+
+/** The cargo build of a local copy of llamane; none for remote code or a compiled binary. */
+function localBuild(library: LibraryDescription): string | undefined {
+  const built = library.built;
+  return built.protocol === "file:" && !Deno.build.standalone
+    ? decodeURIComponent(built.pathname)
+    : undefined;
+}
+
+/** The file beside a compiled llamane binary. */
+function besideExecutable(library: LibraryDescription): string | undefined {
+  return Deno.build.standalone ? Deno.execPath().replace(/[^/\\]+$/, library.fileName) : undefined;
 }
 
 /**
- * Where a library is looked for when no path is given, in order: the path in its environment
- * variable, the file beside a compiled llamane binary, the cargo build.
+ * Where a library is looked for on disk when no path is given, in order: the path in its
+ * environment variable (alone, when set), the file beside a compiled llamane binary, the cargo
+ * build of a local copy.
  */
 export async function libraryCandidates(library: LibraryDescription): Promise<string[]> {
-  const variable = library.envVariable;
-  const env = await Deno.permissions.query({ name: "env", variable });
-  const fromEnv = env.state === "granted" ? Deno.env.get(variable) : undefined;
-  if (fromEnv !== undefined && fromEnv !== "") return [fromEnv];
-  const beside = Deno.execPath().replace(/[^/\\]+$/, library.fileName);
-  const built = library.built;
-  return built.protocol === "file:" ? [beside, decodeURIComponent(built.pathname)] : [beside];
+  const fromEnv = await fromEnvironment(library);
+  if (fromEnv !== undefined) return [fromEnv];
+  return [besideExecutable(library), localBuild(library)].filter((p) => p !== undefined);
 }
 
-/** `explicit`, or else the first of the candidates, if it is a file we may read. */
+/** Every way to provide the library that applies to this caller, for the not-found error. */
+async function ways(library: LibraryDescription, download: string): Promise<string[]> {
+  const variable = library.envVariable;
+  const env = await Deno.permissions.query({ name: "env", variable });
+  const lines = [
+    `pass its path as the ${library.option} option`,
+    env.state === "granted"
+      ? `set ${variable} to its path`
+      : `set ${variable} to its path and run with --allow-env=${variable} (without that flag ` +
+        `${variable} is not read)`,
+  ];
+  const beside = besideExecutable(library);
+  if (beside !== undefined) lines.push(`put it beside the executable, at "${beside}"`);
+  const built = localBuild(library);
+  if (built !== undefined) lines.push(`${library.build}, which writes "${built}"`);
+  lines.push(`use the prebuilt library: ${download}`);
+  return lines;
+}
+
+/**
+ * `explicit`, or else the first of the candidates that is a file we may read, or else the
+ * prebuilt library of this release, verified and cached (ffi/prebuilt.ts). A set environment
+ * variable is the only place looked: a wrong path there is an error, never passed over.
+ *
+ * @throws {Deno.errors.NotFound} naming where it looked and each way to provide the library
+ * @throws {NativeDownloadError} when a download is possible but fails
+ */
 export async function findLibrary(library: LibraryDescription, explicit?: string): Promise<string> {
+  const fromEnv = explicit === undefined ? await fromEnvironment(library) : undefined;
   const candidates = explicit === undefined ? await libraryCandidates(library) : [explicit];
   for (const path of candidates) if (await isReadableFile(path)) return path;
+  const looked = await describeCandidates(candidates);
+  if (explicit !== undefined) {
+    throw new Deno.errors.NotFound(`Cannot find ${library.title}: ${looked}`);
+  }
+  if (fromEnv !== undefined) {
+    throw new Deno.errors.NotFound(
+      `Cannot find ${library.title}: ${looked}, the path ${library.envVariable} names`,
+    );
+  }
+  const prebuilt = await prebuiltLibrary(library.prebuilt, library.title);
+  if ("path" in prebuilt) return prebuilt.path;
+  const options = (await ways(library, prebuilt.unavailable)).map((w) => `\n  - ${w}`).join("");
+  const where = candidates.length === 0 ? "" : `${looked}; `;
   throw new Deno.errors.NotFound(
-    `Cannot find ${library.title}: ${await describeCandidates(candidates)}; ` +
-      `${library.build} or set ${library.envVariable}`,
+    `Cannot find ${library.title}: ${where}any one of these provides it:${options}`,
   );
 }
 

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { libraryFileName } from "../ffi/prebuilt.ts";
+
 /** Exit code and output of one run. */
 export interface DenoResult {
   readonly code: number;
@@ -21,6 +23,8 @@ export interface RunDenoOptions {
   readonly cwd: string;
   /** Environment variables added to the inherited ones. */
   readonly env?: Record<string, string>;
+  /** A cache from {@link makeDenoDir} to share between runs. @default a new one for this run */
+  readonly denoDir?: string;
 }
 
 async function npmCache(): Promise<string> {
@@ -28,14 +32,20 @@ async function npmCache(): Promise<string> {
   return JSON.parse(new TextDecoder().decode(stdout)).npmCache;
 }
 
+/** A new, empty Deno cache directory sharing only the npm cache; the caller removes it. */
+export async function makeDenoDir(): Promise<string> {
+  const denoDir = await Deno.makeTempDir({ prefix: "llamane-deno-dir-" });
+  await Deno.symlink(await npmCache(), `${denoDir}/npm`);
+  return denoDir;
+}
+
 /** Runs `deno <args>` with `--no-config`, inserted after the subcommand. */
 export async function runDeno(
   [subcommand, ...args]: readonly string[],
   options: RunDenoOptions,
 ): Promise<DenoResult> {
-  const denoDir = await Deno.makeTempDir({ prefix: "llamane-deno-dir-" });
+  const denoDir = options.denoDir ?? await makeDenoDir();
   try {
-    await Deno.symlink(await npmCache(), `${denoDir}/npm`);
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: [subcommand!, "--quiet", "--no-config", ...args],
       cwd: options.cwd,
@@ -46,18 +56,11 @@ export async function runDeno(
     const text = new TextDecoder();
     return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
   } finally {
-    await Deno.remove(denoDir, { recursive: true });
+    if (options.denoDir === undefined) await Deno.remove(denoDir, { recursive: true });
   }
 }
 
 /** The CPU backend library built in this clone by `deno task build:native`. */
 export const LOCAL_CPU_LIBRARY: string = decodeURIComponent(
-  new URL(
-    `../ffi/cpu/target/release/${
-      Deno.build.os === "windows"
-        ? "llamane_cpu.dll"
-        : `libllamane_cpu.${Deno.build.os === "darwin" ? "dylib" : "so"}`
-    }`,
-    import.meta.url,
-  ).pathname,
+  new URL(`../ffi/cpu/target/release/${libraryFileName("llamane_cpu")}`, import.meta.url).pathname,
 );

@@ -12,6 +12,7 @@ import {
   CoremlUnavailableError,
   findLibrary,
 } from "../../ffi/coreml.ts";
+import { NativeDownloadError } from "../../ffi/native_download.ts";
 import { isReadableFile } from "../../ffi/readable_file.ts";
 import type { Backend } from "./backend.ts";
 import { CpuBackend } from "./cpu.ts";
@@ -90,7 +91,10 @@ async function coremlLibraryPresent(explicit: string | undefined): Promise<boole
   try {
     return await isReadableFile(await findLibrary(explicit));
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
+    // Not found, or the prebuilt bridge could not be downloaded: auto falls back to the CPU.
+    if (error instanceof Deno.errors.NotFound || error instanceof NativeDownloadError) {
+      return false;
+    }
     throw error;
   }
 }
