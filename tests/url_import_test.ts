@@ -1,7 +1,8 @@
 /**
- * llamane imported by URL, as from a web server or a CDN: the repository is served over HTTP
- * from 127.0.0.1 and used from an empty directory with no deno.json, by a script importing
- * mod.ts and by `deno run` of cli/main.ts. Nothing is left behind in the working directory.
+ * llamane imported by URL, as from a web server or a CDN, by a user with nothing but Deno: a
+ * release is served over HTTP from 127.0.0.1 (the native library among its assets) and used from
+ * an empty directory with no deno.json, by a script importing mod.ts, by `deno run` of
+ * cli/main.ts and by `deno install`. Nothing is left behind in the working directory.
  */
 
 import assert from "node:assert/strict";
@@ -9,8 +10,10 @@ import { exportModel } from "../export/export_model.ts";
 import { generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/load_model.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
-import { REPOSITORY_ROOT, serveFiles } from "../testing/file_server.ts";
+import { REPOSITORY_ROOT } from "../testing/file_server.ts";
 import { LOCAL_CPU_LIBRARY, runDeno } from "../testing/deno_run.ts";
+import { serveRelease, userMachine } from "../testing/user_machine.ts";
+import { VERSION } from "../version.ts";
 
 const PROMPT = "And God said";
 
@@ -38,88 +41,73 @@ async function localContinuation(maxNewTokens: number): Promise<string> {
   }
 }
 
-/** An empty working directory, removed after `body`. */
-async function inEmptyDirectory(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "llamane-user-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 async function entries(dir: string): Promise<string[]> {
   return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
 }
 
-// The library is given the way a remote user without a prebuilt download would give it.
-const LIBRARY_ENV = { LLAMANE_CPU_LIB: LOCAL_CPU_LIBRARY };
-
 Deno.test("a script importing mod.ts by URL exports the embedded model and generates", async () => {
-  await using server = serveFiles(REPOSITORY_ROOT);
-  await inEmptyDirectory(async (dir) => {
-    await Deno.writeTextFile(
-      `${dir}/main.ts`,
-      `import { embeddedModel, exportModel, generate, loadModel, loadTokenizer } from "${server.url}mod.ts";
-      let downloadedTo;
-      {
-        await using model = await embeddedModel();
-        downloadedTo = model.checkpoint;
-        await exportModel({ checkpoint: model.checkpoint, params: model.params, output: "kjv.llamane" });
-      }
-      using loaded = await loadModel("kjv.llamane");
-      const tokenizer = await loadTokenizer("kjv.llamane/tokenizer.model");
-      let text = ${JSON.stringify(PROMPT)};
-      for await (const event of generate(loaded, tokenizer, ${JSON.stringify(PROMPT)}, {
-        temperature: 0,
-        maxNewTokens: 24,
-      })) text += event.text;
-      console.log(JSON.stringify({ text, downloadedTo }));`,
-    );
-    const result = await runDeno([
-      "run",
-      `--allow-import=${server.url.host}`,
-      `--allow-net=${server.url.host}`,
-      "--allow-read",
-      "--allow-write",
-      "--allow-env=LLAMANE_CPU_LIB",
-      `--allow-ffi=${LOCAL_CPU_LIBRARY}`,
-      "main.ts",
-    ], { cwd: dir, env: LIBRARY_ENV });
-    assert.equal(result.code, 0, result.stderr);
-    const { text, downloadedTo } = JSON.parse(result.stdout);
-    assert.equal(text, await localContinuation(24));
-    assert.ok(server.requests.includes("models/kjv-tiny/consolidated.00.pth"));
-    await assert.rejects(Deno.stat(downloadedTo), Deno.errors.NotFound);
-    assert.deepEqual(await entries(dir), ["kjv.llamane", "main.ts"]);
-  });
+  await using release = serveRelease();
+  await using machine = await userMachine();
+  await Deno.writeTextFile(
+    `${machine.home}/main.ts`,
+    `import { embeddedModel, exportModel, generate, loadModel, loadTokenizer } from "${release.url}mod.ts";
+    let downloadedTo;
+    {
+      await using model = await embeddedModel();
+      downloadedTo = model.checkpoint;
+      await exportModel({ checkpoint: model.checkpoint, params: model.params, output: "kjv.llamane" });
+    }
+    using loaded = await loadModel("kjv.llamane");
+    const tokenizer = await loadTokenizer("kjv.llamane/tokenizer.model");
+    let text = ${JSON.stringify(PROMPT)};
+    for await (const event of generate(loaded, tokenizer, ${JSON.stringify(PROMPT)}, {
+      temperature: 0,
+      maxNewTokens: 24,
+    })) text += event.text;
+    console.log(JSON.stringify({ text, downloadedTo }));`,
+  );
+  const result = await machine.run(["main.ts"], { code: release.url });
+  assert.equal(result.code, 0, result.stderr);
+  const { text, downloadedTo } = JSON.parse(result.stdout);
+  assert.equal(text, await localContinuation(24));
+  assert.ok(release.requests.includes("models/kjv-tiny/consolidated.00.pth"));
+  await assert.rejects(Deno.stat(downloadedTo), Deno.errors.NotFound);
+  assert.deepEqual(await entries(machine.home), [".cache", "kjv.llamane", "main.ts"]);
 });
 
 Deno.test("deno run of the remote cli/main.ts demo works from an empty directory", async () => {
-  await using server = serveFiles(REPOSITORY_ROOT);
-  await inEmptyDirectory(async (dir) => {
-    const flags = [
-      `--allow-net=${server.url.host}`,
-      "--allow-read",
-      "--allow-write",
-      "--allow-env=LLAMANE_CPU_LIB",
-      `--allow-ffi=${LOCAL_CPU_LIBRARY}`,
-    ];
-    const temporary = await runDeno(["run", ...flags, `${server.url}cli/main.ts`, "demo"], {
-      cwd: dir,
-      env: LIBRARY_ENV,
-    });
-    assert.equal(temporary.code, 0, temporary.stderr);
-    assert.match(temporary.stdout, /^exported .*kjv-tiny\.llamane in /m);
-    assert.match(temporary.stdout, /^And God said \S.*\n/m);
-    assert.deepEqual(await entries(dir), []);
+  await using release = serveRelease();
+  await using machine = await userMachine();
+  const main = new URL("cli/main.ts", release.url).href;
+  const temporary = await machine.run([main, "demo"], { code: release.url });
+  assert.equal(temporary.code, 0, temporary.stderr);
+  assert.match(temporary.stdout, /^exported .*kjv-tiny\.llamane in /m);
+  assert.match(temporary.stdout, /^And God said \S.*\n/m);
+  assert.deepEqual(await entries(machine.home), [".cache"]);
 
-    const named = await runDeno(
-      ["run", ...flags, `${server.url}cli/main.ts`, "demo", "out/kjv.llamane"],
-      { cwd: dir, env: LIBRARY_ENV },
-    );
-    assert.equal(named.code, 0, named.stderr);
-    assert.match(named.stdout, /^exported out\/kjv\.llamane in /m);
-    assert.deepEqual(await entries(`${dir}/out`), ["kjv.llamane"]);
-  });
+  const named = await machine.run([main, "demo", "out/kjv.llamane"], { code: release.url });
+  assert.equal(named.code, 0, named.stderr);
+  assert.match(named.stdout, /^exported out\/kjv\.llamane in /m);
+  assert.deepEqual(await entries(`${machine.home}/out`), ["kjv.llamane"]);
+});
+
+Deno.test("deno install of the remote cli/main.ts gives a working llamane command", async () => {
+  await using release = serveRelease();
+  await using machine = await userMachine();
+  const main = new URL("cli/main.ts", release.url).href;
+  const root = `${machine.home}/.deno`;
+  // `deno install` writes a launcher that runs the URL with the permissions given here.
+  const install = await runDeno(
+    ["install", "--global", "--root", root, "--name", "llamane", "-A", main],
+    { cwd: machine.home, denoDir: machine.denoDir, env: { HOME: machine.home } },
+  );
+  assert.equal(install.code, 0, install.stderr);
+  const { code, stdout, stderr } = await new Deno.Command(`${root}/bin/llamane`, {
+    args: ["--version"],
+    cwd: machine.home,
+    env: { HOME: machine.home, DENO_DIR: machine.denoDir },
+  }).output();
+  const text = new TextDecoder();
+  assert.equal(code, 0, text.decode(stderr));
+  assert.match(text.decode(stdout), new RegExp(`\\b${VERSION.replaceAll(".", "\\.")}\\b`));
 });
