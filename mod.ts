@@ -5,18 +5,18 @@
  * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it, and
  *   with its `lookahead` option gives greedy decoding's tokens in fewer model calls.
  * - {@link loadTokenizer} reads SentencePiece and tiktoken tokenizers.
+ * - {@link embeddedModel} gives the small King James model shipped with llamane, from anywhere.
  *
  * Each entry point checks the Deno permissions it needs up front and names the missing flag.
  *
  * @example Export the embedded model, then generate greedily
  * ```ts ignore
- * import { exportModel, generate, loadModel, loadTokenizer } from "@llamane/llamane";
+ * import { embeddedModel, exportModel, generate, loadModel, loadTokenizer } from "@llamane/llamane";
  *
- * await exportModel({
- *   checkpoint: "models/kjv-tiny/consolidated.00.pth",
- *   params: "models/kjv-tiny/params.json",
- *   output: "out/kjv.llamane",
- * });
+ * {
+ *   await using kjv = await embeddedModel();
+ *   await exportModel({ checkpoint: kjv.checkpoint, params: kjv.params, output: "out/kjv.llamane" });
+ * }
  * using model = await loadModel("out/kjv.llamane");
  * const tokenizer = await loadTokenizer("out/kjv.llamane/tokenizer.model");
  * for await (const { text } of generate(model, tokenizer, "And God said", { temperature: 0 })) {
