@@ -66,7 +66,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     console.log(overview());
     return 2;
   }
-  if (name === "--version" || name === "-V") {
+  if (name === "--version") {
     console.log(`llamane ${VERSION}`);
     return 0;
   }

@@ -1,7 +1,7 @@
 /**
  * The steps each op type and each fused pattern lowers to, on one-op programs (and the exporter's
- * own patterns): operands bound to the right tensors, parameters as PLAN.md spells them (axes made
- * non-negative, defaults filled in), results in the caller's buffers or the arena.
+ * own patterns): operands bound to the right tensors, parameters as ffi/cpu/PLAN.md spells them
+ * (axes made non-negative, defaults filled in), results in the caller's buffers or the arena.
  */
 
 import assert from "node:assert/strict";
