@@ -10,6 +10,7 @@ import type { FloatDType } from "../coreml/dtype.ts";
 import type { FeatureDType } from "../coreml/model.ts";
 import { ConfinedDirectory, UnsafeFileError } from "../files/confined.ts";
 import { JsonSyntaxError, parseJson } from "../files/json.ts";
+import { elementCount } from "../shape.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import { dimensionProblem, type LimitedDimension } from "../llama/limits.ts";
 import { IO_CONTRACT_VERSION } from "./io_names.ts";
@@ -223,7 +224,7 @@ function readIo(value: unknown, where: string, fail: FieldFail): IoSpec {
     }
     return d as number;
   });
-  if (shape.reduce((a, b) => a * b, 1) > MAX_IO_ELEMENTS) {
+  if (elementCount(shape) > MAX_IO_ELEMENTS) {
     io.fail("shape", `holds more than the ${MAX_IO_ELEMENTS} elements an input or output may have`);
   }
   return { name, dtype, shape };

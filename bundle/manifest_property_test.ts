@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { MODEL_LIMITS } from "../llama/limits.ts";
 import { exportTinyBundle } from "../testing/tiny_bundle.ts";
+import { elementCount } from "../shape.ts";
 import {
   BundleError,
   type BundleManifest,
@@ -65,7 +66,7 @@ function assertKeepsPromises(manifest: BundleManifest): void {
     for (const fn of piece.functions) {
       assert.equal(fn.callLength, fn.name === "decode" ? 1 : manifest.export.inputLen);
       for (const io of [...fn.inputs, ...fn.outputs]) {
-        assert.ok(io.shape.reduce((a, b) => a * b, 1) <= MAX_IO_ELEMENTS);
+        assert.ok(elementCount(io.shape) <= MAX_IO_ELEMENTS);
       }
     }
   }

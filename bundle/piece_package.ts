@@ -13,7 +13,7 @@ import { BundleError, type PieceSpec } from "./manifest.ts";
  * reader keeps every file it reads inside the package.
  *
  * @throws {BundleError} when the package is missing or leaves the bundle
- * @throws {CoreMLFormatError} when the package is malformed
+ * @throws {CoremlFormatError} when the package is malformed
  */
 export function readPiecePackage(bundle: string, piece: PieceSpec): PackageContents {
   let path: string;

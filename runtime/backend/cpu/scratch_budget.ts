@@ -9,6 +9,7 @@
  * @module
  */
 
+import { elementCount } from "../../../shape.ts";
 import { PlanError } from "./builder.ts";
 import { type Plan, PLAN_DTYPE_BYTES, type PlanTensor } from "./format.ts";
 
@@ -18,7 +19,7 @@ export const SCRATCH_FACTOR = 16;
 export const SCRATCH_FLOOR = 256 * 2 ** 20;
 
 function bytesOf(tensor: PlanTensor): number {
-  return Math.ceil(tensor.shape.reduce((a, b) => a * b, 1) * PLAN_DTYPE_BYTES[tensor.dtype]);
+  return Math.ceil(elementCount(tensor.shape) * PLAN_DTYPE_BYTES[tensor.dtype]);
 }
 
 /** The bytes `plan` binds or reads, each input, output and weight blob counted once. */
