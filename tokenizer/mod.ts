@@ -2,7 +2,8 @@
  * Tokenizers of Llama checkpoints in pure TypeScript, identical to the reference implementations:
  * SentencePiece (Llama 1 and 2, the embedded KJV model), tiktoken (Llama 3, 3.1, 3.2) and Hugging
  * Face `tokenizer.json` BPE files (byte-level like Llama 3 and SmolLM2, or SentencePiece-style
- * with byte fallback like Llama 2 and TinyLlama).
+ * with byte fallback like Llama 2 and TinyLlama) and GGUF vocabularies. Chat templates render
+ * conversations as `transformers` does, and encode them without letting user text forge turns.
  * {@link loadTokenizer} recognises the format from the file's content; every tokenizer encodes,
  * decodes, and streams text token by token without splitting a character.
  *
@@ -31,4 +32,12 @@ export { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.
 export { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
 export { BpeTokenizer } from "./bpe/bpe_tokenizer.ts";
 export { ggufTokenizer } from "./gguf/gguf_tokenizer.ts";
+export {
+  type ChatMessage,
+  type ChatRenderOptions,
+  ChatTemplate,
+  ChatTemplateError,
+} from "./chat/chat_template.ts";
+export { encodeChat, type EncodedChat } from "./chat/chat_encoding.ts";
+export { LLAMA3_CHAT_TEMPLATE } from "./chat/llama3_template.ts";
 export { LLAMA3_PATTERN, LLAMA3_SPECIAL_TOKENS } from "./tiktoken/llama3.ts";

@@ -24,6 +24,12 @@ export interface EncodeOptions {
    * @default []
    */
   readonly allowedSpecial?: "all" | readonly string[];
+  /**
+   * Spans `[start, end)` of the text (UTF-16 offsets) where no special token is read even when
+   * allowed: the messages of a rendered chat. A special token overlapping a span is plain text.
+   * @default []
+   */
+  readonly plainRanges?: readonly (readonly [number, number])[];
 }
 
 /**

@@ -45,16 +45,22 @@ export class AddedTokens {
 
   /**
    * Cuts `text` at the added tokens found in it: ordinary ones always, special ones when
-   * `allowed` says so ("all", or the list of contents allowed).
+   * `allowed` says so ("all", or the list of contents allowed), none overlapping `plainRanges`.
    *
    * @throws {RangeError} when `allowed` names a string that is not a special token
    */
-  split(text: string, allowed: "all" | readonly string[]): Segment[] {
+  split(
+    text: string,
+    allowed: "all" | readonly string[],
+    plainRanges: readonly (readonly [number, number])[] = [],
+  ): Segment[] {
     const pattern = this.#pattern(allowed);
     if (pattern === undefined) return text === "" ? [] : [{ text, start: 0 }];
     const segments: Segment[] = [];
     let last = 0;
     for (const match of text.matchAll(pattern)) {
+      const end = match.index + match[0].length;
+      if (plainRanges.some(([from, to]) => match.index < to && end > from)) continue;
       const token = this.#byContent.get(match.groups!.token!)!;
       if (match.index > last) segments.push({ text: text.slice(last, match.index), start: last });
       segments.push({ id: token.id });

@@ -68,7 +68,12 @@ export class BpeTokenizer implements Tokenizer {
     const { added, normalize, preTokenize, model } = this.#parts;
     const ids: number[] = [];
     if (options.bos) ids.push(this.#required(this.bosId, "beginning-of-sequence"));
-    for (const segment of added.split(text.toWellFormed(), options.allowedSpecial ?? [])) {
+    const segments = added.split(
+      text.toWellFormed(),
+      options.allowedSpecial ?? [],
+      options.plainRanges,
+    );
+    for (const segment of segments) {
       if ("id" in segment) {
         ids.push(segment.id);
         continue;

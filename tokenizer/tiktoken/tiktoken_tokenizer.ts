@@ -94,9 +94,12 @@ export class TiktokenTokenizer implements Tokenizer {
     // tiktoken sees UTF-8, where a lone surrogate can only arrive as U+FFFD.
     const input = text.toWellFormed();
     let start = 0;
+    const plain = options.plainRanges ?? [];
     if (allowed.size > 0) {
       for (const match of input.matchAll(this.#specialPattern)) {
         if (!allowed.has(match[0])) continue;
+        const end = match.index + match[0].length;
+        if (plain.some(([from, to]) => match.index < to && end > from)) continue;
         this.#encodeOrdinary(input.slice(start, match.index), ids);
         ids.push(this.#specialIds.get(match[0])!);
         start = match.index + match[0].length;
