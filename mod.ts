@@ -4,7 +4,9 @@
  * - {@link exportModel} turns a Meta checkpoint into a bundle of static-shape Core ML programs.
  * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it, and
  *   with its `lookahead` option gives greedy decoding's tokens in fewer model calls.
- * - {@link loadTokenizer} reads SentencePiece and tiktoken tokenizers.
+ * - {@link Chat} holds a conversation through the model's chat template, keeping the cache
+ *   between turns.
+ * - {@link loadTokenizer} reads SentencePiece, tiktoken, tokenizer.json and GGUF vocabularies.
  * - {@link embeddedModel} gives the small King James model shipped with llamane, from anywhere.
  *
  * Each entry point checks the Deno permissions it needs up front and names the missing flag.
@@ -46,9 +48,13 @@ export {
   type Generation,
   type TokenEvent,
 } from "./runtime/generate.ts";
+export { Chat, type ChatOptions } from "./runtime/chat.ts";
 export { LookaheadError, type LookaheadOptions } from "./runtime/lookahead.ts";
 export type { GenerationStats, LookaheadStats } from "./runtime/generation_stats.ts";
 export {
+  type ChatMessage,
+  ChatTemplate,
+  ChatTemplateError,
   type EncodeOptions,
   loadTokenizer,
   type StreamingDecoder,

@@ -2,15 +2,19 @@
  * Benchmark: encoding 1 MiB of English (the KJV, one verse per line, as one string) with each
  * tokenizer kind: the embedded KJV SentencePiece BPE, the test tiktoken ranks with Llama 3's
  * pattern, and the two other SentencePiece test models (unigram; BPE with nmt_nfkc, which takes
- * the whole-text merge path because its pieces end in ▁). Target: under 1 s per MiB for
- * SentencePiece BPE and tiktoken. `cold` is a freshly loaded tokenizer (empty word cache), `warm`
+ * the whole-text merge path because its pieces end in ▁), and the Hugging Face kinds built by
+ * scripts/tokenizer/hf_oracle.py: SmolLM2's tokenizer.json (byte-level, 49,152 tokens) and GGUF
+ * vocabulary, the Llama 3 style tokenizer.json, and the Llama 2 style byte-fallback one (no
+ * pre-tokenizer: each line is one word). Target: under 1 s per MiB for SentencePiece BPE and
+ * tiktoken. `cold` is a freshly loaded tokenizer (empty word cache), `warm`
  * a second encode; both are the best of three. Decoding all ids back is timed as well.
  *
  * @module
  */
 
 import type { Bench, Figures } from "./bench.ts";
-import { parseTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer, parseTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import { oracleTokenizerDir, smollm2Gguf } from "../testing/hf_oracle.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const CACHE = new URL("out/bench/tokenizer/", ROOT);
@@ -71,6 +75,32 @@ export const tokenizerEncode: Bench = {
         tokenizer = parseTokenizer(bytes, { name: path });
         ids = tokenizer.encode(text);
       });
+      figures[`${name}_encode_warm_ms`] = bestOf(() => tokenizer.encode(text));
+      figures[`${name}_tokens`] = ids.length;
+      figures[`${name}_decode_ms`] = bestOf(() => tokenizer.decode(ids));
+    }
+    const loaded: Record<string, () => Promise<Tokenizer>> = {
+      hf_smollm2_json: async () =>
+        loadTokenizer(`${await oracleTokenizerDir("smollm2")}/tokenizer.json`),
+      hf_llama3_json: async () =>
+        loadTokenizer(`${await oracleTokenizerDir("llama3")}/tokenizer.json`),
+      hf_llama2_json: async () =>
+        loadTokenizer(`${await oracleTokenizerDir("llama2")}/tokenizer.json`),
+      gguf_smollm2: async () => loadTokenizer(await smollm2Gguf()),
+    };
+    for (const [name, load] of Object.entries(loaded)) {
+      let best = Infinity;
+      let tokenizer = await load();
+      for (let i = 0; i < RUNS; i++) {
+        const start = performance.now();
+        tokenizer = await load();
+        best = Math.min(best, performance.now() - start);
+      }
+      figures[`${name}_load_ms`] = Math.round(best);
+      // Cold: the first encode of a fresh tokenizer, once (loading takes a while).
+      const start = performance.now();
+      const ids = tokenizer.encode(text);
+      figures[`${name}_encode_cold_ms`] = Math.round(performance.now() - start);
       figures[`${name}_encode_warm_ms`] = bestOf(() => tokenizer.encode(text));
       figures[`${name}_tokens`] = ids.length;
       figures[`${name}_decode_ms`] = bestOf(() => tokenizer.decode(ids));

@@ -93,6 +93,10 @@ export interface TokenizerSpec {
   readonly eosId: number | null;
   /** Ids that end generation. */
   readonly stopTokens: readonly number[];
+  /** Whether prompts start with BOS (bundles that do not say always did). */
+  readonly addBos: boolean;
+  /** File name of the chat template (Jinja) at the top of the bundle, or null for none. */
+  readonly chatTemplate: string | null;
 }
 
 /** The whole manifest. */
@@ -211,6 +215,10 @@ function readTokenizer(fields: JsonFields, vocabSize: number): TokenizerSpec {
       }
       return value as number;
     }),
+    addBos: fields.raw("addBos") === undefined ? true : fields.boolean("addBos"),
+    chatTemplate: fields.raw("chatTemplate") == null
+      ? null
+      : fields.string("chatTemplate", BUNDLE_FILE_NAME, "a file name at the top of the bundle"),
   };
 }
 

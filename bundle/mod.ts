@@ -48,5 +48,6 @@ export {
   inspectBundle,
   type PieceReport,
 } from "./inspect.ts";
+export { readBundledChatTemplate, readBundledTokenizer } from "./tokenizer.ts";
 export type { FeatureDType, FloatDType } from "../coreml/mod.ts";
 export type { ModelConfig, RopeScaling } from "../llama/mod.ts";

@@ -1,11 +1,16 @@
 /**
- * The tokenizer a bundle carries, read from inside the bundle alone.
+ * The tokenizer and chat template a bundle carries, read from inside the bundle alone.
  *
  * @module
  */
 
 import { ConfinedDirectory, UnsafeFileError } from "../files/confined.ts";
-import { MAX_TOKENIZER_BYTES, parseTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import {
+  ChatTemplate,
+  MAX_TOKENIZER_BYTES,
+  parseTokenizer,
+  type Tokenizer,
+} from "../tokenizer/mod.ts";
 import { BundleError, type TokenizerSpec } from "./manifest.ts";
 
 /**
@@ -31,4 +36,28 @@ export function readBundledTokenizer(bundle: string, spec: TokenizerSpec): Token
     );
   }
   return tokenizer;
+}
+
+/** Largest chat template read from a bundle. */
+const MAX_TEMPLATE_BYTES = 4 * 2 ** 20;
+
+/**
+ * Reads the bundled chat template the manifest names, or undefined when the bundle has none.
+ *
+ * @throws {BundleError} when the file is missing or leaves the bundle
+ * @throws {ChatTemplateError} when the template does not parse
+ */
+export function readBundledChatTemplate(
+  bundle: string,
+  spec: TokenizerSpec,
+): ChatTemplate | undefined {
+  if (spec.chatTemplate === null) return undefined;
+  let source: string;
+  try {
+    source = ConfinedDirectory.open(bundle).readText(spec.chatTemplate, MAX_TEMPLATE_BYTES);
+  } catch (error) {
+    if (!(error instanceof UnsafeFileError)) throw error;
+    throw new BundleError(bundle, `its chat template "${error.path}" ${error.detail}`);
+  }
+  return ChatTemplate.parse(source, `${bundle}/${spec.chatTemplate}`);
 }

@@ -13,14 +13,12 @@ import {
   type FunctionSpec,
   MANIFEST_FILE,
   type PieceSpec,
-  type TokenizerSpec,
 } from "../bundle/manifest.ts";
 import { IO_CONTRACT_VERSION } from "../bundle/io_names.ts";
 import { openModel } from "../llama/open.ts";
 import { expectedTensors, validateTensors } from "../llama/weights.ts";
 import { readNeed, requirePermissions, writeNeed } from "../permissions.ts";
-import { MAX_TOKENIZER_BYTES, parseTokenizer } from "../tokenizer/mod.ts";
-import { readRegularFile, UnsafeFileError } from "../files/confined.ts";
+import { readTokenizerToBundle } from "./tokenizer_bundle.ts";
 import { VERSION } from "../version.ts";
 import { ProgramBuilder } from "../coreml/builder.ts";
 import type { FeatureDescription } from "../coreml/model.ts";
@@ -41,7 +39,6 @@ import {
   checkOptionsForModel,
   EXPORT_DEFAULTS,
   type ExportOptions,
-  ExportOptionsError,
   formatEmbeddingQuantization,
   type ResolvedExportOptions,
   resolveExportOptions,
@@ -73,48 +70,6 @@ async function tokenizerPath(options: ResolvedExportOptions): Promise<string | u
   } catch {
     return undefined;
   }
-}
-
-/** A tokenizer file to copy into the bundle, and what the manifest says of it. */
-interface TokenizerToBundle {
-  readonly bytes: Uint8Array;
-  readonly spec: TokenizerSpec;
-}
-
-/**
- * Reads the tokenizer to bundle and checks that the model can embed every id it gives, so that
- * a mismatched tokenizer is refused now rather than when the bundle runs.
- */
-function readTokenizerToBundle(path: string, vocabSize: number): TokenizerToBundle {
-  let bytes: Uint8Array;
-  try {
-    bytes = readRegularFile(path, MAX_TOKENIZER_BYTES);
-  } catch (error) {
-    if (!(error instanceof UnsafeFileError)) throw error;
-    throw new ExportOptionsError(`the tokenizer "${path}" ${error.detail}`);
-  }
-  const tokenizer = parseTokenizer(bytes, { name: path });
-  if (tokenizer.kind === "gguf") {
-    throw new ExportOptionsError(
-      `the tokenizer "${path}" is a GGUF vocabulary; bundle a tokenizer.json or tokenizer.model`,
-    );
-  }
-  if (tokenizer.vocabSize > vocabSize) {
-    throw new ExportOptionsError(
-      `the tokenizer "${path}" has ${tokenizer.vocabSize} ids but the model embeds only ` +
-        `${vocabSize}: it is not this model's tokenizer`,
-    );
-  }
-  return {
-    bytes,
-    spec: {
-      file: tokenizer.kind === "tokenizer.json" ? "tokenizer.json" : "tokenizer.model",
-      kind: tokenizer.kind,
-      bosId: tokenizer.bosId ?? null,
-      eosId: tokenizer.eosId ?? null,
-      stopTokens: [...tokenizer.stopTokens],
-    },
-  };
 }
 
 /**
@@ -186,7 +141,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   checkOptionsForModel(resolved, config);
   const tokenizerToBundle = tokenizer === undefined
     ? undefined
-    : readTokenizerToBundle(tokenizer, config.vocabSize);
+    : await readTokenizerToBundle(tokenizer, config.vocabSize, resolved.chatTemplate);
 
   await using staged = await StagedBundle.create(resolved.output);
   const weights = new WeightReader(source);
@@ -268,8 +223,8 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     tokenizer: tokenizerToBundle?.spec ?? null,
     pieces,
   };
-  if (tokenizerToBundle !== undefined) {
-    await Deno.writeFile(`${staged.path}/${tokenizerToBundle.spec.file}`, tokenizerToBundle.bytes);
+  for (const [name, bytes] of tokenizerToBundle?.files ?? []) {
+    await Deno.writeFile(`${staged.path}/${name}`, bytes);
   }
   await Deno.writeTextFile(
     `${staged.path}/${MANIFEST_FILE}`,

@@ -358,14 +358,63 @@ Deno.test("exportModel() bundles a tokenizer.json, and refuses one with ids the 
     output: bundle,
   });
   const manifest = await readManifest(bundle);
+  // The oracle's folder has a tokenizer_config.json naming <|eot_id|> as eos_token.
+  const eot = tokenizer.encode("<|eot_id|>", { allowedSpecial: "all" })[0]!;
   assert.deepEqual(manifest.tokenizer, {
     file: "tokenizer.json",
     kind: "tokenizer.json",
     bosId: tokenizer.bosId,
-    eosId: null,
-    stopTokens: [],
+    eosId: eot,
+    stopTokens: [eot],
+    addBos: true,
+    chatTemplate: null,
   });
   assert.deepEqual(await Deno.readFile(`${bundle}/tokenizer.json`), await Deno.readFile(json));
   const bundled = readBundledTokenizer(bundle, manifest.tokenizer!);
   assert.deepEqual(bundled.encode("Hello, world"), tokenizer.encode("Hello, world"));
+
+  // A Hugging Face folder: configs beside tokenizer.json say BOS, stop tokens and template.
+  const folder = await Deno.makeTempDir();
+  await Deno.copyFile(json, `${folder}/tokenizer.json`);
+  const template =
+    "{% for m in messages %}<|start_header_id|>{{ m.content }}<|eot_id|>{% endfor %}";
+  await Deno.writeTextFile(
+    `${folder}/tokenizer_config.json`,
+    JSON.stringify({ add_bos_token: false, eos_token: "<|eot_id|>", chat_template: template }),
+  );
+  const endOfText = tokenizer.encode("<|end_of_text|>", { allowedSpecial: "all" })[0]!;
+  await Deno.writeTextFile(
+    `${folder}/generation_config.json`,
+    JSON.stringify({ eos_token_id: [endOfText, eot] }),
+  );
+  const configured = `${parent}/configured.llamane`;
+  await exportModel({
+    checkpoint: wide.checkpoint,
+    params: wide.params,
+    tokenizer: `${folder}/tokenizer.json`,
+    output: configured,
+  });
+  const spec = (await readManifest(configured)).tokenizer!;
+  assert.deepEqual(
+    { addBos: spec.addBos, eosId: spec.eosId, stopTokens: spec.stopTokens },
+    { addBos: false, eosId: eot, stopTokens: [endOfText, eot].sort((a, b) => a - b) },
+  );
+  assert.equal(spec.chatTemplate, "chat_template.jinja");
+  assert.equal(await Deno.readTextFile(`${configured}/chat_template.jinja`), template);
+
+  const broken = `${folder}/broken.jinja`;
+  await Deno.writeTextFile(broken, "{% for m in messages %}");
+  await assert.rejects(
+    () =>
+      exportModel({
+        checkpoint: wide.checkpoint,
+        params: wide.params,
+        tokenizer: `${folder}/tokenizer.json`,
+        chatTemplate: broken,
+        output: `${parent}/broken.llamane`,
+      }),
+    (error: unknown) =>
+      error instanceof ExportOptionsError &&
+      error.message.includes(`Cannot render the chat template "${broken}": it does not parse`),
+  );
 });

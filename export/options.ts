@@ -75,6 +75,11 @@ export interface ExportOptions {
   readonly output?: string;
   /** Tokenizer to copy into the bundle. @default `tokenizer.model` beside the checkpoint, if any */
   readonly tokenizer?: string;
+  /**
+   * A Jinja chat template to bundle instead of the checkpoint's (`tokenizer_config.json` beside
+   * the tokenizer, or Llama 3's for a tiktoken tokenizer).
+   */
+  readonly chatTemplate?: string;
   /** Context length: cache slots plus one call. @default EXPORT_DEFAULTS.maxContextLen */
   readonly maxContextLen?: number;
   /** Tokens per forward call, L. @default EXPORT_DEFAULTS.inputLen */
@@ -108,6 +113,7 @@ export interface ResolvedExportOptions {
   readonly params: string;
   readonly output: string;
   readonly tokenizer: string | undefined;
+  readonly chatTemplate: string | undefined;
   readonly maxContextLen: number;
   readonly inputLen: number;
   /** Cache slots C. */
@@ -195,6 +201,7 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
     params: options.params,
     output: options.output ?? EXPORT_DEFAULTS.output,
     tokenizer: options.tokenizer,
+    chatTemplate: options.chatTemplate,
     maxContextLen,
     inputLen,
     // Multifunction bundles share one cache between prefill and decode, which must hold all but

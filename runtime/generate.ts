@@ -41,8 +41,13 @@ export interface GenerateOptions {
   readonly topP?: number;
   /** Seed of the sampler's random source. @default a random seed */
   readonly seed?: number;
-  /** Tokens that end generation (not emitted). @default the tokenizer's or the bundle's */
+  /** Tokens that end generation (not emitted). @default the bundle's, else the tokenizer's */
   readonly stopTokens?: readonly number[];
+  /**
+   * Start a text prompt with BOS (ids are taken as given). @default the bundle's choice, else
+   * the tokenizer's
+   */
+  readonly addBos?: boolean;
   /**
    * Decode with lookahead: greedy output in fewer model calls (single-method bundles). Implies
    * temperature 0.
@@ -205,8 +210,28 @@ export class Generation implements AsyncIterable<TokenEvent> {
   }
 }
 
+/** Stop tokens of a generation: the options', else the bundle's, else the tokenizer's. */
+export function defaultStopTokens(
+  model: LoadedModel,
+  tokenizer: Tokenizer,
+  options: GenerateOptions,
+): readonly number[] {
+  return options.stopTokens ?? model.manifest.tokenizer?.stopTokens ?? tokenizer.stopTokens;
+}
+
+/** Refuses a tokenizer whose ids the model cannot embed: it is not the model's own. */
+export function checkTokenizerFits(model: LoadedModel, tokenizer: Tokenizer): void {
+  const vocab = model.manifest.model.vocabSize;
+  if (tokenizer.vocabSize > vocab) {
+    throw new RangeError(
+      `Cannot generate: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${vocab}; ` +
+        "use the tokenizer the model was trained with",
+    );
+  }
+}
+
 /**
- * Generates text after `prompt` with a fresh cache.
+ * Generates text after `prompt` (text, or token ids taken as given) with a fresh cache.
  *
  * @throws {RangeError} when the tokenizer has ids the model cannot embed, so it is not the
  *   model's own
@@ -224,7 +249,7 @@ export class Generation implements AsyncIterable<TokenEvent> {
 export function generate(
   model: LoadedModel,
   tokenizer: Tokenizer,
-  prompt: string,
+  prompt: string | readonly number[],
   options: GenerateOptions = {},
 ): Generation {
   if (prompt.length > MAX_PROMPT_CHARACTERS) {
@@ -234,15 +259,20 @@ export function generate(
         `${model.manifest.export.cacheLen} tokens only)`,
     );
   }
+  checkTokenizerFits(model, tokenizer);
   const vocab = model.manifest.model.vocabSize;
-  if (tokenizer.vocabSize > vocab) {
-    throw new RangeError(
-      `Cannot generate: the tokenizer has ${tokenizer.vocabSize} ids but the model only ${vocab}; ` +
-        "use the tokenizer the model was trained with",
-    );
+  let ids: readonly number[];
+  if (typeof prompt === "string") {
+    const bos = options.addBos ?? model.manifest.tokenizer?.addBos ?? tokenizer.addBos;
+    ids = tokenizer.encode(prompt, { bos });
+  } else {
+    const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+    if (bad !== undefined) {
+      throw new RangeError(`Cannot generate: prompt token ${bad} is not an id below ${vocab}`);
+    }
+    ids = [...prompt];
   }
-  const ids = tokenizer.encode(prompt, { bos: true });
-  const stopTokens = options.stopTokens ?? tokenizer.stopTokens;
+  const stopTokens = defaultStopTokens(model, tokenizer, options);
   return new Generation(
     (stats) => generateTokens(new ModelSession(model), ids, { ...options, stopTokens }, stats),
     tokenizer,

@@ -109,6 +109,22 @@ export class KvCache {
     this.#position += entries.length;
   }
 
+  /**
+   * Forgets the tokens from `position` on, so that the next call continues after the first
+   * `position` tokens. Possible only while no token has been evicted (the position never passed
+   * C); returns false, changing nothing, otherwise.
+   */
+  rewind(position: number): boolean {
+    if (!Number.isInteger(position) || position < 0 || position > this.#position) {
+      throw new RangeError(
+        `Cannot rewind the KV cache to ${position}: it holds positions [0, ${this.#position})`,
+      );
+    }
+    if (this.#position > this.shape.cacheLength) return false;
+    this.#position = position;
+    return true;
+  }
+
   /** Forgets every token: the next call starts at position 0. */
   reset(): void {
     this.#position = 0;

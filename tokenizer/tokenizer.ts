@@ -60,6 +60,11 @@ export interface Tokenizer {
   readonly bosId: number | undefined;
   /** End-of-sequence id, or undefined when the model defines none. */
   readonly eosId: number | undefined;
+  /**
+   * Whether a prompt starts with BOS for this model: SentencePiece and tiktoken models always,
+   * tokenizer.json and GGUF vocabularies as their file says.
+   */
+  readonly addBos: boolean;
   /** Ids that end generation (Llama 3: end of text, end of turn, end of message). */
   readonly stopTokens: readonly number[];
   /**

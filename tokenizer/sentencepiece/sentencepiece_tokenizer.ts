@@ -40,6 +40,8 @@ interface LeadingSpaceRule {
 export class SentencePieceTokenizer implements Tokenizer {
   /** Always `sentencepiece`. */
   readonly kind = "sentencepiece";
+  /** Always: Llama 1 and 2 prompts start with BOS. */
+  readonly addBos = true;
   /** Number of pieces. */
   readonly vocabSize: number;
   /** Id of the trainer spec's bos piece when it is a control piece. */

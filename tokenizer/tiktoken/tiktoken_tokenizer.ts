@@ -33,6 +33,8 @@ const NON_ASCII = /[\u0080-\uffff]/;
 export class TiktokenTokenizer implements Tokenizer {
   /** Always `tiktoken`. */
   readonly kind = "tiktoken";
+  /** Always: Llama 3 prompts start with `<|begin_of_text|>`. */
+  readonly addBos = true;
   /** Number of ranks plus the 256 special tokens. */
   readonly vocabSize: number;
   /** `<|begin_of_text|>`. */

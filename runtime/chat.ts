@@ -1,0 +1,153 @@
+/**
+ * A conversation with a model: messages in, a streamed answer out, the KV cache kept between
+ * turns. Each turn renders the whole conversation with the chat template and prefills only the
+ * ids the cache does not hold yet (normally the end of the last answer and the new message);
+ * where the conversation's ids part from the cached ones, the cache is rewound to where they
+ * agree, or, once the sliding window has dropped tokens, filled again from the start.
+ *
+ * @module
+ */
+
+import {
+  type ChatMessage,
+  type ChatTemplate,
+  encodeChat,
+  type Tokenizer,
+} from "../tokenizer/mod.ts";
+import type { LoadedModel } from "./model.ts";
+import { ModelSession } from "./session.ts";
+import {
+  checkTokenizerFits,
+  defaultStopTokens,
+  type GenerateOptions,
+  generateTokens,
+  Generation,
+} from "./generate.ts";
+
+/** Options of a {@link Chat}: a system message, and the defaults of every turn. */
+export interface ChatOptions extends Omit<GenerateOptions, "lookahead" | "addBos"> {
+  /** The system message that opens the conversation. */
+  readonly system?: string;
+}
+
+/** The text of a special token, for the template's `bos_token` and `eos_token`. */
+function tokenText(tokenizer: Tokenizer, id: number | undefined): string | undefined {
+  if (id === undefined) return undefined;
+  return tokenizer.idToPiece?.(id) ?? tokenizer.decode([id]);
+}
+
+/** A multi-turn conversation on one model, keeping its cache between turns. */
+export class Chat {
+  readonly #model: LoadedModel;
+  readonly #tokenizer: Tokenizer;
+  readonly #template: ChatTemplate;
+  readonly #options: ChatOptions;
+  readonly #session: ModelSession;
+  #system: string | undefined;
+  #messages: ChatMessage[] = [];
+  /** The ids whose keys and values the cache holds, in order. */
+  #cached: number[] = [];
+
+  /**
+   * Starts a conversation.
+   *
+   * @throws {RangeError} when the tokenizer has ids the model cannot embed
+   */
+  constructor(
+    model: LoadedModel,
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    options: ChatOptions = {},
+  ) {
+    checkTokenizerFits(model, tokenizer);
+    this.#model = model;
+    this.#tokenizer = tokenizer;
+    this.#template = template;
+    this.#options = options;
+    this.#session = new ModelSession(model);
+    this.#system = options.system;
+  }
+
+  /** The conversation so far, system message first. */
+  get messages(): readonly ChatMessage[] {
+    return this.#system === undefined
+      ? [...this.#messages]
+      : [{ role: "system", content: this.#system }, ...this.#messages];
+  }
+
+  /** Replaces the system message (undefined removes it); the conversation goes on. */
+  set system(text: string | undefined) {
+    this.#system = text;
+  }
+
+  #specialId(key: "bosId" | "eosId"): number | undefined {
+    return specialIdOf(this.#model, this.#tokenizer, key);
+  }
+
+  /** Forgets every turn (the system message stays) and empties the cache. */
+  reset(): void {
+    this.#messages = [];
+    this.#cached = [];
+    this.#session.cache.reset();
+  }
+
+  /**
+   * Adds a user message and starts the answer. Iterate the generation for its text; the answer
+   * joins the conversation when iteration ends, also when it is stopped early. The generation's
+   * `stats.promptTokens` counts the ids this turn prefilled.
+   *
+   * @throws {ChatTemplateError} when the template fails on the conversation
+   */
+  async send(content: string, options: ChatOptions = {}): Promise<Generation> {
+    const turn = { ...this.#options, ...options };
+    const messages = [...this.messages, { role: "user", content }];
+    const { ids } = await encodeChat(this.#tokenizer, this.#template, {
+      messages,
+      addGenerationPrompt: true,
+      ...optionalText("bosToken", tokenText(this.#tokenizer, this.#specialId("bosId"))),
+      ...optionalText("eosToken", tokenText(this.#tokenizer, this.#specialId("eosId"))),
+    });
+    // Reuse the cached ids the conversation starts with; at least one id must be fed.
+    let reused = 0;
+    while (reused < this.#cached.length && this.#cached[reused] === ids[reused]) reused++;
+    reused = Math.min(reused, ids.length - 1);
+    if (!this.#session.cache.rewind(reused)) {
+      this.#session.cache.reset();
+      reused = 0;
+    }
+    this.#messages.push({ role: "user", content });
+    const fresh = ids.slice(reused);
+    const stopTokens = defaultStopTokens(this.#model, this.#tokenizer, turn);
+    const generated: number[] = [];
+    const tokens = async function* (this: Chat, stats: Generation["stats"]) {
+      try {
+        for await (
+          const token of generateTokens(this.#session, fresh, { ...turn, stopTokens }, stats)
+        ) {
+          generated.push(token);
+          yield token;
+        }
+      } finally {
+        // A token is fed to the cache when the next one is asked for; the last one is not,
+        // unless a stop token came after it.
+        const fed = stats.finishReason === "stop" ? generated : generated.slice(0, -1);
+        this.#cached = [...ids, ...fed];
+        this.#messages.push({ role: "assistant", content: this.#tokenizer.decode(generated) });
+      }
+    };
+    return new Generation((stats) => tokens.call(this, stats), this.#tokenizer, ids);
+  }
+}
+
+/** The tokenizer's BOS or EOS id, else the bundle's (from the checkpoint's configs). */
+function specialIdOf(
+  model: LoadedModel,
+  tokenizer: Tokenizer,
+  key: "bosId" | "eosId",
+): number | undefined {
+  return tokenizer[key] ?? model.manifest.tokenizer?.[key] ?? undefined;
+}
+
+function optionalText<K extends string>(key: K, text: string | undefined): { [P in K]?: string } {
+  return text === undefined ? {} : { [key]: text } as { [P in K]: string };
+}
