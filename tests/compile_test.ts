@@ -25,7 +25,11 @@ async function npmPackagesImportedBy(entry: string): Promise<string[]> {
 }
 
 Deno.test("the compiled binary embeds only the npm packages the CLI imports", async () => {
-  assert.deepEqual(await npmPackagesImportedBy("cli/main.ts"), ["@bufbuild/protobuf"]);
+  // protobuf for SentencePiece models and Core ML files, jinja for chat templates.
+  assert.deepEqual(await npmPackagesImportedBy("cli/main.ts"), [
+    "@bufbuild/protobuf",
+    "@huggingface/jinja",
+  ]);
   // Without this flag deno compile embeds every package of the lockfile, tests' ones included.
   assert.match(compile, /^deno compile --exclude-unused-npm /);
   assert.match(compile, / cli\/main\.ts$/);

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Template } from "@huggingface/jinja";
+import { Template } from "./jinja.ts";
 
 /** One turn of a conversation. */
 export interface ChatMessage {

@@ -8,7 +8,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { Environment, Interpreter, parse, tokenize } from "@huggingface/jinja";
+import { Environment, Interpreter, parse, tokenize } from "./jinja.ts";
 
 /** Jinja's range(), refusing more than this many numbers instead of filling the memory. */
 const MAX_RANGE = 1_000_000;
