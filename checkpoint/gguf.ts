@@ -7,6 +7,8 @@
  */
 
 import { GgufFormatError, type GgufHeader, readGgufHeader } from "../gguf/header.ts";
+
+export type { GgufHeader, GgufValue } from "../gguf/header.ts";
 import { CheckpointFormatError } from "./errors.ts";
 import { LazySource, type StoredTensor } from "./lazy_source.ts";
 import type { RandomAccessFile } from "./random_access_file.ts";

@@ -25,6 +25,7 @@ import { type GgufCheckpoint, openGgufFile } from "./gguf.ts";
 import { openPth } from "./pth.ts";
 import { RandomAccessFile } from "./random_access_file.ts";
 import { openSafetensors } from "./safetensors.ts";
+import { openShards, parseShardIndex } from "./sharded.ts";
 import type { CheckpointFormat, TensorSource } from "./tensor_source.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 
@@ -140,4 +141,23 @@ export async function openGguf(path: string): Promise<GgufCheckpoint> {
   if (format === "gguf") return openGgufFile(file);
   file.close();
   throw new CheckpointFormatError(path, 0, `not a GGUF file: it is a ${format} checkpoint`);
+}
+
+/**
+ * Opens a sharded safetensors checkpoint from its index (`model.safetensors.index.json`): every
+ * shard it names, beside it, is opened (headers only) and checked against the index first.
+ *
+ * @throws {CheckpointFormatError} when the index is malformed, names an absent shard, or puts a
+ *   tensor in a shard that does not hold it
+ */
+export async function openShardedCheckpoint(indexPath: string): Promise<TensorSource> {
+  const dir = indexPath.includes("/") ? indexPath.slice(0, indexPath.lastIndexOf("/")) : ".";
+  await requirePermissions([readNeed(dir, "read the checkpoint's shards")]);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(indexPath);
+  } catch (error) {
+    throw new CheckpointFormatError(indexPath, 0, (error as Error).message);
+  }
+  return openShards(indexPath, dir, parseShardIndex(indexPath, text), openCheckpoint);
 }

@@ -33,7 +33,7 @@ const flags = {
     short: "t",
     value: "PATH",
     help: "tokenizer to bundle",
-    defaultText: "tokenizer.model beside the checkpoint",
+    defaultText: "tokenizer.model or tokenizer.json beside the checkpoint",
   },
   max_context_len: {
     type: "string",
@@ -87,15 +87,19 @@ const flags = {
     type: "boolean",
     help: "prefill (L tokens) and decode (1 token) functions sharing one weight file",
   },
+  force: {
+    type: "boolean",
+    help: "export even when the q/k rows look like the other RoPE order than the layout says",
+  },
   quiet: { type: "boolean", short: "q", help: "no progress line" },
 } as const satisfies FlagTable;
 
-/** `llamane export -c CKPT -p PARAMS [-o BUNDLE] ...` */
+/** `llamane export -c CKPT [-p PARAMS] [-o BUNDLE] ...` */
 export const exportCommand: Command = {
   summary: "export a checkpoint to a Core ML bundle for the Neural Engine",
   usage: usage({
     command: "export",
-    synopsis: ["-c CHECKPOINT -p PARAMS [-o BUNDLE] [flags]"],
+    synopsis: ["-c CHECKPOINT [-p PARAMS] [-o BUNDLE] [flags]"],
     description:
       "Writes a bundle directory: one static-shape Core ML program per piece (embedding, blocks, head), the tokenizer, and manifest.json. The bundle is staged beside BUNDLE and renamed into place.",
     flags,
@@ -125,6 +129,7 @@ export const exportCommand: Command = {
       maxSplits: parseInteger("max_splits", values.max_splits, 1),
       graphBreaks: !values.no_graph_breaks,
       multifunction: values.multifunction,
+      force: values.force,
       onProgress: (p) =>
         progress.update(
           `export: ${p.tensorsDone}/${p.tensorsTotal} tensors, ${
@@ -134,6 +139,7 @@ export const exportCommand: Command = {
         ),
     });
     progress.done();
+    for (const warning of summary.warnings) console.error(`warning: ${warning}`);
     const { manifest } = summary;
     const e = manifest.export;
     console.log(`exported ${summary.output} in ${summary.seconds.toFixed(1)} s`);

@@ -14,9 +14,15 @@ export const modelFlags = {
     type: "string",
     short: "c",
     value: "PATH",
-    help: "model checkpoint (.pth or .safetensors)",
+    help: "a Hugging Face model folder (or its config.json), a .gguf file, or a Meta .pth or " +
+      ".safetensors (with -p)",
   },
-  params: { type: "string", short: "p", value: "PATH", help: "Meta params.json" },
+  params: {
+    type: "string",
+    short: "p",
+    value: "PATH",
+    help: "Meta params.json (Meta checkpoints only)",
+  },
   rope_scale_factor: {
     type: "string",
     value: "N",
@@ -25,16 +31,18 @@ export const modelFlags = {
   },
 } as const satisfies FlagTable;
 
-/** Reads the checkpoint flags, requiring both paths. */
+/** Reads the checkpoint flags; which layouts need `--params` is for openModel to say. */
 export function modelPathsFromFlags(values: {
   checkpoint?: string | undefined;
   params?: string | undefined;
   rope_scale_factor?: string | undefined;
 }): { paths: ModelPaths; options: ConfigOptions } {
   if (values.checkpoint === undefined) throw new UsageError("Missing --checkpoint");
-  if (values.params === undefined) throw new UsageError("Missing --params");
   const options: ConfigOptions = values.rope_scale_factor === undefined
     ? {}
     : { ropeScaleFactor: parseNumber("rope_scale_factor", values.rope_scale_factor, 1) };
-  return { paths: { checkpoint: values.checkpoint, params: values.params }, options };
+  const paths = values.params === undefined
+    ? { checkpoint: values.checkpoint }
+    : { checkpoint: values.checkpoint, params: values.params };
+  return { paths, options };
 }

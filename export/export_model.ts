@@ -1,5 +1,5 @@
 /**
- * `exportModel`: a Meta checkpoint to a bundle of Core ML programs for the Neural Engine. Tensors
+ * `exportModel`: a checkpoint (Meta, Hugging Face or GGUF) to a bundle of Core ML programs for the Neural Engine. Tensors
  * are read, transformed, quantized and written one at a time, so memory stays near the largest
  * tensor whatever the model size.
  *
@@ -17,6 +17,7 @@ import {
 import { IO_CONTRACT_VERSION } from "../bundle/io_names.ts";
 import { openModel } from "../llama/open.ts";
 import { expectedTensors, validateTensors } from "../llama/weights.ts";
+import { measureQkLayout, QkLayoutError } from "../llama/qk_layout.ts";
 import { readNeed, requirePermissions, writeNeed } from "../permissions.ts";
 import { readTokenizerToBundle } from "./tokenizer_bundle.ts";
 import { VERSION } from "../version.ts";
@@ -57,19 +58,39 @@ export interface ExportSummary {
   readonly weightBytes: number;
   /** Wall-clock time of the export, in seconds. */
   readonly seconds: number;
+  /** Things the user should know about the checkpoint, e.g. an assumed RoPE scale factor. */
+  readonly warnings: readonly string[];
 }
 
-/** The tokenizer to bundle: the given path, or `tokenizer.model` beside the checkpoint if any. */
+/** The folder holding a checkpoint: itself for a model folder, else the file's parent. */
+async function checkpointFolder(checkpoint: string): Promise<string> {
+  const status = await Deno.permissions.query({ name: "read", path: checkpoint });
+  if (status.state !== "granted") return parentDirectory(checkpoint);
+  try {
+    return (await Deno.stat(checkpoint)).isDirectory ? checkpoint : parentDirectory(checkpoint);
+  } catch {
+    return parentDirectory(checkpoint);
+  }
+}
+
+/**
+ * The tokenizer to bundle: the given path, or `tokenizer.model` (Meta) or `tokenizer.json`
+ * (Hugging Face) beside the checkpoint, or in its model folder, if any.
+ */
 async function tokenizerPath(options: ResolvedExportOptions): Promise<string | undefined> {
   if (options.tokenizer !== undefined) return options.tokenizer;
-  const candidate = `${parentDirectory(options.checkpoint)}/tokenizer.model`;
-  const status = await Deno.permissions.query({ name: "read", path: candidate });
-  if (status.state !== "granted") return undefined;
-  try {
-    return (await Deno.stat(candidate)).isFile ? candidate : undefined;
-  } catch {
-    return undefined;
+  const folder = await checkpointFolder(options.checkpoint);
+  for (const name of ["tokenizer.model", "tokenizer.json"]) {
+    const candidate = `${folder}/${name}`;
+    const status = await Deno.permissions.query({ name: "read", path: candidate });
+    if (status.state !== "granted") continue;
+    try {
+      if ((await Deno.stat(candidate)).isFile) return candidate;
+    } catch {
+      // Absent: try the next name.
+    }
   }
+  return undefined;
 }
 
 /**
@@ -119,7 +140,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   const tokenizer = await tokenizerPath(resolved);
   await requirePermissions([
     readNeed(resolved.checkpoint, "read the checkpoint"),
-    readNeed(resolved.params, "read the params"),
+    ...(resolved.params === undefined ? [] : [readNeed(resolved.params, "read the params")]),
     ...(tokenizer === undefined ? [] : [readNeed(tokenizer, "read the tokenizer")]),
     // Staging beside the output and renaming into place needs both on the output's directory.
     writeNeed(parentDirectory(resolved.output), "write the bundle beside its output path"),
@@ -128,7 +149,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   await checkOutputPath(resolved.output);
   await checkInputsOutsideOutput(resolved.output, [
     resolved.checkpoint,
-    resolved.params,
+    ...(resolved.params === undefined ? [] : [resolved.params]),
     ...(tokenizer === undefined ? [] : [tokenizer]),
   ]);
 
@@ -139,6 +160,10 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   const { config, source } = model;
   validateTensors(resolved.checkpoint, config, source.list());
   checkOptionsForModel(resolved, config);
+  if (!resolved.force) {
+    const verdict = await measureQkLayout(source, config);
+    if (verdict.looksRotateHalf) throw new QkLayoutError(resolved.checkpoint, verdict);
+  }
   const tokenizerToBundle = tokenizer === undefined
     ? undefined
     : await readTokenizerToBundle(tokenizer, config.vocabSize, resolved.chatTemplate);
@@ -236,5 +261,6 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     manifest,
     weightBytes: bytesBefore,
     seconds: (performance.now() - started) / 1000,
+    warnings: model.warnings,
   };
 }

@@ -67,13 +67,19 @@ export const LINEAR_QUANTIZATIONS: readonly LinearQuantization[] = ["none", "c4w
 
 /** Options of {@link exportModel}, named as the CLI flags are. */
 export interface ExportOptions {
-  /** Checkpoint file (`.pth` or `.safetensors`). */
+  /**
+   * The checkpoint: a Meta `.pth` or `.safetensors` (with `params`), a Hugging Face model folder
+   * or its config.json, or a GGUF file.
+   */
   readonly checkpoint: string;
-  /** Meta params.json. */
-  readonly params: string;
+  /** Meta params.json; only for Meta checkpoints. */
+  readonly params?: string | undefined;
   /** Bundle directory to write. @default EXPORT_DEFAULTS.output */
   readonly output?: string;
-  /** Tokenizer to copy into the bundle. @default `tokenizer.model` beside the checkpoint, if any */
+  /**
+   * Tokenizer to copy into the bundle.
+   * @default `tokenizer.model` or `tokenizer.json` beside the checkpoint (or in its folder), if any
+   */
   readonly tokenizer?: string;
   /**
    * A Jinja chat template to bundle instead of the checkpoint's (`tokenizer_config.json` beside
@@ -103,6 +109,8 @@ export interface ExportOptions {
   readonly multifunction?: boolean;
   /** RoPE scale factor for `use_scaled_rope` models. @default DEFAULT_ROPE_SCALE_FACTOR */
   readonly ropeScaleFactor?: number;
+  /** Export even when the q/k rows look like the other RoPE convention. @default false */
+  readonly force?: boolean;
   /** Called as tensors are written. */
   readonly onProgress?: (progress: ExportProgress) => void;
 }
@@ -110,7 +118,7 @@ export interface ExportOptions {
 /** {@link ExportOptions} with every default applied. */
 export interface ResolvedExportOptions {
   readonly checkpoint: string;
-  readonly params: string;
+  readonly params: string | undefined;
   readonly output: string;
   readonly tokenizer: string | undefined;
   readonly chatTemplate: string | undefined;
@@ -126,6 +134,7 @@ export interface ResolvedExportOptions {
   readonly graphBreaks: boolean;
   readonly multifunction: boolean;
   readonly ropeScaleFactor: number | undefined;
+  readonly force: boolean;
 }
 
 /** Options that contradict themselves or the model; nothing has been written when this is thrown. */
@@ -218,6 +227,7 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
     graphBreaks: options.graphBreaks ?? EXPORT_DEFAULTS.graphBreaks,
     multifunction: options.multifunction ?? EXPORT_DEFAULTS.multifunction,
     ropeScaleFactor: options.ropeScaleFactor,
+    force: options.force ?? false,
   };
 }
 

@@ -1,6 +1,6 @@
 /**
- * The Llama model itself: its config, the tensors it needs, RoPE tables, and the eager fp32
- * reference forward.
+ * The Llama model itself: its config (from Meta, Hugging Face or GGUF checkpoints), the tensors
+ * it needs, RoPE tables, the q/k row-order check, and the eager fp32 reference forward.
  *
  * @module
  */
@@ -26,4 +26,11 @@ export {
 export { ropeFrequencies, type RopeTable, ropeTable } from "./rope.ts";
 export { EagerLlama } from "./forward.ts";
 export { type ModelPaths, type OpenedModel, openModel } from "./open.ts";
+export { type CheckpointLayout, NotLlamaError, type Provenance } from "./provenance.ts";
+export {
+  measureQkLayout,
+  QK_LAYOUT_THRESHOLD,
+  QkLayoutError,
+  type QkLayoutVerdict,
+} from "./qk_layout.ts";
 export type { RowRange, StorageDType, TensorInfo, TensorSource } from "../checkpoint/mod.ts";

@@ -22,6 +22,14 @@ function scaleFrequency(f: number, s: RopeScaling): number {
   return (1 - smooth) * (f / s.factor) + smooth * f;
 }
 
+/**
+ * What Llama 3.1 scaling divides frequency `f` by: 1, the factor, or a value between them. This
+ * is the form GGUF files store (their `rope_freqs` tensor).
+ */
+export function llama3Divisor(f: number, s: RopeScaling): number {
+  return f / scaleFrequency(f, s);
+}
+
 /** The `hd/2` rotation frequencies `f_j = theta^(-2j/hd)`, scaled when the config says so. */
 export function ropeFrequencies(config: ModelConfig): Float64Array {
   const half = config.headDim / 2;

@@ -71,18 +71,37 @@ export async function writeTinyLlama(
     state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
     return state / 2 ** 32 - 0.5;
   };
-  const header: Record<string, unknown> = {};
-  const chunks: Float32Array[] = [];
-  let offset = 0;
-  for (const [name, shape] of tensorShapes(params, options.tied ?? false)) {
-    const count = elementCount(shape);
+  const tensors = tensorShapes(params, options.tied ?? false).map(([name, shape]) => {
     const values = Float32Array.from(
-      { length: count },
+      { length: elementCount(shape) },
       () => (shape.length === 1 ? 1 + 0.2 * random() : 0.4 * random()),
     );
+    return { name, shape, values };
+  });
+  const checkpoint = `${dir}/model.safetensors`;
+  const paramsPath = `${dir}/params.json`;
+  await writeSafetensors(checkpoint, tensors);
+  await Deno.writeTextFile(paramsPath, JSON.stringify(params));
+  return { dir, checkpoint, params: paramsPath };
+}
+
+/** One fp32 tensor to write. */
+export interface Fp32Tensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly values: Float32Array;
+}
+
+/** Writes fp32 tensors, in order, as a safetensors file. */
+export async function writeSafetensors(
+  path: string,
+  tensors: readonly Fp32Tensor[],
+): Promise<void> {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const { name, shape, values } of tensors) {
     header[name] = { dtype: "F32", shape, data_offsets: [offset, offset + values.byteLength] };
     offset += values.byteLength;
-    chunks.push(values);
   }
   let json = JSON.stringify(header);
   json += " ".repeat((8 - (json.length % 8)) % 8);
@@ -91,13 +110,9 @@ export async function writeTinyLlama(
   new DataView(file.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   file.set(headerBytes, 8);
   let at = 8 + headerBytes.length;
-  for (const chunk of chunks) {
-    file.set(new Uint8Array(chunk.buffer), at);
-    at += chunk.byteLength;
+  for (const { values } of tensors) {
+    file.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), at);
+    at += values.byteLength;
   }
-  const checkpoint = `${dir}/model.safetensors`;
-  const paramsPath = `${dir}/params.json`;
-  await Deno.writeFile(checkpoint, file);
-  await Deno.writeTextFile(paramsPath, JSON.stringify(params));
-  return { dir, checkpoint, params: paramsPath };
+  await Deno.writeFile(path, file);
 }

@@ -8,6 +8,9 @@
  *     (BOS + KJV text, repeated), and that many greedy single-token decode steps after it.
  *   node probe.mjs greedy --model M.gguf --prompt "And God said" --new-tokens 32 --threads 2
  *     greedy-decodes a continuation (stopping early at an end-of-generation token).
+ *   node probe.mjs ids --model M.gguf --prompt-ids '[[1, 2], [3]]' --new-tokens 48 --threads 2
+ *     greedy-decodes exactly that many tokens after each prompt, given as token ids (no BOS
+ *     added, no stop at end-of-generation tokens), so that tokenization is not in question.
  *
  * @module
  */
@@ -41,12 +44,13 @@ const { positionals, values } = parseArgs({
     "decode-tokens": { type: "string", default: "128" },
     prompt: { type: "string", default: "And God said" },
     "new-tokens": { type: "string", default: "32" },
+    "prompt-ids": { type: "string" },
   },
 });
 const mode = positionals[0];
-if ((mode !== "speed" && mode !== "greedy") || values.model === undefined) {
+if (!["speed", "greedy", "ids"].includes(mode) || values.model === undefined) {
   process.stderr.write(
-    "usage: node probe.mjs speed|greedy --model <file.gguf> [options]\n",
+    "usage: node probe.mjs speed|greedy|ids --model <file.gguf> [options]\n",
   );
   process.exit(2);
 }
@@ -147,6 +151,19 @@ if (mode === "speed") {
     decode_tok_s: decodeTokens / (decodeMs / 1000),
   };
   await context.dispose();
+} else if (mode === "ids") {
+  const newTokens = Number(values["new-tokens"]);
+  const prompts = JSON.parse(values["prompt-ids"]);
+  const generated = [];
+  for (const prompt of prompts) {
+    const context = await model.createContext({
+      contextSize: prompt.length + newTokens,
+      threads,
+    });
+    generated.push((await generate(context.getSequence(), prompt, newTokens, false)).tokens);
+    await context.dispose();
+  }
+  result = { mode, ...build, prompts, tokens: generated };
 } else {
   const newTokens = Number(values["new-tokens"]);
   const prompt = model.tokenize(values.prompt);
