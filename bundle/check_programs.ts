@@ -105,7 +105,10 @@ function checkFunction(
   compare("outputs");
 }
 
-/** Every layer's caches feed exactly one piece, and every layer's new entries leave exactly one. */
+/**
+ * Every layer's caches feed exactly one piece, and every layer's new entries leave exactly one;
+ * the mask feeds every piece that holds layers (one per layer chunk), so at least one.
+ */
 function checkLayerCoverage(
   manifest: BundleManifest,
   fail: (where: string, detail: string) => never,
@@ -117,7 +120,8 @@ function checkLayerCoverage(
       seen.set(io.name, (seen.get(io.name) ?? 0) + 1);
     }
   }
-  const once = [TOKENS, MASK, LOGITS];
+  if ((seen.get(MASK) ?? 0) < 1) fail("pieces", `must take "${MASK}" in at least one piece`);
+  const once = [TOKENS, LOGITS];
   for (let layer = 0; layer < manifest.model.nLayers; layer++) {
     once.push(kCache(layer), vCache(layer), kNew(layer), vNew(layer));
   }

@@ -4,7 +4,14 @@
  * @module
  */
 
-import { type FlagTable, parseChoice, parseFlags, parseInteger, usage } from "./args.ts";
+import {
+  type FlagTable,
+  parseChoice,
+  parseFlags,
+  parseInteger,
+  parseNumber,
+  usage,
+} from "./args.ts";
 import type { Command } from "./command.ts";
 import { modelFlags, modelPathsFromFlags } from "./model_flags.ts";
 import { ProgressLine } from "./progress.ts";
@@ -16,6 +23,8 @@ import {
   parseEmbeddingQuantization,
 } from "../export/options.ts";
 import { formatBytes } from "./format.ts";
+import { formatFindings } from "./lint.ts";
+import { lintBundle } from "../bundle/lint.ts";
 
 const FLOAT_DTYPES = ["fp16", "fp32"] as const;
 
@@ -91,6 +100,24 @@ const flags = {
     type: "boolean",
     help: "export even when the q/k rows look like the other RoPE order than the layout says",
   },
+  num_chunks: {
+    type: "string",
+    value: "N",
+    help: "split the layers into N programs (blocks_0 ... blocks_N-1)",
+    defaultText: "the fewest within --max_chunk_gb and --max_chunk_layers",
+  },
+  max_chunk_gb: {
+    type: "string",
+    value: "GB",
+    help: "most weights per layer chunk when choosing their number",
+    default: String(EXPORT_DEFAULTS.maxChunkWeightBytes / 1e9),
+  },
+  max_chunk_layers: {
+    type: "string",
+    value: "N",
+    help: "most layers per chunk when choosing their number",
+    default: String(EXPORT_DEFAULTS.maxChunkLayers),
+  },
   quiet: { type: "boolean", short: "q", help: "no progress line" },
 } as const satisfies FlagTable;
 
@@ -130,6 +157,11 @@ export const exportCommand: Command = {
       graphBreaks: !values.no_graph_breaks,
       multifunction: values.multifunction,
       force: values.force,
+      ...(values.num_chunks === undefined
+        ? {}
+        : { numChunks: parseInteger("num_chunks", values.num_chunks, 1) }),
+      maxChunkWeightBytes: parseNumber("max_chunk_gb", values.max_chunk_gb, 1e-9) * 1e9,
+      maxChunkLayers: parseInteger("max_chunk_layers", values.max_chunk_layers, 1),
       onProgress: (p) =>
         progress.update(
           `export: ${p.tensorsDone}/${p.tensorsTotal} tensors, ${
@@ -153,5 +185,9 @@ export const exportCommand: Command = {
       console.log(`  ${piece.package.padEnd(22)} ${formatBytes(piece.weightBytes)}`);
     }
     console.log(`  total weights ${formatBytes(summary.weightBytes)}`);
+    // The Neural Engine's limits, checked on what was written: warnings, the export stands.
+    for (const line of formatFindings((await lintBundle(summary.output)).findings)) {
+      console.log(`  ${line}`);
+    }
   },
 };

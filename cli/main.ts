@@ -11,6 +11,7 @@ import { printable } from "./format.ts";
 import { demoCommand } from "./demo.ts";
 import { exportCommand } from "./export.ts";
 import { inspectCommand } from "./inspect.ts";
+import { lintCommand } from "./lint.ts";
 import { runCommand } from "./run.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { VERSION } from "../version.ts";
@@ -20,6 +21,7 @@ const commands: Readonly<Record<string, Command>> = {
   export: exportCommand,
   run: runCommand,
   inspect: inspectCommand,
+  lint: lintCommand,
   info: infoCommand,
   tokenize: tokenizeCommand,
 };

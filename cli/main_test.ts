@@ -84,6 +84,51 @@ Deno.test("llamane export and inspect run with read and write permission for the
   assert.match(inspected.stdout, /out {2}logits fp16\[1, 8, 96\]/);
 });
 
+Deno.test("llamane export --num_chunks writes layer chunks, and lint reads them with read permission only", async () => {
+  const out = await Deno.makeTempDir();
+  const bundle = `${out}/chunked.llamane`;
+  const exported = await llamane(
+    [`--allow-read=${tiny.dir},${out}`, `--allow-write=${out}`],
+    "export",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    tiny.params,
+    "-o",
+    bundle,
+    "--num_chunks",
+    "2",
+  );
+  assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /blocks_0\.mlpackage .*\n {2}blocks_1\.mlpackage /);
+  const linted = await llamane([`--allow-read=${bundle}`], "lint", bundle);
+  assert.equal(linted.code, 0, linted.stderr);
+  assert.match(linted.stdout, /blocks_1 .* 1 layers .*\n.*\n0 errors, 0 warnings\n$/);
+  const json = await llamane([`--allow-read=${bundle}`], "lint", "--json", bundle);
+  const report = JSON.parse(json.stdout);
+  assert.deepEqual(report.programs.map((p: { piece: string }) => p.piece), [
+    "embedding",
+    "blocks_0",
+    "blocks_1",
+    "head",
+  ]);
+  const tooMany = await llamane(
+    [`--allow-read=${tiny.dir},${out}`, `--allow-write=${out}`],
+    "export",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    tiny.params,
+    "-o",
+    `${out}/three.llamane`,
+    "--num_chunks",
+    "3",
+  );
+  assert.equal(tooMany.code, 1);
+  assert.match(tooMany.stderr, /num_chunks must be between 1 and the model's 2 layers, got 3/);
+  assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["chunked.llamane"]);
+});
+
 Deno.test("llamane export reports bad flags as usage errors", async () => {
   const result = await llamane(
     [`--allow-read=${tiny.dir}`],

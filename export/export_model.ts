@@ -35,6 +35,7 @@ import {
 import type { ExportContext } from "./graph/context.ts";
 import { GraphEmitter } from "./graph/emitter.ts";
 import { emitPiece, pieceLayouts } from "./graph/pieces.ts";
+import { chunkLayers, layerWeightBytes } from "./chunks.ts";
 import { WeightReader } from "./graph/weight_reader.ts";
 import {
   checkOptionsForModel,
@@ -164,6 +165,14 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     const verdict = await measureQkLayout(source, config);
     if (verdict.looksRotateHalf) throw new QkLayoutError(resolved.checkpoint, verdict);
   }
+  const chunks = resolved.graphBreaks
+    ? chunkLayers(
+      config.nLayers,
+      layerWeightBytes(config, resolved),
+      resolved.chunkLimits,
+      resolved.numChunks,
+    )
+    : undefined;
   const tokenizerToBundle = tokenizer === undefined
     ? undefined
     : await readTokenizerToBundle(tokenizer, config.vocabSize, resolved.chatTemplate);
@@ -191,7 +200,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   };
 
   const pieces: PieceSpec[] = [];
-  for (const layout of pieceLayouts(config.nLayers, resolved.graphBreaks)) {
+  for (const layout of pieceLayouts(config.nLayers, resolved.graphBreaks, chunks)) {
     const packageName = `${layout.name}.mlpackage`;
     using pkg = PackageWriter.create(`${staged.path}/${packageName}`);
     currentWeights = pkg.weights;

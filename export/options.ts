@@ -49,6 +49,8 @@ export const EXPORT_DEFAULTS = {
   maxSplits: 8,
   graphBreaks: true,
   multifunction: false,
+  maxChunkWeightBytes: 1e9,
+  maxChunkLayers: 24,
 } as const satisfies {
   readonly output: string;
   readonly maxContextLen: number;
@@ -60,6 +62,8 @@ export const EXPORT_DEFAULTS = {
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
   readonly multifunction: boolean;
+  readonly maxChunkWeightBytes: number;
+  readonly maxChunkLayers: number;
 };
 
 /** Every {@link LinearQuantization}. */
@@ -107,12 +111,35 @@ export interface ExportOptions {
   readonly graphBreaks?: boolean;
   /** Prefill and decode functions sharing weights. @default EXPORT_DEFAULTS.multifunction */
   readonly multifunction?: boolean;
+  /**
+   * Programs the layers are split into (`blocks_0`, `blocks_1`, ...; one program is `blocks`).
+   * @default the fewest that keep each within `maxChunkWeightBytes` and `maxChunkLayers`
+   */
+  readonly numChunks?: number;
+  /**
+   * Most weight bytes per layer chunk when their number is chosen: under the 1.5 GB one Neural
+   * Engine program is reported to compile. @default EXPORT_DEFAULTS.maxChunkWeightBytes
+   */
+  readonly maxChunkWeightBytes?: number;
+  /**
+   * Most layers per chunk when their number is chosen: programs of 24 layers are reported to run
+   * on the Neural Engine, of 32 to fail. @default EXPORT_DEFAULTS.maxChunkLayers
+   */
+  readonly maxChunkLayers?: number;
   /** RoPE scale factor for `use_scaled_rope` models. @default DEFAULT_ROPE_SCALE_FACTOR */
   readonly ropeScaleFactor?: number;
   /** Export even when the q/k rows look like the other RoPE convention. @default false */
   readonly force?: boolean;
   /** Called as tensors are written. */
   readonly onProgress?: (progress: ExportProgress) => void;
+}
+
+/** How layers may be grouped into one program. */
+export interface ChunkLimits {
+  /** Most weight bytes in one chunk. */
+  readonly maxWeightBytes: number;
+  /** Most layers in one chunk. */
+  readonly maxLayers: number;
 }
 
 /** {@link ExportOptions} with every default applied. */
@@ -133,6 +160,9 @@ export interface ResolvedExportOptions {
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
   readonly multifunction: boolean;
+  /** Chunks asked for; undefined chooses them from the limits. */
+  readonly numChunks: number | undefined;
+  readonly chunkLimits: ChunkLimits;
   readonly ropeScaleFactor: number | undefined;
   readonly force: boolean;
 }
@@ -151,6 +181,13 @@ export const B4W_BLOCK = 32;
 function positiveInteger(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new ExportOptionsError(`${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function positiveNumber(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new ExportOptionsError(`${name} must be a positive number, got ${value}`);
   }
   return value;
 }
@@ -205,6 +242,15 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
   ) {
     throw new ExportOptionsError(`embedding_quantize must use 4 or 8 bits and a group size >= 0`);
   }
+  const graphBreaks = options.graphBreaks ?? EXPORT_DEFAULTS.graphBreaks;
+  const numChunks = options.numChunks === undefined
+    ? undefined
+    : positiveInteger("num_chunks", options.numChunks);
+  if (!graphBreaks && numChunks !== undefined && numChunks > 1) {
+    throw new ExportOptionsError(
+      "layer chunks are programs between graph breaks: drop --no_graph_breaks or --num_chunks",
+    );
+  }
   return {
     checkpoint: options.checkpoint,
     params: options.params,
@@ -224,8 +270,19 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
       options.targetSplitSize ?? EXPORT_DEFAULTS.targetSplitSize,
     ),
     maxSplits: positiveInteger("max_splits", options.maxSplits ?? EXPORT_DEFAULTS.maxSplits),
-    graphBreaks: options.graphBreaks ?? EXPORT_DEFAULTS.graphBreaks,
+    graphBreaks,
     multifunction: options.multifunction ?? EXPORT_DEFAULTS.multifunction,
+    numChunks,
+    chunkLimits: {
+      maxWeightBytes: positiveNumber(
+        "max_chunk_weight_bytes",
+        options.maxChunkWeightBytes ?? EXPORT_DEFAULTS.maxChunkWeightBytes,
+      ),
+      maxLayers: positiveInteger(
+        "max_chunk_layers",
+        options.maxChunkLayers ?? EXPORT_DEFAULTS.maxChunkLayers,
+      ),
+    },
     ropeScaleFactor: options.ropeScaleFactor,
     force: options.force ?? false,
   };

@@ -18,6 +18,7 @@ import {
   TOKENS,
   vCache,
 } from "../../bundle/io_names.ts";
+import type { LayerRange } from "../chunks.ts";
 import { emitBlock } from "./block.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
@@ -36,14 +37,27 @@ export interface PieceLayout {
   readonly head: boolean;
 }
 
-/** The pieces of a model with `nLayers` layers, in execution order. */
-export function pieceLayouts(nLayers: number, graphBreaks: boolean): PieceLayout[] {
+/**
+ * The pieces of a model with `nLayers` layers, in execution order: with graph breaks, the
+ * embedding, one `blocks` piece per layer chunk (`blocks_0`, `blocks_1`, ... when there are
+ * several) and the head.
+ */
+export function pieceLayouts(
+  nLayers: number,
+  graphBreaks: boolean,
+  chunks: readonly LayerRange[] = [{ firstLayer: 0, endLayer: nLayers }],
+): PieceLayout[] {
   if (!graphBreaks) {
     return [{ name: "model", embedding: true, firstLayer: 0, endLayer: nLayers, head: true }];
   }
   return [
     { name: "embedding", embedding: true, firstLayer: 0, endLayer: 0, head: false },
-    { name: "blocks", embedding: false, firstLayer: 0, endLayer: nLayers, head: false },
+    ...chunks.map((range, i) => ({
+      name: chunks.length === 1 ? "blocks" : `blocks_${i}`,
+      embedding: false,
+      ...range,
+      head: false,
+    })),
     { name: "head", embedding: false, firstLayer: nLayers, endLayer: nLayers, head: true },
   ];
 }
