@@ -44,6 +44,12 @@ const flags = {
     help: "tokenizer to bundle",
     defaultText: "tokenizer.model or tokenizer.json beside the checkpoint",
   },
+  chat_template: {
+    type: "string",
+    value: "FILE",
+    help: "Jinja chat template to bundle",
+    defaultText: "tokenizer_config.json's beside the tokenizer; Llama 3's for tiktoken",
+  },
   max_context_len: {
     type: "string",
     value: "N",
@@ -147,6 +153,7 @@ export const exportCommand: Command = {
       ...options,
       output: values.output,
       ...(values.tokenizer === undefined ? {} : { tokenizer: values.tokenizer }),
+      ...(values.chat_template === undefined ? {} : { chatTemplate: values.chat_template }),
       maxContextLen: parseInteger("max_context_len", values.max_context_len, 2),
       inputLen: parseInteger("input_len", values.input_len, 1),
       dtype,

@@ -13,6 +13,7 @@ import { exportCommand } from "./export.ts";
 import { inspectCommand } from "./inspect.ts";
 import { lintCommand } from "./lint.ts";
 import { runCommand } from "./run.ts";
+import { chatCommand } from "./chat.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { VERSION } from "../version.ts";
 
@@ -20,6 +21,7 @@ const commands: Readonly<Record<string, Command>> = {
   demo: demoCommand,
   export: exportCommand,
   run: runCommand,
+  chat: chatCommand,
   inspect: inspectCommand,
   lint: lintCommand,
   info: infoCommand,

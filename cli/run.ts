@@ -15,11 +15,12 @@ import {
 import type { Command } from "./command.ts";
 import { openCheckpoint } from "../checkpoint/mod.ts";
 import { EagerLlama } from "../llama/forward.ts";
-import { readManifest } from "../bundle/manifest.ts";
-import { readBundledTokenizer } from "../bundle/tokenizer.ts";
+import { type BundleManifest, readManifest } from "../bundle/manifest.ts";
+import { readBundledChatTemplate, readBundledTokenizer } from "../bundle/tokenizer.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import { compareWithEager } from "../runtime/compare.ts";
-import { generate, GENERATE_DEFAULTS } from "../runtime/generate.ts";
+import { generate, GENERATE_DEFAULTS, type GenerateOptions } from "../runtime/generate.ts";
+import { Chat } from "../runtime/chat.ts";
 import { LOOKAHEAD_DEFAULTS } from "../runtime/lookahead.ts";
 import { loadModel } from "../runtime/load_model.ts";
 import { COMPUTE_UNITS_CODES } from "../ffi/coreml.ts";
@@ -30,9 +31,10 @@ import {
   parseBackendRequest,
   parseComputeUnits,
 } from "../runtime/backend/select.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { ChatTemplate, loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 
-const flags = {
+/** The flags of `run`; `chat` shares those that name the bundle and how to sample. */
+export const runFlags = {
   model: {
     type: "string",
     short: "m",
@@ -46,7 +48,19 @@ const flags = {
     help: "tokenizer.model",
     defaultText: "the bundle's",
   },
-  prompt: { type: "string", value: "TEXT", help: "text to continue", default: "Once upon a time," },
+  prompt: {
+    type: "string",
+    value: "TEXT",
+    help: "text to continue, or with --chat the user's message (- reads it from stdin)",
+    default: "Once upon a time,",
+  },
+  chat: { type: "boolean", help: "answer --prompt as one user turn through the chat template" },
+  system: { type: "string", value: "TEXT", help: "system message of --chat" },
+  chat_template: {
+    type: "string",
+    value: "FILE",
+    help: "Jinja chat template to use instead of the bundle's",
+  },
   max_new_tokens: {
     type: "string",
     value: "N",
@@ -107,6 +121,7 @@ const flags = {
       "difference and the top-1 agreement",
   },
 } as const satisfies FlagTable;
+const flags = runFlags;
 
 function rate(tokens: number, seconds: number): string {
   return seconds > 0 ? `${(tokens / seconds).toFixed(1)} tok/s` : "- tok/s";
@@ -142,6 +157,64 @@ function backendSelection(backend: string, computeUnits: string) {
   }
 }
 
+/** The sampling flags' options; `temperature` when the flag is absent. */
+export function samplingOptions(
+  values: {
+    max_new_tokens: string;
+    temperature?: string | undefined;
+    top_p: string;
+    seed?: string | undefined;
+  },
+  temperature: number,
+): GenerateOptions {
+  return {
+    maxNewTokens: parseInteger("max_new_tokens", values.max_new_tokens),
+    temperature: parseNumber("temperature", values.temperature ?? String(temperature), 0),
+    topP: parseNumber("top_p", values.top_p, 0, 1),
+    ...(values.seed === undefined ? {} : { seed: parseInteger("seed", values.seed) }),
+  };
+}
+
+/** The bundle's manifest and its tokenizer, or the one `--tokenizer` names. */
+export async function openBundleTokenizer(
+  bundle: string,
+  tokenizerPath: string | undefined,
+): Promise<{ manifest: BundleManifest; tokenizer: Tokenizer }> {
+  await requirePermissions([readNeed(bundle, "read the bundle")]);
+  const manifest = await readManifest(bundle);
+  if (tokenizerPath === undefined && manifest.tokenizer === null) {
+    throw new UsageError("The bundle has no tokenizer: pass --tokenizer");
+  }
+  const tokenizer = tokenizerPath === undefined
+    ? readBundledTokenizer(bundle, manifest.tokenizer!)
+    : await loadTokenizer(tokenizerPath);
+  return { manifest, tokenizer };
+}
+
+/** The template `--chat_template` names, else the bundle's. */
+export async function chatTemplateFor(
+  bundle: string,
+  manifest: BundleManifest,
+  path: string | undefined,
+): Promise<ChatTemplate> {
+  if (path !== undefined) {
+    await requirePermissions([readNeed(path, "read the chat template")]);
+    return ChatTemplate.parse(await Deno.readTextFile(path), path);
+  }
+  const template = manifest.tokenizer === null
+    ? undefined
+    : readBundledChatTemplate(bundle, manifest.tokenizer);
+  if (template === undefined) {
+    throw new UsageError("The bundle has no chat template: pass --chat_template FILE");
+  }
+  return template;
+}
+
+async function readAllStdin(): Promise<string> {
+  // The newline that ends what was typed or echoed is not part of the message.
+  return (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "");
+}
+
 /** `llamane run -m BUNDLE [--prompt TEXT] ...` */
 export const runCommand: Command = {
   summary: "generate text from a bundle",
@@ -157,16 +230,12 @@ export const runCommand: Command = {
   async main(argv) {
     const { values } = parseFlags(argv, flags);
     if (values.model === undefined) throw new UsageError("Missing --model");
+    if (values.chat && values.lookahead) {
+      throw new UsageError("--lookahead does not apply to --chat");
+    }
     const selection = backendSelection(values.backend, values.compute_units);
     const options = {
-      maxNewTokens: parseInteger("max_new_tokens", values.max_new_tokens),
-      temperature: parseNumber(
-        "temperature",
-        values.temperature ?? String(values.lookahead ? 0 : GENERATE_DEFAULTS.temperature),
-        0,
-      ),
-      topP: parseNumber("top_p", values.top_p, 0, 1),
-      ...(values.seed === undefined ? {} : { seed: parseInteger("seed", values.seed) }),
+      ...samplingOptions(values, values.lookahead ? 0 : GENERATE_DEFAULTS.temperature),
       ...(values.lookahead
         ? {
           lookahead: {
@@ -178,14 +247,21 @@ export const runCommand: Command = {
         : {}),
     };
 
-    await requirePermissions([readNeed(values.model, "read the bundle")]);
-    const manifest = await readManifest(values.model);
-    if (values.tokenizer === undefined && manifest.tokenizer === null) {
-      throw new UsageError("The bundle has no tokenizer: pass --tokenizer");
+    const { manifest, tokenizer } = await openBundleTokenizer(values.model, values.tokenizer);
+    if (values.chat) {
+      const template = await chatTemplateFor(values.model, manifest, values.chat_template);
+      const prompt = values.prompt === "-" ? await readAllStdin() : values.prompt;
+      using model = await loadModel(values.model, selection);
+      const chat = new Chat(model, tokenizer, template, {
+        ...options,
+        ...(values.system === undefined ? {} : { system: values.system }),
+      });
+      const generation = await chat.send(prompt);
+      for await (const { text } of generation) await Deno.stdout.write(encoder.encode(text));
+      await Deno.stdout.write(encoder.encode("\n"));
+      console.error(formatStats(generation.stats));
+      return;
     }
-    const tokenizer = values.tokenizer === undefined
-      ? readBundledTokenizer(values.model, manifest.tokenizer!)
-      : await loadTokenizer(values.tokenizer);
 
     using model = await loadModel(values.model, selection);
     const generation = generate(model, tokenizer, values.prompt, options);
@@ -202,7 +278,8 @@ export const runCommand: Command = {
       await requirePermissions([readNeed(values.compare_eager, "read the checkpoint")]);
       using source = await openCheckpoint(values.compare_eager);
       const eager = await EagerLlama.load(source, manifest.model);
-      const tokens = [...tokenizer.encode(values.prompt, { bos: true }), ...generated];
+      const bos = manifest.tokenizer?.addBos ?? tokenizer.addBos;
+      const tokens = [...tokenizer.encode(values.prompt, { bos }), ...generated];
       const limit = manifest.export.cacheLen + 1;
       const result = await compareWithEager(model, eager, tokens.slice(0, limit));
       console.error(

@@ -143,6 +143,9 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     readNeed(resolved.checkpoint, "read the checkpoint"),
     ...(resolved.params === undefined ? [] : [readNeed(resolved.params, "read the params")]),
     ...(tokenizer === undefined ? [] : [readNeed(tokenizer, "read the tokenizer")]),
+    ...(resolved.chatTemplate === undefined
+      ? []
+      : [readNeed(resolved.chatTemplate, "read the chat template")]),
     // Staging beside the output and renaming into place needs both on the output's directory.
     writeNeed(parentDirectory(resolved.output), "write the bundle beside its output path"),
     readNeed(parentDirectory(resolved.output), "stage the bundle beside its output path"),

@@ -75,6 +75,11 @@ export class Chat {
       : [{ role: "system", content: this.#system }, ...this.#messages];
   }
 
+  /** Tokens the conversation has put through the model (more than the cache when it slid). */
+  get contextTokens(): number {
+    return this.#session.cache.position;
+  }
+
   /** Replaces the system message (undefined removes it); the conversation goes on. */
   set system(text: string | undefined) {
     this.#system = text;

@@ -1,33 +1,11 @@
 import assert from "node:assert/strict";
-import { exportModel } from "../export/export_model.ts";
-import { oracleTokenizerDir } from "../testing/hf_oracle.ts";
-import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
+import { exportChatBundle } from "../testing/chat_bundle.ts";
 import { ChatTemplate, encodeChat, LLAMA3_CHAT_TEMPLATE, loadTokenizer } from "../tokenizer/mod.ts";
 import { Chat } from "./chat.ts";
 import { generate } from "./generate.ts";
 import { loadModel } from "./load_model.ts";
 
-// A random-weight model under a Llama 3 style tokenizer.json with Llama 3's chat template.
-const folder = await Deno.makeTempDir();
-await Deno.copyFile(
-  `${await oracleTokenizerDir("llama3")}/tokenizer.json`,
-  `${folder}/tokenizer.json`,
-);
-await Deno.writeTextFile(
-  `${folder}/tokenizer_config.json`,
-  JSON.stringify({ eos_token: "<|eot_id|>", chat_template: LLAMA3_CHAT_TEMPLATE }),
-);
-const tiny = await writeTinyLlama({ ...TINY_PARAMS, vocab_size: 3072 });
-const bundle = `${folder}/chat.llamane`;
-await exportModel({
-  checkpoint: tiny.checkpoint,
-  params: tiny.params,
-  tokenizer: `${folder}/tokenizer.json`,
-  output: bundle,
-  dtype: "fp32",
-  inputLen: 8,
-  maxContextLen: 512,
-});
+const bundle = await exportChatBundle();
 const tokenizer = await loadTokenizer(`${bundle}/tokenizer.json`);
 const template = ChatTemplate.parse(LLAMA3_CHAT_TEMPLATE, "llama3");
 
