@@ -7,7 +7,7 @@ mod common;
 use common::{assert_close, Rng};
 use llamane_cpu::kernels::out_columns::OutColumns;
 use llamane_cpu::kernels::q8_rows::Q8Rows;
-use llamane_cpu::kernels::{self, Kernels};
+use llamane_cpu::kernels::{self, Isa, Kernels};
 use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
 use llamane_cpu::weights::{Scales, WeightData, WeightFormat, Weights};
 
@@ -293,6 +293,65 @@ fn simd_q8_decode_tiles_match_scalar() {
                 let xd: Vec<f32> = (0..k).map(|j| xq.dequantized(0, j)).collect();
                 let what = format!("{:?} {format:?} decode n={n}", table.isa);
                 assert_close(&what, &got, &want, &magnitudes(&xd, 1, &w), 2e-5);
+            }
+        }
+    }
+}
+
+#[test]
+fn q8_rows_do_not_depend_on_the_number_of_rows_in_any_table() {
+    // Decode tiles (1 row, 4 columns), prefill tiles (4 rows, several columns) and their tails
+    // must give each output the same bits: a 33-row call against each row alone.
+    let mut rng = Rng::new(6);
+    for table in kernels::available() {
+        for format in &FORMATS[2..] {
+            for k in [96, 2080] {
+                let (m, n) = (33, 37);
+                let p = Packed::new(*format, n, k, k == 96, &mut rng);
+                let w = p.weights();
+                let x = rng.activations(m, k);
+                let layout = table.linear_q8.layout(*format);
+                let all = run_q8(table, &Q8Rows::quantize(table, &x, m, k, layout), &w);
+                for r in 0..m {
+                    let row = &x[r * k..(r + 1) * k];
+                    let one = run_q8(table, &Q8Rows::quantize(table, row, 1, k, layout), &w);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&one),
+                        bits(&all[r * n..(r + 1) * n]),
+                        "{:?} {format:?} k={k}: row {r} alone differs",
+                        table.isa
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn avx512_q8_path_is_bit_identical_to_avx2() {
+    // The VNNI kernels sum the same products per lane as the AVX2 ones and scale them in the
+    // same order: a machine gives the same logits whichever of the two it runs.
+    let tables = kernels::available();
+    let find = |isa| tables.iter().find(|t| t.isa == isa).copied();
+    let (Some(avx2), Some(avx512)) = (find(Isa::Avx2), find(Isa::Avx512)) else {
+        eprintln!("no AVX-512 VNNI on this CPU: nothing compared");
+        return;
+    };
+    let mut rng = Rng::new(7);
+    for format in &FORMATS[2..] {
+        for k in KS_BLOCKED {
+            for (i, &m) in MS.iter().enumerate() {
+                let n = NS[(i + 2) % NS.len()];
+                let p = Packed::new(*format, n, k, i % 2 == 1, &mut rng);
+                let w = p.weights();
+                let x = rng.activations(m, k);
+                let layout = avx2.linear_q8.layout(*format);
+                assert_eq!(layout, avx512.linear_q8.layout(*format));
+                let xq = Q8Rows::quantize(kernels::scalar(), &x, m, k, layout);
+                let (want, got) = (run_q8(avx2, &xq, &w), run_q8(avx512, &xq, &w));
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{format:?} m={m} n={n} k={k}");
             }
         }
     }

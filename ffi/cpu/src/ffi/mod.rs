@@ -143,12 +143,13 @@ pub extern "C" fn llamane_abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// The instruction set of the selected kernels ("scalar", "avx2", "neon"), a static
+/// The instruction set of the selected kernels ("scalar", "avx2", "avx512", "neon"), a static
 /// NUL-terminated string. Selecting happens on the first call of this or any compute function.
 #[no_mangle]
 pub extern "C" fn llamane_kernel_isa() -> *const c_char {
     match crate::kernels::selected().isa.name() {
         "avx2" => c"avx2".as_ptr(),
+        "avx512" => c"avx512".as_ptr(),
         "neon" => c"neon".as_ptr(),
         _ => c"scalar".as_ptr(),
     }

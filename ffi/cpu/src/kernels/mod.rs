@@ -14,6 +14,8 @@ pub mod q8_rows;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_avx512;
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64_neon;
@@ -31,6 +33,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// x86-64 with AVX2 and AVX-512 VNNI (with AVX-512F and VL).
+    Avx512,
     /// aarch64 Advanced SIMD.
     Neon,
 }
@@ -41,6 +45,7 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
             Isa::Neon => "neon",
         }
     }
@@ -232,6 +237,8 @@ pub fn available() -> Vec<&'static Kernels> {
     let mut tables = vec![&scalar::KERNELS];
     #[cfg(target_arch = "x86_64")]
     tables.extend(x86_avx2::kernels());
+    #[cfg(target_arch = "x86_64")]
+    tables.extend(x86_avx512::kernels());
     #[cfg(target_arch = "aarch64")]
     tables.extend(aarch64_neon::kernels());
     tables

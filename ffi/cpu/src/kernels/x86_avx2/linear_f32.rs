@@ -326,7 +326,7 @@ fn run<W: Decode8>(out: &mut OutColumns, x: &[f32], w: &W, n: usize, k: usize) {
     );
     // SAFETY: shapes asserted above, and this function only runs on CPUs with the features
     // (module contract).
-    unsafe { tiling::run::<8, _>(out, &Product { x, w, k }, 4 * k) }
+    unsafe { tiling::run::<8, 2, _>(out, &Product { x, w, k }, 4 * k) }
 }
 
 /// Dense f32 weights.

@@ -15,27 +15,47 @@ use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::{Q8Layout, Q8Rows};
 use crate::weights::{Scales, WeightData, Weights, BLOCK};
 
-/// int8 weights with one scale per row.
-struct Int8PerChannel<'a> {
+/// int8 weights with one scale per row (the AVX-512 kernel reads them through this too).
+pub(in crate::kernels) struct Int8PerChannel<'a> {
     data: &'a [i8],
-    scales: Scales<'a>,
+    /// One per row.
+    pub scales: Scales<'a>,
     k: usize,
 }
 
-impl Int8PerChannel<'_> {
+impl<'a> Int8PerChannel<'a> {
+    /// The weights of a product of `x` into `out`; panics unless they are int8 with per-channel
+    /// scales and the shapes and the activation layout agree.
+    pub(in crate::kernels) fn checked(out: &OutColumns, x: &Q8Rows, weights: &Weights<'a>) -> Self {
+        let WeightData::Int8PerChannel { data, scales } = weights.data() else {
+            panic!("int8_per_channel: weights are {:?}", weights.format())
+        };
+        let (m, k) = (out.m(), weights.k());
+        assert!(
+            out.n() == weights.n() && x.m() == m && x.k() == k && k % BLOCK == 0,
+            "linear_q8: activations, weights and output shapes disagree"
+        );
+        assert_eq!(
+            x.layout(),
+            Q8Layout::Natural,
+            "linear_q8: int8 weights take activations in natural order"
+        );
+        Int8PerChannel { data, scales, k }
+    }
+
     /// Block `b` of row `c`.
     ///
     /// # Safety
     /// `c < n`, `b < k / 32`, and the CPU has AVX2.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block(&self, c: usize, b: usize) -> __m256i {
+    pub(in crate::kernels) unsafe fn block(&self, c: usize, b: usize) -> __m256i {
         // SAFETY: c < n and b < k / 32 (caller) keep the 32 bytes inside the n * k data.
         unsafe { _mm256_loadu_si256(self.data.as_ptr().add(c * self.k + b * BLOCK).cast()) }
     }
 
     /// Address of row `c`; may lie past the end, as it is only prefetched.
-    fn row_addr(&self, c: usize) -> *const u8 {
+    pub(in crate::kernels) fn row_addr(&self, c: usize) -> *const u8 {
         self.data.as_ptr().cast::<u8>().wrapping_add(c * self.k)
     }
 }
@@ -110,21 +130,9 @@ impl Tiles for Product<'_, Q8Rows, Int8PerChannel<'_>> {
 /// int8 weights, per-channel scales.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn int8_per_channel(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
-    let WeightData::Int8PerChannel { data, scales } = weights.data() else {
-        panic!("int8_per_channel: weights are {:?}", weights.format())
-    };
-    let (m, k) = (out.m(), weights.k());
-    assert!(
-        out.n() == weights.n() && x.m() == m && x.k() == k && k % BLOCK == 0,
-        "linear_q8: activations, weights and output shapes disagree"
-    );
-    assert_eq!(
-        x.layout(),
-        Q8Layout::Natural,
-        "linear_q8: int8 weights take activations in natural order"
-    );
-    let w = &Int8PerChannel { data, scales, k };
+    let w = &Int8PerChannel::checked(out, x, weights);
+    let k = weights.k();
     // Decode: four weight rows per step give four independent accumulator chains.
-    // SAFETY: shapes asserted above, and this module only runs on CPUs with the features.
-    unsafe { tiling::run::<4, _>(out, &Product { x, w, k }, k) }
+    // SAFETY: shapes checked by `checked`, and this module only runs on CPUs with the features.
+    unsafe { tiling::run::<4, 2, _>(out, &Product { x, w, k }, k) }
 }

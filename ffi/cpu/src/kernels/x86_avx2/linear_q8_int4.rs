@@ -25,8 +25,9 @@ use crate::weights::{Scales, WeightData, Weights, BLOCK};
 /// Packed bytes of two blocks of one row.
 const PAIR_BYTES: usize = BLOCK;
 
-/// Reads one int4 weight format two blocks (or, for a last odd block, one) at a time.
-trait Int4Rows {
+/// Reads one int4 weight format two blocks (or, for a last odd block, one) at a time. The
+/// AVX-512 kernels read their weights through it too.
+pub(in crate::kernels) trait Int4Rows {
     /// Signed weights, multiplied with the sign trick; otherwise unsigned weights `q + 8`.
     const SIGNED: bool;
     /// Whether the weights have a scale per block (else one per row).
@@ -48,8 +49,40 @@ trait Int4Rows {
     unsafe fn block_scales(&self, c: usize, b: usize, b2: usize) -> __m256;
     /// Factor applied to the finished sum of row `c`.
     fn row_scale(&self, c: usize) -> f32;
+    /// The packed weights (`[n, k / 2]` bytes) and `k`.
+    fn packed(&self) -> (&[u8], usize);
+
     /// Address of the packed data of row `c`; may lie past the end, as it is only prefetched.
-    fn row_addr(&self, c: usize) -> *const u8;
+    fn row_addr(&self, c: usize) -> *const u8 {
+        let (packed, k) = self.packed();
+        packed.as_ptr().wrapping_add(c * (k / 2))
+    }
+
+    /// As [`Self::pair`], but as `q + 8` in [0, 15] whatever the format.
+    ///
+    /// # Safety
+    /// As [`Self::pair`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn offset_pair(&self, c: usize, p: usize) -> (__m256i, __m256i) {
+        let (packed, k) = self.packed();
+        // SAFETY: k % 32 == 0 on this path, so blocks 2p, 2p + 1 of row c are the 32 bytes at
+        // c * k / 2 + 32 p, inside the n * k / 2 packed bytes since c < n and 2p + 1 < k / 32.
+        // Flipping bit 3 of each nibble maps q to q + 8.
+        unsafe { split_nibbles(packed, c * (k / 2) + p * PAIR_BYTES, 0x88u8 as i8) }
+    }
+
+    /// As [`Self::lone`], but as `q + 8` in [0, 15] whatever the format.
+    ///
+    /// # Safety
+    /// As [`Self::lone`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn offset_lone(&self, c: usize, b: usize) -> __m256i {
+        let (packed, k) = self.packed();
+        // SAFETY: as for `offset_pair`, for the 16 bytes of block b.
+        unsafe { block_nibbles(packed, c * (k / 2) + b * BLOCK / 2, 0x88u8 as i8) }
+    }
 }
 
 /// The 32 bytes of two blocks at `packed[byte..]` split into low and high nibbles, each in
@@ -96,10 +129,25 @@ fn signed(u: __m256i) -> __m256i {
     _mm256_shuffle_epi8(table, u)
 }
 
-struct PerChannel<'a> {
+/// int4 weights with one scale per row.
+pub(in crate::kernels) struct PerChannel<'a> {
     packed: &'a [u8],
     scales: Scales<'a>,
     k: usize,
+}
+
+impl<'a> PerChannel<'a> {
+    /// The reader of `w`; panics unless `w` is int4 with per-channel scales.
+    pub(in crate::kernels) fn new(w: &Weights<'a>) -> Self {
+        let WeightData::Int4PerChannel { packed, scales } = w.data() else {
+            panic!("int4_per_channel: weights are {:?}", w.format())
+        };
+        PerChannel {
+            packed,
+            scales,
+            k: w.k(),
+        }
+    }
 }
 
 impl Int4Rows for PerChannel<'_> {
@@ -108,16 +156,14 @@ impl Int4Rows for PerChannel<'_> {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn pair(&self, c: usize, p: usize) -> (__m256i, __m256i) {
-        // SAFETY: k % 32 == 0 on this path, so blocks 2p, 2p + 1 of row c are the 32 bytes at
-        // c * k / 2 + 32 p, inside the n * k / 2 packed bytes since c < n and 2p + 1 < k / 32.
-        // Flipping bit 3 of each nibble maps q to q + 8.
-        unsafe { split_nibbles(self.packed, c * (self.k / 2) + p * PAIR_BYTES, 0x88u8 as i8) }
+        // SAFETY: the caller's, which are those of `offset_pair`.
+        unsafe { self.offset_pair(c, p) }
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn lone(&self, c: usize, b: usize) -> __m256i {
-        // SAFETY: as for `pair`, for the 16 bytes of block b.
-        unsafe { block_nibbles(self.packed, c * (self.k / 2) + b * BLOCK / 2, 0x88u8 as i8) }
+        // SAFETY: the caller's, which are those of `offset_lone`.
+        unsafe { self.offset_lone(c, b) }
     }
     unsafe fn block_scales(&self, _: usize, _: usize, _: usize) -> __m256 {
         _mm256_set1_ps(1.0)
@@ -125,15 +171,30 @@ impl Int4Rows for PerChannel<'_> {
     fn row_scale(&self, c: usize) -> f32 {
         self.scales.get(c)
     }
-    fn row_addr(&self, c: usize) -> *const u8 {
-        self.packed.as_ptr().wrapping_add(c * (self.k / 2))
+    fn packed(&self) -> (&[u8], usize) {
+        (self.packed, self.k)
     }
 }
 
-struct Block32<'a> {
+/// int4 weights with one scale per block of 32.
+pub(in crate::kernels) struct Block32<'a> {
     packed: &'a [u8],
     scales: Scales<'a>,
     k: usize,
+}
+
+impl<'a> Block32<'a> {
+    /// The reader of `w`; panics unless `w` is int4 with block-32 scales.
+    pub(in crate::kernels) fn new(w: &Weights<'a>) -> Self {
+        let WeightData::Int4Block32 { packed, scales } = w.data() else {
+            panic!("int4_block32: weights are {:?}", w.format())
+        };
+        Block32 {
+            packed,
+            scales,
+            k: w.k(),
+        }
+    }
 }
 
 impl Int4Rows for Block32<'_> {
@@ -166,8 +227,8 @@ impl Int4Rows for Block32<'_> {
     fn row_scale(&self, _: usize) -> f32 {
         1.0
     }
-    fn row_addr(&self, c: usize) -> *const u8 {
-        self.packed.as_ptr().wrapping_add(c * (self.k / 2))
+    fn packed(&self) -> (&[u8], usize) {
+        (self.packed, self.k)
     }
 }
 
@@ -316,9 +377,9 @@ impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, W> {
     }
 }
 
-/// The whole product for the columns of `out`.
-#[target_feature(enable = "avx2,fma,f16c")]
-fn run<W: Int4Rows>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) {
+/// Checks that `out`, `x` and `weights` agree, with `x` in pairs of blocks: what the int4 tiles
+/// (here and in the AVX-512 module) rely on.
+pub(in crate::kernels) fn check_shapes(out: &OutColumns, x: &Q8Rows, weights: &Weights) {
     let (m, k) = (out.m(), weights.k());
     assert!(
         out.n() == weights.n() && x.m() == m && x.k() == k && k % BLOCK == 0,
@@ -329,43 +390,35 @@ fn run<W: Int4Rows>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) 
         Q8Layout::Pairs,
         "linear_q8: int4 weights take activations in pairs of blocks"
     );
+}
+
+/// The whole product for the columns of `out`.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn run<W: Int4Rows>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) {
+    check_shapes(out, x, weights);
     // Decode: four weight rows per step give four independent accumulator chains.
-    // SAFETY: shapes asserted above, and this module only runs on CPUs with the features.
-    unsafe { tiling::run::<4, _>(out, &Product { x, w, k }, k) }
+    // SAFETY: shapes checked above, and this module only runs on CPUs with the features.
+    unsafe {
+        tiling::run::<4, 2, _>(
+            out,
+            &Product {
+                x,
+                w,
+                k: weights.k(),
+            },
+            weights.k(),
+        )
+    }
 }
 
 /// int4 weights, per-channel scales.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn int4_per_channel(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    let WeightData::Int4PerChannel { packed, scales } = w.data() else {
-        panic!("int4_per_channel: weights are {:?}", w.format())
-    };
-    run(
-        out,
-        x,
-        &PerChannel {
-            packed,
-            scales,
-            k: w.k(),
-        },
-        w,
-    );
+    run(out, x, &PerChannel::new(w), w);
 }
 
 /// int4 weights, scales per block of 32.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    let WeightData::Int4Block32 { packed, scales } = w.data() else {
-        panic!("int4_block32: weights are {:?}", w.format())
-    };
-    run(
-        out,
-        x,
-        &Block32 {
-            packed,
-            scales,
-            k: w.k(),
-        },
-        w,
-    );
+    run(out, x, &Block32::new(w), w);
 }

@@ -7,15 +7,15 @@
 mod convert;
 mod elementwise;
 mod linear_f32;
-mod linear_q8;
-mod linear_q8_int4;
+pub(super) mod linear_q8;
+pub(super) mod linear_q8_int4;
 mod matmul_rows;
 mod norm;
 mod quantize_q8;
 mod rope;
-mod simd;
+pub(super) mod simd;
 mod softmax;
-mod tiling;
+pub(super) mod tiling;
 mod transpose;
 
 use super::out_columns::OutColumns;
@@ -65,7 +65,7 @@ detected! {
     int4_block32_q8 => linear_q8_int4::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
-static KERNELS: Kernels = Kernels {
+pub(super) static KERNELS: Kernels = Kernels {
     isa: Isa::Avx2,
     f16_to_f32,
     f32_to_f16,

@@ -5,7 +5,8 @@
 //! ([`Tiles::tile`]); [`run`] covers the output with them. Decode (`m = 1`) walks the columns in
 //! 1 x `DECODE_NR` tiles: independent accumulators keep the pipes busy while the weights stream
 //! from memory. Prefill takes the rows in blocks whose activations stay in L2 while all the
-//! columns stream past, in tiles of up to 4 rows by 2 columns.
+//! columns stream past, in tiles of up to 4 rows by `PREFILL_NR` columns (2 with AVX2's 16
+//! registers; the AVX-512 kernels, with 32, take 4). The AVX-512 kernels share this schedule.
 
 use crate::kernels::out_columns::OutColumns;
 
@@ -14,23 +15,23 @@ const ROW_BLOCK_BYTES: usize = 256 * 1024;
 
 /// How many decode tiles ahead the kernels prefetch weight rows: at about 1.5 cycles per 8 f32
 /// weights per row, two 1 x 8 tiles of a 2048-wide row take some 250 ns, a few DRAM latencies.
-pub(super) const PREFETCH_TILES: usize = 2;
+pub(in crate::kernels) const PREFETCH_TILES: usize = 2;
 
 /// The activations `x` (`[m, k]`) and weights `w` (`[n, k]`) of one product.
-pub(super) struct Product<'a, X: ?Sized, W> {
+pub(in crate::kernels) struct Product<'a, X: ?Sized, W> {
     pub x: &'a X,
     pub w: &'a W,
     pub k: usize,
 }
 
 /// One register tile of a product, implemented per weight format.
-pub(super) trait Tiles {
+pub(in crate::kernels) trait Tiles {
     /// Rows `r0..r0 + MR` and columns `c0..c0 + NR` of the output.
     ///
     /// # Safety
     /// `r0 + MR <= out.m()`, `c0..c0 + NR` lies inside `out.cols()`, the product's shapes agree
     /// with `out` (each kernel's entry point asserts them, see the implementations), and the CPU
-    /// has AVX2, FMA and F16C.
+    /// has the features the implementation is compiled for (AVX2, FMA and F16C at least).
     unsafe fn tile<const MR: usize, const NR: usize>(
         &self,
         out: &mut OutColumns,
@@ -65,11 +66,11 @@ unsafe fn tile_rows<const NR: usize, P: Tiles>(
 /// The whole product `p` for the columns of `out`, with `row_bytes` activation bytes per row.
 ///
 /// # Safety
-/// The shapes of `p` agree with `out` as [`Tiles::tile`] requires, and the CPU has AVX2, FMA and
-/// F16C.
+/// The shapes of `p` agree with `out` as [`Tiles::tile`] requires, and the CPU has the features
+/// of `P`'s tiles.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn run<const DECODE_NR: usize, P: Tiles>(
+pub(in crate::kernels) unsafe fn run<const DECODE_NR: usize, const PREFILL_NR: usize, P: Tiles>(
     out: &mut OutColumns,
     p: &P,
     row_bytes: usize,
@@ -98,14 +99,18 @@ pub(super) unsafe fn run<const DECODE_NR: usize, P: Tiles>(
         let rb_end = (rb + row_block).min(m);
         let mut c = cols.start;
         while c < cols.end {
-            let nr = if c + 2 <= cols.end { 2 } else { 1 };
+            let nr = if c + PREFILL_NR <= cols.end {
+                PREFILL_NR
+            } else {
+                1
+            };
             for r in (rb..rb_end).step_by(4) {
                 let rows = (r, (rb_end - r).min(4));
                 // SAFETY: r + rows <= m, c + nr <= cols.end <= n, and the shapes and features
                 // are the caller's.
                 unsafe {
-                    if nr == 2 {
-                        tile_rows::<2, P>(out, p, rows, c);
+                    if nr == PREFILL_NR {
+                        tile_rows::<PREFILL_NR, P>(out, p, rows, c);
                     } else {
                         tile_rows::<1, P>(out, p, rows, c);
                     }

@@ -1,0 +1,189 @@
+//! Linear layers with int8 activations and packed int4 weights, with `vpdpbusd` (u8 x i8 groups
+//! of four, summed into i32 lanes) on 256-bit vectors.
+//!
+//! The weights, the activations ([`Q8Layout::Pairs`](crate::kernels::q8_rows::Q8Layout::Pairs))
+//! and the float steps are those of the AVX2 kernel (`x86_avx2::linear_q8_int4`): each i32 lane
+//! holds the same four products of low nibbles and four of high nibbles, converted and scaled in
+//! the same order, so the results are bit-identical to AVX2's. What changes is the integer part,
+//! two `vpdpbusd` per pair of blocks where AVX2 needs two `vpmaddubsw`, an add and a `vpmaddwd`,
+//! and the tile: 32 registers hold 4 x 3 accumulators, so each load feeds more products.
+//!
+//! `vpdpbusd` takes its weights unsigned, `u = q + 8`. Per-channel weights remove the offset once
+//! per output as `8 * row_sum(x)`, as AVX2 does. Block-32 weights must remove it per block,
+//! before their scale: each lane starts from `-8 * (its four activations)`, counted once per row
+//! and shared by the tile's columns, so the lane ends at the exact signed sum AVX2 computes.
+
+use std::arch::x86_64::*;
+
+use crate::kernels::out_columns::OutColumns;
+use crate::kernels::q8_rows::Q8Rows;
+use crate::kernels::x86_avx2::linear_q8_int4::{check_shapes, Block32, Int4Rows, PerChannel};
+use crate::kernels::x86_avx2::simd::hsum;
+use crate::kernels::x86_avx2::tiling::{self, Product, Tiles, PREFETCH_TILES};
+use crate::weights::{Weights, BLOCK};
+
+/// Packed bytes of two blocks of one row.
+const PAIR_BYTES: usize = BLOCK;
+
+/// Columns per prefill tile: 4 x 3 accumulators and 6 nibble vectors fit the 32 registers with
+/// room to spare (4 x 4 spilled, and measured slower).
+const PREFILL_NR: usize = 3;
+
+/// The int4 product, read through `W` and multiplied with VNNI.
+struct Vnni<'a, W>(&'a W);
+
+/// Per lane, `-8` times the sum of the four activations of `xe` and of `xo` it meets: the start
+/// that makes a lane of unsigned signed-format weights end at the signed sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+fn offset_start<W: Int4Rows>(xe: __m256i, xo: __m256i) -> __m256i {
+    if W::SIGNED {
+        let eights = _mm256_set1_epi8(8);
+        let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), eights, xe);
+        _mm256_sub_epi32(
+            _mm256_setzero_si256(),
+            _mm256_dpbusd_epi32(sums, eights, xo),
+        )
+    } else {
+        _mm256_setzero_si256()
+    }
+}
+
+impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, Vnni<'_, W>> {
+    /// # Safety
+    /// As [`Tiles::tile`], which here means `r0 + MR <= m`, `c0 + NR <= n`, `x` is `[m, k]` in
+    /// the pair layout with `k % 32 == 0`, `w` describes an `[n, k]` matrix, and the CPU has
+    /// AVX2, FMA, F16C, AVX-512F, AVX-512VL and AVX-512 VNNI.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    unsafe fn tile<const MR: usize, const NR: usize>(
+        &self,
+        out: &mut OutColumns,
+        r0: usize,
+        c0: usize,
+    ) {
+        let (x, w) = (self.x, self.w.0);
+        let k = x.k();
+        let blocks = k / BLOCK;
+        let (pairs, stored_pairs) = (blocks / 2, blocks.div_ceil(2));
+        let (xq, xs) = (x.values().as_ptr(), x.pair_scales().as_ptr());
+        const {
+            assert!(
+                MR * NR <= 12 && NR <= 4,
+                "tile larger than the accumulator array"
+            )
+        };
+        // Flat accumulators indexed r * NR + c, with index loops: LLVM keeps these in registers.
+        let mut acc = [_mm256_setzero_ps(); 12];
+        let ahead = w.row_addr(c0 + PREFETCH_TILES * NR);
+        for p in 0..pairs {
+            if MR == 1 {
+                // Decode: fetch the rows of a later tile, as the AVX2 kernel does.
+                for line in (0..NR * PAIR_BYTES).step_by(64) {
+                    let addr = ahead.wrapping_add(p * NR * PAIR_BYTES + line);
+                    _mm_prefetch::<_MM_HINT_T0>(addr.cast());
+                }
+            }
+            let mut nibbles = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+            let mut ws = [_mm256_setzero_ps(); 4];
+            for c in 0..NR {
+                // SAFETY (both): c0 + c < n and 2p + 1 < blocks, the contracts of the reads.
+                nibbles[c] = unsafe { w.offset_pair(c0 + c, p) };
+                if W::BLOCK_SCALES {
+                    ws[c] = unsafe { w.block_scales(c0 + c, 2 * p, 2 * p + 1) };
+                }
+            }
+            for r in 0..MR {
+                let row = (r0 + r) * k + p * 2 * BLOCK;
+                // SAFETY: r0 + r < m, so the 64 values of pair p and its 8 scales lie inside
+                // values() ([m, k]) and pair_scales() ([m, stored_pairs, 8]).
+                let (xe, xo, xd) = unsafe {
+                    (
+                        _mm256_loadu_si256(xq.add(row).cast()),
+                        _mm256_loadu_si256(xq.add(row + BLOCK).cast()),
+                        _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + p) * 8)),
+                    )
+                };
+                let start = offset_start::<W>(xe, xo);
+                for c in 0..NR {
+                    let (low, high) = nibbles[c];
+                    let dot = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, xe), high, xo);
+                    let scale = if W::BLOCK_SCALES {
+                        _mm256_mul_ps(xd, ws[c])
+                    } else {
+                        xd
+                    };
+                    let i = r * NR + c;
+                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[i]);
+                }
+            }
+        }
+        if blocks % 2 == 1 {
+            // The last block has no partner: its values are stored even then odd, and its scale
+            // fills all 8 lanes of its pair's scales.
+            let b = blocks - 1;
+            for c in 0..NR {
+                // SAFETY: c0 + c < n and b < blocks.
+                let weights = unsafe { w.offset_lone(c0 + c, b) };
+                let ws = if W::BLOCK_SCALES {
+                    unsafe { w.block_scales(c0 + c, b, b) }
+                } else {
+                    _mm256_setzero_ps()
+                };
+                for r in 0..MR {
+                    // SAFETY: the 32 values of block b of row r0 + r and the 8 scales of its pair.
+                    let (xv, xd) = unsafe {
+                        (
+                            _mm256_loadu_si256(xq.add((r0 + r) * k + b * BLOCK).cast()),
+                            _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + pairs) * 8)),
+                        )
+                    };
+                    let scale = if W::BLOCK_SCALES {
+                        _mm256_mul_ps(xd, ws)
+                    } else {
+                        xd
+                    };
+                    let start = offset_start::<W>(xv, _mm256_setzero_si256());
+                    let dot = _mm256_dpbusd_epi32(start, weights, xv);
+                    let i = r * NR + c;
+                    acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[i]);
+                }
+            }
+        }
+        let start = out.cols().start;
+        for r in 0..MR {
+            let offset = if W::SIGNED {
+                0.0
+            } else {
+                8.0 * x.row_sums()[r0 + r]
+            };
+            let row = out.row(r0 + r);
+            for c in 0..NR {
+                row[c0 + c - start] = (hsum(acc[r * NR + c]) - offset) * w.row_scale(c0 + c);
+            }
+        }
+    }
+}
+
+/// The whole product for the columns of `out`.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+fn run<W: Int4Rows>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) {
+    check_shapes(out, x, weights);
+    let k = weights.k();
+    let product = Product { x, w: &Vnni(w), k };
+    // Decode: four weight rows per step give four independent accumulator chains.
+    // SAFETY: shapes checked above, and this module only runs on CPUs with the features.
+    unsafe { tiling::run::<4, PREFILL_NR, _>(out, &product, k) }
+}
+
+/// int4 weights, per-channel scales.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub fn int4_per_channel(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+    run(out, x, &PerChannel::new(w), w);
+}
+
+/// int4 weights, scales per block of 32.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+    run(out, x, &Block32::new(w), w);
+}
