@@ -144,10 +144,14 @@ pub extern "C" fn llamane_abi_version() -> u32 {
 }
 
 /// The instruction set of the selected kernels ("scalar", "avx2", "avx512", "neon"), a static
-/// NUL-terminated string. Selecting happens on the first call of this or any compute function.
+/// NUL-terminated string; empty when `LLAMANE_CPU_KERNELS` names a set this CPU cannot run.
+/// Selecting happens on the first call of this or any compute function.
 #[no_mangle]
 pub extern "C" fn llamane_kernel_isa() -> *const c_char {
-    match crate::kernels::selected().isa.name() {
+    let Ok(kernels) = std::panic::catch_unwind(crate::kernels::selected) else {
+        return c"".as_ptr();
+    };
+    match kernels.isa.name() {
         "avx2" => c"avx2".as_ptr(),
         "avx512" => c"avx512".as_ptr(),
         "neon" => c"neon".as_ptr(),

@@ -40,7 +40,7 @@ pub enum Isa {
 }
 
 impl Isa {
-    /// Lower-case name, as accepted by `LLAMANE_CPU_ISA`.
+    /// Lower-case name, as accepted by [`FORCE_VARIABLE`].
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
@@ -249,16 +249,41 @@ pub fn scalar() -> &'static Kernels {
     &scalar::KERNELS
 }
 
-/// The table used by the library: the best available one, chosen on first call. The environment
-/// variable `LLAMANE_CPU_ISA` (`scalar`, `avx2`, `neon`) picks another available table, for
-/// cross-checks and debugging; an unavailable name is ignored.
+/// The environment variable that forces a kernel table by name, for cross-checks and bug reports.
+pub const FORCE_VARIABLE: &str = "LLAMANE_CPU_KERNELS";
+
+/// The available table named `name` (see [`Isa::name`]); the error says which ones this CPU has.
+pub fn by_name(name: &str) -> Result<&'static Kernels, String> {
+    let tables = available();
+    tables
+        .iter()
+        .find(|t| t.isa.name() == name)
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<_> = tables.iter().map(|t| t.isa.name()).collect();
+            format!(
+                "{FORCE_VARIABLE}={name:?} names no kernel set this CPU can run (it has {})",
+                names.join(", ")
+            )
+        })
+}
+
+/// The table used by the library, chosen on first call: the one [`FORCE_VARIABLE`] names when it
+/// is set and not empty, else the best available one. A name this CPU cannot run is a panic, which
+/// the C ABI reports as the failure of every call, rather than a silent fallback that a bug report
+/// would then misdescribe.
 pub fn selected() -> &'static Kernels {
     static SELECTED: OnceLock<&'static Kernels> = OnceLock::new();
-    SELECTED.get_or_init(|| {
-        let tables = available();
-        let wanted = std::env::var("LLAMANE_CPU_ISA").ok();
-        wanted
-            .and_then(|name| tables.iter().find(|t| t.isa.name() == name).copied())
-            .unwrap_or_else(|| tables[tables.len() - 1])
+    SELECTED.get_or_init(|| match std::env::var(FORCE_VARIABLE) {
+        Err(std::env::VarError::NotPresent) => best(),
+        Ok(name) if name.is_empty() => best(),
+        Ok(name) => by_name(&name).unwrap_or_else(|e| panic!("{e}")),
+        Err(e) => panic!("{FORCE_VARIABLE}: {e}"),
     })
+}
+
+/// The best table this CPU can run.
+fn best() -> &'static Kernels {
+    let tables = available();
+    tables[tables.len() - 1]
 }
