@@ -22,6 +22,7 @@ import {
   kNew,
   LAST_VALID_TOKEN_POS,
   LOGITS,
+  logitsPart,
   MASK,
   TOKENS,
   vCache,
@@ -64,6 +65,15 @@ function contractTypes(manifest: BundleManifest, callLength: number) {
   return types;
 }
 
+/** A part of the logits (`logits_<i>`) has the logits' type, narrower along the vocabulary. */
+function logitsPartType(manifest: BundleManifest, callLength: number, io: IoSpec) {
+  const width = io.shape[2] ?? 0;
+  if (!/^logits_\d+$/.test(io.name) || width < 1 || width > manifest.model.vocabSize) {
+    return undefined;
+  }
+  return { int: false, shapes: [[1, callLength, width], [1, 1, width]] };
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
@@ -91,7 +101,7 @@ function checkFunction(
       if (!sameShape(io.shape, program.shape)) {
         fail(`${where}.${key}[${i}]`, "differs from the program's in shape");
       }
-      const expected = contract.get(io.name);
+      const expected = contract.get(io.name) ?? logitsPartType(manifest, spec.callLength, io);
       if (expected === undefined) fail(`${where}.${key}[${i}]`, "is not in the I/O contract");
       if (expected!.int !== (io.dtype === "int32")) {
         fail(`${where}.${key}[${i}]`, `must be ${expected!.int ? "int32" : "a float type"}`);
@@ -121,7 +131,8 @@ function checkLayerCoverage(
     }
   }
   if ((seen.get(MASK) ?? 0) < 1) fail("pieces", `must take "${MASK}" in at least one piece`);
-  const once = [TOKENS, LOGITS];
+  checkLogitsCoverage(manifest, fail);
+  const once = [TOKENS];
   for (let layer = 0; layer < manifest.model.nLayers; layer++) {
     once.push(kCache(layer), vCache(layer), kNew(layer), vNew(layer));
   }
@@ -129,6 +140,25 @@ function checkLayerCoverage(
     if (seen.get(name) !== 1) {
       fail("pieces", `must take or return "${name}" in exactly one piece`);
     }
+  }
+}
+
+/** The logits leave exactly one piece, whole or as parts `logits_0..k-1` that add up to V. */
+function checkLogitsCoverage(
+  manifest: BundleManifest,
+  fail: (where: string, detail: string) => never,
+): void {
+  const outputs = manifest.pieces.flatMap((p) => p.functions[0]!.outputs);
+  const whole = outputs.filter((io) => io.name === LOGITS);
+  const parts = outputs.filter((io) => /^logits_\d+$/.test(io.name));
+  if (whole.length === 1 && parts.length === 0) return;
+  const names = parts.map((io) => io.name);
+  const width = parts.reduce((sum, io) => sum + io.shape[2]!, 0);
+  if (
+    whole.length > 0 || parts.length === 0 || width !== manifest.model.vocabSize ||
+    names.some((name, i) => name !== logitsPart(i))
+  ) {
+    fail("pieces", `must return "${LOGITS}" once, or its parts in order covering the vocabulary`);
   }
 }
 

@@ -88,7 +88,7 @@ Deno.test("readCheckedPackages() refuses a model config the programs do not have
       m.pieces.forEach((p: { functions: { outputs: { name: string }[] }[] }) =>
         p.functions[0]!.outputs.forEach((o) => o.name === "logits" && (o.name = "scores"))
       ),
-    /"logits" in exactly one piece/,
+    /must return "logits" once, or its parts in order covering the vocabulary/,
   );
 });
 

@@ -29,6 +29,19 @@ export const LAST_VALID_TOKEN_POS = "last_valid_token_pos";
 /** Logits `[1, L, V]` (single method) or `[1, 1, V]` (multifunction). */
 export const LOGITS = "logits";
 
+/**
+ * Part `i` of the logits, `[1, L, V_i]` or `[1, 1, V_i]`, for vocabularies too wide for one axis
+ * on the Neural Engine: the parts, in order along the vocabulary, replace {@link LOGITS}.
+ */
+export function logitsPart(i: number): string {
+  return `${LOGITS}_${i}`;
+}
+
+/** Whether `name` is one of the logits or a part of them. */
+export function isLogits(name: string): boolean {
+  return name === LOGITS || /^logits_\d+$/.test(name);
+}
+
 /** Key cache of layer `i`, `[1, Hkv, C, hd]`. */
 export function kCache(layer: number): string {
   return `k_cache_${layer}`;
@@ -72,7 +85,7 @@ export function shapeForCall(
   const shape = [...exportedShape];
   const delta = callLength - exportedLength;
   if (
-    name === TOKENS || name === LOGITS && shape[1] === exportedLength || name.startsWith("hidden_")
+    name === TOKENS || isLogits(name) && shape[1] === exportedLength || name.startsWith("hidden_")
   ) {
     shape[1]! += delta;
   } else if (name === MASK) {

@@ -164,7 +164,8 @@ export function lintProgram(facts: ProgramFacts): LintFinding[] {
       "error",
       `an axis of ${facts.largestAxis}, above the ${ANE_LIMITS.tensorAxis.value} allowed`,
       ANE_LIMITS.tensorAxis,
-      "none yet: the head's logits are one output; a smaller vocabulary avoids it",
+      "a head wider than 65,536 is emitted as logits parts: lower export --target_split_size " +
+        "(or raise --max_splits) so that each part fits; an embedding table this wide has no fix yet",
     );
   }
   if (facts.largestRank > ANE_LIMITS.tensorRank.value) {

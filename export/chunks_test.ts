@@ -4,9 +4,7 @@ import { exportModel } from "./export_model.ts";
 import { ExportOptionsError, type LinearQuantization, resolveExportOptions } from "./options.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { writeTinyLlama } from "../testing/tiny_llama.ts";
-import { LoadedModel } from "../runtime/model.ts";
-import { ModelSession } from "../runtime/session.ts";
-import { CpuBackend } from "../runtime/backend/cpu.ts";
+import { callLogitBytes } from "../testing/tiny_bundle.ts";
 import { openModel } from "../llama/open.ts";
 
 const limits = { maxWeightBytes: 1e9, maxLayers: 24 };
@@ -66,21 +64,6 @@ Deno.test("layerWeightBytes() is what an export writes per layer, for every weig
   }
 });
 
-const cpu = await CpuBackend.create();
-
-/** Every call's logits, bit for bit, over a prompt longer than one call and a few decode steps. */
-async function logitBytes(bundle: string): Promise<Uint8Array[]> {
-  using model = await LoadedModel.load(bundle, cpu);
-  const session = new ModelSession(model);
-  const out: Uint8Array[] = [];
-  const record = (a: Float16Array | Float32Array) =>
-    out.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice());
-  const vocab = model.manifest.model.vocabSize;
-  record(await session.call(Array.from({ length: model.inputLength }, (_, i) => (i * 7) % vocab)));
-  for (let step = 0; step < 6; step++) record(await session.step([(step * 13 + 5) % vocab]));
-  return out;
-}
-
 for (const multifunction of [false, true]) {
   Deno.test(`a chunked ${multifunction ? "multifunction " : ""}KJV bundle computes the unchunked bundle's logits`, async () => {
     const dir = await Deno.makeTempDir();
@@ -107,8 +90,8 @@ for (const multifunction of [false, true]) {
     );
     assert.deepEqual(caches, [[], ["k_cache_0", "k_cache_1"], ["k_cache_2"], ["k_cache_3"], []]);
     assert.deepEqual(
-      await logitBytes(`${dir}/three.llamane`),
-      await logitBytes(`${dir}/one.llamane`),
+      await callLogitBytes(`${dir}/three.llamane`),
+      await callLogitBytes(`${dir}/one.llamane`),
     );
   });
 }

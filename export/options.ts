@@ -9,6 +9,7 @@ import type { FloatDType } from "../coreml/dtype.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { QuantBits } from "./quantize.ts";
 import { splitCount } from "./split_linear.ts";
+import { ANE_LIMITS } from "../bundle/ane_limits.ts";
 
 /**
  * Linear-layer weights: `c4w` int4 per output channel (what the Neural Engine runs well), `b4w`
@@ -49,8 +50,9 @@ export const EXPORT_DEFAULTS = {
   maxSplits: 8,
   graphBreaks: true,
   multifunction: false,
-  maxChunkWeightBytes: 1e9,
-  maxChunkLayers: 24,
+  maxChunkWeightBytes: ANE_LIMITS.chunkWeightBytes.value,
+  maxChunkLayers: ANE_LIMITS.programLayers.value,
+  maxLogitsAxis: ANE_LIMITS.tensorAxis.value,
 } as const satisfies {
   readonly output: string;
   readonly maxContextLen: number;
@@ -64,6 +66,7 @@ export const EXPORT_DEFAULTS = {
   readonly multifunction: boolean;
   readonly maxChunkWeightBytes: number;
   readonly maxChunkLayers: number;
+  readonly maxLogitsAxis: number;
 };
 
 /** Every {@link LinearQuantization}. */
@@ -126,6 +129,12 @@ export interface ExportOptions {
    * on the Neural Engine, of 32 to fail. @default EXPORT_DEFAULTS.maxChunkLayers
    */
   readonly maxChunkLayers?: number;
+  /**
+   * Widest logits output: a wider vocabulary is emitted as the head's linear parts
+   * (`logits_0`, `logits_1`, ...; see `--target_split_size`), which the runtime joins.
+   * @default EXPORT_DEFAULTS.maxLogitsAxis
+   */
+  readonly maxLogitsAxis?: number;
   /** RoPE scale factor for `use_scaled_rope` models. @default DEFAULT_ROPE_SCALE_FACTOR */
   readonly ropeScaleFactor?: number;
   /** Export even when the q/k rows look like the other RoPE convention. @default false */
@@ -163,6 +172,7 @@ export interface ResolvedExportOptions {
   /** Chunks asked for; undefined chooses them from the limits. */
   readonly numChunks: number | undefined;
   readonly chunkLimits: ChunkLimits;
+  readonly maxLogitsAxis: number;
   readonly ropeScaleFactor: number | undefined;
   readonly force: boolean;
 }
@@ -283,6 +293,10 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
         options.maxChunkLayers ?? EXPORT_DEFAULTS.maxChunkLayers,
       ),
     },
+    maxLogitsAxis: positiveInteger(
+      "max_logits_axis",
+      options.maxLogitsAxis ?? EXPORT_DEFAULTS.maxLogitsAxis,
+    ),
     ropeScaleFactor: options.ropeScaleFactor,
     force: options.force ?? false,
   };
@@ -322,6 +336,17 @@ export function checkOptionsForModel(options: ResolvedExportOptions, config: Mod
     if (options.linearQuantize === "b4w" && input % B4W_BLOCK !== 0) {
       throw new ExportOptionsError(
         `b4w needs input sizes divisible by ${B4W_BLOCK}, but "${name}" has ${input} inputs; use c4w`,
+      );
+    }
+  }
+  if (config.vocabSize > options.maxLogitsAxis) {
+    const [name, out] = linearShapes(config).at(-1)!;
+    const width = out / splitCount(name, out, options.targetSplitSize, options.maxSplits);
+    if (width > options.maxLogitsAxis) {
+      throw new ExportOptionsError(
+        `the vocabulary of ${config.vocabSize} is wider than one logits output may be ` +
+          `(${options.maxLogitsAxis}), and the head splits into parts of ${width}: lower ` +
+          "--target_split_size or raise --max_splits so that each part is narrower",
       );
     }
   }

@@ -6,7 +6,17 @@
  * @module
  */
 
-import { hidden, kCache, kNew, LOGITS, shapeForCall, vCache, vNew } from "../bundle/io_names.ts";
+import {
+  hidden,
+  isLogits,
+  kCache,
+  kNew,
+  LOGITS,
+  logitsPart,
+  shapeForCall,
+  vCache,
+  vNew,
+} from "../bundle/io_names.ts";
 import {
   type BundleManifest,
   type FunctionSpec,
@@ -31,6 +41,28 @@ export interface ForwardResult {
   readonly newKeys: readonly FloatArray[];
   /** Per layer, the call's values, shaped as `newKeys`. */
   readonly newValues: readonly FloatArray[];
+}
+
+/**
+ * Copies the logits parts among `outputs` (`logits_0`, `logits_1`, ..., each `[rows, V_i]`) side
+ * by side into `joined`, `[rows, vocab]`, and returns it.
+ */
+function joinLogitsParts(
+  joined: FloatArray,
+  outputs: ReadonlyMap<string, IoArray>,
+  vocab: number,
+): FloatArray {
+  const rows = joined.length / vocab;
+  let column = 0;
+  for (let i = 0; outputs.has(logitsPart(i)); i++) {
+    const part = outputs.get(logitsPart(i)) as FloatArray;
+    const width = part.length / rows;
+    for (let row = 0; row < rows; row++) {
+      joined.set(part.subarray(row * width, (row + 1) * width), row * vocab + column);
+    }
+    column += width;
+  }
+  return joined;
 }
 
 function allocate(io: IoSpec, shape: readonly number[]): IoArray {
@@ -85,7 +117,7 @@ function rowwiseHead(manifest: BundleManifest): number | undefined {
   const spec = manifest.pieces[index]!.functions[0]!;
   const rowwise = index > 0 && spec.inputs.length === 1 &&
     spec.inputs[0]!.name === hidden(manifest.model.nLayers) &&
-    spec.outputs.length === 1 && spec.outputs[0]!.name === LOGITS;
+    spec.outputs.every((io) => isLogits(io.name));
   return rowwise ? index : undefined;
 }
 
@@ -231,9 +263,15 @@ export class LoadedModel implements Disposable {
         }
         stageInputs.set(io.name, value);
       }
-      const outputs = buffers.get(length, () => this.#allocateOutputs(length))[index]!;
+      const allocated = buffers.get(length, () => this.#allocateOutputs(length));
+      const outputs = allocated[index]!;
       await fn.run(length, stageInputs, outputs);
       for (const [name, array] of outputs) values.set(name, array);
+      // The last allocation beyond the pieces holds the logits joined from their parts.
+      const joined = allocated[this.#pieces.length]?.get(LOGITS) as FloatArray | undefined;
+      if (index === this.#pieces.length - 1 && joined !== undefined) {
+        values.set(LOGITS, joinLogitsParts(joined, outputs, this.manifest.model.vocabSize));
+      }
     }
     const layers = Array.from({ length: this.manifest.model.nLayers }, (_, i) => i);
     return {
@@ -244,7 +282,7 @@ export class LoadedModel implements Disposable {
   }
 
   #allocateOutputs(callLength: number): Map<string, IoArray>[] {
-    return this.#pieces.map((functions) => {
+    const outputs = this.#pieces.map((functions) => {
       const { spec } = this.#stage(functions, callLength);
       return new Map(
         spec.outputs.map((io) => [
@@ -253,6 +291,15 @@ export class LoadedModel implements Disposable {
         ]),
       );
     });
+    const head = this.#stage(this.#pieces.at(-1)!, callLength).spec;
+    const first = head.outputs.find((io) => io.name === logitsPart(0));
+    if (first !== undefined) {
+      // Logits emitted in parts: one more array, [1, rows, V], receives them joined.
+      const [, rows] = shapeForCall(first.name, first.shape, head.callLength, callLength);
+      const shape = [1, rows!, this.manifest.model.vocabSize];
+      outputs.push(new Map([[LOGITS, allocate({ ...first, name: LOGITS, shape }, shape)]]));
+    }
+    return outputs;
   }
 
   /**

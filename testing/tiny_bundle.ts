@@ -6,6 +6,9 @@
  */
 
 import { exportModel } from "../export/export_model.ts";
+import { CpuBackend } from "../runtime/backend/cpu.ts";
+import { LoadedModel } from "../runtime/model.ts";
+import { ModelSession } from "../runtime/session.ts";
 import type { ExportOptions } from "../export/options.ts";
 import { writeTinyLlama } from "./tiny_llama.ts";
 
@@ -22,4 +25,21 @@ export async function exportTinyBundle(
     ...options,
   });
   return bundle;
+}
+
+/**
+ * The logits of every call a bundle makes on the CPU backend, bit for bit: a prompt of one call
+ * length, then six one-token decode steps. Two bundles that should compute alike must give
+ * equal lists.
+ */
+export async function callLogitBytes(bundle: string): Promise<Uint8Array[]> {
+  using model = await LoadedModel.load(bundle, await CpuBackend.create());
+  const session = new ModelSession(model);
+  const out: Uint8Array[] = [];
+  const record = (a: Float16Array | Float32Array) =>
+    out.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice());
+  const vocab = model.manifest.model.vocabSize;
+  record(await session.call(Array.from({ length: model.inputLength }, (_, i) => (i * 7) % vocab)));
+  for (let step = 0; step < 6; step++) record(await session.step([(step * 13 + 5) % vocab]));
+  return out;
 }

@@ -146,6 +146,30 @@ export async function emitLinear(
   name: string,
   outputName?: string,
 ): Promise<Var> {
+  const outputs = await emitLinearParts(
+    e,
+    ctx,
+    x,
+    weight,
+    name,
+    (part, parts) => parts === 1 ? (outputName ?? name) : `${name}_part${part}`,
+  );
+  if (outputs.length === 1) return outputs[0]!;
+  return e.op("concat", { values: outputs, axis: e.int(-1) }, outputName ?? `${name}_concat`);
+}
+
+/**
+ * The parts of a split linear layer, each `[..., out / parts]`, not joined; `partName` names
+ * part `part` of `parts`.
+ */
+export async function emitLinearParts(
+  e: GraphEmitter,
+  ctx: ExportContext,
+  x: Var,
+  weight: WeightRef,
+  name: string,
+  partName: (part: number, parts: number) => string,
+): Promise<Var[]> {
   const [out, columns] = ctx.weights.matrixShape(weight.name);
   const parts = splitCount(weight.name, out, ctx.options.targetSplitSize, ctx.options.maxSplits);
   const rows = out / parts;
@@ -153,7 +177,6 @@ export async function emitLinear(
   const bias = floatTensor(e, [rows], new Float32Array(rows));
   const outputs: Var[] = [];
   for (let part = 0; part < parts; part++) {
-    const partName = parts === 1 ? (outputName ?? name) : `${name}_part${part}`;
     const w = await emitLinearWeight(
       e,
       ctx,
@@ -163,9 +186,8 @@ export async function emitLinear(
       columns,
       `${name}_part${part}_weight`,
     );
-    outputs.push(e.op("linear", { x, weight: w, bias }, partName));
+    outputs.push(e.op("linear", { x, weight: w, bias }, partName(part, parts)));
   }
   ctx.weightWritten(weight.name);
-  if (parts === 1) return outputs[0]!;
-  return e.op("concat", { values: outputs, axis: e.int(-1) }, outputName ?? `${name}_concat`);
+  return outputs;
 }
