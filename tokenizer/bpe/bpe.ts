@@ -13,6 +13,9 @@ import { mergePairs, type PairRank } from "../pair_merge.ts";
 // Bounds the per-word cache, as the other tokenizers do.
 const MAX_CACHED_WORDS = 1 << 16;
 
+const SPM_SPACE = "\u2581";
+const BEFORE_SPM_SPACE = /(?=\u2581)/u;
+
 /** What a BPE model needs besides its vocabulary. */
 export interface BpeOptions {
   /** Token of every vocabulary string. */
@@ -34,10 +37,19 @@ export class BpeModel {
   readonly #options: BpeOptions;
   readonly #byteIds: readonly (number | undefined)[];
   readonly #cache = new Map<string, readonly number[]>();
+  /**
+   * Whether a word may be cut before each U+2581 and its parts encoded apart. SentencePiece-style
+   * files without a pre-tokenizer hand the model a whole line as one word; when no token has a
+   * U+2581 after its start, no merge can span such a cut, so the result is the same, and the
+   * parts are short and repeat, which the cache needs.
+   */
+  readonly #cutsAtSpaces: boolean;
 
   /** @param options the vocabulary, merge ranks and fallbacks */
   constructor(options: BpeOptions) {
     this.#options = options;
+    this.#cutsAtSpaces = options.vocab.has(SPM_SPACE) &&
+      [...options.vocab.keys()].every((token) => token.indexOf(SPM_SPACE, 1) < 0);
     this.#byteIds = Array.from(
       { length: 256 },
       (_, b) => options.vocab.get(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`),
@@ -46,6 +58,12 @@ export class BpeModel {
 
   /** Appends the ids of one word to `out`. */
   encodeWord(word: string, out: number[]): void {
+    if (this.#cutsAtSpaces && word.length > 1) {
+      for (const part of word.split(BEFORE_SPM_SPACE)) this.#encodeCached(part, out);
+    } else this.#encodeCached(word, out);
+  }
+
+  #encodeCached(word: string, out: number[]): void {
     let ids = this.#cache.get(word);
     if (ids === undefined) {
       ids = this.#encode(word);
