@@ -143,6 +143,7 @@ export function formatStats(stats: GenerationStats): string {
     const histogram = lookahead.acceptance.map((count, extra) => `+${extra}:${count}`).join(" ");
     parts.push(`${perCall.toFixed(2)} tokens per decode call (accepted ${histogram})`);
   }
+  if (stats.backend !== undefined) parts.push(`on ${stats.backend}`);
   return parts.join(" | ");
 }
 

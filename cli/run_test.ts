@@ -34,8 +34,28 @@ Deno.test("llamane run streams the continuation and a stats line with narrow per
   assert.match(result.stdout, /^And God said .+\n$/s);
   assert.match(
     result.stderr,
-    /prompt 4 tokens \| prefill [\d.]+ tok\/s \| generated 20 tokens \| decode [\d.]+ tok\/s \| 20 model calls/,
+    /prompt 4 tokens \| prefill [\d.]+ tok\/s \| generated 20 tokens \| decode [\d.]+ tok\/s \| 20 model calls \| on cpu (avx512|avx2|neon|scalar)$/m,
   );
+});
+
+Deno.test("LLAMANE_CPU_KERNELS forces the CPU kernel set, and the stats line names it", async () => {
+  const args = ["run", "-m", bundle, "--prompt", "And God said", "--max_new_tokens", "4"];
+  Deno.env.set("LLAMANE_CPU_KERNELS", "scalar");
+  try {
+    const scalar = await llamane(narrow, ...args);
+    assert.equal(scalar.code, 0, scalar.stderr);
+    assert.match(scalar.stderr, /\| on cpu scalar$/m);
+
+    Deno.env.set("LLAMANE_CPU_KERNELS", "avx1024");
+    const unknown = await llamane(narrow, ...args);
+    assert.equal(unknown.code, 1);
+    assert.match(
+      unknown.stderr,
+      /LLAMANE_CPU_KERNELS="avx1024" names no kernel set this CPU can run \(it has scalar/,
+    );
+  } finally {
+    Deno.env.delete("LLAMANE_CPU_KERNELS");
+  }
 });
 
 Deno.test("llamane run --lookahead prints the same text in fewer calls", async () => {

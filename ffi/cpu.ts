@@ -14,6 +14,7 @@ import {
   freeOnCollect,
   type LibraryDescription,
   NativeError,
+  nulTerminated,
   openNativeLibrary,
   requireAttached,
 } from "./native_library.ts";
@@ -43,6 +44,13 @@ const symbols = {
     nonblocking: true,
   },
   llamane_plan_free: { parameters: ["pointer"], result: "void" }, // (Plan*)
+  llamane_kernel_set: {
+    // (u8* name, usize name_capacity, u8* error, usize error_capacity); optional: libraries built
+    // before it have ABI 4 too
+    parameters: ["buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    optional: true,
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Library = Deno.DynamicLibrary<typeof symbols>;
@@ -77,6 +85,22 @@ export async function openLibrary(explicit?: string): Promise<Library> {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * The kernel set the library computes with (`avx512`, `avx2`, `neon`, `scalar`), or undefined for
+ * a library too old to say. Throws when `LLAMANE_CPU_KERNELS` names a set this CPU cannot run.
+ */
+export function kernelSet(library: Library): string | undefined {
+  const kernelSet = library.symbols.llamane_kernel_set;
+  if (kernelSet === null) return undefined;
+  const name = new Uint8Array(16);
+  const error = new ErrorBuffer();
+  error.check(
+    kernelSet(name, BigInt(name.length), error.bytes, error.capacity),
+    "select CPU kernels",
+  );
+  return nulTerminated(name);
+}
 
 /** A memory-mapped weight.bin. */
 export class NativeWeights implements Disposable {

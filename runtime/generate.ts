@@ -138,6 +138,8 @@ export async function* generateTokens(
   const maxNewTokens = options.maxNewTokens ?? GENERATE_DEFAULTS.maxNewTokens;
   const stops = new Set(options.stopTokens);
   const length = session.model.inputLength;
+  const backend = session.model.backend;
+  stats.backend = [backend.name, backend.kernels].filter((part) => part !== undefined).join(" ");
 
   // Prefill: the prompt in chunks of L; a prompt longer than the cache evicts its oldest tokens.
   let started = performance.now();

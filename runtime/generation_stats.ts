@@ -20,6 +20,8 @@ export interface GenerationStats {
   finishReason: "stop" | "length" | undefined;
   /** Lookahead's counters, when it is used. */
   lookahead?: LookaheadStats;
+  /** Where the calls ran: the backend's name, then its kernel set if it has one (`cpu avx512`). */
+  backend?: string;
 }
 
 /** Counters at zero, for a generation about to start. */

@@ -35,6 +35,8 @@ export interface Backend extends Disposable {
    * (a decode step then costs one token, not L); Core ML programs have fixed shapes.
    */
   readonly flexibleCallLength: boolean;
+  /** The kernel set computing the calls, where the backend has several (the CPU backend's). */
+  readonly kernels?: string | undefined;
   /** Loads function `fn` of a piece of the bundle at `bundleDir`. */
   load(bundleDir: string, piece: PieceSpec, fn: FunctionSpec): Promise<LoadedFunction>;
 }

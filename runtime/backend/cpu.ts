@@ -9,7 +9,7 @@
 import type { FunctionSpec, PieceSpec } from "../../bundle/manifest.ts";
 import { readPiecePackage } from "../../bundle/piece_package.ts";
 import type { MilFunction } from "../../coreml/mil.ts";
-import { NativeWeights, openLibrary } from "../../ffi/cpu.ts";
+import { kernelSet, NativeWeights, openLibrary } from "../../ffi/cpu.ts";
 import { planFunction } from "./cpu/plan.ts";
 import type { Backend, IoArray, LoadedFunction } from "./backend.ts";
 import type { NativePlan } from "../../ffi/cpu.ts";
@@ -82,13 +82,19 @@ export interface CpuBackendOptions {
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   readonly flexibleCallLength = true;
+  /** The native kernel set (`avx512`, `avx2`, `neon`, `scalar`); undefined for an older library. */
+  readonly kernels: string | undefined;
   readonly #library: Awaited<ReturnType<typeof openLibrary>>;
 
   private constructor(library: Awaited<ReturnType<typeof openLibrary>>) {
     this.#library = library;
+    this.kernels = kernelSet(library);
   }
 
-  /** Finds and opens the native library (needs `--allow-ffi` for its path). */
+  /**
+   * Finds and opens the native library (needs `--allow-ffi` for its path). Fails when
+   * `LLAMANE_CPU_KERNELS` names a kernel set this CPU cannot run.
+   */
   static async create(options: CpuBackendOptions = {}): Promise<CpuBackend> {
     return new CpuBackend(await openLibrary(options.library));
   }

@@ -64,12 +64,13 @@ pub struct Cpu<'a> {
 }
 
 impl Cpu<'static> {
-    /// The selected kernels on the global pool.
-    pub fn global() -> Self {
-        Cpu {
-            kernels: crate::kernels::selected(),
+    /// The selected kernels on the global pool; fails when `LLAMANE_CPU_KERNELS` names a set this
+    /// CPU cannot run.
+    pub fn global() -> Result<Self, Error> {
+        Ok(Cpu {
+            kernels: crate::kernels::try_selected().map_err(Error::invalid)?,
             pool: ThreadPool::global(),
-        }
+        })
     }
 }
 

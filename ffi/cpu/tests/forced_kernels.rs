@@ -3,7 +3,7 @@
 
 use std::ffi::CStr;
 
-use llamane_cpu::ffi::llamane_kernel_isa;
+use llamane_cpu::ffi::{llamane_kernel_isa, llamane_kernel_set};
 use llamane_cpu::kernels::{self, Isa, FORCE_VARIABLE};
 
 #[test]
@@ -28,4 +28,19 @@ fn the_variable_forces_the_named_table_and_rejects_others() {
     // SAFETY: the function returns a static NUL-terminated string.
     let reported = unsafe { CStr::from_ptr(llamane_kernel_isa()) };
     assert_eq!(reported.to_str().unwrap(), "scalar");
+
+    let (mut name, mut error) = ([0xFFu8; 8], [0u8; 256]);
+    // SAFETY: both buffers are as long as the capacities passed.
+    let status = unsafe { llamane_kernel_set(name.as_mut_ptr(), 8, error.as_mut_ptr(), 256) };
+    assert_eq!(status, 0);
+    assert_eq!(CStr::from_bytes_until_nul(&name).unwrap(), c"scalar");
+    // "scalar" and its NUL need 7 bytes: 6 is refused, with a message.
+    // SAFETY: as above.
+    let status = unsafe { llamane_kernel_set(name.as_mut_ptr(), 6, error.as_mut_ptr(), 256) };
+    assert_eq!(status, 1);
+    let message = CStr::from_bytes_until_nul(&error)
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(message.contains("6 bytes"), "unexpected message: {message}");
 }

@@ -112,7 +112,7 @@ pub unsafe extern "C" fn llamane_linear(
             Floats::F16(s) => Scales::F16(s),
         };
         let weights = Weights::new(n, k, weight_data(format, w_in, scales)?)?;
-        let cpu = Cpu::global();
+        let cpu = Cpu::global()?;
         let x_f32: std::borrow::Cow<[f32]> = match x_in {
             Floats::F32(x) => x.into(),
             Floats::F16(x) => {

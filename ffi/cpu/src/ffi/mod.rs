@@ -22,7 +22,8 @@ use crate::weight_file::WeightFile;
 /// Version of this ABI: bumped on any incompatible change to the exports below.
 pub const ABI_VERSION: u32 = 4;
 
-/// The error buffer passed with one call.
+/// A caller's buffer for NUL-terminated text: the error buffer passed with one call, or the name
+/// `llamane_kernel_set` asks for.
 pub(crate) struct ErrorBuffer {
     ptr: *mut u8,
     capacity: usize,
@@ -148,7 +149,7 @@ pub extern "C" fn llamane_abi_version() -> u32 {
 /// Selecting happens on the first call of this or any compute function.
 #[no_mangle]
 pub extern "C" fn llamane_kernel_isa() -> *const c_char {
-    let Ok(kernels) = std::panic::catch_unwind(crate::kernels::selected) else {
+    let Ok(kernels) = crate::kernels::try_selected() else {
         return c"".as_ptr();
     };
     match kernels.isa.name() {
@@ -157,6 +158,40 @@ pub extern "C" fn llamane_kernel_isa() -> *const c_char {
         "neon" => c"neon".as_ptr(),
         _ => c"scalar".as_ptr(),
     }
+}
+
+/// Writes the name of the selected kernel set (as `llamane_kernel_isa`) into `name`, NUL-terminated;
+/// for callers that may not read pointers. Fails with status 1 when `LLAMANE_CPU_KERNELS` names a
+/// set this CPU cannot run, or when `name_capacity` is too small (8 bytes hold every name).
+///
+/// # Safety
+/// `name` is null or `name_capacity` writable bytes; `error` is null or `error_capacity` writable
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn llamane_kernel_set(
+    name: *mut u8,
+    name_capacity: usize,
+    error: *mut u8,
+    error_capacity: usize,
+) -> i32 {
+    // SAFETY: the caller passes buffers of the stated capacities, or null.
+    let (name, error) = unsafe {
+        (
+            ErrorBuffer::new(name, name_capacity),
+            ErrorBuffer::new(error, error_capacity),
+        )
+    };
+    guard(error, || {
+        let set = crate::kernels::try_selected().map_err(Error::invalid)?;
+        let text = set.isa.name();
+        if name.ptr.is_null() || name_capacity <= text.len() {
+            return Err(Error::invalid(format!(
+                "kernel set: {name_capacity} bytes cannot hold {text:?} and its NUL"
+            )));
+        }
+        name.write(text);
+        Ok(())
+    })
 }
 
 /// Memory-maps a weight.bin and checks its header. Returns a handle for `llamane_plan_create`,

@@ -269,17 +269,23 @@ pub fn by_name(name: &str) -> Result<&'static Kernels, String> {
 }
 
 /// The table used by the library, chosen on first call: the one [`FORCE_VARIABLE`] names when it
-/// is set and not empty, else the best available one. A name this CPU cannot run is a panic, which
-/// the C ABI reports as the failure of every call, rather than a silent fallback that a bug report
-/// would then misdescribe.
+/// is set and not empty, else the best available one. A name this CPU cannot run is an error for
+/// every call, rather than a silent fallback that a bug report would then misdescribe.
+pub fn try_selected() -> Result<&'static Kernels, String> {
+    static SELECTED: OnceLock<Result<&'static Kernels, String>> = OnceLock::new();
+    SELECTED
+        .get_or_init(|| match std::env::var(FORCE_VARIABLE) {
+            Err(std::env::VarError::NotPresent) => Ok(best()),
+            Ok(name) if name.is_empty() => Ok(best()),
+            Ok(name) => by_name(&name),
+            Err(e) => Err(format!("{FORCE_VARIABLE}: {e}")),
+        })
+        .clone()
+}
+
+/// [`try_selected`] for tests and tools, which may panic on a bad [`FORCE_VARIABLE`].
 pub fn selected() -> &'static Kernels {
-    static SELECTED: OnceLock<&'static Kernels> = OnceLock::new();
-    SELECTED.get_or_init(|| match std::env::var(FORCE_VARIABLE) {
-        Err(std::env::VarError::NotPresent) => best(),
-        Ok(name) if name.is_empty() => best(),
-        Ok(name) => by_name(&name).unwrap_or_else(|e| panic!("{e}")),
-        Err(e) => panic!("{FORCE_VARIABLE}: {e}"),
-    })
+    try_selected().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The best table this CPU can run.

@@ -119,7 +119,7 @@ impl Plan {
         };
         let mut ctx = Ctx {
             mem: &mem,
-            cpu: Cpu::global(),
+            cpu: Cpu::global()?,
             scratch: &mut state.scratch,
             linear: &mut state.linear,
             attention: &state.attention,
