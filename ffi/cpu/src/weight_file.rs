@@ -164,6 +164,11 @@ impl WeightFile {
                 dtype.code()
             ));
         }
+        if elements > usize::MAX / 4 {
+            return Err(format!(
+                "blob at offset {record}: {elements} elements is more than any file holds"
+            ));
+        }
         let size = u64_at(bytes, record + 8);
         let data = u64_at(bytes, record + 16);
         let padding = u64_at(bytes, record + 24);
