@@ -15,7 +15,7 @@ import type { BenchModel } from "./bench_models.ts";
 const ROOT = new URL("../", import.meta.url);
 const CACHE = new URL("out/bench/bundles/", ROOT);
 /** What decides a bundle's bytes: the exporter and the modules it builds on. */
-const EXPORTER_SOURCES = ["export", "bundle", "llama", "checkpoint", "mil"];
+const EXPORTER_SOURCES = ["export", "bundle", "llama", "checkpoint", "coreml", "protobuf"];
 
 /** Export options a benchmark chooses; paths come from the model and the cache. */
 export type BundleOptions = Omit<

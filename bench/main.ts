@@ -10,6 +10,7 @@ import { checkpointLoad } from "./checkpoint_load.ts";
 import { exportModelBench } from "./export_model.ts";
 import { llamaCpp } from "./llama_cpp.ts";
 import { lookahead } from "./lookahead.ts";
+import { describeMachine, type Machine } from "./machine.ts";
 import { multifunction } from "./multifunction.ts";
 import { quality } from "./quality.ts";
 import { runCpu } from "./run_cpu.ts";
@@ -28,10 +29,9 @@ const benches: readonly Bench[] = [
 
 const resultsPath = new URL("./results.json", import.meta.url);
 
-interface Result {
+interface Result extends Machine {
   readonly description: string;
   readonly date: string;
-  readonly machine: string;
   readonly figures: Figures;
 }
 
@@ -44,15 +44,12 @@ async function readResults(): Promise<Record<string, Result>> {
   }
 }
 
-function machine(): string {
-  return `${Deno.build.os}-${Deno.build.arch}, ${navigator.hardwareConcurrency} cores`;
-}
-
 if (import.meta.main) {
   const selected = Deno.args.length === 0
     ? benches
     : benches.filter((b) => Deno.args.includes(b.name));
   const results = await readResults();
+  const machine = await describeMachine();
   for (const bench of selected) {
     console.log(`bench ${bench.name}: ${bench.description}`);
     const figures = await bench.run();
@@ -60,7 +57,7 @@ if (import.meta.main) {
     results[bench.name] = {
       description: bench.description,
       date: new Date().toISOString(),
-      machine: machine(),
+      ...machine,
       figures,
     };
     await Deno.writeTextFile(resultsPath, JSON.stringify(results, null, 2) + "\n");
