@@ -81,3 +81,16 @@ Deno.test("two generations at once on one model give the text each gives alone",
   assert.deepEqual(await Promise.all([text("And God said"), text("In the beginning")]), alone);
   assert.notEqual(alone[0], alone[1]);
 });
+
+Deno.test("disposing the model during generate() ends the generation with a clear error", async () => {
+  const model = await loadModel(bundle, { backend: "cpu" });
+  const tokenizer = await loadTokenizer(`${bundle}/tokenizer.model`);
+  const options = { temperature: 0, maxNewTokens: 20 };
+  const events = generate(model, tokenizer, "And God said", options)[Symbol.asyncIterator]();
+  await events.next();
+  // The next token needs a decode call; let it reach the native library, then dispose.
+  const next = events.next();
+  await Promise.resolve();
+  model[Symbol.dispose]();
+  await assert.rejects(next, /BadResource: Cannot run .*(has been|is) disposed/);
+});
