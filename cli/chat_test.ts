@@ -4,11 +4,14 @@ import assert from "node:assert/strict";
 import { exportChatBundle } from "../testing/chat_bundle.ts";
 import { chatInLibrary, chatInTerminal } from "../testing/terminal.ts";
 import { llamane } from "./_testing.ts";
+import { readBundledTokenizer, readManifest } from "../bundle/mod.ts";
+import { generate } from "../runtime/generate.ts";
+import { loadModel } from "../runtime/load_model.ts";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 const bundle = await exportChatBundle();
-const SAMPLING = ["--temperature", "0", "--max_new_tokens", "6", "--backend", "cpu"];
+const SAMPLING = ["--temperature", "0", "-n", "6", "--backend", "cpu"];
 const MESSAGES = ["Hello!", "Name three primes.", "Thanks — 🙂"];
 
 Deno.test("llamane chat holds a conversation in a terminal, prefilling only each turn's new tokens", async () => {
@@ -56,4 +59,40 @@ Deno.test("llamane run --chat answers one user turn, the message from --prompt o
   const refused = await llamane(["-A"], "run", "-m", bundle, "--chat", "--lookahead");
   assert.equal(refused.code, 2);
   assert.match(refused.stderr, /--lookahead does not apply to --chat/);
+});
+
+Deno.test("the sampling flags reach the sampler: top_k 1 is greedy, repeat_penalty as the library", async () => {
+  const run = async (...flags: string[]) => {
+    const result = await llamane(
+      ["-A"],
+      "run",
+      "-m",
+      bundle,
+      "--prompt",
+      "Hi",
+      "-n",
+      "24",
+      ...flags,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    return result.stdout;
+  };
+  const greedy = await run("--temperature", "0");
+  assert.equal(await run("--top_k", "1", "--temperature", "2", "--seed", "3"), greedy);
+  const manifest = await readManifest(bundle);
+  const tokenizer = readBundledTokenizer(bundle, manifest.tokenizer!);
+  using model = await loadModel(bundle, { backend: "cpu" });
+  let text = "Hi";
+  const options = { temperature: 0, maxNewTokens: 24, repeatPenalty: 50, repeatLastN: 16 };
+  for await (const event of generate(model, tokenizer, "Hi", options)) text += event.text;
+  const penalized = await run(
+    "--temperature",
+    "0",
+    "--repeat_penalty",
+    "50",
+    "--repeat_last_n",
+    "16",
+  );
+  assert.equal(penalized, text + "\n");
+  assert.notEqual(penalized, greedy, "the penalty changes this model's greedy text");
 });

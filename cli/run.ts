@@ -63,6 +63,7 @@ export const runFlags = {
   },
   max_new_tokens: {
     type: "string",
+    short: "n",
     value: "N",
     help: "most tokens to generate",
     default: String(GENERATE_DEFAULTS.maxNewTokens),
@@ -78,6 +79,30 @@ export const runFlags = {
     value: "P",
     help: "nucleus sampling mass",
     default: String(GENERATE_DEFAULTS.topP),
+  },
+  top_k: {
+    type: "string",
+    value: "K",
+    help: "sample among the K most likely; 0 keeps all",
+    default: "0",
+  },
+  min_p: {
+    type: "string",
+    value: "P",
+    help: "drop tokens less than P times as likely as the most likely",
+    default: "0",
+  },
+  repeat_penalty: {
+    type: "string",
+    value: "R",
+    help: "divide the logits of recent tokens by R (llama.cpp's); 1 is off",
+    default: "1",
+  },
+  repeat_last_n: {
+    type: "string",
+    value: "N",
+    help: "recent tokens the repeat penalty looks at",
+    default: "64",
   },
   seed: { type: "string", value: "N", help: "seed of the sampler", defaultText: "random" },
   backend: {
@@ -164,6 +189,10 @@ export function samplingOptions(
     max_new_tokens: string;
     temperature?: string | undefined;
     top_p: string;
+    top_k: string;
+    min_p: string;
+    repeat_penalty: string;
+    repeat_last_n: string;
     seed?: string | undefined;
   },
   temperature: number,
@@ -172,6 +201,10 @@ export function samplingOptions(
     maxNewTokens: parseInteger("max_new_tokens", values.max_new_tokens),
     temperature: parseNumber("temperature", values.temperature ?? String(temperature), 0),
     topP: parseNumber("top_p", values.top_p, 0, 1),
+    topK: parseInteger("top_k", values.top_k, 0),
+    minP: parseNumber("min_p", values.min_p, 0, 1),
+    repeatPenalty: parseNumber("repeat_penalty", values.repeat_penalty, 0),
+    repeatLastN: parseInteger("repeat_last_n", values.repeat_last_n, 0),
     ...(values.seed === undefined ? {} : { seed: parseInteger("seed", values.seed) }),
   };
 }

@@ -127,7 +127,11 @@ export class Chat {
     const tokens = async function* (this: Chat, stats: Generation["stats"]) {
       try {
         for await (
-          const token of generateTokens(this.#session, fresh, { ...turn, stopTokens }, stats)
+          const token of generateTokens(this.#session, fresh, {
+            ...turn,
+            stopTokens,
+            sampledIds: this.#tokenizer.vocabSize,
+          }, stats)
         ) {
           generated.push(token);
           yield token;

@@ -58,3 +58,12 @@ Deno.test("the bundle's stop tokens and BOS choice are generate()'s defaults", a
     /Cannot generate: prompt token 5000 is not an id below 3072/,
   );
 });
+
+Deno.test("generate() samples only ids the tokenizer has, in a vocabulary padded for the model", async () => {
+  using model = await loadModel(bundle, { backend: "cpu" });
+  assert.ok(model.manifest.model.vocabSize > tokenizer.vocabSize);
+  const options = { temperature: 5, topP: 1, seed: 1, maxNewTokens: 200, stopTokens: [] };
+  const ids = await answer(generate(model, tokenizer, "Hi", options));
+  assert.equal(ids.length, 200);
+  assert.ok(ids.every((id) => id < tokenizer.vocabSize), `${ids.filter((id) => id >= 3011)}`);
+});

@@ -11,6 +11,7 @@ import { ModelSession } from "./session.ts";
 import type { LoadedModel } from "./model.ts";
 import {
   argmax,
+  penalizeRepeats,
   type RandomSource,
   sampleToken,
   type SamplingOptions,
@@ -39,6 +40,17 @@ export interface GenerateOptions {
   readonly temperature?: number;
   /** Nucleus mass. @default GENERATE_DEFAULTS.topP */
   readonly topP?: number;
+  /** Sample among the k most likely tokens only; 0 keeps all. @default 0 */
+  readonly topK?: number;
+  /** Drop tokens less than this fraction as likely as the most likely. @default 0 */
+  readonly minP?: number;
+  /**
+   * Divide (multiply, if negative) the logits of recently seen tokens by this; 1 is off. Not with
+   * lookahead, which reproduces plain greedy decoding. @default 1
+   */
+  readonly repeatPenalty?: number;
+  /** How many of the last tokens (prompt included) the repeat penalty looks at. @default 64 */
+  readonly repeatLastN?: number;
   /** Seed of the sampler's random source. @default a random seed */
   readonly seed?: number;
   /** Tokens that end generation (not emitted). @default the bundle's, else the tokenizer's */
@@ -59,14 +71,25 @@ export interface GenerateOptions {
 async function* sampledDecode(
   session: ModelSession,
   logits: Float16Array | Float32Array,
-  sampling: SamplingOptions,
+  sampling: SamplingOptions & {
+    readonly repeatPenalty: number;
+    readonly repeatLastN: number;
+    readonly ids: number;
+  },
   random: RandomSource,
   maxNewTokens: number,
   stops: ReadonlySet<number>,
   stats: GenerationStats,
+  recent: number[],
 ): AsyncGenerator<number> {
   for (let generated = 0; generated < maxNewTokens; generated++) {
-    const token = sampleToken(logits, sampling, random);
+    const window = recent.slice(Math.max(0, recent.length - sampling.repeatLastN));
+    const scored = sampling.repeatPenalty === 1
+      ? logits
+      : penalizeRepeats(logits, window, sampling.repeatPenalty);
+    // Ids past the tokenizer's (a vocabulary padded for the model's shapes) have no text.
+    const token = sampleToken(scored, sampling, random, 0, Math.min(sampling.ids, scored.length));
+    recent.push(token);
     if (stops.has(token)) return;
     yield token;
     if (generated + 1 === maxNewTokens) return;
@@ -111,7 +134,11 @@ export const MAX_PROMPT_CHARACTERS = 1 << 20;
 export async function* generateTokens(
   session: ModelSession,
   prompt: readonly number[],
-  options: GenerateOptions & { readonly stopTokens: readonly number[] },
+  options: GenerateOptions & {
+    readonly stopTokens: readonly number[];
+    /** Sample only ids below this: the tokenizer's vocabulary. @default every id */
+    readonly sampledIds?: number;
+  },
   stats: GenerationStats = emptyGenerationStats(),
 ): AsyncGenerator<number> {
   if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt has no tokens");
@@ -133,7 +160,19 @@ export async function* generateTokens(
       );
     }
   }
-  const sampling: SamplingOptions = { temperature, topP: options.topP ?? GENERATE_DEFAULTS.topP };
+  const repeatPenalty = options.repeatPenalty ?? 1;
+  if (options.lookahead !== undefined && repeatPenalty !== 1) {
+    throw new LookaheadError("it reproduces plain greedy decoding: drop the repeat penalty");
+  }
+  const sampling = {
+    temperature,
+    topP: options.topP ?? GENERATE_DEFAULTS.topP,
+    topK: options.topK ?? 0,
+    minP: options.minP ?? 0,
+    repeatPenalty,
+    repeatLastN: options.repeatLastN ?? 64,
+    ids: options.sampledIds ?? Infinity,
+  };
   const random: RandomSource = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32));
   const maxNewTokens = options.maxNewTokens ?? GENERATE_DEFAULTS.maxNewTokens;
   const stops = new Set(options.stopTokens);
@@ -153,7 +192,7 @@ export async function* generateTokens(
 
   started = performance.now();
   const tokens = options.lookahead === undefined
-    ? sampledDecode(session, logits!, sampling, random, maxNewTokens, stops, stats)
+    ? sampledDecode(session, logits!, sampling, random, maxNewTokens, stops, stats, [...prompt])
     : lookaheadTokens(session, logits!, options.lookahead, maxNewTokens, stops, stats);
   for await (const token of tokens) {
     stats.generatedTokens++;
@@ -276,7 +315,13 @@ export function generate(
   }
   const stopTokens = defaultStopTokens(model, tokenizer, options);
   return new Generation(
-    (stats) => generateTokens(new ModelSession(model), ids, { ...options, stopTokens }, stats),
+    (stats) =>
+      generateTokens(
+        new ModelSession(model),
+        ids,
+        { ...options, stopTokens, sampledIds: tokenizer.vocabSize },
+        stats,
+      ),
     tokenizer,
     ids,
   );

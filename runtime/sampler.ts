@@ -1,6 +1,8 @@
 /**
- * Choosing the next token from logits: greedy at temperature 0, otherwise temperature plus nucleus
- * (top-p) sampling with an injected random source, so that a seed makes runs repeatable.
+ * Choosing the next token from logits: greedy at temperature 0, otherwise temperature with top-k,
+ * nucleus (top-p) and min-p filters, sampled with an injected random source, so that a seed makes
+ * runs repeatable. A repetition penalty, as llama.cpp applies it, lowers the logits of recent
+ * tokens before any of this.
  *
  * @module
  */
@@ -14,6 +16,28 @@ export interface SamplingOptions {
   readonly temperature: number;
   /** Keep the smallest set of tokens whose probability reaches this mass. */
   readonly topP: number;
+  /** Keep only the this many most likely tokens; 0 keeps all. @default 0 */
+  readonly topK?: number;
+  /** Keep only tokens at least this fraction as likely as the most likely one. @default 0 */
+  readonly minP?: number;
+}
+
+/**
+ * Penalises tokens seen recently, as llama.cpp's repeat penalty does: a positive logit is divided
+ * by `penalty`, a negative one multiplied, once per distinct token of `recent`. Returns a copy.
+ */
+export function penalizeRepeats(
+  logits: ArrayLike<number>,
+  recent: Iterable<number>,
+  penalty: number,
+): Float32Array {
+  const out = Float32Array.from(logits);
+  for (const token of new Set(recent)) {
+    const value = out[token];
+    if (value === undefined) continue;
+    out[token] = value > 0 ? value / penalty : value * penalty;
+  }
+  return out;
 }
 
 /**
@@ -72,12 +96,26 @@ export function sampleToken(
     total += probabilities[i]!;
   }
 
-  // A token below (1 - topP) / (V - 1) of the mass can never be needed to reach topP, so the
-  // sort only sees the few plausible candidates.
-  const cutoff = options.topP >= 1 ? 0 : ((1 - options.topP) / Math.max(length - 1, 1)) * total;
-  const candidates: number[] = [];
+  // Top-k and min-p filter first, and the nucleus is taken from what they leave, as llama.cpp
+  // chains them; min-p compares with the most likely token, whose weight is 1 after the shift.
+  const topK = options.topK ?? 0;
+  const minP = options.minP ?? 0;
+  const filtered = topK > 0 || minP > 0;
+  // Without them, a token below (1 - topP) / (V - 1) of the mass can never be needed to reach
+  // topP, so the sort only sees the few plausible candidates.
+  const cutoff = filtered
+    ? minP
+    : options.topP >= 1
+    ? 0
+    : ((1 - options.topP) / Math.max(length - 1, 1)) * total;
+  let candidates: number[] = [];
   for (let i = 0; i < length; i++) if (probabilities[i]! >= cutoff) candidates.push(i);
   candidates.sort((a, b) => probabilities[b]! - probabilities[a]! || a - b);
+  if (filtered) {
+    if (topK > 0) candidates = candidates.slice(0, topK);
+    total = 0;
+    for (const i of candidates) total += probabilities[i]!;
+  }
 
   let nucleus = candidates.length;
   let mass = 0;
