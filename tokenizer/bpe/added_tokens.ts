@@ -24,8 +24,6 @@ export type Segment =
   | { readonly text: string; readonly start: number }
   | { readonly id: number };
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&");
-
 /** Finds added tokens in text, leftmost first and longest at one position. */
 export class AddedTokens {
   readonly tokens: readonly AddedToken[];
@@ -86,7 +84,7 @@ export class AddedTokens {
     // Longest first: at one position the alternation takes the first that matches.
     const alternatives = [...wanted].sort((a, b) => b.content.length - a.content.length).map(
       (token) => {
-        let source = `(?<token>${escape(token.content)})`;
+        let source = `(?<token>${RegExp.escape(token.content)})`;
         if (token.singleWord) source = `(?<![\\p{L}\\p{N}_])${source}(?![\\p{L}\\p{N}_])`;
         if (token.lstrip) source = `\\p{White_Space}*${source}`;
         if (token.rstrip) source = `${source}\\p{White_Space}*`;

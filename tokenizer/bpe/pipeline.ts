@@ -86,7 +86,7 @@ export function splitText(
 function patternOf(fields: JsonFields): RegExp {
   const pattern = fields.object("pattern");
   if (pattern.has("String")) {
-    return new RegExp(pattern.string("String").replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&"), "gu");
+    return new RegExp(RegExp.escape(pattern.string("String")), "gu");
   }
   const source = pattern.string("Regex");
   try {
@@ -172,7 +172,7 @@ export function buildPreTokenizer(fields: JsonFields, unsupported: Unsupported):
         fields.fail(`is "${scheme}", expected always, first or never`, "prepend_scheme");
       }
       const split = fields.boolean("split", true);
-      const separator = new RegExp(replacement.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&"), "gu");
+      const separator = new RegExp(RegExp.escape(replacement), "gu");
       return each((piece, first) => {
         let text = piece.replaceAll(" ", replacement);
         const prepend = scheme === "always" || (scheme === "first" && first);

@@ -31,7 +31,6 @@ export interface EncodedChat {
 // Private-use characters no template writes: they delimit each message's marker.
 const MARK_OPEN = "\u{10FFFD}";
 const MARK_CLOSE = "\u{10FFFE}";
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\\/-]/g, "\\$&");
 
 /** The spans `[start, end)` of the messages' text in `rendered`, or undefined if not found. */
 async function messageSpans(
@@ -45,7 +44,10 @@ async function messageSpans(
   }));
   const marked = await template.render({ ...options, messages });
   const parts = marked.split(new RegExp(`${MARK_OPEN}\\d+${MARK_CLOSE}`, "u"));
-  const pattern = new RegExp(`^${parts.map(escape).join("([\\s\\S]*?)")}$`, "du");
+  const pattern = new RegExp(
+    `^${parts.map((part) => RegExp.escape(part)).join("([\\s\\S]*?)")}$`,
+    "du",
+  );
   const match = pattern.exec(rendered);
   if (match === null) return undefined;
   return match.indices!.slice(1).map((span) => [span![0], span![1]]);
