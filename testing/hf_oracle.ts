@@ -44,6 +44,14 @@ export async function oracleEncode(
   return JSON.parse(await runOracleScript(SCRIPT, ["encode", dir], JSON.stringify(texts)));
 }
 
+/** Python `tokenizers`' decode() of each id list with the tokenizer.json in `dir`. */
+export async function oracleDecode(
+  dir: string,
+  ids: readonly (readonly number[])[],
+): Promise<string[]> {
+  return JSON.parse(await runOracleScript(SCRIPT, ["decode", dir], JSON.stringify(ids)));
+}
+
 /** The corpus of testdata/tokenizer plus the oracle's code and chat snippets. */
 export async function oracleTexts(): Promise<string[]> {
   const corpus: string[] = JSON.parse(

@@ -21,6 +21,9 @@ Usage (the venv of scripts/setup_venv.sh):
       For each string: ids with special tokens recognised in the text, ids with every special
       token read as plain text (encode_special_tokens), ids with the post-processor's additions
       (add_special_tokens), and decode() of the first ids. Prints JSON.
+  .venv/bin/python scripts/tokenizer/hf_oracle.py decode DIR < ids.json
+      decode() of each id list (special tokens kept), e.g. ids a model could generate that are
+      not valid UTF-8 where they stop. Prints JSON.
   .venv/bin/python scripts/tokenizer/hf_oracle.py chat < request.json
       request: {"cases": [{"template", "messages", "add_generation_prompt", "bos_token",
       "eos_token"}]}; prints the text transformers' apply_chat_template renders for each, or
@@ -402,6 +405,10 @@ def main() -> None:
     elif command == "encode" and len(sys.argv) == 3:
         texts = json.load(sys.stdin)
         json.dump(encode(pathlib.Path(sys.argv[2]), texts), sys.stdout, ensure_ascii=False)
+    elif command == "decode" and len(sys.argv) == 3:
+        tokenizer = Tokenizer.from_file(str(pathlib.Path(sys.argv[2]) / "tokenizer.json"))
+        decoded = [tokenizer.decode(ids, skip_special_tokens=False) for ids in json.load(sys.stdin)]
+        json.dump(decoded, sys.stdout, ensure_ascii=False)
     elif command == "chat" and len(sys.argv) == 2:
         json.dump(chat(json.load(sys.stdin)), sys.stdout, ensure_ascii=False)
     elif command == "smollm2-gguf" and len(sys.argv) == 2:

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  oracleDecode,
   oracleEncode,
   oracleTexts,
   type OracleTokenizer,
@@ -151,4 +152,43 @@ Deno.test("a corrupt or unsupported tokenizer.json is refused with the field nam
       json.pre_tokenizer = { type: "Split", pattern: { String: "x" }, behavior: "Sideways" },
     /pre_tokenizer.behavior is "Sideways", expected one of Removed, Isolated/,
   );
+});
+
+Deno.test("byte-level decoding of ids that break UTF-8 replaces as Python tokenizers does, streamed too", async () => {
+  for (const name of ["smollm2", "llama3"] as OracleTokenizer[]) {
+    const dir = await oracleTokenizerDir(name);
+    const tokenizer = await loadTokenizer(`${dir}/tokenizer.json`);
+    // Tokens of multi-byte characters cut short, reversed or interleaved with other tokens.
+    const pieces = ["é", "日本", "🙂", "\u2581", "a b", "<|im_end|>", "\n"].map((text) =>
+      tokenizer.encode(text, { allowedSpecial: "all" })
+    );
+    let state = 7;
+    const random = (n: number) => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % n;
+    const sequences = Array.from({ length: 300 }, () => {
+      const ids: number[] = [];
+      for (let k = 1 + random(6); k > 0; k--) {
+        const roll = random(10);
+        if (roll < 3) ids.push(random(tokenizer.vocabSize));
+        else {
+          const piece = pieces[random(pieces.length)]!;
+          const cut = roll < 6 ? piece.slice(0, 1 + random(piece.length)) : piece;
+          ids.push(...(roll === 9 ? [...cut].reverse() : cut));
+        }
+      }
+      return ids;
+    });
+    const oracle = await oracleDecode(dir, sequences);
+    assert.ok(oracle.filter((text) => text.includes("\uFFFD")).length > 30, "few broken sequences");
+    assertAllEqual(
+      `${name} decodings`,
+      sequences.map((ids, i) => [JSON.stringify(ids), tokenizer.decode(ids), oracle[i]]),
+    );
+    for (const ids of sequences) {
+      const decoder = tokenizer.decoder();
+      assert.equal(
+        ids.map((id) => decoder.push(id)).join("") + decoder.flush(),
+        tokenizer.decode(ids),
+      );
+    }
+  }
 });
