@@ -146,10 +146,15 @@ export class StagedBundle implements AsyncDisposable {
     const parent = parentDirectory(output);
     await Deno.mkdir(parent, { recursive: true });
     await sweepStaleStaging(parent, name);
-    const path = `${parent}/${stagingPrefix(name)}${crypto.randomUUID().slice(0, 8)}`;
-    await Deno.mkdir(path);
-    const lock = await Deno.open(`${path}/${STAGING_LOCK}`, { write: true, createNew: true });
+    // Made under a name sweeps ignore and renamed once locked, so that no sweep can see the
+    // directory between the lock file's creation and its locking.
+    const id = crypto.randomUUID().slice(0, 8);
+    const unlocked = `${parent}/.${name}.creating-${id}`;
+    await Deno.mkdir(unlocked);
+    const lock = await Deno.open(`${unlocked}/${STAGING_LOCK}`, { write: true, createNew: true });
     lock.lockSync(true);
+    const path = `${parent}/${stagingPrefix(name)}${id}`;
+    await Deno.rename(unlocked, path);
     return new StagedBundle(path, output, lock);
   }
 
