@@ -64,6 +64,8 @@ export class PlanBuilder {
   readonly #tensors: PlanTensor[] = [];
   readonly #steps: PlanStep[] = [];
   readonly #values = new Map<string, ValueInfo>();
+  /** Function outputs, in the order the caller passes their buffers. */
+  readonly #outputNames: readonly string[];
   /** Function outputs by name, to their index among the caller's output buffers. */
   readonly #outputs: ReadonlyMap<string, number>;
   /** Tensors made with "arena" storage, in order; their offsets are assigned last. */
@@ -76,6 +78,7 @@ export class PlanBuilder {
   #reads: number[] = [];
 
   constructor(outputs: readonly string[]) {
+    this.#outputNames = [...outputs];
     this.#outputs = new Map(outputs.map((name, i) => [name, i]));
   }
 
@@ -236,9 +239,9 @@ export class PlanBuilder {
     this.#steps.push(step);
   }
 
-  /** The finished plan: arena placed, views at their sources' storage. */
-  finish(inputs: readonly string[], outputs: readonly string[]): Plan {
-    const outputIds = outputs.map((name) =>
+  /** The finished plan for a function of these inputs: arena placed, views at their sources'. */
+  finish(inputs: readonly string[]): Plan {
+    const outputIds = this.#outputNames.map((name) =>
       this.#values.get(name)?.tensor ?? this.fail(`output "${name}" is never computed`)
     );
     return {
@@ -247,7 +250,7 @@ export class PlanBuilder {
       inputs: inputs.map((_, i) => i),
       inputNames: [...inputs],
       outputs: outputIds,
-      outputNames: [...outputs],
+      outputNames: this.#outputNames,
       steps: this.#steps,
       arenaBytes: this.#placeArena(),
     };

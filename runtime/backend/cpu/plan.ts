@@ -85,7 +85,7 @@ export function planFunction(
     if (fusion !== undefined) lowerFusion(fusion, b);
     else if (!absorbed.has(i)) OP_LOWERINGS[op.type]!(op, b);
   });
-  const plan = b.finish(fn.inputs.map((i) => i.name), outputs);
+  const plan = b.finish(fn.inputs.map((i) => i.name));
   checkScratchBudget(plan);
   return plan;
 }
