@@ -96,3 +96,17 @@ Deno.test("the sampling flags reach the sampler: top_k 1 is greedy, repeat_penal
   assert.equal(penalized, text + "\n");
   assert.notEqual(penalized, greedy, "the penalty changes this model's greedy text");
 });
+
+Deno.test("llamane chat: /reset starts over and /system changes the system message", async () => {
+  const { code, screen, turns } = await chatInTerminal(
+    ["-m", bundle, ...SAMPLING],
+    ["Hello!", "/reset", "/system Be brief.", "Hello!"],
+  );
+  assert.equal(code, 0, screen);
+  assert.equal(turns.length, 2, screen);
+  const [plain] = await chatInLibrary(bundle, ["Hello!"], 6);
+  const [briefed] = await chatInLibrary(bundle, ["Hello!"], 6, "Be brief.");
+  assert.deepEqual(turns[0], { answer: plain!.answer, prefill: plain!.whole });
+  // After /reset the cache is empty again: the whole new conversation is prefilled.
+  assert.deepEqual(turns[1], { answer: briefed!.answer, prefill: briefed!.whole });
+});

@@ -41,7 +41,8 @@ export async function chatInTerminal(
   await writer.close();
   const { code, stdout } = await child.output();
   const screen = new TextDecoder().decode(stdout).replaceAll("\r\n", "\n");
-  const turns = [...screen.matchAll(/> ([\s\S]*?)\nprompt (\d+) tokens \|[^\n]*\n/g)]
+  // Commands get a prompt of their own, so an answer follows the last of several.
+  const turns = [...screen.matchAll(/(?:> )+([\s\S]*?)\nprompt (\d+) tokens \|[^\n]*\n/g)]
     .map((match) => ({ answer: match[1]!, prefill: Number(match[2]) }));
   return { code, screen, turns };
 }
@@ -56,18 +57,22 @@ export interface LibraryTurn {
   readonly whole: number;
 }
 
-/** The conversation of `messages` through the library, greedy, on the CPU. */
+/** The conversation of `messages` (after `system`, if given) through the library, greedy, on the CPU. */
 export async function chatInLibrary(
   bundle: string,
   messages: readonly string[],
   maxNewTokens: number,
+  system?: string,
 ): Promise<LibraryTurn[]> {
   const manifest = await readManifest(bundle);
   const tokenizer = readBundledTokenizer(bundle, manifest.tokenizer!);
   const template = readBundledChatTemplate(bundle, manifest.tokenizer!)!;
   using model = await loadModel(bundle, { backend: "cpu" });
   const options = { temperature: 0, maxNewTokens };
-  const chat = new Chat(model, tokenizer, template, options);
+  const chat = new Chat(model, tokenizer, template, {
+    ...options,
+    ...(system === undefined ? {} : { system }),
+  });
   const special = (id: number | null) => id === null ? undefined : tokenizer.decode([id]);
   const turns: LibraryTurn[] = [];
   for (const message of messages) {
