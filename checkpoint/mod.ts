@@ -28,6 +28,10 @@ import { openSafetensors } from "./safetensors.ts";
 import { openShards, parseShardIndex } from "./sharded.ts";
 import type { CheckpointFormat, TensorSource } from "./tensor_source.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
+import { readRegularTextFile, UnsafeFileError } from "../files/confined.ts";
+
+/** Largest model.safetensors.index.json read; a 405B model's is under 100 KB. */
+const MAX_SHARD_INDEX_BYTES = 64 << 20;
 
 export { CheckpointFormatError, ForbiddenPickleError, TensorReadError } from "./errors.ts";
 export type {
@@ -155,9 +159,10 @@ export async function openShardedCheckpoint(indexPath: string): Promise<TensorSo
   await requirePermissions([readNeed(dir, "read the checkpoint's shards")]);
   let text: string;
   try {
-    text = await Deno.readTextFile(indexPath);
+    text = readRegularTextFile(indexPath, MAX_SHARD_INDEX_BYTES);
   } catch (error) {
-    throw new CheckpointFormatError(indexPath, 0, (error as Error).message);
+    if (!(error instanceof UnsafeFileError)) throw error;
+    throw new CheckpointFormatError(indexPath, 0, `the index ${error.detail}`);
   }
   return openShards(indexPath, dir, parseShardIndex(indexPath, text), openCheckpoint);
 }

@@ -8,6 +8,7 @@
  */
 
 import { CheckpointFormatError, TensorReadError } from "./errors.ts";
+import { JsonSyntaxError, parseJson } from "../files/json.ts";
 import type {
   CheckpointFormat,
   RowRange,
@@ -24,9 +25,14 @@ export function parseShardIndex(path: string, text: string): Map<string, string>
   const fail = (detail: string) => new CheckpointFormatError(path, 0, detail);
   let index: unknown;
   try {
-    index = JSON.parse(text);
+    index = parseJson(text);
   } catch (error) {
-    throw fail(`invalid JSON: ${(error as Error).message}`);
+    if (!(error instanceof JsonSyntaxError)) throw error;
+    throw new CheckpointFormatError(
+      path,
+      error.offset ?? 0,
+      `invalid JSON: the index ${error.message}`,
+    );
   }
   const map = (index as { weight_map?: unknown } | null)?.weight_map;
   if (typeof map !== "object" || map === null || Array.isArray(map)) {

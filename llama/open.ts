@@ -23,6 +23,7 @@ import {
 import { CheckpointFormatError } from "../checkpoint/errors.ts";
 import type { CheckpointFormat, TensorSource } from "../checkpoint/tensor_source.ts";
 import { readRegularTextFile, UnsafeFileError } from "../files/confined.ts";
+import { dimensionProblem, type LimitedDimension, MODEL_LIMITS } from "./limits.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
 import {
   type ConfigOptions,
@@ -140,6 +141,13 @@ function opened(
   layout: CheckpointLayout,
   warnings: readonly string[] = [],
 ): OpenedModel {
+  // Every layout's config meets the same limits before anything is sized by it.
+  for (const key of Object.keys(MODEL_LIMITS) as LimitedDimension[]) {
+    const problem = dimensionProblem(key, resolved.config[key]);
+    if (problem !== undefined) {
+      throw new ParamsError(source.path, `${key} (${resolved.provenance[key]}) ${problem}`);
+    }
+  }
   return {
     source,
     config: resolved.config,

@@ -262,3 +262,32 @@ Deno.test("a truncated GGUF fails before output", async () => {
   await Deno.writeFile(path, bytes.subarray(0, bytes.length - 1000));
   await refusesExport(path, CheckpointFormatError);
 });
+
+Deno.test("a config.json declaring more layers than any model is refused before anything is sized", async () => {
+  const dir = await folder({ ...hfConfig, num_hidden_layers: 1e9 });
+  await assert.rejects(
+    openModel({ checkpoint: dir }),
+    (error: Error) =>
+      error instanceof ParamsError &&
+      /nLayers \(.*num_hidden_layers.*\) is 1000000000, more than the 1024 any model needs/.test(
+        error.message,
+      ),
+  );
+});
+
+Deno.test("a shard index that is not JSON, or not a file, is refused without quoting it", async () => {
+  const dir = await folder(hfConfig, 2);
+  const index = `${dir}/model.safetensors.index.json`;
+  await Deno.writeTextFile(index, "root:SECRET-LINE");
+  await assert.rejects(
+    openModel({ checkpoint: dir }),
+    (error: Error) =>
+      error instanceof CheckpointFormatError && /invalid JSON: the index is not valid JSON/.test(
+        error.message,
+      ) && !error.message.includes("SECRET"),
+  );
+  await Deno.remove(index);
+  await new Deno.Command("mkfifo", { args: [index] }).output();
+  // A FIFO is no index: refused at once rather than waited on.
+  await assert.rejects(openModel({ checkpoint: dir }), /neither model.safetensors nor/);
+});
