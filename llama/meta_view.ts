@@ -7,6 +7,7 @@
  * @module
  */
 
+import { elementCount } from "../shape.ts";
 import { storedBytes } from "../checkpoint/dtype.ts";
 import { TensorReadError } from "../checkpoint/errors.ts";
 import type {
@@ -94,7 +95,7 @@ export class MetaView implements TensorSource {
       start: first,
       end: first + wantedSpan(wanted, headDim),
     });
-    const rowBytes = storedBytes(stored.dtype, stored.shape.slice(1).reduce((a, b) => a * b, 1));
+    const rowBytes = storedBytes(stored.dtype, elementCount(stored.shape.slice(1)));
     return {
       dtype: stored.dtype,
       shape: [wanted.end - wanted.start, ...stored.shape.slice(1)],
