@@ -1,7 +1,8 @@
 /**
  * llamane: put Llama models on the Apple Neural Engine, and run them anywhere.
  *
- * - {@link exportModel} turns a Meta checkpoint into a bundle of static-shape Core ML programs.
+ * - {@link exportModel} turns a checkpoint (Meta, a Hugging Face folder or GGUF) into a bundle of
+ *   static-shape Core ML programs.
  * - {@link loadModel} loads a bundle on a backend; {@link generate} streams text from it, and
  *   with its `lookahead` option gives greedy decoding's tokens in fewer model calls.
  * - {@link Chat} holds a conversation through the model's chat template, keeping the cache

@@ -3,10 +3,51 @@
  */
 
 import assert from "node:assert/strict";
-import { writeTinyLlama } from "../testing/tiny_llama.ts";
+import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
+import {
+  huggingFaceConfig,
+  huggingFaceTensors,
+  writeHuggingFaceFolder,
+} from "../testing/hugging_face_folder.ts";
 import { llamane } from "./_testing.ts";
 
 const tiny = await writeTinyLlama();
+
+Deno.test("llamane info names the layout it found and where each config field came from", async () => {
+  const folder = `${await Deno.makeTempDir()}/hf`;
+  await writeHuggingFaceFolder(
+    folder,
+    huggingFaceConfig(TINY_PARAMS, false),
+    await huggingFaceTensors(tiny.checkpoint, TINY_PARAMS.dim / TINY_PARAMS.n_heads),
+  );
+  const hf = await llamane([`--allow-read=${folder}`], "info", "-c", folder);
+  assert.equal(hf.code, 0, hf.stderr);
+  assert.match(hf.stdout, /layout\s+Hugging Face \(safetensors file\)/);
+  assert.match(hf.stdout, /nKvHeads\s+2\s+config.json "num_key_value_heads"/);
+  assert.match(hf.stdout, /q\/k row order consistent with the layout/);
+
+  const gguf = new URL("../testdata/gguf/tiny_llama3.gguf", import.meta.url).pathname;
+  const fromGguf = await llamane([`--allow-read=${gguf}`], "info", "-c", gguf);
+  assert.equal(fromGguf.code, 0, fromGguf.stderr);
+  assert.match(fromGguf.stdout, /layout\s+GGUF \(gguf file\)/);
+  assert.match(fromGguf.stdout, /ropeScaling .*"factor":32.* recovered from the rope_freqs tensor/);
+
+  const params = `${tiny.dir}/scaled.json`;
+  await Deno.writeTextFile(params, JSON.stringify({ ...TINY_PARAMS, use_scaled_rope: true }));
+  const meta = await llamane(
+    [`--allow-read=${tiny.dir}`],
+    "info",
+    "-c",
+    tiny.checkpoint,
+    "-p",
+    params,
+  );
+  assert.equal(meta.code, 0, meta.stderr);
+  assert.match(
+    meta.stderr,
+    /warning: .*use_scaled_rope.*--rope_scale_factor 8 .*--rope_scale_factor 32/,
+  );
+});
 
 Deno.test("llamane with no command prints the overview and exits 2", async () => {
   const result = await llamane([]);
