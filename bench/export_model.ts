@@ -41,16 +41,20 @@ const RUNS = 3;
  * The export probe: the default export, timed, with the time up to each piece's last weight
  * (from the progress callback) so that the pieces can be told apart.
  */
-async function exportProbe(checkpoint: string, params: string, output: string): Promise<Figures> {
+async function exportProbe(
+  checkpoint: string,
+  params: string | undefined,
+  output: string,
+): Promise<Figures> {
   const started = performance.now();
   let embeddingDone = 0;
   let blocksDone = 0;
   let headDone = 0;
   const summary = await exportModel({
     checkpoint,
-    params,
+    // Hugging Face and GGUF checkpoints carry their own config, RoPE scaling included.
+    ...(params === undefined ? {} : { params, ropeScaleFactor: ROPE_SCALE_FACTOR }),
     output,
-    ropeScaleFactor: ROPE_SCALE_FACTOR,
     onProgress: ({ tensor, tensorsDone, tensorsTotal }) => {
       const now = performance.now();
       if (tensorsDone === 1) embeddingDone = now;
@@ -171,17 +175,26 @@ async function phasesProbe(checkpoint: string, params: string, scratch: string):
   };
 }
 
-/** Runs one probe in a new process with access to the checkpoint and a scratch directory only. */
-async function runProbe(mode: "export" | "phases", gnuTime: boolean): Promise<Figures> {
+/**
+ * Runs one probe on `checkpoint` (with `params` for a Meta one) in a new process that may read
+ * only them and a scratch directory: the probe's figures, its wall time and its peak RSS.
+ */
+export async function runProbe(
+  mode: "export" | "phases",
+  checkpoint: string,
+  params: string | undefined,
+  gnuTime: boolean,
+): Promise<Figures> {
   const scratch = await Deno.makeTempDir({ prefix: "llamane-bench-export-" });
   try {
     const target = `${scratch}/${mode === "export" ? "bench.llamane" : "scratch.bin"}`;
     const load = await loadAverage1m();
+    const reads = [checkpoint, ...(params === undefined ? [] : [params]), scratch];
     const figures = await runTimedProbe(
       `export_model ${mode}`,
-      [`--allow-read=${CHECKPOINT},${PARAMS},${scratch}`, `--allow-write=${scratch}`],
+      [`--allow-read=${reads.join(",")}`, `--allow-write=${scratch}`],
       new URL(import.meta.url),
-      [mode, CHECKPOINT, PARAMS, target],
+      [mode, checkpoint, params ?? NO_PARAMS, target],
       gnuTime,
     );
     return { ...figures, load_average_1m: load ?? "n/a" };
@@ -191,7 +204,7 @@ async function runProbe(mode: "export" | "phases", gnuTime: boolean): Promise<Fi
 }
 
 /** Medians of the numeric figures of several runs, keyed as given (notes from the first run). */
-function medians(runs: Figures[], prefix = ""): Figures {
+export function medians(runs: Figures[], prefix = ""): Figures {
   const figures: Figures = {};
   for (const [key, value] of Object.entries(runs[0]!)) {
     figures[prefix + key] = typeof value === "number"
@@ -212,9 +225,13 @@ export const exportModelBench: Bench = {
     await LLAMA32_1B_SHAPE.ensure();
     const gnuTime = await hasGnuTime();
     const exports: Figures[] = [];
-    for (let i = 0; i < RUNS; i++) exports.push(await runProbe("export", gnuTime));
+    for (let i = 0; i < RUNS; i++) {
+      exports.push(await runProbe("export", CHECKPOINT, PARAMS, gnuTime));
+    }
     const phases: Figures[] = [];
-    for (let i = 0; i < RUNS; i++) phases.push(await runProbe("phases", gnuTime));
+    for (let i = 0; i < RUNS; i++) {
+      phases.push(await runProbe("phases", CHECKPOINT, PARAMS, gnuTime));
+    }
     const loads = [...exports, ...phases].map((run) => run.load_average_1m)
       .filter((load) => typeof load === "number");
     const { load_average_1m: _load, ...exportFigures } = medians(exports);
@@ -242,18 +259,27 @@ export const exportModelBench: Bench = {
   },
 };
 
+/** What the probe's command line says for "no params.json". */
+const NO_PARAMS = "-";
+
 if (import.meta.main) {
-  const [mode, checkpoint, params, target] = Deno.args;
+  const [mode, checkpoint, paramsArg, target] = Deno.args;
+  const params = paramsArg === NO_PARAMS ? undefined : paramsArg;
   if (
     (mode !== "export" && mode !== "phases") || checkpoint === undefined ||
-    params === undefined || target === undefined
+    paramsArg === undefined || target === undefined || (mode === "phases" && params === undefined)
   ) {
     console.error(
       "usage: deno run --allow-read=CKPT,PARAMS,DIR --allow-write=DIR bench/export_model.ts " +
-        "export|phases CKPT PARAMS DIR/OUTPUT",
+        "export|phases CKPT PARAMS|- DIR/OUTPUT",
     );
     Deno.exit(2);
   }
-  const probe = mode === "export" ? exportProbe : phasesProbe;
-  console.log(JSON.stringify(await probe(checkpoint, params, target)));
+  console.log(
+    JSON.stringify(
+      mode === "export"
+        ? await exportProbe(checkpoint, params, target)
+        : await phasesProbe(checkpoint, params!, target),
+    ),
+  );
 }

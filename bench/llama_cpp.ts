@@ -64,19 +64,26 @@ const KJV_F16: Model = {
   contextLength: 256,
   promptTokens: 128,
 };
+const SHAPE_1B_Q4_0: Model = {
+  key: "llama32_1b_shape_q4_0",
+  dir: SHAPE_1B,
+  tokenizer: false,
+  outtype: "q4_0",
+  contextLength: 131072,
+  ropeScaleFactor: LLAMA32_1B_SHAPE.ropeScaleFactor,
+  promptTokens: 512,
+};
 const MODELS: readonly Model[] = [
   KJV_F16,
   { ...KJV_F16, key: "kjv_q4_0", outtype: "q4_0" },
-  {
-    key: "llama32_1b_shape_q4_0",
-    dir: SHAPE_1B,
-    tokenizer: false,
-    outtype: "q4_0",
-    contextLength: 131072,
-    ropeScaleFactor: LLAMA32_1B_SHAPE.ropeScaleFactor,
-    promptTokens: 512,
-  },
+  SHAPE_1B_Q4_0,
 ];
+
+/** The Q4_0 GGUF of the Llama-3.2-1B-shaped checkpoint, converted (and cached) when missing. */
+export async function shape1bQ4Gguf(): Promise<string> {
+  await LLAMA32_1B_SHAPE.ensure();
+  return ensureGguf(SHAPE_1B_Q4_0, await ensureVenv());
+}
 
 /** The timings one probe process prints (bench/peer/probe.mjs, mode "speed"). */
 interface SpeedRun {

@@ -8,6 +8,7 @@
 import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
 import { exportModelBench } from "./export_model.ts";
+import { exportLayoutsBench } from "./export_layouts.ts";
 import { llamaCpp } from "./llama_cpp.ts";
 import { lookahead } from "./lookahead.ts";
 import { describeMachine, type Machine } from "./machine.ts";
@@ -19,6 +20,7 @@ import { tokenizerEncode } from "./tokenizer_encode.ts";
 const benches: readonly Bench[] = [
   checkpointLoad,
   exportModelBench,
+  exportLayoutsBench,
   llamaCpp,
   lookahead,
   multifunction,
