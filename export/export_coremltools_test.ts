@@ -1,6 +1,7 @@
 /**
  * coremltools as the format oracle for exported bundles, on the KJV model, every PyTorch oracle
- * fixture and a random safetensors model, in every export variant: each package loads, its
+ * fixture and a random safetensors model, in every export variant (layer chunks and logits in
+ * parts included): each package loads, its
  * programs rebuild with type inference, the inferred I/O equals the manifest's, every blob reads
  * back, and every weight dequantizes to what an independent NumPy quantization of the checkpoint
  * tensor gives (scripts/coreml/check_weights.py).
@@ -24,6 +25,8 @@ const VARIANTS: Record<string, Partial<ExportOptions>> = {
   "no graph breaks": { graphBreaks: false },
   "target split 16": { targetSplitSize: 16 },
   "multifunction": { multifunction: true },
+  "two layer chunks": { numChunks: 2 },
+  "logits in parts": { targetSplitSize: 32, maxSplits: 32, maxLogitsAxis: 32 },
 };
 
 interface Model {
