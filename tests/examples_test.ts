@@ -54,6 +54,14 @@ Deno.test("every example runs against llamane imported over HTTP", async (t) => 
       assert.match(output, new RegExp(`^${piece}\\.mlpackage: .*int\\d \\d+ B`, "m"));
     }
   });
+  await step("chat.ts", async () => {
+    const output = await run("chat.ts", "kjv.llamane");
+    const prefills = [...output.matchAll(/\(prefilled (\d+) tokens\)/g)].map((m) => Number(m[1]));
+    assert.equal(prefills.length, 2, output);
+    // The second turn feeds only its own line: not the first turn's line and 16-token answer again.
+    assert.ok(prefills[1]! < prefills[0]! + 16, output);
+    assert.match(output, /^> In the beginning\n\S/);
+  });
   await step("manifest.ts", async () => {
     const output = await run("manifest.ts", "kjv.llamane");
     const params = JSON.parse(
