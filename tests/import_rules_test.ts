@@ -12,6 +12,22 @@ import assert from "node:assert/strict";
 /** Root files of plain helpers that import nothing and that every layer may import. */
 const SHARED_HELPERS: readonly string[] = ["shape.ts"];
 
+/** What the edges (the command line and the package's entry point) may import: every layer. */
+const EDGE_IMPORTS: readonly string[] = [
+  "files",
+  "checkpoint",
+  "tokenizer",
+  "coreml",
+  "llama",
+  "bundle",
+  "export",
+  "ffi",
+  "runtime",
+  "models",
+  "permissions.ts",
+  "version.ts",
+];
+
 /** Top-level folders (or root files) each layer may import, besides itself and the helpers. */
 const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   "shape.ts": [],
@@ -39,34 +55,8 @@ const ALLOWED_IMPORTS: Readonly<Record<string, readonly string[]>> = {
   ],
   ffi: ["coreml", "permissions.ts", "version.ts"],
   runtime: ["bundle", "coreml", "llama", "tokenizer", "ffi", "files", "permissions.ts"],
-  cli: [
-    "files",
-    "checkpoint",
-    "tokenizer",
-    "coreml",
-    "llama",
-    "bundle",
-    "export",
-    "ffi",
-    "runtime",
-    "models",
-    "permissions.ts",
-    "version.ts",
-  ],
-  "mod.ts": [
-    "files",
-    "checkpoint",
-    "tokenizer",
-    "coreml",
-    "llama",
-    "bundle",
-    "export",
-    "ffi",
-    "runtime",
-    "models",
-    "permissions.ts",
-    "version.ts",
-  ],
+  cli: EDGE_IMPORTS,
+  "mod.ts": EDGE_IMPORTS,
   // Scripts users copy: they import the package by its name, never a repository path.
   examples: [],
 };
