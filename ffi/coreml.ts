@@ -25,25 +25,24 @@ import {
 /** The ABI version these bindings speak (ABI.md). */
 export const CORE_ML_ABI_VERSION = 3;
 
+/** The arguments `open` and `compute_plan` begin with: package, cache and function, units. */
+const OPENING_PARAMETERS = [
+  "buffer",
+  "usize",
+  "buffer",
+  "usize",
+  "buffer",
+  "usize",
+  "i32",
+] as const;
+
 const symbols = {
   llamane_coreml_abi_version: { parameters: [], result: "u32" }, // (void) -> uint32_t
   llamane_coreml_open: {
     // (const u8* package, usize, const u8* compiled, usize, const u8* function, usize,
     //  i32 compute_units, u32 flags, u32 timeout_seconds, u8* error, usize error_capacity)
     //  -> Model*, null on failure
-    parameters: [
-      "buffer",
-      "usize",
-      "buffer",
-      "usize",
-      "buffer",
-      "usize",
-      "i32",
-      "u32",
-      "u32",
-      "buffer",
-      "usize",
-    ],
+    parameters: [...OPENING_PARAMETERS, "u32", "u32", "buffer", "usize"],
     result: "pointer",
     nonblocking: true, // compiles on first use: seconds to minutes
   },
@@ -77,20 +76,7 @@ const symbols = {
     // (const u8* package, usize, const u8* compiled, usize, const u8* function, usize,
     //  i32 compute_units, u32 timeout_seconds, u8* text, usize text_capacity, u8* error,
     //  usize error_capacity)
-    parameters: [
-      "buffer",
-      "usize",
-      "buffer",
-      "usize",
-      "buffer",
-      "usize",
-      "i32",
-      "u32",
-      "buffer",
-      "usize",
-      "buffer",
-      "usize",
-    ],
+    parameters: [...OPENING_PARAMETERS, "u32", "buffer", "usize", "buffer", "usize"],
     result: "i32",
     nonblocking: true,
   },
