@@ -39,26 +39,18 @@ export function versePrompts(heldOut: HeldOut, count: number, tokens: number): n
   });
 }
 
-/** A scored window: the model reads `inputs` and should predict `targets`, position by position. */
-export interface Window {
-  /** BOS, then the first `length - 1` tokens of the chunk. */
-  readonly inputs: readonly number[];
-  /** The chunk's `length` tokens. */
-  readonly targets: readonly number[];
-}
-
 /**
- * `count` windows of `length` tokens from evenly spaced chunks of the stream, each read after
- * BOS, as the model was trained and as its recorded held-out loss was measured.
+ * `count` windows of `length` tokens from evenly spaced chunks of the stream, each after BOS (so
+ * `length + 1` tokens, every one but BOS scored), as the model was trained and as its recorded
+ * held-out loss was measured.
  */
-export function heldOutWindows(heldOut: HeldOut, count: number, length: number): Window[] {
+export function heldOutWindows(heldOut: HeldOut, count: number, length: number): number[][] {
   const chunks = Math.floor(heldOut.stream.length / length);
   if (chunks < count) {
     throw new RangeError(`Cannot take ${count} windows of ${length} from ${chunks} chunks`);
   }
   return Array.from({ length: count }, (_, i) => {
     const begin = Math.floor((i * chunks) / count) * length;
-    const targets = heldOut.stream.slice(begin, begin + length);
-    return { inputs: [heldOut.bos, ...targets.slice(0, -1)], targets };
+    return [heldOut.bos, ...heldOut.stream.slice(begin, begin + length)];
   });
 }

@@ -9,6 +9,7 @@ import type { Command } from "./command.ts";
 import { infoCommand } from "./info.ts";
 import { printable } from "./format.ts";
 import { demoCommand } from "./demo.ts";
+import { evalCommand } from "./eval.ts";
 import { exportCommand } from "./export.ts";
 import { inspectCommand } from "./inspect.ts";
 import { lintCommand } from "./lint.ts";
@@ -22,6 +23,7 @@ const commands: Readonly<Record<string, Command>> = {
   export: exportCommand,
   run: runCommand,
   chat: chatCommand,
+  eval: evalCommand,
   inspect: inspectCommand,
   lint: lintCommand,
   info: infoCommand,

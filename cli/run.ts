@@ -174,7 +174,8 @@ export function formatStats(stats: GenerationStats): string {
 
 const encoder = new TextEncoder();
 
-function backendSelection(backend: string, computeUnits: string) {
+/** The backend flags' choice; a bad value is a usage error. */
+export function backendSelection(backend: string, computeUnits: string) {
   try {
     return { backend: parseBackendRequest(backend), computeUnits: parseComputeUnits(computeUnits) };
   } catch (error) {

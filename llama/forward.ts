@@ -29,10 +29,11 @@ function linear(x: Float32Array, w: Float32Array, k: number): Float32Array {
   const t = x.length / k;
   const n = w.length / k;
   const out = new Float32Array(t * n);
-  for (let row = 0; row < t; row++) {
-    const xOffset = row * k;
-    for (let col = 0; col < n; col++) {
-      const wOffset = col * k;
+  // Weight rows outside, tokens inside: each row is read from memory once per call, not per token.
+  for (let col = 0; col < n; col++) {
+    const wOffset = col * k;
+    for (let row = 0; row < t; row++) {
+      const xOffset = row * k;
       let sum = 0;
       for (let i = 0; i < k; i++) sum += x[xOffset + i]! * w[wOffset + i]!;
       out[row * n + col] = sum;
@@ -75,11 +76,18 @@ function applyRope(x: Float32Array, cos: Float32Array, sin: Float32Array, headDi
   }
 }
 
-/** Causal attention with grouped-query heads: q (T, H*hd), k and v (T, Hkv*hd) -> (T, H*hd). */
-function causalAttention(
+/**
+ * Causal attention with grouped-query heads for the newest tokens of a sequence: q (T, H*hd) holds
+ * positions `position ..`; `keys` and `values` hold one (Hkv*hd) row per position from `oldest` on,
+ * these tokens' rows last. Each query attends to itself and the `window` positions before it.
+ */
+function windowedAttention(
   q: Float32Array,
-  k: Float32Array,
-  v: Float32Array,
+  keys: readonly Float32Array[],
+  values: readonly Float32Array[],
+  oldest: number,
+  position: number,
+  window: number,
   config: ModelConfig,
 ): Float32Array {
   const { nHeads, nKvHeads, headDim } = config;
@@ -87,34 +95,41 @@ function causalAttention(
   const groupSize = nHeads / nKvHeads;
   const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(q.length);
-  const scores = new Float64Array(t);
+  const scores = new Float64Array(Math.min(keys.length, window + 1));
   for (let head = 0; head < nHeads; head++) {
-    const kvHead = Math.floor(head / groupSize);
+    const kvOffset = Math.floor(head / groupSize) * headDim;
     for (let i = 0; i < t; i++) {
       const qOffset = (i * nHeads + head) * headDim;
-      // scores = q K^T / sqrt(hd) over positions 0..i; later positions are masked out.
+      const last = position + i - oldest;
+      const first = Math.max(0, last - window);
+      // scores = q K^T / sqrt(hd) over the visible positions; later positions are masked out.
       let max = -Infinity;
-      for (let j = 0; j <= i; j++) {
-        const kOffset = (j * nKvHeads + kvHead) * headDim;
+      for (let j = first; j <= last; j++) {
+        const k = keys[j]!;
         let dot = 0;
-        for (let d = 0; d < headDim; d++) dot += q[qOffset + d]! * k[kOffset + d]!;
-        scores[j] = dot * scale;
-        max = Math.max(max, scores[j]!);
+        for (let d = 0; d < headDim; d++) dot += q[qOffset + d]! * k[kvOffset + d]!;
+        scores[j - first] = dot * scale;
+        max = Math.max(max, scores[j - first]!);
       }
       // softmax, then the weighted sum of values.
       let total = 0;
-      for (let j = 0; j <= i; j++) {
-        scores[j] = Math.exp(scores[j]! - max);
-        total += scores[j]!;
+      for (let j = first; j <= last; j++) {
+        scores[j - first] = Math.exp(scores[j - first]! - max);
+        total += scores[j - first]!;
       }
       for (let d = 0; d < headDim; d++) {
         let sum = 0;
-        for (let j = 0; j <= i; j++) sum += scores[j]! * v[(j * nKvHeads + kvHead) * headDim + d]!;
+        for (let j = first; j <= last; j++) sum += scores[j - first]! * values[j]![kvOffset + d]!;
         out[qOffset + d] = sum / total;
       }
     }
   }
   return out;
+}
+
+/** Splits x (T, width) into T rows. */
+function rowsOf(x: Float32Array, width: number): Float32Array[] {
+  return Array.from({ length: x.length / width }, (_, i) => x.subarray(i * width, (i + 1) * width));
 }
 
 function addInPlace(x: Float32Array, y: Float32Array): void {
@@ -129,7 +144,30 @@ function swiGluInPlace(a: Float32Array, b: Float32Array): void {
   }
 }
 
-/** A Llama with every weight loaded as fp32, ready to run full causal forwards. */
+/** A sequence the eager forward runs a few tokens at a time, as a bundle runs call by call. */
+export interface EagerSequence {
+  /** Tokens run so far: the position of the next one. */
+  readonly position: number;
+  /**
+   * Runs the sequence's next tokens and returns their logits, row-major (T, V).
+   *
+   * @throws {RangeError} for no tokens or a token id outside the vocabulary
+   */
+  next(tokens: readonly number[]): Float32Array;
+}
+
+/** The keys and values of the positions a sequence's next tokens may still attend to. */
+interface SequenceState {
+  position: number;
+  /** Position of the first row of every layer's keys and values. */
+  oldest: number;
+  /** Per layer, one (Hkv*hd) row per position from `oldest` on. */
+  readonly keys: Float32Array[][];
+  readonly values: Float32Array[][];
+  readonly window: number;
+}
+
+/** A Llama with every weight loaded as fp32, ready to run causal forwards. */
 export class EagerLlama {
   /** The resolved model shape. */
   readonly config: ModelConfig;
@@ -184,7 +222,33 @@ export class EagerLlama {
    * @throws {RangeError} for an empty sequence or a token id outside the vocabulary
    */
   forward(tokens: readonly number[]): Float32Array {
-    const { dim, headDim, hiddenDim, vocabSize, normEps, nHeads } = this.config;
+    return this.begin().next(tokens);
+  }
+
+  /**
+   * Starts a sequence whose tokens are given a few at a time. Each token attends to itself and
+   * at most `window` tokens before it: a bundle's sliding window over its cache of that length.
+   */
+  begin(window = Infinity): EagerSequence {
+    if (!(window >= 0)) throw new RangeError(`Cannot begin a sequence with window ${window}`);
+    const layers = this.#layers.length;
+    const state: SequenceState = {
+      position: 0,
+      oldest: 0,
+      keys: Array.from({ length: layers }, () => []),
+      values: Array.from({ length: layers }, () => []),
+      window,
+    };
+    return {
+      get position() {
+        return state.position;
+      },
+      next: (tokens) => this.#run(state, tokens),
+    };
+  }
+
+  #run(state: SequenceState, tokens: readonly number[]): Float32Array {
+    const { dim, headDim, hiddenDim, vocabSize, normEps, nHeads, nKvHeads } = this.config;
     const t = tokens.length;
     if (t === 0) throw new RangeError("Cannot run forward: the token sequence is empty");
 
@@ -193,14 +257,17 @@ export class EagerLlama {
     tokens.forEach((token, i) => {
       if (!Number.isInteger(token) || token < 0 || token >= vocabSize) {
         throw new RangeError(
-          `Cannot run forward: token ${token} at position ${i} is outside [0, ${vocabSize})`,
+          `Cannot run forward: token ${token} at position ${
+            state.position + i
+          } is outside [0, ${vocabSize})`,
         );
       }
       h.set(this.#embedding.subarray(token * dim, (token + 1) * dim), i * dim);
     });
-    const { cos, sin } = ropeTable(this.#freqs, Array.from({ length: t }, (_, i) => i));
+    const positions = Array.from({ length: t }, (_, i) => state.position + i);
+    const { cos, sin } = ropeTable(this.#freqs, positions);
 
-    for (const w of this.#layers) {
+    this.#layers.forEach((w, layer) => {
       // h = h + wo(attention(rope(wq x), rope(wk x), wv x)), x = attention_norm(h)
       const x = rmsNorm(h, w.attentionNorm, normEps);
       const q = linear(x, w.wq, dim);
@@ -208,14 +275,33 @@ export class EagerLlama {
       const v = linear(x, w.wv, dim);
       applyRope(q, cos, sin, headDim);
       applyRope(k, cos, sin, headDim);
-      addInPlace(h, linear(causalAttention(q, k, v, this.config), w.wo, nHeads * headDim));
+      const keys = state.keys[layer]!;
+      const values = state.values[layer]!;
+      keys.push(...rowsOf(k, nKvHeads * headDim));
+      values.push(...rowsOf(v, nKvHeads * headDim));
+      const attended = windowedAttention(
+        q,
+        keys,
+        values,
+        state.oldest,
+        state.position,
+        state.window,
+        this.config,
+      );
+      addInPlace(h, linear(attended, w.wo, nHeads * headDim));
 
       // h = h + w2(silu(w1 x) * w3 x), x = ffn_norm(h)
       const y = rmsNorm(h, w.ffnNorm, normEps);
       const gate = linear(y, w.w1, dim);
       swiGluInPlace(gate, linear(y, w.w3, dim));
       addInPlace(h, linear(gate, w.w2, hiddenDim));
-    }
+    });
+
+    state.position += t;
+    // The next token, at `position`, sees back to `position - window`: older rows are done with.
+    const drop = Math.max(0, state.position - state.window - state.oldest);
+    for (const rows of [...state.keys, ...state.values]) rows.splice(0, drop);
+    state.oldest += drop;
 
     // logits (T, V) = output(norm(h))
     return linear(rmsNorm(h, this.#finalNorm, normEps), this.#output, dim);

@@ -44,3 +44,34 @@ Deno.test("EagerLlama.forward() rejects tokens outside the vocabulary", async ()
     /token \d+ at position 1 is outside \[0, \d+\)/,
   );
 });
+
+Deno.test("EagerLlama sequences given in chunks compute what one forward computes", async () => {
+  const fixture = fixtures.find((f) => f.name === "kjv")!;
+  using model = await openModel({ checkpoint: fixture.checkpoint, params: fixture.params });
+  const eager = await EagerLlama.load(model.source, model.config);
+  const tokens = fixture.sequences[0]!.tokens;
+  const sequence = eager.begin();
+  const chunks = [tokens.slice(0, 5), tokens.slice(5, 6), tokens.slice(6)];
+  const logits = chunks.map((chunk) => sequence.next(chunk));
+  assert.equal(sequence.position, tokens.length);
+  const joined = new Float32Array(logits.reduce((n, l) => n + l.length, 0));
+  logits.reduce((offset, l) => (joined.set(l, offset), offset + l.length), 0);
+  assert.deepEqual(joined, eager.forward(tokens));
+});
+
+Deno.test("EagerLlama sequences with a window forget what lies beyond it", async () => {
+  const fixture = fixtures.find((f) => f.name === "kjv")!;
+  using model = await openModel({ checkpoint: fixture.checkpoint, params: fixture.params });
+  const eager = await EagerLlama.load(model.source, model.config);
+  const tokens = fixture.sequences[0]!.tokens.slice(0, 12);
+  const vocab = model.config.vocabSize;
+  const full = eager.forward(tokens);
+  const wide = eager.begin(tokens.length - 1);
+  assert.deepEqual([...wide.next(tokens.slice(0, 7)), ...wide.next(tokens.slice(7))], [...full]);
+  // With a window of 3, positions 0 to 3 still see every token before them; position 4 does not.
+  const narrow = eager.begin(3);
+  const logits = [...narrow.next(tokens.slice(0, 7)), ...narrow.next(tokens.slice(7))];
+  assert.deepEqual(logits.slice(0, 4 * vocab), [...full.subarray(0, 4 * vocab)]);
+  assert.notDeepEqual(logits.slice(4 * vocab, 5 * vocab), [...full.subarray(4 * vocab, 5 * vocab)]);
+  assert.throws(() => eager.begin(-1), /window -1/);
+});

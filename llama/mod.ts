@@ -24,7 +24,7 @@ export {
   validateTensors,
 } from "./weights.ts";
 export { ropeFrequencies, type RopeTable, ropeTable } from "./rope.ts";
-export { EagerLlama } from "./forward.ts";
+export { EagerLlama, type EagerSequence } from "./forward.ts";
 export { type ModelPaths, type OpenedModel, openModel } from "./open.ts";
 export { type CheckpointLayout, NotLlamaError, type Provenance } from "./provenance.ts";
 export {

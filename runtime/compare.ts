@@ -20,26 +20,42 @@ export interface Comparison {
   readonly top1Agreement: number;
 }
 
+/** The logits rows of one call's tokens. */
+export interface LogitChunk {
+  /** Position in the sequence of the call's first token. */
+  readonly offset: number;
+  /** `[tokens, V]` row-major, one row per token of the call. */
+  readonly rows: Float16Array | Float32Array;
+}
+
 /**
- * The bundle's logits for every position of `tokens`, fed from an empty cache in calls of L
- * tokens, row-major `[T, V]`.
+ * Feeds `tokens` from an empty cache as generation does, in calls of L tokens (one token per
+ * call for a multifunction bundle, whose calls return only their last row), and yields each
+ * call's logits. Past the cache, the oldest tokens are evicted: every token sees the C before it.
  */
+export async function* bundleLogitChunks(
+  model: LoadedModel,
+  tokens: readonly number[],
+): AsyncGenerator<LogitChunk> {
+  const vocab = model.manifest.model.vocabSize;
+  const session = new ModelSession(model);
+  const step = model.manifest.export.multifunction ? 1 : model.inputLength;
+  for (let offset = 0; offset < tokens.length; offset += step) {
+    const chunk = tokens.slice(offset, offset + step);
+    const rows = await session.call(chunk);
+    yield { offset, rows: rows.subarray(0, chunk.length * vocab) };
+  }
+}
+
+/** The bundle's logits for every position of `tokens` (see {@link bundleLogitChunks}), `[T, V]`. */
 export async function bundleLogits(
   model: LoadedModel,
   tokens: readonly number[],
 ): Promise<Float32Array> {
   const vocab = model.manifest.model.vocabSize;
-  const session = new ModelSession(model);
   const out = new Float32Array(tokens.length * vocab);
-  for (let i = 0; i < tokens.length; i += model.inputLength) {
-    const chunk = tokens.slice(i, i + model.inputLength);
-    const rows = await session.call(chunk);
-    if (rows.length < chunk.length * vocab) {
-      throw new RangeError(
-        "Cannot compare: the bundle returns only the last logits row (multifunction)",
-      );
-    }
-    out.set(rows.subarray(0, chunk.length * vocab), i * vocab);
+  for await (const { offset, rows } of bundleLogitChunks(model, tokens)) {
+    out.set(rows, offset * vocab);
   }
   return out;
 }

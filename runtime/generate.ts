@@ -272,6 +272,20 @@ export function checkTokenizerFits(model: LoadedModel, tokenizer: Tokenizer): vo
 }
 
 /**
+ * The ids of `text` as a prompt: BOS first when `addBos` says so, else when the bundle (else the
+ * tokenizer) starts prompts with it.
+ */
+export function encodeText(
+  model: LoadedModel,
+  tokenizer: Tokenizer,
+  text: string,
+  addBos?: boolean,
+): number[] {
+  const bos = addBos ?? model.manifest.tokenizer?.addBos ?? tokenizer.addBos;
+  return tokenizer.encode(text, { bos });
+}
+
+/**
  * Generates text after `prompt` (text, or token ids taken as given) with a fresh cache.
  *
  * @throws {RangeError} when the tokenizer has ids the model cannot embed, so it is not the
@@ -304,8 +318,7 @@ export function generate(
   const vocab = model.manifest.model.vocabSize;
   let ids: readonly number[];
   if (typeof prompt === "string") {
-    const bos = options.addBos ?? model.manifest.tokenizer?.addBos ?? tokenizer.addBos;
-    ids = tokenizer.encode(prompt, { bos });
+    ids = encodeText(model, tokenizer, prompt, options.addBos);
   } else {
     const bad = prompt.find((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
     if (bad !== undefined) {

@@ -1,7 +1,8 @@
 /**
  * The runtime's parts, for tools that drive a model call by call or bring their own backend:
  * loaded models and sessions, KV caches and call inputs, token generation, lookahead, sampling,
- * backends and their selection. Generating text goes through the top-level entry point.
+ * backends and their selection, and scoring a bundle on a text (`evaluate`). Generating text goes
+ * through the top-level entry point.
  *
  * @example Greedy tokens on the CPU backend, call by call
  * ```ts ignore
@@ -21,6 +22,17 @@ export { loadModel } from "./load_model.ts";
 export { type ForwardResult, LoadedModel, type LogitRows } from "./model.ts";
 export { ModelSession } from "./session.ts";
 export {
+  checkEvaluation,
+  evaluate,
+  type EvaluateOptions,
+  type Evaluation,
+  type ReferenceEvaluation,
+  type ReferenceModel,
+  shapeDifferences,
+} from "./evaluate.ts";
+export { bundleLogitChunks, bundleLogits, type LogitChunk } from "./compare.ts";
+export {
+  encodeText,
   generate,
   GENERATE_DEFAULTS,
   type GenerateOptions,
