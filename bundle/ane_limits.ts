@@ -40,7 +40,8 @@ export const ANE_LIMITS = {
   /** Largest size of any tensor axis. */
   tensorAxis: {
     value: 65536,
-    source: "no axis may exceed 65,536: 128k-152k vocabularies are emitted as logits in parts",
+    source: "no axis may exceed 65,536: 128k-152k vocabularies are emitted as logits in parts " +
+      "(ANE-focused converters split their heads so)",
   },
   /** Highest tensor rank that runs well. */
   tensorRank: {

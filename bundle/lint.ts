@@ -10,7 +10,7 @@
 import { ANE_LIMITS, type AneLimit } from "./ane_limits.ts";
 import { readCheckedPackages } from "./check_programs.ts";
 import { type BundleManifest, readManifest } from "./manifest.ts";
-import type { MilFunction } from "../coreml/mil.ts";
+import type { MilFunction, Operation } from "../coreml/mil.ts";
 import { DTYPE_INFO } from "../coreml/dtype.ts";
 import { elementCount } from "../shape.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
@@ -25,8 +25,14 @@ export interface ProgramFacts {
   readonly layers: number;
   /** Operations of its largest function, `const` excluded. */
   readonly ops: number;
-  /** The largest axis of any input, output or operation result. */
+  /** The largest axis of any input, output or operation result but a lookup table's. */
   readonly largestAxis: number;
+  /**
+   * The largest axis of the constant tables only gathers read (the embedding's), 0 when there is
+   * none: a lookup is reported to run on the CPU, so a wide table does not meet the Neural
+   * Engine's axis limit there (docs/coreml.md, "Neural Engine limits").
+   */
+  readonly lookupTableAxis: number;
   /** The highest rank of any of them. */
   readonly largestRank: number;
   /** Non-constant operations computing in fp32 although the bundle is fp16. */
@@ -60,12 +66,49 @@ function tensorBytes(type: { dtype: keyof typeof DTYPE_INFO; shape: readonly num
   return Math.ceil(elementCount(type.shape) * DTYPE_INFO[type.dtype].bits / 8);
 }
 
+const isConstant = (op: Operation) => op.type === "const" || op.type.startsWith("constexpr_");
+
+/**
+ * Names of the constants (outputs of `const` and `constexpr_*` operations) read only as the table
+ * of a `gather`, directly or through other such constants: an embedding table and its quantized
+ * parts.
+ */
+function lookupTables(fn: MilFunction): Set<string> {
+  const uses = new Map<string, { op: Operation; parameter: string }[]>();
+  for (const op of fn.block.operations) {
+    for (const [parameter, bindings] of op.inputs) {
+      for (const binding of bindings) {
+        if (typeof binding === "string") {
+          uses.set(binding, [...uses.get(binding) ?? [], { op, parameter }]);
+        }
+      }
+    }
+  }
+  const tables = new Set<string>();
+  // Consumers come after what they read, so walking backwards settles them first.
+  for (const op of [...fn.block.operations].reverse().filter(isConstant)) {
+    for (const { name } of op.outputs) {
+      const readers = uses.get(name) ?? [];
+      const onlyLookups = readers.length > 0 && !fn.block.outputs.includes(name) &&
+        readers.every(({ op: reader, parameter }) =>
+          (reader.type === "gather" && parameter === "x") ||
+          (isConstant(reader) && reader.outputs.every((o) => tables.has(o.name)))
+        );
+      if (onlyLookups) tables.add(name);
+    }
+  }
+  return tables;
+}
+
 /** The facts of one function; a program's are the largest over its functions. */
 function functionFacts(fn: MilFunction, fp16: boolean) {
+  const tables = lookupTables(fn);
+  const results = fn.block.operations.flatMap((op) => op.outputs);
   const types = [
     ...fn.inputs.map((v) => v.type),
-    ...fn.block.operations.flatMap((op) => op.outputs.map((o) => o.type)),
+    ...results.filter((o) => !tables.has(o.name)).map((o) => o.type),
   ];
+  const tableAxes = results.filter((o) => tables.has(o.name)).flatMap((o) => o.type.shape);
   const computing = fn.block.operations.filter((op) => op.type !== "const");
   const outputs = new Map(
     fn.block.operations.flatMap((op) => op.outputs.map((o) => [o.name, o.type] as const)),
@@ -74,6 +117,7 @@ function functionFacts(fn: MilFunction, fp16: boolean) {
     layers: fn.inputs.filter((v) => v.name.startsWith("k_cache_")).length,
     ops: computing.length,
     largestAxis: Math.max(0, ...types.flatMap((t) => t.shape)),
+    lookupTableAxis: Math.max(0, ...tableAxes),
     largestRank: Math.max(0, ...types.map((t) => t.shape.length)),
     fp32Ops: fp16
       ? computing.filter((op) => op.outputs.some((o) => o.type.dtype === "fp32")).length
@@ -102,6 +146,7 @@ export function programFacts(bundle: string, manifest: BundleManifest): ProgramF
       layers: most("layers"),
       ops: most("ops"),
       largestAxis: most("largestAxis"),
+      lookupTableAxis: most("lookupTableAxis"),
       largestRank: most("largestRank"),
       fp32Ops: most("fp32Ops"),
       inputBytes: most("inputBytes"),
@@ -111,6 +156,13 @@ export function programFacts(bundle: string, manifest: BundleManifest): ProgramF
 }
 
 const GB = 1e9;
+
+/** Why a wide embedding table is not held to the axis limit. */
+const LOOKUP_ON_CPU: AneLimit = {
+  value: ANE_LIMITS.tensorAxis.value,
+  source: "compute plans place embedding gathers on the CPU, and ANE-focused converters keep the " +
+    "embedding in a program of its own (public reports; not measured by llamane)",
+};
 
 /** The findings for one program's facts. */
 export function lintProgram(facts: ProgramFacts): LintFinding[] {
@@ -165,7 +217,18 @@ export function lintProgram(facts: ProgramFacts): LintFinding[] {
       `an axis of ${facts.largestAxis}, above the ${ANE_LIMITS.tensorAxis.value} allowed`,
       ANE_LIMITS.tensorAxis,
       "a head wider than 65,536 is emitted as logits parts: lower export --target_split_size " +
-        "(or raise --max_splits) so that each part fits; an embedding table this wide has no fix yet",
+        "(or raise --max_splits) so that each part fits",
+    );
+  }
+  // Alone in its piece, a lookup that runs on the CPU costs the layers nothing; in their program
+  // it cuts them off the Neural Engine at its start.
+  if (facts.lookupTableAxis > ANE_LIMITS.tensorAxis.value && facts.layers > 0) {
+    add(
+      "warning",
+      `an embedding table of ${facts.lookupTableAxis} rows in the program of the layers; its ` +
+        `lookup runs on the CPU, whose axes have no ${ANE_LIMITS.tensorAxis.value} limit`,
+      LOOKUP_ON_CPU,
+      "export without --no_graph_breaks, so that the lookup is a piece of its own",
     );
   }
   if (facts.largestRank > ANE_LIMITS.tensorRank.value) {

@@ -10,6 +10,7 @@ const fine: ProgramFacts = {
   layers: 16,
   ops: 900,
   largestAxis: 8192,
+  lookupTableAxis: 0,
   largestRank: 4,
   fp32Ops: 0,
   inputBytes: 1e6,
@@ -49,6 +50,12 @@ Deno.test("lintProgram() reports axes above 65,536, rank 5 and fp32 compute", ()
   assert.deepEqual(summary({ largestAxis: 65536 }), []);
   assert.deepEqual(summary({ largestAxis: 128256 }), [
     "error: an axis of 128256, above the 65536 allowed",
+  ]);
+  // An embedding table alone in its piece is read on the CPU; among the layers it is a warning.
+  assert.deepEqual(summary({ layers: 0, lookupTableAxis: 128256 }), []);
+  assert.deepEqual(summary({ lookupTableAxis: 128256 }), [
+    "warning: an embedding table of 128256 rows in the program of the layers; its lookup runs " +
+    "on the CPU, whose axes have no 65536 limit",
   ]);
   assert.deepEqual(summary({ largestRank: 5 }), ["warning: a rank-5 tensor, above rank 4"]);
   assert.match(summary({ fp32Ops: 3 })[0]!, /^warning: 3 operations compute in fp32/);

@@ -31,6 +31,7 @@ function formatReport(report: LintReport): string {
       } layers  ${
         String(p.ops).padStart(5)
       } ops  largest axis ${p.largestAxis}, rank ${p.largestRank}` +
+        (p.lookupTableAxis > 0 ? `, lookup table ${p.lookupTableAxis}` : "") +
         `  I/O ${formatBytes(p.inputBytes)} in, ${formatBytes(p.outputBytes)} out`,
     );
   }
