@@ -7,6 +7,7 @@
 
 import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
+import { exportChunksBench } from "./export_chunks.ts";
 import { exportModelBench } from "./export_model.ts";
 import { exportLayoutsBench } from "./export_layouts.ts";
 import { llamaCpp } from "./llama_cpp.ts";
@@ -21,6 +22,7 @@ const benches: readonly Bench[] = [
   checkpointLoad,
   exportModelBench,
   exportLayoutsBench,
+  exportChunksBench,
   llamaCpp,
   lookahead,
   multifunction,

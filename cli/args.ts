@@ -113,6 +113,12 @@ export function parseFlags<T extends FlagTable>(
   }
 }
 
+/** `[min, max]` in words for an error, leaving out an end at `unbounded` (or its negative). */
+function rangeText(min: number, max: number, unbounded: number): string {
+  if (max >= unbounded) return min <= -unbounded ? "" : ` >= ${min}`;
+  return min <= -unbounded ? ` <= ${max}` : ` in [${min}, ${max}]`;
+}
+
 /** Parses a flag value that must be a whole number in `[min, max]`. */
 export function parseInteger(
   flag: string,
@@ -123,7 +129,9 @@ export function parseInteger(
   const n = Number(value);
   if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
     throw new UsageError(
-      `Invalid --${flag}: expected a whole number in [${min}, ${max}], got "${value}"`,
+      `Invalid --${flag}: expected a whole number${
+        rangeText(min, max, Number.MAX_SAFE_INTEGER)
+      }, got "${value}"`,
     );
   }
   return n;
@@ -134,7 +142,7 @@ export function parseNumber(flag: string, value: string, min = -Infinity, max = 
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < min || n > max) {
     throw new UsageError(
-      `Invalid --${flag}: expected a number in [${min}, ${max}], got "${value}"`,
+      `Invalid --${flag}: expected a number${rangeText(min, max, Infinity)}, got "${value}"`,
     );
   }
   return n;

@@ -170,6 +170,38 @@ Deno.test("llamane export --num_chunks writes layer chunks, and lint reads them 
   assert.deepEqual([...Deno.readDirSync(out)].map((e) => e.name), ["chunked.llamane"]);
 });
 
+Deno.test("llamane export refuses chunk flags that cannot be met, and writes nothing", async () => {
+  const out = await Deno.makeTempDir();
+  const cases: [string[], number, RegExp][] = [
+    [["--num_chunks", "0"], 2, /Invalid --num_chunks: expected a whole number >= 1, got "0"/],
+    [["--max_chunk_layers", "0"], 2, /Invalid --max_chunk_layers: expected a whole number >= 1/],
+    [["--max_chunk_gb=-1"], 2, /Invalid --max_chunk_gb: expected a number >= 1e-9, got "-1"/],
+    // A tiny layer holds about 60 KB of weights; a chunk of 10 KB cannot hold one.
+    [
+      ["--max_chunk_gb", "0.00001"],
+      1,
+      /one layer holds \d+ bytes of weights, more than a chunk may hold \(10000 bytes\): raise the chunk limit or quantize the weights/,
+    ],
+    [["--num_chunks", "2", "--no_graph_breaks"], 1, /drop --no_graph_breaks or --num_chunks/],
+  ];
+  for (const [flags, code, message] of cases) {
+    const result = await llamane(
+      [`--allow-read=${tiny.dir},${out}`, `--allow-write=${out}`],
+      "export",
+      "-c",
+      tiny.checkpoint,
+      "-p",
+      tiny.params,
+      "-o",
+      `${out}/never.llamane`,
+      ...flags,
+    );
+    assert.equal(result.code, code, `${flags.join(" ")}: ${result.stderr}`);
+    assert.match(result.stderr, message);
+    assert.deepEqual([...Deno.readDirSync(out)], [], flags.join(" "));
+  }
+});
+
 Deno.test("llamane export reports bad flags as usage errors", async () => {
   const result = await llamane(
     [`--allow-read=${tiny.dir}`],
