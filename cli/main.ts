@@ -15,6 +15,7 @@ import { inspectCommand } from "./inspect.ts";
 import { lintCommand } from "./lint.ts";
 import { runCommand } from "./run.ts";
 import { chatCommand } from "./chat.ts";
+import { serveCommand } from "./serve.ts";
 import { tokenizeCommand } from "./tokenize.ts";
 import { VERSION } from "../version.ts";
 
@@ -24,6 +25,7 @@ const commands: Readonly<Record<string, Command>> = {
   run: runCommand,
   chat: chatCommand,
   eval: evalCommand,
+  serve: serveCommand,
   inspect: inspectCommand,
   lint: lintCommand,
   info: infoCommand,

@@ -1,9 +1,8 @@
 /**
  * A conversation with a model: messages in, a streamed answer out, the KV cache kept between
  * turns. Each turn renders the whole conversation with the chat template and prefills only the
- * ids the cache does not hold yet (normally the end of the last answer and the new message);
- * where the conversation's ids part from the cached ones, the cache is rewound to where they
- * agree, or, once the sliding window has dropped tokens, filled again from the start.
+ * ids the cache does not hold yet, normally the end of the last answer and the new message (see
+ * {@link PromptCache}).
  *
  * @module
  */
@@ -12,15 +11,15 @@ import {
   type ChatMessage,
   type ChatTemplate,
   encodeChat,
+  type EncodedChat,
   type Tokenizer,
 } from "../tokenizer/mod.ts";
 import type { LoadedModel } from "./model.ts";
-import { ModelSession } from "./session.ts";
+import { PromptCache } from "./prompt_cache.ts";
 import {
   checkTokenizerFits,
   defaultStopTokens,
   type GenerateOptions,
-  generateTokens,
   Generation,
 } from "./generate.ts";
 
@@ -42,11 +41,9 @@ export class Chat {
   readonly #tokenizer: Tokenizer;
   readonly #template: ChatTemplate;
   readonly #options: ChatOptions;
-  readonly #session: ModelSession;
+  readonly #cache: PromptCache;
   #system: string | undefined;
   #messages: ChatMessage[] = [];
-  /** The ids whose keys and values the cache holds, in order. */
-  #cached: number[] = [];
 
   /**
    * Starts a conversation.
@@ -64,7 +61,7 @@ export class Chat {
     this.#tokenizer = tokenizer;
     this.#template = template;
     this.#options = options;
-    this.#session = new ModelSession(model);
+    this.#cache = new PromptCache(model);
     this.#system = options.system;
   }
 
@@ -77,7 +74,7 @@ export class Chat {
 
   /** Tokens the conversation has put through the model (more than the cache when it slid). */
   get contextTokens(): number {
-    return this.#session.cache.position;
+    return this.#cache.position;
   }
 
   /** Replaces the system message (undefined removes it); the conversation goes on. */
@@ -85,15 +82,10 @@ export class Chat {
     this.#system = text;
   }
 
-  #specialId(key: "bosId" | "eosId"): number | undefined {
-    return specialIdOf(this.#model, this.#tokenizer, key);
-  }
-
   /** Forgets every turn (the system message stays) and empties the cache. */
   reset(): void {
     this.#messages = [];
-    this.#cached = [];
-    this.#session.cache.reset();
+    this.#cache.reset();
   }
 
   /**
@@ -106,46 +98,50 @@ export class Chat {
   async send(content: string, options: ChatOptions = {}): Promise<Generation> {
     const turn = { ...this.#options, ...options };
     const messages = [...this.messages, { role: "user", content }];
-    const { ids } = await encodeChat(this.#tokenizer, this.#template, {
+    const { ids } = await encodeConversation(
+      this.#model,
+      this.#tokenizer,
+      this.#template,
       messages,
-      addGenerationPrompt: true,
-      ...optionalText("bosToken", tokenText(this.#tokenizer, this.#specialId("bosId"))),
-      ...optionalText("eosToken", tokenText(this.#tokenizer, this.#specialId("eosId"))),
-    });
-    // Reuse the cached ids the conversation starts with; at least one id must be fed.
-    let reused = 0;
-    while (reused < this.#cached.length && this.#cached[reused] === ids[reused]) reused++;
-    reused = Math.min(reused, ids.length - 1);
-    if (!this.#session.cache.rewind(reused)) {
-      this.#session.cache.reset();
-      reused = 0;
-    }
+    );
     this.#messages.push({ role: "user", content });
-    const fresh = ids.slice(reused);
     const stopTokens = defaultStopTokens(this.#model, this.#tokenizer, turn);
     const generated: number[] = [];
     const tokens = async function* (this: Chat, stats: Generation["stats"]) {
       try {
-        for await (
-          const token of generateTokens(this.#session, fresh, {
-            ...turn,
-            stopTokens,
-            sampledIds: this.#tokenizer.vocabSize,
-          }, stats)
-        ) {
+        const options = { ...turn, stopTokens, sampledIds: this.#tokenizer.vocabSize };
+        for await (const token of this.#cache.generate(ids, options, stats)) {
           generated.push(token);
           yield token;
         }
       } finally {
-        // A token is fed to the cache when the next one is asked for; the last one is not,
-        // unless a stop token came after it.
-        const fed = stats.finishReason === "stop" ? generated : generated.slice(0, -1);
-        this.#cached = [...ids, ...fed];
         this.#messages.push({ role: "assistant", content: this.#tokenizer.decode(generated) });
       }
     };
     return new Generation((stats) => tokens.call(this, stats), this.#tokenizer, ids);
   }
+}
+
+/**
+ * Renders `messages` with the chat template, ready for the assistant's answer, and encodes them:
+ * the template's `bos_token` and `eos_token` are the tokenizer's, else the bundle's.
+ *
+ * @throws {ChatTemplateError} when the template fails on the conversation
+ */
+export async function encodeConversation(
+  model: LoadedModel,
+  tokenizer: Tokenizer,
+  template: ChatTemplate,
+  messages: readonly ChatMessage[],
+): Promise<EncodedChat> {
+  const special = (key: "bosId" | "eosId") =>
+    tokenText(tokenizer, specialIdOf(model, tokenizer, key));
+  return await encodeChat(tokenizer, template, {
+    messages,
+    addGenerationPrompt: true,
+    ...optionalText("bosToken", special("bosId")),
+    ...optionalText("eosToken", special("eosId")),
+  });
 }
 
 /** The tokenizer's BOS or EOS id, else the bundle's (from the checkpoint's configs). */

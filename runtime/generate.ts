@@ -67,6 +67,20 @@ export interface GenerateOptions {
   readonly lookahead?: LookaheadOptions;
 }
 
+/** Options of {@link generateTokens}: a generation's, with its stop tokens resolved. */
+export interface TokenGenerationOptions extends GenerateOptions {
+  /** Tokens that end generation (not emitted). */
+  readonly stopTokens: readonly number[];
+  /** Sample only ids below this: the tokenizer's vocabulary. @default every id */
+  readonly sampledIds?: number;
+  /**
+   * Called with each token about to be yielded and the logits row it was sampled from (repeat
+   * penalty applied, temperature not), valid only during the call. Not with lookahead, whose
+   * tokens are verified rather than sampled from one row.
+   */
+  readonly onToken?: (token: number, logits: Float16Array | Float32Array) => void;
+}
+
 /** Samples each token from the previous call's logits, one decode call per token. */
 async function* sampledDecode(
   session: ModelSession,
@@ -81,16 +95,18 @@ async function* sampledDecode(
   stops: ReadonlySet<number>,
   stats: GenerationStats,
   recent: number[],
+  onToken: TokenGenerationOptions["onToken"],
 ): AsyncGenerator<number> {
   for (let generated = 0; generated < maxNewTokens; generated++) {
     const window = recent.slice(Math.max(0, recent.length - sampling.repeatLastN));
-    const scored = sampling.repeatPenalty === 1
+    const scored: Float16Array | Float32Array = sampling.repeatPenalty === 1
       ? logits
       : penalizeRepeats(logits, window, sampling.repeatPenalty);
     // Ids past the tokenizer's (a vocabulary padded for the model's shapes) have no text.
     const token = sampleToken(scored, sampling, random, 0, Math.min(sampling.ids, scored.length));
     recent.push(token);
     if (stops.has(token)) return;
+    onToken?.(token, scored);
     yield token;
     if (generated + 1 === maxNewTokens) return;
     logits = await session.step([token]);
@@ -134,11 +150,7 @@ export const MAX_PROMPT_CHARACTERS = 1 << 20;
 export async function* generateTokens(
   session: ModelSession,
   prompt: readonly number[],
-  options: GenerateOptions & {
-    readonly stopTokens: readonly number[];
-    /** Sample only ids below this: the tokenizer's vocabulary. @default every id */
-    readonly sampledIds?: number;
-  },
+  options: TokenGenerationOptions,
   stats: GenerationStats = emptyGenerationStats(),
 ): AsyncGenerator<number> {
   if (prompt.length === 0) throw new RangeError("Cannot generate: the prompt has no tokens");
@@ -159,6 +171,9 @@ export async function* generateTokens(
         "it needs every row of logits, which multifunction bundles do not return; export a single-method bundle",
       );
     }
+  }
+  if (options.lookahead !== undefined && options.onToken !== undefined) {
+    throw new LookaheadError("it verifies tokens rather than sampling them from one row of logits");
   }
   const repeatPenalty = options.repeatPenalty ?? 1;
   if (options.lookahead !== undefined && repeatPenalty !== 1) {
@@ -192,7 +207,17 @@ export async function* generateTokens(
 
   started = performance.now();
   const tokens = options.lookahead === undefined
-    ? sampledDecode(session, logits!, sampling, random, maxNewTokens, stops, stats, [...prompt])
+    ? sampledDecode(
+      session,
+      logits!,
+      sampling,
+      random,
+      maxNewTokens,
+      stops,
+      stats,
+      [...prompt],
+      options.onToken,
+    )
     : lookaheadTokens(session, logits!, options.lookahead, maxNewTokens, stops, stats);
   for await (const token of tokens) {
     stats.generatedTokens++;

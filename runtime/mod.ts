@@ -39,7 +39,10 @@ export {
   generateTokens,
   Generation,
   type TokenEvent,
+  type TokenGenerationOptions,
 } from "./generate.ts";
+export { PromptCache } from "./prompt_cache.ts";
+export { encodeConversation } from "./chat.ts";
 export {
   emptyGenerationStats,
   type GenerationStats,
