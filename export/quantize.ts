@@ -1,12 +1,15 @@
 /**
- * Symmetric weight-only integer quantization, as docs/design.md describes it: for each group of values,
- * `scale = max|w| / qmax` and `q = clamp(roundHalfEven(w / scale), qmin, qmax)` with
- * `qmax = 2^(b-1) - 1`, `qmin = -2^(b-1)`. A group is a run of `groupSize` consecutive values of a
- * row (a whole row for per-channel quantization). The scale is rounded to its storage dtype first
- * and q computed from the rounded scale, so that `q * scale` is the closest the stored form allows.
+ * Symmetric weight-only integer quantization, as docs/design.md describes it: for each group of
+ * values, a scale chosen to minimise the group's squared error (export/scale_search.ts), then
+ * `q = clamp(roundHalfEven(w / scale), qmin, qmax)` with `qmax = 2^(b-1) - 1`, `qmin = -2^(b-1)`.
+ * A group is a run of `groupSize` consecutive values of a row (a whole row for per-channel
+ * quantization). The scale is rounded to its storage dtype first and q computed from the rounded
+ * scale, so that `q * scale` is the closest the stored form allows.
  *
  * @module
  */
+
+import { ROUNDING_BIAS, searchGroupScale } from "./scale_search.ts";
 
 /** Bit widths Core ML's `constexpr_blockwise_shift_scale` takes as signed data. */
 export type QuantBits = 4 | 8;
@@ -60,52 +63,23 @@ export function quantizeMatrix(
   const scales = new Float32Array(weights.length / groupSize);
   for (let group = 0, start = 0; group < scales.length; group++, start += groupSize) {
     const end = start + groupSize;
-    const maxAbs = groupMaxAbs(weights, start, end);
-    const scale = roundScale(maxAbs / qmax);
+    const scale = searchGroupScale(weights, start, end, qmin, qmax, roundScale);
+    if (!Number.isFinite(scale)) {
+      const row = Math.floor(start / columns);
+      throw new RangeError(
+        Number.isNaN(scale)
+          ? `Cannot quantize: row ${row} holds a value that is NaN or infinite`
+          : `Cannot quantize: row ${row} holds values too large for a scale of its dtype`,
+      );
+    }
     scales[group] = scale;
     // An all-zero group (or one whose scale underflows) is stored as zeros.
-    if (scale === 0) continue;
-    // Rounding and division are monotonic: when the largest |w| rounds to at most qmax, no
-    // value needs clamping (the usual case; NaN and infinite scales fail the test).
-    if (maxAbs / scale + ROUNDING_BIAS - ROUNDING_BIAS <= qmax) {
-      roundGroup(weights, values, start, end, scale);
-    } else {
-      quantizeGroup(weights, values, start, end, scale, qmin, qmax);
-    }
+    if (scale !== 0) quantizeGroup(weights, values, start, end, scale, qmin, qmax);
   }
   return { bits, rows, columns, groupSize, values, scales };
 }
 
-/**
- * `max |w|` over `weights[start, end)`, NaN if any value is NaN (as `Math.max` would give): the
- * first NaN decides, so the loop stops there.
- */
-function groupMaxAbs(weights: Float32Array, start: number, end: number): number {
-  let maxAbs = 0;
-  for (let i = start; i < end; i++) {
-    const a = Math.abs(weights[i]!);
-    // `!(a <= maxAbs)` is true for a larger value and for NaN.
-    if (!(a <= maxAbs)) {
-      maxAbs = a;
-      if (a !== a) break;
-    }
-  }
-  return maxAbs;
-}
-
-/**
- * Adding then subtracting 1.5 * 2^52 rounds a double of magnitude below 2^51 to an integer, ties
- * to even (the default IEEE rounding): in [2^52, 2^53) the spacing of doubles is exactly 1. It
- * gives +0 where {@link roundHalfEven} gives -0, which an Int8Array stores alike. Larger
- * magnitudes (and infinities) come back far outside any qmin/qmax, so clamping ends the same.
- */
-const ROUNDING_BIAS = 6755399441055744;
-
-/**
- * `values[i] = clamp(roundHalfEven(w / scale), qmin, qmax)` over `[start, end)`, with the
- * division in double precision as before. A NaN quotient stays NaN through the comparisons and
- * is stored as 0, as `Math.min`/`Math.max` and the Int8Array store did.
- */
+/** `values[i] = clamp(roundHalfEven(w / scale), qmin, qmax)` over `[start, end)`. */
 function quantizeGroup(
   weights: Float32Array,
   values: Int8Array,
@@ -119,15 +93,4 @@ function quantizeGroup(
     const q = weights[i]! / scale + ROUNDING_BIAS - ROUNDING_BIAS;
     values[i] = q > qmax ? qmax : q < qmin ? qmin : q;
   }
-}
-
-/** {@link quantizeGroup} where no value can leave `[qmin, qmax]`: rounding alone. */
-function roundGroup(
-  weights: Float32Array,
-  values: Int8Array,
-  start: number,
-  end: number,
-  scale: number,
-): void {
-  for (let i = start; i < end; i++) values[i] = weights[i]! / scale + ROUNDING_BIAS - ROUNDING_BIAS;
 }

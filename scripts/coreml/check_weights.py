@@ -8,12 +8,14 @@ alone, so nothing of the exporter is reused. For every linear weight part
 (`layers_<i>_<wq|wk|wv|wo|w1|w2|w3>_part<p>_weight`, `output_part<p>_weight`) and the embedding
 table (`embedding_table`) of every function of every package, the rows it holds are taken from the
 checkpoint (wq and wk rows reordered within each head, even rows first, for the half-split RoPE
-the graph uses) and quantized as llamane's docs/design.md states: per group of G values of a row,
-scale = max|w| / (2^(b-1) - 1) rounded to the storage dtype, q = clip(round_half_even(w / scale)),
-value = q * scale in the storage dtype; float weights are w rounded to the storage dtype. The
-scheme comes from the bundle's manifest. Values must match within a hundredth of their group's
-step (fp16 rounding of q * scale), exactly for floats. Prints a JSON summary; exits 1 on the first
-mismatch.
+the graph uses) and checked against llamane's docs/design.md: the scales are searched, so each
+group's stored scale is taken from the bundle and checked for what the search promises. Per group
+of G values of a row, with the absmax scale max|w| / (2^(b-1) - 1) rounded to the storage dtype as
+the baseline: the stored integers are q = clip(round_half_even(w / scale)) of the stored scale,
+coremltools' dequantized values are q * scale in the storage dtype (within a hundredth of the
+group's step), and the group's squared error is no larger than absmax's. Float weights are w
+rounded to the storage dtype, exactly. The scheme comes from the bundle's manifest. Prints a JSON
+summary; exits 1 on the first mismatch.
 """
 
 import json
@@ -108,17 +110,34 @@ def rope_rows(weights, head_dim):
     return weights[order]
 
 
-def expected(w, bits, group, storage):
-    """The dequantized values llamane's quantization gives `w`, and the tolerance per value."""
-    if bits is None:
-        return w.astype(storage).astype(np.float32), np.zeros_like(w)
+def stored_integers(w, scale, qmax):
+    """clip(round_half_even(w / scale)) per group (zeros where the scale is 0), in float64."""
+    safe = np.where(scale == 0, 1, scale)
+    q = np.clip(np.round(w.astype(np.float64) / safe), -qmax - 1, qmax)
+    return np.where(scale == 0, 0, q)
+
+
+def check_quantized(w, data, scale, bits, group, storage):
+    """Why the stored integers and scales of `w` break the rules, or None when they keep them."""
     qmax = 2 ** (bits - 1) - 1
-    groups = w.reshape(w.shape[0], -1, group or w.shape[1])
-    scale = (np.abs(groups).max(axis=2, keepdims=True) / qmax).astype(storage).astype(np.float32)
-    q = np.clip(np.round(groups / np.where(scale == 0, 1, scale)), -qmax - 1, qmax)
-    q = np.where(scale == 0, 0, q)
-    values = (q * scale).astype(storage).astype(np.float32).reshape(w.shape)
-    return values, np.broadcast_to(scale * 0.01, groups.shape).reshape(w.shape)
+    groups = w.reshape(w.shape[0], -1, group or w.shape[1]).astype(np.float64)
+    scale = scale.astype(np.float64).reshape(groups.shape[0], groups.shape[1], 1)
+    data = data.astype(np.float64).reshape(groups.shape)
+    if (scale.astype(storage).astype(np.float64) != scale).any():
+        return "a scale is not a value of the storage dtype"
+    want = stored_integers(groups, scale, qmax)
+    if (want != data).any():
+        index = np.unravel_index(np.argmax(want != data), data.shape)
+        return f"integer {data[index]} != round(w / scale) = {want[index]} at group {index[:2]}"
+    absmax = (np.abs(groups).max(axis=2, keepdims=True) / qmax).astype(storage).astype(np.float64)
+    error = ((groups - data * scale) ** 2).sum(axis=2)
+    baseline = ((groups - stored_integers(groups, absmax, qmax) * absmax) ** 2).sum(axis=2)
+    # Both sums are exact to float64 rounding; the search compares them in another order.
+    worse = error > baseline * (1 + 1e-9)
+    if worse.any():
+        index = np.unravel_index(np.argmax(worse), worse.shape)
+        return f"group {index} stores error {error[index]} > absmax's {baseline[index]}"
+    return None
 
 
 def schemes(manifest):
@@ -172,13 +191,24 @@ def check_bundle(bundle, checkpoint, scratch):
                 w, tensor = source_rows(var.name, manifest, tensors, actual.shape[0])
                 if w is None:
                     continue
+                w = w.astype(np.float32)
                 bits, group = embedding if var.name == "embedding_table" else linear
-                want, tolerance = expected(w.astype(np.float32), bits, group, storage)
+                where = f"{bundle}: {piece['package']} {fn_name} {var.name} ({tensor})"
+                if bits is None:
+                    want, tolerance = w.astype(storage).astype(np.float32), np.zeros_like(w)
+                else:
+                    data, scale = np.asarray(op.data.val), np.asarray(op.scale.val)
+                    broken = check_quantized(w, data, scale, bits, group, storage)
+                    if broken is not None:
+                        print(f"check_weights.py: {where}: {broken}", file=sys.stderr)
+                        sys.exit(1)
+                    step = np.repeat(scale.astype(np.float32), w.shape[1] // scale.shape[1], axis=1)
+                    want = (data.astype(np.float32) * step).astype(storage).astype(np.float32)
+                    tolerance = np.abs(step) * 0.01
                 difference = np.abs(actual - want)
                 if (difference > tolerance).any():
                     index = np.unravel_index(np.argmax(difference - tolerance), want.shape)
-                    print(f"check_weights.py: {bundle}: {piece['package']} {fn_name} {var.name} "
-                          f"({tensor}) differs at {tuple(int(i) for i in index)}: "
+                    print(f"check_weights.py: {where} differs at {tuple(int(i) for i in index)}: "
                           f"{actual[index]} != {want[index]}", file=sys.stderr)
                     sys.exit(1)
                 checked += 1

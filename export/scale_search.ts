@@ -1,0 +1,162 @@
+/**
+ * The scale of one quantization group, chosen to minimise the squared reconstruction error
+ * `sum (w - scale * q)^2` rather than to cover the largest |w|.
+ *
+ * Mapping the largest |w| to the end of the integer range (absmax) wastes most of the 16 levels
+ * of int4 on a few outliers: clipping them costs less than the coarser steps cost every other
+ * value. The search tries clipping ratios of the largest |w|, mapped to the longer, negative end
+ * of `[qmin, qmax]` (a negative scale when that value is positive, so that int4 uses its 8th
+ * level), fits each candidate's integers by least squares (`scale = sum(w q) / sum(q^2)`), then
+ * alternates rounding and fitting from the best. Every error compared is computed with the scale
+ * rounded to its storage dtype, and absmax is kept unless the search does strictly better, so the
+ * result is never worse than absmax. Plain floating-point loops in a fixed order: deterministic.
+ *
+ * @module
+ */
+
+/**
+ * Clipping ratios tried, largest first: the scale maps `ratio * extreme` to `qmin`. Absmax with
+ * the longer end (`-qmin / qmax`) comes first; smaller ratios are for rows with far outliers.
+ */
+const CLIP_RATIOS = [1.06, 1, 0.94, 0.88, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3];
+
+/** The grid stops after this many ratios in a row that fit worse than the best so far. */
+const PATIENCE = 2;
+
+/**
+ * Values the search looks at per group: a longer group (a whole row) is sampled with a stride,
+ * which estimates its best clipping well; the final choice is checked on every value.
+ */
+const SAMPLES = 512;
+
+/** Rounding-and-fitting steps after the grid; each one can only lower the error it fits. */
+const REFINEMENTS = 2;
+
+/**
+ * Adding then subtracting 1.5 * 2^52 rounds a double of magnitude below 2^51 to an integer, ties
+ * to even (the default IEEE rounding): in [2^52, 2^53) the spacing of doubles is exactly 1. It
+ * gives +0 where a plain round-half-even gives -0, which an Int8Array stores alike. Larger
+ * magnitudes (and infinities) come back far outside any qmin/qmax, so clamping ends the same.
+ */
+export const ROUNDING_BIAS = 6755399441055744;
+
+/** `sum(w q)` and `sum(q^2)` of the last {@link fitSums} call, kept here to allocate nothing. */
+let sumWq = 0;
+let sumQq = 0;
+
+/**
+ * Sums of `w * q` and `q * q` for `q = clamp(round(w * inverse))` over every `stride`-th value
+ * of `[start, end)`.
+ */
+function fitSums(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  stride: number,
+  inverse: number,
+  qmin: number,
+  qmax: number,
+): void {
+  let wq = 0;
+  let qq = 0;
+  for (let i = start; i < end; i += stride) {
+    const w = weights[i]!;
+    // Clamping to integer bounds before rounding gives the same integers, with fewer branches
+    // that depend on the rounded value.
+    let y = w * inverse;
+    y = y < qmin ? qmin : y;
+    y = y > qmax ? qmax : y;
+    const q = y + ROUNDING_BIAS - ROUNDING_BIAS;
+    wq += w * q;
+    qq += q * q;
+  }
+  sumWq = wq;
+  sumQq = qq;
+}
+
+/**
+ * `sum (w - scale * clamp(round(w / scale)))^2` over `[start, end)`: the error of the values
+ * {@link quantizeMatrix} stores with a nonzero scale.
+ */
+export function groupError(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  scale: number,
+  qmin: number,
+  qmax: number,
+): number {
+  let error = 0;
+  const inverse = 1 / scale;
+  for (let i = start; i < end; i++) {
+    const w = weights[i]!;
+    let y = w * inverse;
+    y = y < qmin ? qmin : y;
+    y = y > qmax ? qmax : y;
+    const d = w - scale * (y + ROUNDING_BIAS - ROUNDING_BIAS);
+    error += d * d;
+  }
+  return error;
+}
+
+/**
+ * The stored scale of the group `[start, end)` whose error is smallest among absmax and the
+ * searched candidates: 0 for a group of zeros (or one whose scale underflows), NaN for a group
+ * holding a value that is not finite, Infinity when absmax overflows the storage dtype.
+ *
+ * @param roundScale rounds a scale to its storage dtype
+ */
+export function searchGroupScale(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  qmin: number,
+  qmax: number,
+  roundScale: (x: number) => number,
+): number {
+  let extreme = 0;
+  let extremeAbs = 0;
+  for (let i = start; i < end; i++) {
+    const a = Math.abs(weights[i]!);
+    if (!(a < Infinity)) return NaN;
+    if (a > extremeAbs) {
+      extremeAbs = a;
+      extreme = weights[i]!;
+    }
+  }
+  const absmax = roundScale(extremeAbs / qmax);
+  if (absmax === 0 || absmax === Infinity) return absmax;
+
+  // Each candidate's integers, refitted by least squares: the best explains the most of
+  // sum(w^2), which is sum(w q)^2 / sum(q^2).
+  let bestScale = 0;
+  let bestGain = 0;
+  const tryInverse = (inverse: number, stride: number): boolean => {
+    fitSums(weights, start, end, stride, inverse, qmin, qmax);
+    const gain = sumQq === 0 ? 0 : (sumWq * sumWq) / sumQq;
+    if (!(gain > bestGain)) return false;
+    bestGain = gain;
+    bestScale = sumWq / sumQq;
+    return true;
+  };
+  const stride = Math.max(1, Math.floor((end - start) / SAMPLES));
+  tryInverse(-qmax / extreme, stride);
+  for (let k = 0, misses = 0; k < CLIP_RATIOS.length && misses < PATIENCE; k++) {
+    misses = tryInverse(qmin / (CLIP_RATIOS[k]! * extreme), stride) ? 0 : misses + 1;
+  }
+  for (let step = 0; step < REFINEMENTS; step++) {
+    if (!tryInverse(1 / bestScale, stride)) break;
+  }
+  // The sample's scale, refitted on every value (sampled gains do not compare with it).
+  if (stride > 1) {
+    bestGain = 0;
+    tryInverse(1 / bestScale, 1);
+  }
+
+  const searched = roundScale(bestScale);
+  if (searched === 0 || !Number.isFinite(searched)) return absmax;
+  return groupError(weights, start, end, searched, qmin, qmax) <
+      groupError(weights, start, end, absmax, qmin, qmax)
+    ? searched
+    : absmax;
+}
