@@ -9,7 +9,8 @@ import type { Var } from "../../coreml/builder.ts";
 import { EMBEDDING } from "../../llama/weights.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
-import { emitFloatWeight, emitQuantizedWeight, readQuantized } from "./linear.ts";
+import { emitQuantizedWeight, readQuantized } from "./linear.ts";
+import { float16Bits } from "../../coreml/tensor.ts";
 
 /** Rows read per step of a float table, bounding the fp32 working set whatever the vocabulary. */
 const ROWS_PER_READ = 8192;
@@ -18,12 +19,22 @@ async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var>
   const [vocab, dim] = ctx.weights.matrixShape(EMBEDDING);
   const scheme = ctx.options.embeddingQuantize;
   if (scheme === "none") {
-    const values = new Float32Array(vocab * dim);
+    // Each step is converted to the model's dtype as it is read: a whole fp32 copy beside the
+    // fp16 table would take three times the table's size (3.2 GB for Llama 3.1 8B's).
+    const fp16 = e.dtype === "fp16";
+    const values = fp16 ? new Uint16Array(vocab * dim) : new Float32Array(vocab * dim);
     for (let row = 0; row < vocab; row += ROWS_PER_READ) {
       const end = Math.min(vocab, row + ROWS_PER_READ);
-      values.set(await ctx.weights.rows({ name: EMBEDDING }, row, end), row * dim);
+      const rows = await ctx.weights.rows({ name: EMBEDDING }, row, end);
+      values.set(fp16 ? float16Bits(rows) : rows, row * dim);
     }
-    return emitFloatWeight(e, "embedding_table", [vocab, dim], values);
+    const shape = [vocab, dim];
+    return e.fn.const(
+      "embedding_table",
+      values instanceof Uint16Array
+        ? { dtype: "fp16", shape, values }
+        : { dtype: "fp32", shape, values },
+    );
   }
   // Quantized a few rows at a time: groups never cross a row, so chunking changes nothing.
   const groupSize = scheme.groupSize === 0 ? dim : scheme.groupSize;
