@@ -82,7 +82,10 @@ export interface CpuBackendOptions {
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   readonly flexibleCallLength = true;
-  /** The native kernel set (`avx512`, `avx2`, `neon`, `scalar`); undefined for an older library. */
+  /**
+   * The native kernel set (`avx512`, `avx2`, `i8mm`, `dotprod`, `neon`, `scalar`); undefined for an
+   * older library.
+   */
   readonly kernels: string | undefined;
   readonly #library: Awaited<ReturnType<typeof openLibrary>>;
 

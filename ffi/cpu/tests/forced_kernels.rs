@@ -18,7 +18,7 @@ fn the_variable_forces_the_named_table_and_rejects_others() {
         err.contains("avx1024") && err.contains("scalar"),
         "unexpected message: {err}"
     );
-    for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon] {
+    for isa in [Isa::Avx2, Isa::Avx512, Isa::Neon, Isa::Dotprod, Isa::I8mm] {
         let present = kernels::available().iter().any(|t| t.isa == isa);
         assert_eq!(kernels::by_name(isa.name()).is_ok(), present, "{isa:?}");
     }

@@ -356,3 +356,46 @@ fn avx512_q8_path_is_bit_identical_to_avx2() {
         }
     }
 }
+
+#[cfg(target_arch = "aarch64")]
+#[test]
+fn arm_q8_paths_give_the_scalar_bits_for_any_rows_and_column_range() {
+    // The NEON, dotprod and i8mm kernels take each block's exact integer dot product and combine
+    // the blocks in the scalar reference's order, so every tile gives its bits: 1 to 4 rows (i8mm
+    // pairs rows, a lone one with itself) and column tiles of 4 cut short by a thread's range.
+    use llamane_cpu::kernels::out_columns::{whole, ColumnSplitter};
+    let tables = simd_tables();
+    assert!(!tables.is_empty(), "every aarch64 CPU has NEON");
+    let mut rng = Rng::new(8);
+    for table in tables {
+        for format in &FORMATS[2..] {
+            for k in [32, 64, 2080] {
+                for (i, m) in [1, 2, 3, 4, 5, 6, 7, 9].into_iter().enumerate() {
+                    let n = [1, 5, 13, 37][i % 4];
+                    let p = Packed::new(*format, n, k, i % 2 == 1, &mut rng);
+                    let w = p.weights();
+                    let x = rng.activations(m, k);
+                    let layout = table.linear_q8.layout(*format);
+                    let xq = Q8Rows::quantize(kernels::scalar(), &x, m, k, layout);
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    let want = bits(&run_q8(kernels::scalar(), &xq, &w));
+                    let kernel = table.linear_q8.get(*format).unwrap();
+                    for per_task in [n, 8, 5, 3] {
+                        let mut y = vec![f32::NAN; m * n];
+                        let (widths, parts) = ([n], whole(n));
+                        let tasks = ColumnSplitter::new(&mut y, m, &widths, &parts, per_task);
+                        for t in 0..tasks.len() {
+                            // SAFETY: one call per task, one at a time.
+                            unsafe { tasks.columns(t, |_, mut out| kernel(&mut out, &xq, &w)) };
+                        }
+                        let what = format!(
+                            "{:?} {format:?} m={m} n={n} k={k} columns per task {per_task}",
+                            table.isa
+                        );
+                        assert_eq!(bits(&y), want, "{what}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -144,20 +144,15 @@ pub extern "C" fn llamane_abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// The instruction set of the selected kernels ("scalar", "avx2", "avx512", "neon"), a static
-/// NUL-terminated string; empty when `LLAMANE_CPU_KERNELS` names a set this CPU cannot run.
-/// Selecting happens on the first call of this or any compute function.
+/// The instruction set of the selected kernels ("scalar", "avx2", "avx512", "neon", "dotprod",
+/// "i8mm"), a static NUL-terminated string; empty when `LLAMANE_CPU_KERNELS` names a set this CPU
+/// cannot run. Selecting happens on the first call of this or any compute function.
 #[no_mangle]
 pub extern "C" fn llamane_kernel_isa() -> *const c_char {
     let Ok(kernels) = crate::kernels::try_selected() else {
         return c"".as_ptr();
     };
-    match kernels.isa.name() {
-        "avx2" => c"avx2".as_ptr(),
-        "avx512" => c"avx512".as_ptr(),
-        "neon" => c"neon".as_ptr(),
-        _ => c"scalar".as_ptr(),
-    }
+    kernels.isa.c_name().as_ptr()
 }
 
 /// Writes the name of the selected kernel set (as `llamane_kernel_isa`) into `name`, NUL-terminated;

@@ -18,8 +18,13 @@ pub mod x86_avx2;
 pub mod x86_avx512;
 
 #[cfg(target_arch = "aarch64")]
+pub mod aarch64_dotprod;
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64_i8mm;
+#[cfg(target_arch = "aarch64")]
 pub mod aarch64_neon;
 
+use std::ffi::CStr;
 use std::sync::OnceLock;
 
 use crate::weights::{WeightFormat, Weights};
@@ -37,16 +42,27 @@ pub enum Isa {
     Avx512,
     /// aarch64 Advanced SIMD.
     Neon,
+    /// aarch64 Advanced SIMD with the dot-product extension (`sdot`).
+    Dotprod,
+    /// aarch64 Advanced SIMD with the dot-product and int8 matrix-multiply extensions (`smmla`).
+    I8mm,
 }
 
 impl Isa {
     /// Lower-case name, as accepted by [`FORCE_VARIABLE`].
     pub fn name(self) -> &'static str {
+        self.c_name().to_str().expect("kernel set names are ASCII")
+    }
+
+    /// [`Isa::name`] NUL-terminated, for the C ABI.
+    pub fn c_name(self) -> &'static CStr {
         match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
-            Isa::Neon => "neon",
+            Isa::Scalar => c"scalar",
+            Isa::Avx2 => c"avx2",
+            Isa::Avx512 => c"avx512",
+            Isa::Neon => c"neon",
+            Isa::Dotprod => c"dotprod",
+            Isa::I8mm => c"i8mm",
         }
     }
 }
@@ -241,6 +257,10 @@ pub fn available() -> Vec<&'static Kernels> {
     tables.extend(x86_avx512::kernels());
     #[cfg(target_arch = "aarch64")]
     tables.extend(aarch64_neon::kernels());
+    #[cfg(target_arch = "aarch64")]
+    tables.extend(aarch64_dotprod::kernels());
+    #[cfg(target_arch = "aarch64")]
+    tables.extend(aarch64_i8mm::kernels());
     tables
 }
 

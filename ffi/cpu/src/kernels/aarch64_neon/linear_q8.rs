@@ -1,6 +1,8 @@
 //! Linear layers with int8 activations: per block of 32, widening multiplies (`smull`) and
 //! pairwise accumulation (`sadalp`) give the exact integer dot product; the blocks are combined
 //! in f32 in the same order as the scalar reference, so results match it bit for bit.
+//!
+//! The weight readers and the shape check are shared with the dotprod and i8mm kernels.
 
 use std::arch::aarch64::*;
 
@@ -9,7 +11,7 @@ use crate::kernels::q8_rows::Q8Rows;
 use crate::weights::{Scales, WeightData, Weights, BLOCK};
 
 /// Reads one weight format a block of 32 at a time, in the activation layout.
-trait DecodeBlock {
+pub(in crate::kernels) trait DecodeBlock {
     /// Block `b` of row `c` as two halves of 16 signed values.
     ///
     /// # Safety
@@ -19,10 +21,24 @@ trait DecodeBlock {
     fn scale(&self, c: usize, b: usize) -> f32;
 }
 
-struct Int8PerChannel<'a> {
+pub(in crate::kernels) struct Int8PerChannel<'a> {
     data: &'a [i8],
     scales: Scales<'a>,
     k: usize,
+}
+
+impl<'a> Int8PerChannel<'a> {
+    /// The reader of `w`, which must hold int8 weights with per-channel scales.
+    pub(in crate::kernels) fn new(w: &Weights<'a>) -> Self {
+        let WeightData::Int8PerChannel { data, scales } = w.data() else {
+            panic!("int8_per_channel: weights are {:?}", w.format())
+        };
+        Int8PerChannel {
+            data,
+            scales,
+            k: w.k(),
+        }
+    }
 }
 
 impl DecodeBlock for Int8PerChannel<'_> {
@@ -48,10 +64,24 @@ fn int4_block(packed: &[u8], k: usize, c: usize, b: usize) -> [int8x16_t; 2] {
     [vshrq_n_s8::<4>(vshlq_n_s8::<4>(v)), vshrq_n_s8::<4>(v)]
 }
 
-struct Int4PerChannel<'a> {
+pub(in crate::kernels) struct Int4PerChannel<'a> {
     packed: &'a [u8],
     scales: Scales<'a>,
     k: usize,
+}
+
+impl<'a> Int4PerChannel<'a> {
+    /// The reader of `w`, which must hold int4 weights with per-channel scales.
+    pub(in crate::kernels) fn new(w: &Weights<'a>) -> Self {
+        let WeightData::Int4PerChannel { packed, scales } = w.data() else {
+            panic!("int4_per_channel: weights are {:?}", w.format())
+        };
+        Int4PerChannel {
+            packed,
+            scales,
+            k: w.k(),
+        }
+    }
 }
 
 impl DecodeBlock for Int4PerChannel<'_> {
@@ -64,10 +94,24 @@ impl DecodeBlock for Int4PerChannel<'_> {
     }
 }
 
-struct Int4Block32<'a> {
+pub(in crate::kernels) struct Int4Block32<'a> {
     packed: &'a [u8],
     scales: Scales<'a>,
     k: usize,
+}
+
+impl<'a> Int4Block32<'a> {
+    /// The reader of `w`, which must hold int4 weights with scales per block of 32.
+    pub(in crate::kernels) fn new(w: &Weights<'a>) -> Self {
+        let WeightData::Int4Block32 { packed, scales } = w.data() else {
+            panic!("int4_block32: weights are {:?}", w.format())
+        };
+        Int4Block32 {
+            packed,
+            scales,
+            k: w.k(),
+        }
+    }
 }
 
 impl DecodeBlock for Int4Block32<'_> {
@@ -92,12 +136,12 @@ fn dot32(x: [int8x16_t; 2], w: [int8x16_t; 2]) -> i32 {
     vaddvq_s32(acc)
 }
 
-/// The whole product for the columns of `out`.
-#[target_feature(enable = "neon")]
-fn run<W: DecodeBlock>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) {
-    let (m, k) = (out.m(), weights.k());
+/// Panics unless `x [m, k]`, the weights `[n, k]` and `out [m, n]` agree, `k` is whole blocks
+/// and `x` is in the layout the NEON kernels read (the dotprod and i8mm ones read the same).
+pub(in crate::kernels) fn check_shapes(out: &OutColumns, x: &Q8Rows, weights: &Weights) {
+    let k = weights.k();
     assert!(
-        out.n() == weights.n() && x.m() == m && x.k() == k && k % BLOCK == 0,
+        out.n() == weights.n() && x.m() == out.m() && x.k() == k && k.is_multiple_of(BLOCK),
         "linear_q8: activations, weights and output shapes disagree"
     );
     assert_eq!(
@@ -105,6 +149,13 @@ fn run<W: DecodeBlock>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weight
         super::KERNELS.linear_q8.layout(weights.format()),
         "linear_q8: activation layout does not match the weight format"
     );
+}
+
+/// The whole product for the columns of `out`.
+#[target_feature(enable = "neon")]
+fn run<W: DecodeBlock>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) {
+    check_shapes(out, x, weights);
+    let (m, k) = (out.m(), weights.k());
     let blocks = k / BLOCK;
     let start = out.cols().start;
     for c in out.cols() {
@@ -126,53 +177,17 @@ fn run<W: DecodeBlock>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weight
 /// int8 weights, per-channel scales.
 #[target_feature(enable = "neon")]
 pub fn int8_per_channel(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    let WeightData::Int8PerChannel { data, scales } = w.data() else {
-        panic!("int8_per_channel: weights are {:?}", w.format())
-    };
-    run(
-        out,
-        x,
-        &Int8PerChannel {
-            data,
-            scales,
-            k: w.k(),
-        },
-        w,
-    );
+    run(out, x, &Int8PerChannel::new(w), w);
 }
 
 /// int4 weights, per-channel scales.
 #[target_feature(enable = "neon")]
 pub fn int4_per_channel(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    let WeightData::Int4PerChannel { packed, scales } = w.data() else {
-        panic!("int4_per_channel: weights are {:?}", w.format())
-    };
-    run(
-        out,
-        x,
-        &Int4PerChannel {
-            packed,
-            scales,
-            k: w.k(),
-        },
-        w,
-    );
+    run(out, x, &Int4PerChannel::new(w), w);
 }
 
 /// int4 weights, scales per block of 32.
 #[target_feature(enable = "neon")]
 pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    let WeightData::Int4Block32 { packed, scales } = w.data() else {
-        panic!("int4_block32: weights are {:?}", w.format())
-    };
-    run(
-        out,
-        x,
-        &Int4Block32 {
-            packed,
-            scales,
-            k: w.k(),
-        },
-        w,
-    );
+    run(out, x, &Int4Block32::new(w), w);
 }

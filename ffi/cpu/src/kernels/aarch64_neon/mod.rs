@@ -6,7 +6,7 @@
 //! how far it is tested.
 
 mod linear_f32;
-mod linear_q8;
+pub(super) mod linear_q8;
 
 use super::out_columns::OutColumns;
 use super::q8_rows::{Q8Layout, Q8Rows};
@@ -36,7 +36,7 @@ detected! {
     int4_block32_q8 => linear_q8::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
-static KERNELS: Kernels = Kernels {
+pub(super) static KERNELS: Kernels = Kernels {
     isa: Isa::Neon,
     linear_f32: LinearF32Table {
         f32: dense_f32,
