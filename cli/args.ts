@@ -2,7 +2,8 @@
  * Flag tables: each command declares its flags once, with their help and defaults, and both the
  * parser and the usage text are derived from that table, so that the two cannot disagree.
  *
- * Flags are named in upstream's snake_case; kebab-case spellings are accepted as aliases.
+ * Flags are named in upstream's snake_case; kebab-case spellings are accepted as aliases, and a
+ * flag may have a second long name (llama.cpp's `--temp` for `--temperature`).
  *
  * @module
  */
@@ -22,6 +23,8 @@ export interface StringFlag {
   readonly type: "string";
   /** One-letter alias, e.g. `o` for `-o`. */
   readonly short?: string;
+  /** A second long name, e.g. `temp` for `--temp` (llama.cpp's spelling of `--temperature`). */
+  readonly alias?: string;
   /** How the value is shown in usage, e.g. `PATH`, `N` or `fp16|fp32`. */
   readonly value: string;
   /** What the flag does, shown in usage. */
@@ -37,6 +40,8 @@ export interface BooleanFlag {
   readonly type: "boolean";
   /** One-letter alias, e.g. `q` for `-q`. */
   readonly short?: string;
+  /** A second long name. */
+  readonly alias?: string;
   /** What the switch does, shown in usage. */
   readonly help: string;
 }
@@ -63,12 +68,15 @@ export interface ParsedCommandLine<T extends FlagTable> {
 /** The width usage text is wrapped to. */
 const USAGE_WIDTH = 100;
 
-/** Rewrites `--max-context-len` to `--max_context_len` so that both spellings reach one flag. */
-function snakeCaseFlag(arg: string): string {
+/**
+ * Rewrites `--max-context-len` to `--max_context_len`, and a flag's alias to its name, so that
+ * every spelling reaches one flag.
+ */
+function canonicalFlag(arg: string, names: ReadonlyMap<string, string>): string {
   if (!arg.startsWith("--")) return arg;
   const eq = arg.indexOf("=");
-  const name = eq < 0 ? arg : arg.slice(0, eq);
-  return name.replaceAll("-", "_").replace(/^__/, "--") + (eq < 0 ? "" : arg.slice(eq));
+  const name = (eq < 0 ? arg : arg.slice(0, eq)).slice(2).replaceAll("-", "_");
+  return `--${names.get(name) ?? name}${eq < 0 ? "" : arg.slice(eq)}`;
 }
 
 /** The arguments before `--`: only these can be flags. */
@@ -89,6 +97,11 @@ export function parseFlags<T extends FlagTable>(
   allowPositionals = false,
 ): ParsedCommandLine<T> {
   const flags = flagArguments(argv);
+  const aliases = new Map(
+    Object.entries(table).flatMap(([name, flag]) =>
+      flag.alias === undefined ? [] : [[flag.alias, name] as const]
+    ),
+  );
   const options = Object.fromEntries(
     Object.entries(table).map(([name, flag]) => [name, {
       type: flag.type,
@@ -102,7 +115,7 @@ export function parseFlags<T extends FlagTable>(
   );
   try {
     const { values, positionals } = parseArgs({
-      args: [...flags.map(snakeCaseFlag), ...argv.slice(flags.length)],
+      args: [...flags.map((arg) => canonicalFlag(arg, aliases)), ...argv.slice(flags.length)],
       options,
       allowPositionals,
       strict: true,
@@ -198,8 +211,8 @@ function describe(flag: Flag): string {
 export function flagLines(table: FlagTable): string {
   const rows: [string, string][] = Object.entries(table).map(([name, flag]) => [
     `${flag.short === undefined ? "    " : `-${flag.short}, `}--${name}${
-      flag.type === "string" ? ` ${flag.value}` : ""
-    }`,
+      flag.alias === undefined ? "" : `, --${flag.alias}`
+    }${flag.type === "string" ? ` ${flag.value}` : ""}`,
     describe(flag),
   ]);
   rows.push(["-h, --help", "print this help"]);

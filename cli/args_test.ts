@@ -6,6 +6,7 @@ const table = {
   max_len: { type: "string", value: "N", help: "longest run", default: "8" },
   seed: { type: "string", value: "N", help: "seed", defaultText: "random" },
   quiet: { type: "boolean", short: "q", help: "say less" },
+  temperature: { type: "string", alias: "temp", value: "T", help: "heat" },
 } as const satisfies FlagTable;
 
 Deno.test("parseFlags applies the table's defaults and reads kebab-case spellings", () => {
@@ -16,6 +17,13 @@ Deno.test("parseFlags applies the table's defaults and reads kebab-case spelling
   });
   const { values } = parseFlags(["--max-len=3", "-q", "--seed", "7"], table);
   assert.deepEqual({ ...values }, { output: "a b", max_len: "3", seed: "7", quiet: true });
+});
+
+Deno.test("parseFlags reads a flag's second long name as the flag itself", () => {
+  assert.equal(parseFlags(["--temp", "0.5"], table).values.temperature, "0.5");
+  assert.equal(parseFlags(["--temp=0"], table).values.temperature, "0");
+  assert.equal(parseFlags(["--temperature", "1"], table).values.temperature, "1");
+  assert.throws(() => parseFlags(["--tem", "1"], table), UsageError);
 });
 
 Deno.test("parseFlags leaves everything after -- to the positionals", () => {
@@ -49,6 +57,7 @@ Deno.test("flagLines aligns every help in one column and wraps it under itself",
   assert.equal(lines[0], "  -o, --output PATH".padEnd(column) + 'where to write (default "a b")');
   assert.equal(lines[1], "      --max_len N".padEnd(column) + "longest run (default 8)");
   assert.equal(lines[2], "      --seed N".padEnd(column) + "seed (default random)");
+  assert.equal(lines[4], "      --temperature, --temp T".padEnd(column) + "heat");
   assert.equal(lines.at(-1), "  -h, --help".padEnd(column) + "print this help");
 });
 

@@ -113,9 +113,11 @@ export const chatCommand: Command = {
         } else if (line.trim() !== "") {
           const generation = await chat.send(line);
           answering = true;
+          // The text of every token drawn is shown, so that the screen holds what the
+          // conversation keeps of a stopped answer.
           for await (const { text } of generation) {
-            if (stopAnswer) break;
             await write(text);
+            if (stopAnswer) break;
           }
           answering = false;
           stopAnswer = false;

@@ -2,9 +2,10 @@
 
 import assert from "node:assert/strict";
 import { exportChatBundle } from "../testing/chat_bundle.ts";
-import { chatInLibrary, chatInTerminal } from "../testing/terminal.ts";
+import { chatInLibrary, chatInTerminal, TerminalChat } from "../testing/terminal.ts";
 import { llamane } from "./_testing.ts";
-import { readBundledTokenizer, readManifest } from "../bundle/mod.ts";
+import { readBundledChatTemplate, readBundledTokenizer, readManifest } from "../bundle/mod.ts";
+import { Chat } from "../runtime/chat.ts";
 import { generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/load_model.ts";
 
@@ -109,4 +110,48 @@ Deno.test("llamane chat: /reset starts over and /system changes the system messa
   assert.deepEqual(turns[0], { answer: plain!.answer, prefill: plain!.whole });
   // After /reset the cache is empty again: the whole new conversation is prefilled.
   assert.deepEqual(turns[1], { answer: briefed!.answer, prefill: briefed!.whole });
+});
+
+Deno.test("llamane chat: Ctrl-C stops an answer and the conversation goes on", async () => {
+  // Answers that would run for minutes unless stopped.
+  const endless = ["--temperature", "0", "-n", "1000000", "--backend", "cpu"];
+  const chat = new TerminalChat(["-m", bundle, ...endless]);
+  const messages = ["Hello!", "Thanks"];
+  const turns: { answer: string; prefill: number; generated: number }[] = [];
+  for (const message of messages) {
+    await chat.waitFor((screen) => screen.endsWith("\n> "));
+    const start = chat.screen.length;
+    await chat.type(`${message}\n`);
+    await chat.waitFor((screen) => screen.length > start + 40);
+    await chat.type("\x03");
+    await chat.waitFor((screen) => /\nprompt \d+ tokens \|.*\n/.test(screen.slice(start)));
+    const [, answer, prefill, generated] =
+      /^([\s\S]*)\nprompt (\d+) tokens \|[^\n]*generated (\d+) tokens/
+        .exec(chat.screen.slice(start))!;
+    assert.ok(Number(generated) < 1_000_000, `the answer was stopped after ${generated} tokens`);
+    turns.push({ answer: answer!, prefill: Number(prefill), generated: Number(generated) });
+  }
+  const { code, screen } = await chat.close();
+  assert.equal(code, 0, screen);
+
+  // The library's chat, each answer stopped after as many tokens, shows and prefills the same.
+  const manifest = await readManifest(bundle);
+  const tokenizer = readBundledTokenizer(bundle, manifest.tokenizer!);
+  const template = readBundledChatTemplate(bundle, manifest.tokenizer!)!;
+  using model = await loadModel(bundle, { backend: "cpu" });
+  const library = new Chat(model, tokenizer, template, { temperature: 0, maxNewTokens: 1_000_000 });
+  for (const [i, message] of messages.entries()) {
+    const generation = await library.send(message);
+    let answer = "";
+    let drawn = 0;
+    for await (const { text } of generation) {
+      answer += text;
+      if (++drawn === turns[i]!.generated) break;
+    }
+    assert.deepEqual(turns[i], {
+      answer,
+      prefill: generation.stats.promptTokens,
+      generated: drawn,
+    });
+  }
 });

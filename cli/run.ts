@@ -70,6 +70,7 @@ export const runFlags = {
   },
   temperature: {
     type: "string",
+    alias: "temp",
     value: "T",
     help: "0 is greedy",
     defaultText: `${GENERATE_DEFAULTS.temperature}; 0 with --lookahead`,

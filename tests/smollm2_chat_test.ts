@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { readBundledChatTemplate, readBundledTokenizer, readManifest } from "../bundle/mod.ts";
 import { llamane } from "../cli/_testing.ts";
 import { oracleTokenizerDir } from "../testing/hf_oracle.ts";
+import { scratchDir } from "../testing/scratch.ts";
 import { chatInLibrary, chatInTerminal } from "../testing/terminal.ts";
 import { encodeChat } from "../tokenizer/mod.ts";
 
@@ -26,7 +27,8 @@ const made = await new Deno.Command("bash", {
 }).output();
 if (!made.success) throw new Error("scripts/fixtures/smollm2/make.sh failed");
 
-const bundle = `${await Deno.makeTempDir()}/smollm2.llamane`;
+// An fp32 bundle of 620 MB.
+const bundle = `${await scratchDir("llamane-smollm2-chat-")}/smollm2.llamane`;
 const exported = await llamane(
   ["-A"],
   "export",
