@@ -41,8 +41,9 @@ export class TerminalChat {
   constructor(args: readonly string[]) {
     const chat = [Deno.execPath(), "run", "--quiet", `--config=${CONFIG}`, "-A", MAIN, "chat"]
       .concat(args).map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
-    // The screen shows exactly what was written: no `\r` before each `\n`, no typed input echoed.
-    const command = `stty -onlcr -echo && exec ${chat}`;
+    // The screen shows exactly what was written: no `\r` before each `\n`, no typed input echoed,
+    // and nothing written discarded when Ctrl-C is typed.
+    const command = `stty -onlcr -echo noflsh && exec ${chat}`;
     this.#child = new Deno.Command("script", {
       args: ["--quiet", "--flush", "--return", "--command", command, "/dev/null"],
       stdin: "piped",
