@@ -43,13 +43,14 @@ export type Handler = (request: Request, context: RequestContext) => Promise<Res
 /**
  * A request's context, its signal combining the client's, the server's and a timeout. The
  * client's signal is followed only until {@link RequestContext.release}: Deno aborts it also once
- * a response was sent.
+ * a response was sent. `released` runs on release, once the status is final.
  */
 export function requestContext(
   request: Request,
   server: ServerState,
   log: RequestLog,
   startedAt: number,
+  released: () => void,
 ): RequestContext {
   const client = new AbortController();
   const leave = () => client.abort();
@@ -65,6 +66,8 @@ export function requestContext(
     release: () => {
       clearTimeout(timer);
       request.signal.removeEventListener("abort", leave);
+      if (client.signal.aborted) log.status = CLIENT_CLOSED;
+      released();
     },
   };
 }

@@ -114,9 +114,14 @@ export function startServer(what: ServerModel, options: ServerOptions = {}): Run
       startedAt,
       write,
     );
-    info.completed.then(() => {}, () => {
+    // The line is written once the response was delivered (or the client left) and the
+    // request's work is over: a stream's generation may end after its client went away.
+    let released = () => {};
+    const workDone = new Promise<void>((resolve) => released = resolve);
+    const delivered = info.completed.catch(() => {
       log.status = CLIENT_CLOSED;
-    }).finally(() => log.end());
+    });
+    Promise.all([delivered, workDone]).then(() => log.end());
     let response: Response;
     let context: RequestContext | undefined;
     try {
@@ -133,15 +138,16 @@ export function startServer(what: ServerModel, options: ServerOptions = {}): Run
         });
       }
       if (options.apiKey !== undefined && !entry.open) checkApiKey(request, options.apiKey);
-      context = requestContext(request, state, log, startedAt);
+      context = requestContext(request, state, log, startedAt, released);
       response = await entry.handler(request, context);
     } catch (error) {
       response = (error instanceof ApiError ? error : internalError(error, write)).toResponse();
     }
     // A stream keeps its context until it ends, and sets its own status as it goes.
     if (!log.streaming) {
-      context?.release();
       log.status = response.status;
+      if (context === undefined) released();
+      else context.release();
     }
     return response;
   };

@@ -282,3 +282,95 @@ Deno.test("invalid requests get OpenAI-shaped 4xx errors naming the field", asyn
     assert.equal(after.usage!.completion_tokens, 1);
   });
 });
+
+Deno.test("one generation at a time: 429 beyond the queue, and a client that leaves frees the model", async () => {
+  await withServer({ maxQueue: 0 }, async ({ server, client, lines }) => {
+    const leaving = new AbortController();
+    const response = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400, stream: true }),
+      signal: leaving.signal,
+    });
+    // The first event came: the generation holds the model.
+    await response.body!.getReader().read();
+    const busy = await apiError(client.completions.create({ model: MODEL, prompt: "Hi" }));
+    assert.equal(busy.status, 429);
+    assert.equal(busy.code, "rate_limit_exceeded");
+    assert.match(busy.headers?.get("retry-after") ?? "", /^[1-9]\d*$/);
+
+    leaving.abort();
+    const line = await logLine(lines, /^POST \/v1\/completions 499 /);
+    const generated = Number(/generated (\d+) tokens \(cancelled\)/.exec(line)![1]);
+    assert.ok(generated < 400, line);
+    const after = await client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 2 });
+    assert.equal(after.usage!.completion_tokens, 2);
+  });
+});
+
+const encoder = new TextEncoder();
+
+/** What the server sends on `conn` until it closes it or `expected` appears. */
+async function reply(conn: Deno.Conn, expected: RegExp): Promise<string> {
+  let text = "";
+  const buffer = new Uint8Array(4096);
+  while (!expected.test(text)) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    text += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  return text;
+}
+
+Deno.test("slow clients: a trickled body gets 408, stalled headers hold only their connection", async () => {
+  await withServer({ bodyTimeoutSeconds: 1 }, async ({ server, client }) => {
+    const address = { hostname: server.hostname, port: server.port };
+    using trickle = await Deno.connect(address);
+    await trickle.write(encoder.encode(
+      'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"model":',
+    ));
+    using stalled = await Deno.connect(address);
+    await stalled.write(encoder.encode("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"));
+
+    const answer = await client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 1 });
+    assert.equal(answer.usage!.completion_tokens, 1);
+    const timedOut = await reply(trickle, /request_timeout/);
+    assert.match(timedOut, /^HTTP\/1\.1 408 /);
+    assert.match(timedOut, /Request body not received within 1 s/);
+    const again = await client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 1 });
+    assert.equal(again.usage!.completion_tokens, 1);
+  });
+});
+
+Deno.test("shutdown answers waiting requests with 503, ends the running stream, then refuses", async () => {
+  const lines: string[] = [];
+  const server = await serveBundle(bundle, {
+    port: 0,
+    backend: { backend: "cpu" },
+    log: (line) => lines.push(line),
+  });
+  const post = (body: object) =>
+    fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400, ...body }),
+    });
+  const running = await post({ stream: true });
+  const reader = running.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let streamed = (await reader.read()).value!;
+  const waiting = post({});
+  while ((await (await fetch(`${server.url}/health`)).json()).waiting === 0) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+
+  const stopped = server.shutdown();
+  const refused = await waiting;
+  assert.equal(refused.status, 503);
+  assert.equal((await refused.json()).error.code, "server_shutting_down");
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    streamed += chunk.value;
+  }
+  assert.match(streamed, /"code":"server_shutting_down"/);
+  assert.doesNotMatch(streamed, /\[DONE\]/);
+  await stopped;
+  await assert.rejects(fetch(`${server.url}/health`));
+  assert.ok(lines.some((line) => /^POST \/v1\/completions 503 \| .*\(cancelled\)/.test(line)));
+});

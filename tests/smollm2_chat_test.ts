@@ -3,7 +3,9 @@
  * first run) exported in fp32 without quantization through the CLI with the tokenizer.json and chat template of
  * scripts/tokenizer/hf_oracle.py. Its greedy answer must be llama.cpp's on the F32 GGUF given the
  * same rendered prompt, and `llamane chat` in a terminal must answer each turn as a fresh run of
- * the whole conversation does while prefilling only the turn's new tokens.
+ * the whole conversation does while prefilling only the turn's new tokens. Through `llamane serve`
+ * and the official `openai` client, the same answers come, and a second turn is prefilled only
+ * where it extends the first.
  */
 
 import assert from "node:assert/strict";
@@ -13,6 +15,8 @@ import { oracleTokenizerDir } from "../testing/hf_oracle.ts";
 import { scratchDir } from "../testing/scratch.ts";
 import { chatInLibrary, chatInTerminal } from "../testing/terminal.ts";
 import { encodeChat } from "../tokenizer/mod.ts";
+import OpenAI from "openai";
+import { bundleName, serveBundle } from "../serve/serve_bundle.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const DIR = new URL("testdata/smollm2/", ROOT).pathname;
@@ -109,4 +113,55 @@ Deno.test("llamane chat with SmolLM2 in a terminal: three turns, each prefilling
     assert.equal(turn.prefill, expected[i]!.prefill, `prefill ${i}`);
   });
   assert.ok(expected.slice(1).every((turn) => turn.prefill < turn.whole));
+});
+
+Deno.test("SmolLM2 through llamane serve: run --chat's answer, then a turn reusing the first", async () => {
+  const messages = ["What is the capital of France?", "And of Italy?"];
+  const cli = await llamane(
+    ["-A"],
+    "run",
+    "-m",
+    bundle,
+    "--chat",
+    "--prompt",
+    messages[0]!,
+    ...SAMPLING,
+  );
+  assert.equal(cli.code, 0, cli.stderr);
+  const expected = await chatInLibrary(bundle, messages, NEW_TOKENS);
+  const server = await serveBundle(bundle, { port: 0, backend: { backend: "cpu" }, log: () => {} });
+  try {
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    const sampling = { model: bundleName(bundle), temperature: 0, max_tokens: NEW_TOKENS };
+    const first = await client.chat.completions.create({
+      ...sampling,
+      messages: [{ role: "user", content: messages[0]! }],
+    });
+    const answer = first.choices[0]!.message.content!;
+    assert.equal(answer + "\n", cli.stdout);
+    const second = await client.chat.completions.create({
+      ...sampling,
+      messages: [
+        { role: "user", content: messages[0]! },
+        { role: "assistant", content: answer },
+        { role: "user", content: messages[1]! },
+      ],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of second) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      usage = chunk.usage ?? usage;
+    }
+    assert.equal(text, expected[1]!.fresh);
+    assert.equal(
+      usage!.prompt_tokens - usage!.prompt_tokens_details!.cached_tokens!,
+      expected[1]!.prefill,
+    );
+    assert.ok(usage!.prompt_tokens_details!.cached_tokens! >= first.usage!.prompt_tokens);
+  } finally {
+    await server.shutdown();
+  }
 });
