@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { exportChatBundle } from "../testing/chat_bundle.ts";
 import { chatInLibrary, chatInTerminal, TerminalChat } from "../testing/terminal.ts";
-import { llamane } from "./_testing.ts";
+import { freshChatAnswers, llamane } from "./_testing.ts";
 import { readBundledChatTemplate, readBundledTokenizer, readManifest } from "../bundle/mod.ts";
 import { Chat } from "../runtime/chat.ts";
 import { generate } from "../runtime/generate.ts";
@@ -20,9 +20,12 @@ Deno.test("llamane chat holds a conversation in a terminal, prefilling only each
   assert.equal(code, 0, screen);
   const expected = await chatInLibrary(bundle, MESSAGES, 6);
   assert.equal(turns.length, MESSAGES.length, screen);
+  const answers = turns.map((turn) => turn.answer);
+  const freshRuns = await freshChatAnswers(bundle, MESSAGES, answers, SAMPLING);
   turns.forEach((turn, i) => {
     assert.equal(turn.answer, expected[i]!.answer, `answer ${i}`);
     assert.equal(turn.answer, expected[i]!.fresh, `answer ${i} against a fresh run`);
+    assert.equal(turn.answer, freshRuns[i], `answer ${i} against run --chat --messages`);
     assert.equal(turn.prefill, expected[i]!.prefill, `prefill ${i}`);
   });
   // The cache carried the conversation: later turns prefilled less than all of it.
@@ -154,4 +157,22 @@ Deno.test("llamane chat: Ctrl-C stops an answer and the conversation goes on", a
       generated: drawn,
     });
   }
+});
+
+Deno.test("llamane run --chat --messages refuses a conversation it cannot read, saying why", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".json" });
+  const refusal = async (content: string, ...flags: string[]) => {
+    await Deno.writeTextFile(file, content);
+    const run = await llamane(["-A"], "run", "-m", bundle, "--chat", "--messages", file, ...flags);
+    assert.equal(run.code, 2, run.stderr);
+    return run.stderr;
+  };
+  assert.match(await refusal("[{"), /Invalid --messages file .*JSON/);
+  assert.match(await refusal("3"), /Invalid --messages file/);
+  assert.match(await refusal('[{"role": "robot", "content": "hi"}]'), /messages\[0\]\.role/);
+  assert.match(
+    await refusal('[{"role": "user", "content": "hi"}]', "--system", "Be brief."),
+    /--system does not apply to --messages/,
+  );
+  await Deno.remove(file);
 });

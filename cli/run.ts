@@ -20,7 +20,10 @@ import { readBundledChatTemplate, readBundledTokenizer } from "../bundle/tokeniz
 import { readNeed, requirePermissions } from "../permissions.ts";
 import { compareWithEager } from "../runtime/compare.ts";
 import { generate, GENERATE_DEFAULTS, type GenerateOptions } from "../runtime/generate.ts";
-import { Chat } from "../runtime/chat.ts";
+import { Chat, encodeConversation } from "../runtime/chat.ts";
+import { ApiError } from "../serve/api_error.ts";
+import { isJsonObject } from "../serve/request_fields.ts";
+import { parseMessages } from "../serve/completion_request.ts";
 import { LOOKAHEAD_DEFAULTS } from "../runtime/lookahead.ts";
 import { loadModel } from "../runtime/load_model.ts";
 import { COMPUTE_UNITS_CODES } from "../ffi/coreml.ts";
@@ -31,7 +34,7 @@ import {
   parseBackendRequest,
   parseComputeUnits,
 } from "../runtime/backend/select.ts";
-import { ChatTemplate, loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import { type ChatMessage, ChatTemplate, loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
 
 /** The flags of `run`; `chat` shares those that name the bundle and how to sample. */
 export const runFlags = {
@@ -56,6 +59,12 @@ export const runFlags = {
   },
   chat: { type: "boolean", help: "answer --prompt as one user turn through the chat template" },
   system: { type: "string", value: "TEXT", help: "system message of --chat" },
+  messages: {
+    type: "string",
+    value: "FILE",
+    help: "with --chat, answer this conversation instead of --prompt: a JSON list of " +
+      '{"role", "content"} messages, or a chat completions request body',
+  },
   chat_template: {
     type: "string",
     value: "FILE",
@@ -246,6 +255,25 @@ export async function chatTemplateFor(
   return template;
 }
 
+/** The messages of a `--messages` file: a list of messages, or a request body that holds one. */
+async function readConversation(path: string): Promise<ChatMessage[]> {
+  await requirePermissions([readNeed(path, "read the conversation")]);
+  let body: unknown;
+  try {
+    body = JSON.parse(await Deno.readTextFile(path));
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    throw new UsageError(`Invalid --messages file ${path}: ${error.message}`);
+  }
+  const list = Array.isArray(body) ? body : isJsonObject(body) ? body.messages : undefined;
+  try {
+    return parseMessages(Array.isArray(list) ? list : undefined);
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    throw new UsageError(`Invalid --messages file ${path}: ${error.message}`);
+  }
+}
+
 async function readAllStdin(): Promise<string> {
   // The newline that ends what was typed or echoed is not part of the message.
   return (await new Response(Deno.stdin.readable).text()).replace(/\r?\n$/, "");
@@ -286,13 +314,25 @@ export const runCommand: Command = {
     const { manifest, tokenizer } = await openBundleTokenizer(values.model, values.tokenizer);
     if (values.chat) {
       const template = await chatTemplateFor(values.model, manifest, values.chat_template);
+      const conversation = values.messages === undefined
+        ? undefined
+        : await readConversation(values.messages);
+      if (conversation !== undefined && values.system !== undefined) {
+        throw new UsageError("--system does not apply to --messages: put it in the conversation");
+      }
       const prompt = values.prompt === "-" ? await readAllStdin() : values.prompt;
       using model = await loadModel(values.model, selection);
-      const chat = new Chat(model, tokenizer, template, {
-        ...options,
-        ...(values.system === undefined ? {} : { system: values.system }),
-      });
-      const generation = await chat.send(prompt);
+      let generation;
+      if (conversation === undefined) {
+        const chat = new Chat(model, tokenizer, template, {
+          ...options,
+          ...(values.system === undefined ? {} : { system: values.system }),
+        });
+        generation = await chat.send(prompt);
+      } else {
+        const { ids } = await encodeConversation(model, tokenizer, template, conversation);
+        generation = generate(model, tokenizer, ids, options);
+      }
       for await (const { text } of generation) await Deno.stdout.write(encoder.encode(text));
       await Deno.stdout.write(encoder.encode("\n"));
       console.error(formatStats(generation.stats));

@@ -145,13 +145,15 @@ const ROLES: Readonly<Record<string, string>> = {
   assistant: "assistant",
 };
 
-/** Validates the body of `POST /v1/chat/completions`. */
-export function parseChatRequest(body: JsonObject): ChatRequest {
-  const list = arrayField(body, "messages");
+/**
+ * Validates a conversation: a non-empty list of `{role, content}` messages, `content` a string or
+ * text parts.
+ */
+export function parseMessages(list: readonly unknown[] | undefined): ChatMessage[] {
   if (list === undefined || list.length === 0) {
     throw invalidField("messages", "Missing 'messages': expected a non-empty array");
   }
-  const messages = list.map((message, i): ChatMessage => {
+  return list.map((message, i): ChatMessage => {
     const param = `messages[${i}]`;
     if (!isJsonObject(message)) {
       throw invalidField(
@@ -171,6 +173,11 @@ export function parseChatRequest(body: JsonObject): ChatRequest {
     }
     return { role: mapped, content: messageText(message.content, `${param}.content`) };
   });
+}
+
+/** Validates the body of `POST /v1/chat/completions`. */
+export function parseChatRequest(body: JsonObject): ChatRequest {
+  const messages = parseMessages(arrayField(body, "messages"));
   const tools = arrayField(body, "tools");
   if (tools !== undefined && tools.length > 0) throw refuse("tools", "tool calls");
   const format = objectField(body, "response_format");

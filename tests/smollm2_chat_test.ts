@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { readBundledChatTemplate, readBundledTokenizer, readManifest } from "../bundle/mod.ts";
-import { llamane } from "../cli/_testing.ts";
+import { freshChatAnswers, llamane } from "../cli/_testing.ts";
 import { oracleTokenizerDir } from "../testing/hf_oracle.ts";
 import { scratchDir } from "../testing/scratch.ts";
 import { chatInLibrary, chatInTerminal } from "../testing/terminal.ts";
@@ -108,8 +108,11 @@ Deno.test("llamane chat with SmolLM2 in a terminal: three turns, each prefilling
   assert.equal(code, 0, screen);
   const expected = await chatInLibrary(bundle, messages, NEW_TOKENS);
   assert.equal(turns.length, messages.length, screen);
+  const answers = turns.map((turn) => turn.answer);
+  const freshRuns = await freshChatAnswers(bundle, messages, answers, SAMPLING);
   turns.forEach((turn, i) => {
     assert.equal(turn.answer, expected[i]!.fresh, `answer ${i} against a fresh run`);
+    assert.equal(turn.answer, freshRuns[i], `answer ${i} against run --chat --messages`);
     assert.equal(turn.prefill, expected[i]!.prefill, `prefill ${i}`);
   });
   assert.ok(expected.slice(1).every((turn) => turn.prefill < turn.whole));
