@@ -7,6 +7,7 @@
  *   with its `lookahead` option gives greedy decoding's tokens in fewer model calls.
  * - {@link Chat} holds a conversation through the model's chat template, keeping the cache
  *   between turns.
+ * - {@link serveBundle} serves a bundle over an OpenAI-compatible HTTP API, as `llamane serve`.
  * - {@link loadTokenizer} reads SentencePiece, tiktoken, tokenizer.json and GGUF vocabularies.
  * - {@link embeddedModel} gives the small King James model shipped with llamane, from anywhere.
  *
@@ -61,5 +62,13 @@ export {
   type StreamingDecoder,
   type Tokenizer,
 } from "./tokenizer/mod.ts";
+export { type BundleServerOptions, serveBundle } from "./serve/serve_bundle.ts";
+export {
+  type RunningServer,
+  SERVER_DEFAULTS,
+  type ServerModel,
+  type ServerOptions,
+  startServer,
+} from "./serve/server.ts";
 export { type EmbeddedModel, embeddedModel } from "./models/embedded.ts";
 export { MissingPermissionError } from "./permissions.ts";

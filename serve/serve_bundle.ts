@@ -27,6 +27,18 @@ export function bundleName(bundle: string): string {
  * Loads `bundle` and serves it; stopping the server releases the model.
  *
  * @throws {TypeError} when the bundle has no tokenizer
+ *
+ * @example Serve a bundle on a free port of loopback, ask it, stop it
+ * ```ts ignore
+ * import { serveBundle } from "@llamane/llamane";
+ * const server = await serveBundle("out/kjv.llamane", { port: 0 });
+ * const response = await fetch(`${server.url}/v1/completions`, {
+ *   method: "POST",
+ *   body: JSON.stringify({ model: "kjv.llamane", prompt: "And God said", max_tokens: 20 }),
+ * });
+ * console.log((await response.json()).choices[0].text);
+ * await server.shutdown();
+ * ```
  */
 export async function serveBundle(
   bundle: string,

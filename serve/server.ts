@@ -63,9 +63,11 @@ export interface ServerOptions {
 export interface ServerModel {
   /** The id clients name the model by. */
   readonly name: string;
+  /** The loaded bundle; the server does not release it. */
   readonly model: LoadedModel;
+  /** The bundle's tokenizer. */
   readonly tokenizer: Tokenizer;
-  /** Without one, chat completions are refused. */
+  /** The chat template; without one, chat completions are refused. */
   readonly template: ChatTemplate | undefined;
 }
 
@@ -73,7 +75,9 @@ export interface ServerModel {
 export interface RunningServer {
   /** `http://host:port`, the base of every route. */
   readonly url: string;
+  /** The address it listens on. */
   readonly hostname: string;
+  /** The port it listens on (the one picked, when asked for 0). */
   readonly port: number;
   /** Stops the server gracefully (see the module); resolves once every response ended. */
   shutdown(): Promise<void>;
@@ -86,7 +90,21 @@ function internalError(error: unknown, log: (line: string) => void): ApiError {
   return new ApiError(500, "The server failed to answer the request");
 }
 
-/** Starts serving `what`; resolves once the server listens. */
+/**
+ * Starts serving `what`; the server listens when this returns.
+ *
+ * @example Serve a loaded bundle on a free port of loopback, then stop
+ * ```ts ignore
+ * import { loadModel, startServer } from "@llamane/llamane";
+ * import { readBundledTokenizer, readManifest } from "@llamane/llamane/bundle";
+ * using model = await loadModel("out/kjv.llamane");
+ * const manifest = await readManifest("out/kjv.llamane");
+ * const tokenizer = readBundledTokenizer("out/kjv.llamane", manifest.tokenizer!);
+ * const server = startServer({ name: "kjv", model, tokenizer, template: undefined }, { port: 0 });
+ * console.log(`${server.url}/v1/completions`);
+ * await server.shutdown();
+ * ```
+ */
 export function startServer(what: ServerModel, options: ServerOptions = {}): RunningServer {
   const write = options.log ?? ((line: string) => console.error(line));
   const closing = new AbortController();

@@ -374,3 +374,36 @@ Deno.test("shutdown answers waiting requests with 503, ends the running stream, 
   await assert.rejects(fetch(`${server.url}/health`));
   assert.ok(lines.some((line) => /^POST \/v1\/completions 503 \| .*\(cancelled\)/.test(line)));
 });
+
+Deno.test("a request past its time gets 503 and frees the model; a client that leaves a whole answer cancels it", async () => {
+  const post = (server: RunningServer, signal?: AbortSignal) =>
+    fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400 }),
+      ...(signal === undefined ? {} : { signal }),
+    });
+  // 400 tokens take at least 400 model calls: far longer than 10 ms, wherever the time runs out.
+  await withServer({ requestTimeoutSeconds: 0.01 }, async ({ server, lines }) => {
+    const late = await post(server);
+    assert.equal(late.status, 503);
+    assert.equal((await late.json()).error.code, "timeout");
+    await logLine(lines, /^POST \/v1\/completions 503 /);
+    assert.deepEqual(await (await fetch(`${server.url}/health`)).json(), {
+      status: "ok",
+      busy: false,
+      waiting: 0,
+    });
+  });
+  await withServer({}, async ({ server, client, lines }) => {
+    const leaving = new AbortController();
+    const answer = post(server, leaving.signal).catch((error) => error);
+    while (!(await (await fetch(`${server.url}/health`)).json()).busy) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    leaving.abort();
+    assert.ok(await answer instanceof Error);
+    await logLine(lines, /^POST \/v1\/completions 499 \| .* \(cancelled\)/);
+    const after = await client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 1 });
+    assert.equal(after.usage!.completion_tokens, 1);
+  });
+});

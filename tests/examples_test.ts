@@ -22,15 +22,22 @@ Deno.test("every example runs against llamane imported over HTTP", async (t) => 
     ]),
   );
   await Deno.writeTextFile(`${machine.home}/import_map.json`, JSON.stringify({ imports }));
-  const run = async (example: string, ...args: string[]) => {
+  /** Runs an example with the permissions a careful user grants, or exactly `flags`. */
+  const runWith = async (
+    flags: readonly string[] | undefined,
+    example: string,
+    ...args: string[]
+  ) => {
     await Deno.copyFile(`${EXAMPLES}/${example}`, `${machine.home}/${example}`);
     const result = await machine.run(
       ["--import-map=import_map.json", example, ...args],
       { code: release.url },
+      flags,
     );
     assert.equal(result.code, 0, result.stderr);
     return result.stdout;
   };
+  const run = (example: string, ...args: string[]) => runWith(undefined, example, ...args);
   const tested = new Set<string>();
   const step = (example: string, body: () => Promise<void>) =>
     t.step(example, async () => {
@@ -61,6 +68,12 @@ Deno.test("every example runs against llamane imported over HTTP", async (t) => 
     // The second turn feeds only its own line: not the first turn's line and 16-token answer again.
     assert.ok(prefills[1]! < prefills[0]! + 16, output);
     assert.match(output, /^> In the beginning\n\S/);
+  });
+  await step("serve.ts", async () => {
+    // A server also listens on loopback, which the other examples never do.
+    const output = await runWith(["-A"], "serve.ts", "kjv.llamane");
+    assert.match(output, /^And God said \S/);
+    assert.match(output, /^\(4 prompt tokens, 24 generated\)$/m);
   });
   await step("manifest.ts", async () => {
     const output = await run("manifest.ts", "kjv.llamane");
