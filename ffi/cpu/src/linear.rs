@@ -2,6 +2,7 @@
 //! columns over the thread pool. The arithmetic lives in the kernels.
 
 use std::collections::TryReserveError;
+use std::sync::OnceLock;
 
 use crate::error::{check_len, Error};
 use crate::kernels::out_columns::{whole, ColumnSplitter, OutColumns, Part};
@@ -35,6 +36,28 @@ impl ActivationPath {
             ))),
         }
     }
+}
+
+/// The environment variable that chooses how a plan's linear steps meet quantized weights: `int8`
+/// (the default) or `f32`, which computes exactly what a float bundle of the dequantized weights
+/// computes, for cross-checks. Read once, like the kernel set's variable.
+pub const ACTIVATIONS_VARIABLE: &str = "LLAMANE_CPU_ACTIVATIONS";
+
+/// The activation path of plans: [`ActivationPath::Int8`] unless [`ACTIVATIONS_VARIABLE`] says
+/// `f32`; any other value is an error for every run, as an unknown kernel set is.
+pub fn plan_activations() -> Result<ActivationPath, String> {
+    static SELECTED: OnceLock<Result<ActivationPath, String>> = OnceLock::new();
+    SELECTED
+        .get_or_init(|| match std::env::var(ACTIVATIONS_VARIABLE) {
+            Err(std::env::VarError::NotPresent) => Ok(ActivationPath::Int8),
+            Ok(name) if name.is_empty() || name == "int8" => Ok(ActivationPath::Int8),
+            Ok(name) if name == "f32" => Ok(ActivationPath::F32),
+            Ok(name) => Err(format!(
+                "{ACTIVATIONS_VARIABLE}={name:?} is neither \"int8\" nor \"f32\""
+            )),
+            Err(e) => Err(format!("{ACTIVATIONS_VARIABLE}: {e}")),
+        })
+        .clone()
 }
 
 /// Rows from which [`ActivationPath::Auto`] quantizes activations. Prefill chunks are above it;

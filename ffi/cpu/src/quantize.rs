@@ -72,6 +72,11 @@ pub fn int4_block32(w: &[f32], n: usize, k: usize) -> (Vec<u8>, Vec<f32>) {
     (pack_int4(&q), s)
 }
 
+/// Per-block-of-32 int8 (the layout of GGUF's Q8_0): `(data, scales [n, k/32])`.
+pub fn int8_block32(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
+    quantize_symmetric(w, n, k, 8, BLOCK)
+}
+
 /// Per-output-channel int8 (`c8w`): `(data, scales [n])`.
 pub fn int8_per_channel(w: &[f32], n: usize, k: usize) -> (Vec<i8>, Vec<f32>) {
     quantize_symmetric(w, n, k, 8, k)

@@ -2,7 +2,7 @@
 //!
 //! Core ML's `constexpr_blockwise_shift_scale` dequantizes `w = scale[block] * data` with no
 //! offset, so every quantized format here is symmetric: an integer array plus one scale per output
-//! channel or per block of 32 inputs. Nothing is ever expanded to f32 in memory: the kernels read
+//! channel or per block of 32 inputs (the block of GGUF's Q8_0 and Q4_0, which bundles can keep). Nothing is ever expanded to f32 in memory: the kernels read
 //! these packed views directly.
 
 use crate::dtype::DType;
@@ -26,6 +26,8 @@ pub enum WeightFormat {
     Int4PerChannel = 3,
     /// int4 `[n, k]` packed two per byte, one scale per block of 32 inputs, scales `[n, k/32]`.
     Int4Block32 = 4,
+    /// int8 `[n, k]`, one scale per block of 32 inputs, scales `[n, k/32]`.
+    Int8Block32 = 5,
 }
 
 impl WeightFormat {
@@ -37,9 +39,10 @@ impl WeightFormat {
             2 => WeightFormat::Int8PerChannel,
             3 => WeightFormat::Int4PerChannel,
             4 => WeightFormat::Int4Block32,
+            5 => WeightFormat::Int8Block32,
             _ => {
                 return Err(Error::invalid(format!(
-                    "unknown weight format code {code}: expected 0..=4 (see ABI.md)"
+                    "unknown weight format code {code}: expected 0..=5 (see ABI.md)"
                 )))
             }
         })
@@ -50,7 +53,7 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 => n * k * 4,
             WeightFormat::F16 => n * k * 2,
-            WeightFormat::Int8PerChannel => n * k,
+            WeightFormat::Int8PerChannel | WeightFormat::Int8Block32 => n * k,
             WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 => (n * k).div_ceil(2),
         }
     }
@@ -60,7 +63,7 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 | WeightFormat::F16 => 0,
             WeightFormat::Int8PerChannel | WeightFormat::Int4PerChannel => n,
-            WeightFormat::Int4Block32 => n * (k / BLOCK),
+            WeightFormat::Int4Block32 | WeightFormat::Int8Block32 => n * (k / BLOCK),
         }
     }
 
@@ -130,6 +133,8 @@ pub enum WeightData<'a> {
         packed: &'a [u8],
         scales: Scales<'a>,
     },
+    /// int8 `[n, k]`, scales `[n, k/32]`.
+    Int8Block32 { data: &'a [i8], scales: Scales<'a> },
 }
 
 /// A validated `[n, k]` weight matrix (`n` outputs, `k` inputs): every length matches the shape,
@@ -151,15 +156,18 @@ impl<'a> Weights<'a> {
         }
         let w = Weights { n, k, data };
         let format = w.format();
-        if format == WeightFormat::Int4Block32 && !k.is_multiple_of(BLOCK) {
+        let blockwise = matches!(format, WeightFormat::Int4Block32 | WeightFormat::Int8Block32);
+        if blockwise && !k.is_multiple_of(BLOCK) {
             return Err(Error::invalid(format!(
-                "weights: int4 block-32 needs k divisible by {BLOCK}, got k = {k}"
+                "weights: {format:?} needs k divisible by {BLOCK}, got k = {k}"
             )));
         }
         let (data_len, unit) = match data {
             WeightData::F32(d) => (d.len() * 4, 4),
             WeightData::F16(d) => (d.len() * 2, 2),
-            WeightData::Int8PerChannel { data, .. } => (data.len(), 1),
+            WeightData::Int8PerChannel { data, .. } | WeightData::Int8Block32 { data, .. } => {
+                (data.len(), 1)
+            }
             WeightData::Int4PerChannel { packed, .. } | WeightData::Int4Block32 { packed, .. } => {
                 (packed.len(), 1)
             }
@@ -198,6 +206,7 @@ impl<'a> Weights<'a> {
             WeightData::Int8PerChannel { .. } => WeightFormat::Int8PerChannel,
             WeightData::Int4PerChannel { .. } => WeightFormat::Int4PerChannel,
             WeightData::Int4Block32 { .. } => WeightFormat::Int4Block32,
+            WeightData::Int8Block32 { .. } => WeightFormat::Int8Block32,
         }
     }
 
@@ -207,7 +216,8 @@ impl<'a> Weights<'a> {
             WeightData::F32(_) | WeightData::F16(_) => None,
             WeightData::Int8PerChannel { scales, .. }
             | WeightData::Int4PerChannel { scales, .. }
-            | WeightData::Int4Block32 { scales, .. } => Some(scales),
+            | WeightData::Int4Block32 { scales, .. }
+            | WeightData::Int8Block32 { scales, .. } => Some(scales),
         }
     }
 
@@ -241,6 +251,10 @@ impl<'a> Weights<'a> {
                 WeightData::Int4Block32 { packed, scales } => {
                     let blocks = k / BLOCK;
                     scales.get(row * blocks + j / BLOCK) * f32::from(int4_at(packed, base + j))
+                }
+                WeightData::Int8Block32 { data, scales } => {
+                    let blocks = k / BLOCK;
+                    scales.get(row * blocks + j / BLOCK) * f32::from(data[base + j])
                 }
             };
         }

@@ -8,7 +8,7 @@ use common::{assert_close, Rng};
 use llamane_cpu::kernels::out_columns::OutColumns;
 use llamane_cpu::kernels::q8_rows::Q8Rows;
 use llamane_cpu::kernels::{self, Isa, Kernels};
-use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
+use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_block32, int8_per_channel};
 use llamane_cpu::weights::{Scales, WeightData, WeightFormat, Weights};
 
 /// Owned packed weights of one format, with f32 or f16 scales.
@@ -54,6 +54,11 @@ impl Packed {
             }
             WeightFormat::Int4PerChannel => (p.bytes, p.scales_f32) = int4_per_channel(&w, n, k),
             WeightFormat::Int4Block32 => (p.bytes, p.scales_f32) = int4_block32(&w, n, k),
+            WeightFormat::Int8Block32 => {
+                let (q, s) = int8_block32(&w, n, k);
+                p.bytes = q.iter().map(|&v| v as u8).collect();
+                p.scales_f32 = s;
+            }
         }
         if f16_scales {
             p.scales_f16 = to_f16(&p.scales_f32);
@@ -82,6 +87,10 @@ impl Packed {
                 packed: &self.bytes,
                 scales,
             },
+            WeightFormat::Int8Block32 => WeightData::Int8Block32 {
+                data: bytemuck_i8(&self.bytes),
+                scales,
+            },
         };
         Weights::new(self.n, self.k, data).unwrap()
     }
@@ -92,12 +101,13 @@ fn bytemuck_i8(b: &[u8]) -> &[i8] {
     unsafe { std::slice::from_raw_parts(b.as_ptr().cast(), b.len()) }
 }
 
-const FORMATS: [WeightFormat; 5] = [
+const FORMATS: [WeightFormat; 6] = [
     WeightFormat::F32,
     WeightFormat::F16,
     WeightFormat::Int8PerChannel,
     WeightFormat::Int4PerChannel,
     WeightFormat::Int4Block32,
+    WeightFormat::Int8Block32,
 ];
 
 /// Runs the f32-activation kernel of `table` over all columns.
@@ -158,7 +168,7 @@ const NS: [usize; 4] = [1, 3, 9, 37];
 
 fn ks_for(format: WeightFormat) -> Vec<usize> {
     let mut ks = KS_BLOCKED.to_vec();
-    if format != WeightFormat::Int4Block32 {
+    if !matches!(format, WeightFormat::Int4Block32 | WeightFormat::Int8Block32) {
         ks.extend(KS_ANY);
     }
     ks

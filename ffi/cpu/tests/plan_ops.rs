@@ -57,7 +57,7 @@ struct Format {
     group: Option<usize>,
 }
 
-const FORMATS: [Format; 5] = [
+const FORMATS: [Format; 6] = [
     Format {
         name: "f32",
         dtype: "f32",
@@ -86,6 +86,12 @@ const FORMATS: [Format; 5] = [
         name: "b4w",
         dtype: "i4",
         bits: 4,
+        group: Some(32),
+    },
+    Format {
+        name: "int8 per block of 32",
+        dtype: "i8",
+        bits: 8,
         group: Some(32),
     },
 ];

@@ -187,5 +187,9 @@ fn weight_data<'a>(
             packed: bytes,
             scales,
         },
+        WeightFormat::Int8Block32 => WeightData::Int8Block32 {
+            data: cast(bytes)?,
+            scales,
+        },
     })
 }

@@ -155,6 +155,8 @@ pub struct LinearF32Table {
     pub int4_per_channel: LinearF32Fn,
     /// int4, scales per block of 32.
     pub int4_block32: LinearF32Fn,
+    /// int8, scales per block of 32.
+    pub int8_block32: LinearF32Fn,
 }
 
 impl LinearF32Table {
@@ -166,6 +168,7 @@ impl LinearF32Table {
             WeightFormat::Int8PerChannel => self.int8_per_channel,
             WeightFormat::Int4PerChannel => self.int4_per_channel,
             WeightFormat::Int4Block32 => self.int4_block32,
+            WeightFormat::Int8Block32 => self.int8_block32,
         }
     }
 }
@@ -179,6 +182,8 @@ pub struct LinearQ8Table {
     pub int4_per_channel: LinearQ8Fn,
     /// int4, scales per block of 32.
     pub int4_block32: LinearQ8Fn,
+    /// int8, scales per block of 32.
+    pub int8_block32: LinearQ8Fn,
     /// The activation layout of the int4 kernels (int8 weights take [`Q8Layout::Natural`]).
     pub int4_layout: Q8Layout,
 }
@@ -191,6 +196,7 @@ impl LinearQ8Table {
             WeightFormat::Int8PerChannel => Some(self.int8_per_channel),
             WeightFormat::Int4PerChannel => Some(self.int4_per_channel),
             WeightFormat::Int4Block32 => Some(self.int4_block32),
+            WeightFormat::Int8Block32 => Some(self.int8_block32),
         }
     }
 

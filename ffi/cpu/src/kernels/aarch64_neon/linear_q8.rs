@@ -53,6 +53,24 @@ impl DecodeBlock for Int8PerChannel<'_> {
     }
 }
 
+struct Int8Block32<'a> {
+    data: &'a [i8],
+    scales: Scales<'a>,
+    k: usize,
+}
+
+impl DecodeBlock for Int8Block32<'_> {
+    #[target_feature(enable = "neon")]
+    unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2] {
+        let s = &self.data[c * self.k + b * BLOCK..c * self.k + (b + 1) * BLOCK];
+        // SAFETY: `s` holds 32 bytes.
+        unsafe { [vld1q_s8(s.as_ptr()), vld1q_s8(s.as_ptr().add(16))] }
+    }
+    fn scale(&self, c: usize, b: usize) -> f32 {
+        self.scales.get(c * (self.k / BLOCK) + b)
+    }
+}
+
 /// The 32 values of a packed int4 block as (even elements, odd elements), matching
 /// [`crate::kernels::q8_rows::Q8Layout::EvenOdd`].
 #[target_feature(enable = "neon")]
@@ -190,4 +208,22 @@ pub fn int4_per_channel(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
 #[target_feature(enable = "neon")]
 pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
     run(out, x, &Int4Block32::new(w), w);
+}
+
+/// int8 weights, scales per block of 32.
+#[target_feature(enable = "neon")]
+pub fn int8_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+    let WeightData::Int8Block32 { data, scales } = w.data() else {
+        panic!("int8_block32: weights are {:?}", w.format())
+    };
+    run(
+        out,
+        x,
+        &Int8Block32 {
+            data,
+            scales,
+            k: w.k(),
+        },
+        w,
+    );
 }

@@ -34,6 +34,7 @@ detected! {
     int8_per_channel_q8 => linear_q8::int8_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int4_per_channel_q8 => linear_q8::int4_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int4_block32_q8 => linear_q8::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+    int8_block32_q8 => linear_q8::int8_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
 pub(super) static KERNELS: Kernels = Kernels {
@@ -44,11 +45,13 @@ pub(super) static KERNELS: Kernels = Kernels {
         int8_per_channel,
         int4_per_channel,
         int4_block32,
+        int8_block32: scalar::KERNELS.linear_f32.int8_block32,
     },
     linear_q8: LinearQ8Table {
         int8_per_channel: int8_per_channel_q8,
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
+        int8_block32: int8_block32_q8,
         int4_layout: Q8Layout::EvenOdd,
     },
     ..scalar::KERNELS

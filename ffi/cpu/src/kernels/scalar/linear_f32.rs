@@ -5,7 +5,7 @@
 //! SIMD kernels group their rounding too.
 
 use crate::kernels::out_columns::OutColumns;
-use crate::weights::{int4_at, WeightData, Weights, BLOCK};
+use crate::weights::{int4_at, Scales, WeightData, Weights, BLOCK};
 
 /// Calls `dot(x_row, c)` for every row of `x` and column `c` of `out`.
 fn each_output(out: &mut OutColumns, x: &[f32], w: &Weights, dot: impl Fn(&[f32], usize) -> f32) {
@@ -83,24 +83,37 @@ pub fn int4_per_channel(out: &mut OutColumns, x: &[f32], w: &Weights) {
     });
 }
 
+/// `sum_b scale[c, b] * sum_(j in b) x[j] * q(c * k + j)` over the blocks of 32 of row `c`.
+fn block_dot(xr: &[f32], c: usize, scales: Scales, q: impl Fn(usize) -> i8) -> f32 {
+    let k = xr.len();
+    let blocks = k / BLOCK;
+    let mut sum = 0.0f32;
+    for (b, xb) in xr.chunks_exact(BLOCK).enumerate() {
+        let base = c * k + b * BLOCK;
+        let dot: f32 = xb
+            .iter()
+            .enumerate()
+            .map(|(i, a)| a * f32::from(q(base + i)))
+            .sum();
+        sum += scales.get(c * blocks + b) * dot;
+    }
+    sum
+}
+
 /// int4 weights, scales per block of 32: `sum_b scale[c, b] * sum_(j in b) x[j] * q[c, j]`.
 pub fn int4_block32(out: &mut OutColumns, x: &[f32], w: &Weights) {
     let WeightData::Int4Block32 { packed, scales } = w.data() else {
         panic!("int4_block32: weights are {:?}", w.format())
     };
-    let k = w.k();
-    let blocks = k / BLOCK;
     each_output(out, x, w, |xr, c| {
-        let mut sum = 0.0f32;
-        for (b, xb) in xr.chunks_exact(BLOCK).enumerate() {
-            let base = c * k + b * BLOCK;
-            let dot: f32 = xb
-                .iter()
-                .enumerate()
-                .map(|(i, a)| a * f32::from(int4_at(packed, base + i)))
-                .sum();
-            sum += scales.get(c * blocks + b) * dot;
-        }
-        sum
+        block_dot(xr, c, scales, |i| int4_at(packed, i))
     });
+}
+
+/// int8 weights, scales per block of 32: as [`int4_block32`].
+pub fn int8_block32(out: &mut OutColumns, x: &[f32], w: &Weights) {
+    let WeightData::Int8Block32 { data, scales } = w.data() else {
+        panic!("int8_block32: weights are {:?}", w.format())
+    };
+    each_output(out, x, w, |xr, c| block_dot(xr, c, scales, |i| data[i]));
 }

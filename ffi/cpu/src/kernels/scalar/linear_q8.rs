@@ -86,3 +86,19 @@ pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
         |c, j| i32::from(int4_at(packed, c * k + j)),
     );
 }
+
+/// int8 weights, scales per block of 32.
+pub fn int8_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+    let WeightData::Int8Block32 { data, scales } = w.data() else {
+        panic!("int8_block32: weights are {:?}", w.format())
+    };
+    let k = w.k();
+    let blocks = k / BLOCK;
+    each_output(
+        out,
+        x,
+        w,
+        |c, b| scales.get(c * blocks + b),
+        |c, j| i32::from(data[c * k + j]),
+    );
+}

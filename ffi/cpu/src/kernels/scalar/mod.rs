@@ -37,11 +37,13 @@ pub static KERNELS: Kernels = Kernels {
         int8_per_channel: linear_f32::int8_per_channel,
         int4_per_channel: linear_f32::int4_per_channel,
         int4_block32: linear_f32::int4_block32,
+        int8_block32: linear_f32::int8_block32,
     },
     linear_q8: LinearQ8Table {
         int8_per_channel: linear_q8::int8_per_channel,
         int4_per_channel: linear_q8::int4_per_channel,
         int4_block32: linear_q8::int4_block32,
+        int8_block32: linear_q8::int8_block32,
         int4_layout: Q8Layout::EvenOdd,
     },
 };

@@ -120,6 +120,33 @@ impl Decode8 for Int8PerChannel<'_> {
     }
 }
 
+struct Int8Block32<'a> {
+    data: &'a [i8],
+    scales: Scales<'a>,
+    k: usize,
+}
+
+impl Decode8 for Int8Block32<'_> {
+    const BYTES_PER_8: usize = 8;
+    fn row_addr(&self, c: usize) -> *const u8 {
+        self.data.as_ptr().cast::<u8>().wrapping_add(c * self.k)
+    }
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load8(&self, c: usize, j: usize) -> __m256 {
+        let scale = scale_at(&self.scales, c * (self.k / BLOCK) + j / BLOCK);
+        // SAFETY: c < n and j + 8 <= k (caller), and data holds n * k bytes (Weights::new).
+        let q = unsafe { _mm_loadl_epi64(self.data.as_ptr().add(c * self.k + j).cast()) };
+        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(scale))
+    }
+    fn at(&self, c: usize, j: usize) -> f32 {
+        self.scales.get(c * (self.k / BLOCK) + j / BLOCK) * f32::from(self.data[c * self.k + j])
+    }
+    fn row_scale(&self, _: usize) -> f32 {
+        1.0
+    }
+}
+
 /// Eight int4 values starting at an even flat index `e`, sign-extended in 32-bit lanes.
 ///
 /// The 4 bytes at `e / 2` hold the 8 values LSB-first, value `i` in bits `4i..4i + 4`. Broadcast
@@ -397,6 +424,25 @@ pub fn int4_block32(out: &mut OutColumns, x: &[f32], w: &Weights) {
         x,
         &Int4Block32 {
             packed,
+            scales,
+            k: w.k(),
+        },
+        w.n(),
+        w.k(),
+    );
+}
+
+/// int8 weights, scales per block of 32.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn int8_block32(out: &mut OutColumns, x: &[f32], w: &Weights) {
+    let WeightData::Int8Block32 { data, scales } = w.data() else {
+        panic!("int8_block32: weights are {:?}", w.format())
+    };
+    run(
+        out,
+        x,
+        &Int8Block32 {
+            data,
             scales,
             k: w.k(),
         },

@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::Q8Rows;
-use crate::kernels::x86_avx2::linear_q8::Int8PerChannel;
+use crate::kernels::x86_avx2::linear_q8::Int8;
 use crate::kernels::x86_avx2::simd::hsum;
 use crate::kernels::x86_avx2::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::weights::{Weights, BLOCK};
@@ -20,13 +20,13 @@ use crate::weights::{Weights, BLOCK};
 const PREFILL_NR: usize = 4;
 
 /// The int8 product, read through AVX2's reader and multiplied with VNNI.
-struct Vnni<'a>(&'a Int8PerChannel<'a>);
+struct Vnni<'a, const BLOCKWISE: bool>(&'a Int8<'a, BLOCKWISE>);
 
-impl Vnni<'_> {
+impl<const BLOCKWISE: bool> Vnni<'_, BLOCKWISE> {
     /// Block `b` of row `c` as `w + 128`.
     ///
     /// # Safety
-    /// As `Int8PerChannel::block`.
+    /// As `Int8::block`.
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
     unsafe fn block(&self, c: usize, b: usize) -> __m256i {
@@ -36,7 +36,7 @@ impl Vnni<'_> {
     }
 }
 
-impl Tiles for Product<'_, Q8Rows, Vnni<'_>> {
+impl<const BLOCKWISE: bool> Tiles for Product<'_, Q8Rows, Vnni<'_, BLOCKWISE>> {
     /// # Safety
     /// As [`Tiles::tile`], which here means `r0 + MR <= m`, `c0 + NR <= n`, `x` is `[m, k]` with
     /// `k % 32 == 0`, `w` describes an `[n, k]` matrix, and the CPU has AVX2, FMA, F16C,
@@ -68,9 +68,11 @@ impl Tiles for Product<'_, Q8Rows, Vnni<'_>> {
                 _mm_prefetch::<_MM_HINT_T0>(addr.cast());
             }
             let mut wv = [_mm256_setzero_si256(); 4];
-            for (c, v) in wv.iter_mut().enumerate().take(NR) {
+            let mut ws = [1.0f32; 4];
+            for c in 0..NR {
                 // SAFETY: c0 + c < n and b < blocks, the contract of `block`.
-                *v = unsafe { w.block(c0 + c, b) };
+                wv[c] = unsafe { w.block(c0 + c, b) };
+                ws[c] = w.0.block_scale(c0 + c, b);
             }
             for r in 0..MR {
                 // SAFETY: r0 + r < m and b < blocks, so (r0 + r) * k + 32 b + 32 <= m * k, the
@@ -87,7 +89,12 @@ impl Tiles for Product<'_, Q8Rows, Vnni<'_>> {
                 );
                 for c in 0..NR {
                     let dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, wv[c], xv));
-                    acc[r * NR + c] = _mm256_fmadd_ps(dot, dx, acc[r * NR + c]);
+                    let d = if BLOCKWISE {
+                        _mm256_mul_ps(dx, _mm256_set1_ps(ws[c]))
+                    } else {
+                        dx
+                    };
+                    acc[r * NR + c] = _mm256_fmadd_ps(dot, d, acc[r * NR + c]);
                 }
             }
         }
@@ -95,17 +102,29 @@ impl Tiles for Product<'_, Q8Rows, Vnni<'_>> {
         for r in 0..MR {
             let row = out.row(r0 + r);
             for c in 0..NR {
-                row[c0 + c - start] = hsum(acc[r * NR + c]) * w.0.scales.get(c0 + c);
+                row[c0 + c - start] = hsum(acc[r * NR + c]) * w.0.row_scale(c0 + c);
             }
         }
     }
 }
 
-/// int8 weights, per-channel scales.
+/// The product for `Int8` weights of either kind.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-pub fn int8_per_channel(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
-    let w = &Vnni(&Int8PerChannel::checked(out, x, weights));
+fn run<const BLOCKWISE: bool>(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
+    let w = &Vnni(&Int8::<BLOCKWISE>::checked(out, x, weights));
     let k = weights.k();
     // SAFETY: shapes checked by `checked`, and this module only runs on CPUs with the features.
     unsafe { tiling::run::<4, PREFILL_NR, _>(out, &Product { x, w, k }, k) }
+}
+
+/// int8 weights, per-channel scales.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub fn int8_per_channel(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
+    run::<false>(out, x, weights)
+}
+
+/// int8 weights, scales per block of 32.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+pub fn int8_block32(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
+    run::<true>(out, x, weights)
 }

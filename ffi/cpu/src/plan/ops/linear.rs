@@ -4,14 +4,15 @@
 //! results side by side along the last axis of its outputs; `linear` is the case of one part.
 //!
 //! The activation path never depends on the number of rows: quantized weights with `K % 32 == 0`
-//! always take int8 activations (quantized per row), everything else f32. So a token's row is
+//! always take int8 activations (quantized per row), everything else f32 (or everything f32 when
+//! `LLAMANE_CPU_ACTIVATIONS=f32`, see [`plan_activations`]). So a token's row is
 //! computed identically in a 1-token decode call and in a 32-token call, which lookahead decoding
 //! relies on to reproduce greedy decoding exactly.
 
 use super::weight::WeightRef;
 use super::{same_shape, staging, Checker, Ctx};
 use crate::kernels::out_columns::Part;
-use crate::linear::{linear_parts, ActivationPath};
+use crate::linear::{linear_parts, plan_activations};
 use crate::plan::convert::{read_f32, to_f32, write_f32};
 use crate::plan::format::LinearPart;
 use crate::plan::memory::{Dst, Memory, Src};
@@ -47,10 +48,11 @@ fn format_of(w: &WeightRef) -> Result<WeightFormat, String> {
         (DType::I8, Some(q)) if q.group == w.k => WeightFormat::Int8PerChannel,
         (DType::I4, Some(q)) if q.group == w.k => WeightFormat::Int4PerChannel,
         (DType::I4, Some(q)) if q.group == BLOCK => WeightFormat::Int4Block32,
+        (DType::I8, Some(q)) if q.group == BLOCK => WeightFormat::Int8Block32,
         (dtype, quant) => {
             return Err(format!(
                 "weight {} [{}, {}] with scales per {} inputs has no kernel: quantized weights \
-                 take one scale per output channel (group = K), or int4 one per {BLOCK} inputs",
+                 take one scale per output channel (group = K), or one per {BLOCK} inputs",
                 dtype.name(),
                 w.n,
                 w.k,
@@ -218,6 +220,10 @@ impl Linear {
                 packed: d,
                 scales: scales(w.quant),
             },
+            (WeightFormat::Int8Block32, Src::I8(d)) => WeightData::Int8Block32 {
+                data: d,
+                scales: scales(w.quant),
+            },
             _ => unreachable!("checked at load: the format matches the data type"),
         };
         Weights::new(w.n, w.k, data).expect("checked at load: weight sizes match their shape")
@@ -244,8 +250,9 @@ impl Linear {
         };
         let layout = (&self.widths[..], &self.parts[..]);
         let (cpu, linear) = (ctx.cpu, &mut *ctx.linear);
+        let path = plan_activations()?;
         let mut run = |y: &mut [f32]| {
-            linear_parts(cpu, y, x, layout, &part, ActivationPath::Int8, linear)
+            linear_parts(cpu, y, x, layout, &part, path, linear)
                 .map_err(|e| e.message().to_string())
         };
         if self.out_staging == 0 {
