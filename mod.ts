@@ -39,6 +39,8 @@ export type {
   LinearQuantization,
 } from "./export/options.ts";
 export type { QuantBits } from "./export/quantize.ts";
+export type { StorageChoice, TensorStorage, WeightStorage } from "./export/weight_storage.ts";
+export type { SymmetricBlockDType } from "./checkpoint/blocks.ts";
 export type { FloatDType } from "./coreml/dtype.ts";
 export { loadModel } from "./runtime/load_model.ts";
 export type { BackendOptions, BackendRequest } from "./runtime/backend/select.ts";

@@ -75,7 +75,7 @@ export function bundleLabel(options: BundleOptions): string {
   const parts = [
     dtype ?? "fp16",
     linearQuantize ?? "c4w",
-    embedding === "none" ? "enone" : `e${embedding.bits}-${embedding.groupSize}`,
+    typeof embedding === "string" ? `e${embedding}` : `e${embedding.bits}-${embedding.groupSize}`,
     ...(multifunction ? ["multifunction"] : []),
     ...Object.entries(rest).sort().map(([key, value]) => `${key}${value}`),
   ];

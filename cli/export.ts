@@ -22,6 +22,7 @@ import {
   LINEAR_QUANTIZATIONS,
   parseEmbeddingQuantization,
 } from "../export/options.ts";
+import { keepSummary } from "../export/weight_storage.ts";
 import { formatBytes } from "./format.ts";
 import { formatFindings } from "./lint.ts";
 import { lintBundle } from "../bundle/lint.ts";
@@ -72,15 +73,21 @@ const flags = {
     type: "string",
     short: "E",
     value: "B,G",
-    help: "embedding bits (4 or 8) and group size (0: one scale per row), or none",
-    default: formatEmbeddingQuantization(EXPORT_DEFAULTS.embeddingQuantize),
+    help: "embedding bits (4 or 8) and group size (0: one scale per row), none, or keep (a " +
+      "GGUF's Q8_0 and Q4_0 blocks as they are)",
+    defaultText: `keep for a GGUF whose embedding is Q8_0 or Q4_0, else ${
+      formatEmbeddingQuantization(EXPORT_DEFAULTS.embeddingQuantize)
+    }`,
   },
   linear_quantize: {
     type: "string",
     value: "Q",
     help: `linear weights, one of ${LINEAR_QUANTIZATIONS.join(", ")}: c4w int4 per channel ` +
-      "(what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per channel",
-    default: EXPORT_DEFAULTS.linearQuantize,
+      "(what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per channel, " +
+      "keep a GGUF's Q8_0 and Q4_0 blocks as they are (other types are requantized per block " +
+      "of 32, the summary says which)",
+    defaultText:
+      `keep for a GGUF whose layer weights are all Q8_0 or Q4_0, else ${EXPORT_DEFAULTS.linearQuantize}`,
   },
   target_split_size: {
     type: "string",
@@ -142,11 +149,6 @@ export const exportCommand: Command = {
     const { values } = parseFlags(argv, flags);
     const { paths, options } = modelPathsFromFlags(values);
     const dtype = parseChoice("dtype", values.dtype, FLOAT_DTYPES);
-    const linearQuantize = parseChoice(
-      "linear_quantize",
-      values.linear_quantize,
-      LINEAR_QUANTIZATIONS,
-    );
     const progress = new ProgressLine(values.quiet);
     const summary = await exportModel({
       ...paths,
@@ -157,8 +159,16 @@ export const exportCommand: Command = {
       maxContextLen: parseInteger("max_context_len", values.max_context_len, 2),
       inputLen: parseInteger("input_len", values.input_len, 1),
       dtype,
-      embeddingQuantize: parseEmbeddingQuantization(values.embedding_quantize),
-      linearQuantize,
+      ...(values.embedding_quantize === undefined
+        ? {}
+        : { embeddingQuantize: parseEmbeddingQuantization(values.embedding_quantize) }),
+      ...(values.linear_quantize === undefined ? {} : {
+        linearQuantize: parseChoice(
+          "linear_quantize",
+          values.linear_quantize,
+          LINEAR_QUANTIZATIONS,
+        ),
+      }),
       targetSplitSize: parseInteger("target_split_size", values.target_split_size, 1),
       maxSplits: parseInteger("max_splits", values.max_splits, 1),
       graphBreaks: !values.no_graph_breaks,
@@ -188,6 +198,7 @@ export const exportCommand: Command = {
           manifest.tokenizer === null ? "no tokenizer" : `tokenizer ${manifest.tokenizer.kind}`
         }`,
     );
+    for (const line of keepSummary(summary.storage)) console.log(`  ${line}`);
     for (const piece of manifest.pieces) {
       console.log(`  ${piece.package.padEnd(22)} ${formatBytes(piece.weightBytes)}`);
     }

@@ -7,13 +7,14 @@
  */
 
 import type { ModelConfig } from "../llama/config.ts";
+import type { StorageDType } from "../checkpoint/tensor_source.ts";
 import {
-  B4W_BLOCK,
   type ChunkLimits,
   ExportOptionsError,
   linearShapes,
   type ResolvedExportOptions,
 } from "./options.ts";
+import { linearChoice, storageBytes } from "./weight_storage.ts";
 
 /** Layers `[firstLayer, endLayer)` of one chunk. */
 export interface LayerRange {
@@ -21,26 +22,21 @@ export interface LayerRange {
   readonly endLayer: number;
 }
 
-/** Bytes one stored `[out, in]` linear weight takes with `options`' quantization and dtype. */
-function linearBytes(out: number, input: number, options: ResolvedExportOptions): number {
-  const float = options.dtype === "fp16" ? 2 : 4;
-  switch (options.linearQuantize) {
-    case "none":
-      return out * input * float;
-    case "c8w":
-      return out * input + out * float;
-    case "c4w":
-      return out * input / 2 + out * float;
-    case "b4w":
-      return out * input / 2 + out * (input / B4W_BLOCK) * float;
-  }
-}
-
-/** Weight bytes of one transformer layer: its seven linears and two norms. */
-export function layerWeightBytes(config: ModelConfig, options: ResolvedExportOptions): number {
+/**
+ * Weight bytes of one transformer layer: its seven linears and two norms, each linear stored as
+ * `options` say for its checkpoint type (`typeOf`; it matters only for `keep`).
+ */
+export function layerWeightBytes(
+  config: ModelConfig,
+  options: ResolvedExportOptions,
+  typeOf: (tensor: string) => StorageDType,
+): number {
   const perLayer = linearShapes({ ...config, nLayers: 1 }).slice(0, -1);
   const norms = 2 * config.dim * (options.dtype === "fp16" ? 2 : 4);
-  return perLayer.reduce((sum, [, out, input]) => sum + linearBytes(out, input, options), norms);
+  return perLayer.reduce((sum, [name, out, input]) => {
+    const { storage } = linearChoice(options.linearQuantize, typeOf(name));
+    return sum + storageBytes(storage, out, input, options.dtype);
+  }, norms);
 }
 
 /** The most layers of `layerBytes` each that one chunk may hold within `limits`. */

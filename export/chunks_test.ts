@@ -54,6 +54,7 @@ Deno.test("layerWeightBytes() is what an export writes per layer, for every weig
       const estimate = model.config.nLayers * layerWeightBytes(
         model.config,
         resolveExportOptions(options),
+        (name) => model.source.info(name)!.dtype,
       );
       // weight.bin adds a header, a record before each 64-aligned blob, and a few small constants.
       assert.ok(

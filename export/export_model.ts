@@ -45,6 +45,7 @@ import {
   type ResolvedExportOptions,
   resolveExportOptions,
 } from "./options.ts";
+import { type TensorStorage, withCheckpointDefaults } from "./weight_storage.ts";
 
 /** What an export produced. */
 export interface ExportSummary {
@@ -61,6 +62,8 @@ export interface ExportSummary {
   readonly seconds: number;
   /** Things the user should know about the checkpoint, e.g. an assumed RoPE scale factor. */
   readonly warnings: readonly string[];
+  /** How each weight matrix was stored, in the order written (what `keep` kept, what fell back). */
+  readonly storage: readonly TensorStorage[];
 }
 
 /** The folder holding a checkpoint: itself for a model folder, else the file's parent. */
@@ -137,32 +140,34 @@ export async function exportModel(options: ExportOptions): Promise<ExportSummary
 
 async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   const started = performance.now();
-  const resolved = resolveExportOptions(options);
-  const tokenizer = await tokenizerPath(resolved);
+  // Checked before anything is opened, then again with the checkpoint's defaults.
+  const asked = resolveExportOptions(options);
+  const tokenizer = await tokenizerPath(asked);
   await requirePermissions([
-    readNeed(resolved.checkpoint, "read the checkpoint"),
-    ...(resolved.params === undefined ? [] : [readNeed(resolved.params, "read the params")]),
+    readNeed(asked.checkpoint, "read the checkpoint"),
+    ...(asked.params === undefined ? [] : [readNeed(asked.params, "read the params")]),
     ...(tokenizer === undefined ? [] : [readNeed(tokenizer, "read the tokenizer")]),
-    ...(resolved.chatTemplate === undefined
+    ...(asked.chatTemplate === undefined
       ? []
-      : [readNeed(resolved.chatTemplate, "read the chat template")]),
+      : [readNeed(asked.chatTemplate, "read the chat template")]),
     // Staging beside the output and renaming into place needs both on the output's directory.
-    writeNeed(parentDirectory(resolved.output), "write the bundle beside its output path"),
-    readNeed(parentDirectory(resolved.output), "stage the bundle beside its output path"),
+    writeNeed(parentDirectory(asked.output), "write the bundle beside its output path"),
+    readNeed(parentDirectory(asked.output), "stage the bundle beside its output path"),
   ]);
-  await checkOutputPath(resolved.output);
-  await checkInputsOutsideOutput(resolved.output, [
-    resolved.checkpoint,
-    ...(resolved.params === undefined ? [] : [resolved.params]),
+  await checkOutputPath(asked.output);
+  await checkInputsOutsideOutput(asked.output, [
+    asked.checkpoint,
+    ...(asked.params === undefined ? [] : [asked.params]),
     ...(tokenizer === undefined ? [] : [tokenizer]),
   ]);
 
   using model = await openModel(
-    { checkpoint: resolved.checkpoint, params: resolved.params },
-    resolved.ropeScaleFactor === undefined ? {} : { ropeScaleFactor: resolved.ropeScaleFactor },
+    { checkpoint: asked.checkpoint, params: asked.params },
+    asked.ropeScaleFactor === undefined ? {} : { ropeScaleFactor: asked.ropeScaleFactor },
   );
   const { config, source } = model;
-  validateTensors(resolved.checkpoint, config, source.list());
+  validateTensors(asked.checkpoint, config, source.list());
+  const resolved = resolveExportOptions(withCheckpointDefaults(options, config, source));
   checkOptionsForModel(resolved, config);
   if (!resolved.force) {
     const verdict = await measureQkLayout(source, config);
@@ -171,7 +176,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   const chunks = resolved.graphBreaks
     ? chunkLayers(
       config.nLayers,
-      layerWeightBytes(config, resolved),
+      layerWeightBytes(config, resolved, (name) => source.info(name)!.dtype),
       resolved.chunkLimits,
       resolved.numChunks,
     )
@@ -188,6 +193,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   let tensorsDone = 0;
   let bytesBefore = 0;
   let currentWeights: BlobStorageWriter | undefined;
+  const storage = new Map<string, TensorStorage>();
   const ctx: ExportContext = {
     config,
     options: resolved,
@@ -199,6 +205,10 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
         bytesWritten: bytesBefore + (currentWeights?.sizeBytes ?? 0),
         tensor,
       });
+    },
+    storageChosen: (tensor, choice) => {
+      if (storage.has(tensor)) return;
+      storage.set(tensor, { tensor, checkpointType: source.info(tensor)!.dtype, choice });
     },
   };
 
@@ -274,5 +284,6 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     weightBytes: bytesBefore,
     seconds: (performance.now() - started) / 1000,
     warnings: model.warnings,
+    storage: [...storage.values()],
   };
 }

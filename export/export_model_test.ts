@@ -235,14 +235,18 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
     ],
     [{ targetSplitSize: 20 }, UnevenSplitError],
     [{ dtype: "bf16" as "fp16" }, /dtype must be fp16 or fp32, got "bf16"/],
-    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be none, c4w, b4w or c8w/],
+    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be none, c4w, b4w, c8w or keep/],
     [{ checkpoint: `${dir}/missing.pth` }, /no such file/],
   ];
   for (const [options, expected] of cases) {
     await assert.rejects(exportModel({ ...base, ...options }), expected as RegExp);
   }
   assert.throws(() => parseEmbeddingQuantization("3,0"), ExportOptionsError);
-  assert.throws(() => parseEmbeddingQuantization("8"), /must be "<bits>,<group size>" or "none"/);
+  assert.throws(
+    () => parseEmbeddingQuantization("8"),
+    /must be "<bits>,<group size>", "none" or "keep", got "8"/,
+  );
+  assert.equal(parseEmbeddingQuantization("keep"), "keep");
   assert.deepEqual([...Deno.readDirSync(dir)], []);
 });
 

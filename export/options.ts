@@ -13,12 +13,16 @@ import { ANE_LIMITS } from "../bundle/ane_limits.ts";
 
 /**
  * Linear-layer weights: `c4w` int4 per output channel (what the Neural Engine runs well), `b4w`
- * int4 per block of 32 inputs, `c8w` int8 per output channel, `none` float.
+ * int4 per block of 32 inputs, `c8w` int8 per output channel, `none` float, `keep` a GGUF's own
+ * Q8_0 and Q4_0 blocks (export/weight_storage.ts).
  */
-export type LinearQuantization = "none" | "c4w" | "b4w" | "c8w";
+export type LinearQuantization = "none" | "c4w" | "b4w" | "c8w" | "keep";
 
-/** Embedding-table weights: `b` bits with one scale per row (`groupSize` 0) or per group. */
-export type EmbeddingQuantization = "none" | {
+/**
+ * Embedding-table weights: `b` bits with one scale per row (`groupSize` 0) or per group, float
+ * (`none`), or a GGUF's own Q8_0 and Q4_0 blocks (`keep`).
+ */
+export type EmbeddingQuantization = "none" | "keep" | {
   readonly bits: QuantBits;
   readonly groupSize: number;
 };
@@ -70,7 +74,13 @@ export const EXPORT_DEFAULTS = {
 };
 
 /** Every {@link LinearQuantization}. */
-export const LINEAR_QUANTIZATIONS: readonly LinearQuantization[] = ["none", "c4w", "b4w", "c8w"];
+export const LINEAR_QUANTIZATIONS: readonly LinearQuantization[] = [
+  "none",
+  "c4w",
+  "b4w",
+  "c8w",
+  "keep",
+];
 
 /** Options of {@link exportModel}, named as the CLI flags are. */
 export interface ExportOptions {
@@ -99,9 +109,15 @@ export interface ExportOptions {
   readonly inputLen?: number;
   /** Float type of weights and activations. @default EXPORT_DEFAULTS.dtype */
   readonly dtype?: FloatDType;
-  /** Embedding-table quantization (`-E`); `none` keeps it float. @default EXPORT_DEFAULTS.embeddingQuantize */
+  /**
+   * Embedding-table quantization (`-E`); `none` keeps it float.
+   * @default `keep` for a GGUF whose embedding is Q8_0 or Q4_0, else EXPORT_DEFAULTS.embeddingQuantize
+   */
   readonly embeddingQuantize?: EmbeddingQuantization;
-  /** Linear-layer weight quantization. @default EXPORT_DEFAULTS.linearQuantize */
+  /**
+   * Linear-layer weight quantization.
+   * @default `keep` for a GGUF whose layer weights are all Q8_0 or Q4_0, else EXPORT_DEFAULTS.linearQuantize
+   */
   readonly linearQuantize?: LinearQuantization;
   /**
    * Output features per part when a linear layer is split: `max(out // targetSplitSize, 1)` equal
@@ -202,18 +218,18 @@ function positiveNumber(name: string, value: number): number {
   return value;
 }
 
-/** Writes an embedding quantization as `-E` takes it: `b,g` or `none`. */
+/** Writes an embedding quantization as `-E` takes it: `b,g`, `none` or `keep`. */
 export function formatEmbeddingQuantization(q: EmbeddingQuantization): string {
-  return q === "none" ? "none" : `${q.bits},${q.groupSize}`;
+  return typeof q === "string" ? q : `${q.bits},${q.groupSize}`;
 }
 
-/** Parses `-E`: `b,g` (e.g. `8,0`, `4,32`) or `none`. */
+/** Parses `-E`: `b,g` (e.g. `8,0`, `4,32`), `none` or `keep`. */
 export function parseEmbeddingQuantization(text: string): EmbeddingQuantization {
-  if (text === "none") return "none";
+  if (text === "none" || text === "keep") return text;
   const match = /^(\d+),(\d+)$/.exec(text.trim());
   if (match === null) {
     throw new ExportOptionsError(
-      `--embedding_quantize must be "<bits>,<group size>" or "none", got "${text}"`,
+      `--embedding_quantize must be "<bits>,<group size>", "none" or "keep", got "${text}"`,
     );
   }
   const bits = Number(match[1]);
@@ -242,12 +258,12 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
   const linearQuantize = options.linearQuantize ?? EXPORT_DEFAULTS.linearQuantize;
   if (!LINEAR_QUANTIZATIONS.includes(linearQuantize)) {
     throw new ExportOptionsError(
-      `linear_quantize must be none, c4w, b4w or c8w, got "${linearQuantize}"`,
+      `linear_quantize must be none, c4w, b4w, c8w or keep, got "${linearQuantize}"`,
     );
   }
   const embeddingQuantize = options.embeddingQuantize ?? EXPORT_DEFAULTS.embeddingQuantize;
   if (
-    embeddingQuantize !== "none" &&
+    typeof embeddingQuantize !== "string" &&
     (![4, 8].includes(embeddingQuantize.bits) || embeddingQuantize.groupSize < 0)
   ) {
     throw new ExportOptionsError(`embedding_quantize must use 4 or 8 bits and a group size >= 0`);
@@ -351,7 +367,7 @@ export function checkOptionsForModel(options: ResolvedExportOptions, config: Mod
     }
   }
   const e = options.embeddingQuantize;
-  if (e !== "none" && e.groupSize > 0 && config.dim % e.groupSize !== 0) {
+  if (typeof e !== "string" && e.groupSize > 0 && config.dim % e.groupSize !== 0) {
     throw new ExportOptionsError(
       `embedding group size ${e.groupSize} does not divide the embedding row length ${config.dim}`,
     );

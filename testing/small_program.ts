@@ -122,6 +122,7 @@ export async function emitProgram(spec: ProgramSpec): Promise<SmallProgram> {
     options,
     weights: new WeightReader(memorySource(spec.tensors ?? {})),
     weightWritten: () => {},
+    storageChosen: () => {},
   };
   const inputs = Object.fromEntries(
     Object.entries(spec.inputs).map(([name, type]) => [name, e.fn.input(name, type)]),

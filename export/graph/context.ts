@@ -7,6 +7,7 @@
 
 import type { ModelConfig } from "../../llama/config.ts";
 import type { ResolvedExportOptions } from "../options.ts";
+import type { StorageChoice } from "../weight_storage.ts";
 import type { WeightReader } from "./weight_reader.ts";
 
 /** Shared state of one export. */
@@ -16,6 +17,8 @@ export interface ExportContext {
   readonly weights: WeightReader;
   /** Called after each weight has been written, with its checkpoint name. */
   readonly weightWritten: (name: string) => void;
+  /** Called with the storage chosen for each part of a matrix, with its checkpoint name. */
+  readonly storageChosen: (name: string, choice: StorageChoice) => void;
 }
 
 /** Rounds a quantization scale to the float type it is stored in. */

@@ -1,6 +1,6 @@
 /**
  * The token embedding: a gather from the `[V, D]` table, stored as the `-E` option says (float,
- * or int4/int8 with one scale per row or per group of a row).
+ * int4/int8 with one scale per row or per group of a row, or a GGUF's own blocks).
  *
  * @module
  */
@@ -9,45 +9,39 @@ import type { Var } from "../../coreml/builder.ts";
 import { EMBEDDING } from "../../llama/weights.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
-import { emitQuantizedWeight, readQuantized } from "./linear.ts";
 import { float16Bits } from "../../coreml/tensor.ts";
+import { embeddingChoice } from "../weight_storage.ts";
+import { emitStoredWeight } from "./linear.ts";
+
+/** The constant's name in the program. */
+const TABLE = "embedding_table";
 
 /** Rows read per step of a float table, bounding the fp32 working set whatever the vocabulary. */
 const ROWS_PER_READ = 8192;
 
 async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var> {
   const [vocab, dim] = ctx.weights.matrixShape(EMBEDDING);
-  const scheme = ctx.options.embeddingQuantize;
-  if (scheme === "none") {
-    // Each step is converted to the model's dtype as it is read: a whole fp32 copy beside the
-    // fp16 table would take three times the table's size (3.2 GB for Llama 3.1 8B's).
-    const fp16 = e.dtype === "fp16";
-    const values = fp16 ? new Uint16Array(vocab * dim) : new Float32Array(vocab * dim);
-    for (let row = 0; row < vocab; row += ROWS_PER_READ) {
-      const end = Math.min(vocab, row + ROWS_PER_READ);
-      const rows = await ctx.weights.rows({ name: EMBEDDING }, row, end);
-      values.set(fp16 ? float16Bits(rows) : rows, row * dim);
-    }
-    const shape = [vocab, dim];
-    return e.fn.const(
-      "embedding_table",
-      values instanceof Uint16Array
-        ? { dtype: "fp16", shape, values }
-        : { dtype: "fp32", shape, values },
-    );
+  const choice = embeddingChoice(ctx.options.embeddingQuantize, ctx.weights.storedType(EMBEDDING));
+  ctx.storageChosen(EMBEDDING, choice);
+  if (choice.storage.kind !== "float") {
+    return emitStoredWeight(e, ctx, { name: EMBEDDING }, [0, vocab], dim, choice.storage, TABLE);
   }
-  // Quantized a few rows at a time: groups never cross a row, so chunking changes nothing.
-  const groupSize = scheme.groupSize === 0 ? dim : scheme.groupSize;
-  const table = await readQuantized(
-    ctx,
-    { name: EMBEDDING },
-    0,
-    vocab,
-    dim,
-    scheme.bits,
-    groupSize,
+  // Each step is converted to the model's dtype as it is read: a whole fp32 copy beside the
+  // fp16 table would take three times the table's size (3.2 GB for Llama 3.1 8B's).
+  const fp16 = e.dtype === "fp16";
+  const values = fp16 ? new Uint16Array(vocab * dim) : new Float32Array(vocab * dim);
+  for (let row = 0; row < vocab; row += ROWS_PER_READ) {
+    const end = Math.min(vocab, row + ROWS_PER_READ);
+    const rows = await ctx.weights.rows({ name: EMBEDDING }, row, end);
+    values.set(fp16 ? float16Bits(rows) : rows, row * dim);
+  }
+  const shape = [vocab, dim];
+  return e.fn.const(
+    TABLE,
+    values instanceof Uint16Array
+      ? { dtype: "fp16", shape, values }
+      : { dtype: "fp32", shape, values },
   );
-  return emitQuantizedWeight(e, "embedding_table", table);
 }
 
 /** Emits `table[tokens]`: `[1, L]` int32 ids to the hidden state `[1, L, D]`. */

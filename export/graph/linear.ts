@@ -8,9 +8,14 @@
 
 import { MIN_BLOB_ELEMENTS, type Var } from "../../coreml/builder.ts";
 import { float16Bits, type Tensor } from "../../coreml/tensor.ts";
-import { B4W_BLOCK, type LinearQuantization } from "../options.ts";
+import {
+  SYMMETRIC_BLOCK,
+  type SymmetricBlockDType,
+  unpackBlocks,
+} from "../../checkpoint/blocks.ts";
 import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
 import { splitCount } from "../split_linear.ts";
+import { linearChoice, type WeightStorage } from "../weight_storage.ts";
 import { type ExportContext, scaleRounding } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import type { WeightRef } from "./weight_reader.ts";
@@ -25,16 +30,6 @@ export function floatTensor(
     ? { dtype: "fp16", shape: [...shape], values: float16Bits(values) }
     : { dtype: "fp32", shape: [...shape], values };
 }
-
-/** Bits and scale group of each quantized scheme; `row` stands for the whole row. */
-const SCHEMES: Record<
-  Exclude<LinearQuantization, "none">,
-  { bits: QuantBits; group: number | "row" }
-> = {
-  c4w: { bits: 4, group: "row" },
-  b4w: { bits: 4, group: B4W_BLOCK },
-  c8w: { bits: 8, group: "row" },
-};
 
 /** A float weight as a named constant in the model's dtype. */
 export function emitFloatWeight(
@@ -106,8 +101,69 @@ export async function readQuantized(
   return { bits, rows, columns, groupSize, values, scales };
 }
 
+/**
+ * Rows `[start, end)` of a `[*, columns]` weight stored as Q8_0 or Q4_0, taken apart into the
+ * integers and fp16 scales of its blocks of 32, a few rows at a time: nothing is requantized.
+ */
+export async function readKept(
+  ctx: ExportContext,
+  weight: WeightRef,
+  start: number,
+  end: number,
+  columns: number,
+  dtype: SymmetricBlockDType,
+): Promise<QuantizedMatrix> {
+  const rows = end - start;
+  const step = rowsPerRead(columns, weight.ropeHeadDim);
+  const values = new Int8Array(rows * columns);
+  const scales = new Float32Array((rows * columns) / SYMMETRIC_BLOCK);
+  for (let row = start; row < end; row += step) {
+    const stop = Math.min(end, row + step);
+    const blocks = unpackBlocks(dtype, (await ctx.weights.storedRows(weight, row, stop)).bytes);
+    values.set(blocks.values, (row - start) * columns);
+    scales.set(blocks.scales, ((row - start) * columns) / SYMMETRIC_BLOCK);
+  }
+  const bits = dtype === "Q8_0" ? 8 : 4;
+  return { bits, rows, columns, groupSize: SYMMETRIC_BLOCK, values, scales };
+}
+
+/** Rows `[start, end)` of a `[*, columns]` weight, stored as `storage` says. */
+export async function emitStoredWeight(
+  e: GraphEmitter,
+  ctx: ExportContext,
+  weight: WeightRef,
+  [start, end]: readonly [number, number],
+  columns: number,
+  storage: WeightStorage,
+  name: string,
+): Promise<Var> {
+  switch (storage.kind) {
+    case "float":
+      return emitFloatWeight(
+        e,
+        name,
+        [end - start, columns],
+        await ctx.weights.rows(weight, start, end),
+      );
+    case "kept":
+      return emitQuantizedWeight(
+        e,
+        name,
+        await readKept(ctx, weight, start, end, columns, storage.dtype),
+      );
+    case "quantized": {
+      const group = storage.groupSize === 0 ? columns : storage.groupSize;
+      return emitQuantizedWeight(
+        e,
+        name,
+        await readQuantized(ctx, weight, start, end, columns, storage.bits, group),
+      );
+    }
+  }
+}
+
 /** Rows `[start, end)` of a `[*, columns]` linear weight, stored as the export options say. */
-async function emitLinearWeight(
+function emitLinearWeight(
   e: GraphEmitter,
   ctx: ExportContext,
   weight: WeightRef,
@@ -116,20 +172,14 @@ async function emitLinearWeight(
   columns: number,
   name: string,
 ): Promise<Var> {
-  const quantization = ctx.options.linearQuantize;
+  const choice = linearChoice(ctx.options.linearQuantize, ctx.weights.storedType(weight.name));
+  ctx.storageChosen(weight.name, choice);
   // A weight too small for weight.bin is written inline, where int4 saves nothing and which the
   // CPU backend reads as floats only.
-  if (quantization === "none" || (end - start) * columns < MIN_BLOB_ELEMENTS) {
-    const values = await ctx.weights.rows(weight, start, end);
-    return emitFloatWeight(e, name, [end - start, columns], values);
-  }
-  const { bits, group } = SCHEMES[quantization];
-  const groupSize = group === "row" ? columns : group;
-  return emitQuantizedWeight(
-    e,
-    name,
-    await readQuantized(ctx, weight, start, end, columns, bits, groupSize),
-  );
+  const storage: WeightStorage = (end - start) * columns < MIN_BLOB_ELEMENTS
+    ? { kind: "float" }
+    : choice.storage;
+  return emitStoredWeight(e, ctx, weight, [start, end], columns, storage, name);
 }
 
 /**

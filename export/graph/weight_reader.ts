@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { TensorSource } from "../../checkpoint/tensor_source.ts";
+import { storedBytes } from "../../checkpoint/dtype.ts";
+import type { StorageDType, StoredBytes, TensorSource } from "../../checkpoint/tensor_source.ts";
 
 /**
  * Maps output row `r` of a RoPE-permuted projection to its checkpoint row. Meta checkpoints rotate
@@ -58,6 +59,13 @@ export class WeightReader {
     return [info.shape[0]!, info.shape[1]!];
   }
 
+  /** The type a checkpoint tensor is stored in. */
+  storedType(name: string): StorageDType {
+    const info = this.#source.info(name);
+    if (info === undefined) throw new RangeError(`Cannot export: "${name}" is missing`);
+    return info.dtype;
+  }
+
   /** A whole 1-D or 2-D tensor as fp32. */
   async all(name: string): Promise<Float32Array> {
     this.#started.add(name);
@@ -87,5 +95,26 @@ export class WeightReader {
     }
     this.#floatsRead += out.length;
     return out;
+  }
+
+  /**
+   * Rows `[start, end)` of a weight as stored (quantized blocks untouched), in the graph's row
+   * order: reordering moves whole rows, which hold whole blocks.
+   */
+  async storedRows(weight: WeightRef, start: number, end: number): Promise<StoredBytes> {
+    this.#started.add(weight.name);
+    const headDim = weight.ropeHeadDim;
+    const first = headDim === undefined ? start : Math.floor(start / headDim) * headDim;
+    const last = headDim === undefined ? end : Math.ceil(end / headDim) * headDim;
+    const stored = await this.#source.readStored(weight.name, { start: first, end: last });
+    const columns = stored.shape[1]!;
+    if (headDim === undefined) return stored;
+    const rowBytes = storedBytes(stored.dtype, columns);
+    const bytes = new Uint8Array((end - start) * rowBytes);
+    for (let row = start; row < end; row++) {
+      const from = (ropeSourceRow(row, headDim) - first) * rowBytes;
+      bytes.set(stored.bytes.subarray(from, from + rowBytes), (row - start) * rowBytes);
+    }
+    return { dtype: stored.dtype, shape: [end - start, columns], bytes };
   }
 }

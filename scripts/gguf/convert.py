@@ -2,7 +2,7 @@
 
 Usage (the venv from scripts/gguf/setup_venv.sh: Debian's torch plus the pinned gguf package):
   out/peer-venv/bin/python scripts/gguf/convert.py --checkpoint consolidated.00.pth \
-      --params params.json [--tokenizer tokenizer.model] --outtype {f32,f16,q4_0} \
+      --params params.json [--tokenizer tokenizer.model] --outtype {f32,f16,q8_0,q4_0} \
       --context-length N [--rope-scale-factor F] [--name NAME] --output model.gguf
 
 Layout decisions, checked against llama.cpp's LLaMA graph:
@@ -15,8 +15,8 @@ Layout decisions, checked against llama.cpp's LLaMA graph:
   llama.cpp's converter writes it; params.json does not record the scale factor (8 for Llama 3.1,
   32 for Llama 3.2 1B/3B), hence --rope-scale-factor.
 - Norm weights and rope_freqs stay F32 (llama.cpp's converters do the same); every matrix gets the
-  requested type. q4_0 is "pure": the embedding (also the tied head) is Q4_0 too, where
-  llama-quantize would give the head Q6_K.
+  requested type. q8_0 and q4_0 are "pure": the embedding (also the tied head) has that type too,
+  where llama-quantize would give the head Q6_K.
 - Without a tokenizer, a SentencePiece-shaped vocabulary of the right size is synthesized
   (<unk>, <s>, </s>, the 256 byte tokens, then placeholders): enough to load and time the model,
   not to read its text.
@@ -49,6 +49,7 @@ CHUNK_ELEMENTS = 1 << 24
 OUTTYPES = {
     "f32": (gguf.GGMLQuantizationType.F32, gguf.LlamaFileType.ALL_F32),
     "f16": (gguf.GGMLQuantizationType.F16, gguf.LlamaFileType.MOSTLY_F16),
+    "q8_0": (gguf.GGMLQuantizationType.Q8_0, gguf.LlamaFileType.MOSTLY_Q8_0),
     "q4_0": (gguf.GGMLQuantizationType.Q4_0, gguf.LlamaFileType.MOSTLY_Q4_0),
 }
 SYNTHETIC_SPECIALS = ["<unk>", "<s>", "</s>"]
@@ -283,7 +284,7 @@ def add_metadata(writer: gguf.GGUFWriter, config: Config, args: argparse.Namespa
     writer.add_layer_norm_rms_eps(config.norm_eps)
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(ftype)
-    if args.outtype == "q4_0":
+    if args.outtype in ("q8_0", "q4_0"):
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
