@@ -95,10 +95,11 @@ export class ServedModel {
     const param = request.kind === "chat" ? "messages" : "prompt";
     if (ids.length === 0) throw invalidField(param, "The prompt has no tokens");
     const room = this.contextLength - ids.length;
-    const maxTokens = request.maxTokens ?? room;
+    // At least one token must fit after the prompt.
+    const maxTokens = request.maxTokens ?? Math.max(room, 1);
     if (maxTokens > room) {
       throw invalidField(
-        room > 0 && request.maxTokens !== undefined ? "max_tokens" : param,
+        room > 0 ? "max_tokens" : param,
         `This model's context is ${this.contextLength} tokens, but ${
           ids.length + maxTokens
         } were requested (${ids.length} in the prompt, ${maxTokens} for the completion)`,

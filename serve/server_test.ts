@@ -242,6 +242,16 @@ Deno.test("invalid requests get OpenAI-shaped 4xx errors naming the field", asyn
       assert.match(error.message, message);
       assert.equal(error.type, "invalid_request_error");
     }
+    const completion = (prompt: number[]) =>
+      apiError(client.completions.create({ model: MODEL, prompt }));
+    const full = await completion(new Array(504).fill(100));
+    assert.equal(full.status, 400);
+    assert.equal(full.param, "prompt");
+    assert.equal(full.code, "context_length_exceeded");
+    assert.match(full.message, /context is 504 tokens, but 505 were requested \(504 in the prompt/);
+    const unknownId = await completion([1, 3011]);
+    assert.equal(unknownId.param, "prompt");
+    assert.match(unknownId.message, /token 3011 is not an id below 3011/);
     // Unknown fields are ignored, as the OpenAI API does.
     const answer = await client.chat.completions.create({
       model: MODEL,
