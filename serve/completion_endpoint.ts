@@ -9,7 +9,12 @@
 
 import { ApiError } from "./api_error.ts";
 import type { CompletionRequest } from "./completion_request.ts";
-import { cancellation, type Handler, type RequestContext } from "./request_context.ts";
+import {
+  cancellation,
+  CLIENT_CLOSED,
+  type Handler,
+  type RequestContext,
+} from "./request_context.ts";
 import { readJsonBody } from "./request_body.ts";
 import type { JsonObject } from "./request_fields.ts";
 import type { AnswerShapes, ResponseBase } from "./response_shapes.ts";
@@ -54,8 +59,9 @@ export function completionEndpoint(
     return sseResponse(
       streamAnswer(context, prompt, parsed, shapes, base),
       context.signal,
-      () => {
+      (clientLeft) => {
         lease[Symbol.dispose]();
+        if (clientLeft) context.log.status = CLIENT_CLOSED;
         context.release();
       },
     );

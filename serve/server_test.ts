@@ -9,7 +9,10 @@ import OpenAI from "openai";
 import { exportChatBundle } from "../testing/chat_bundle.ts";
 import { llamane } from "../cli/_testing.ts";
 import { bundleName, type BundleServerOptions, serveBundle } from "./serve_bundle.ts";
-import type { RunningServer } from "./server.ts";
+import { type RunningServer, type ServerOptions, startServer } from "./server.ts";
+import { readBundledChatTemplate, readBundledTokenizer, readManifest } from "../bundle/mod.ts";
+import { loadModel } from "../runtime/load_model.ts";
+import type { LoadedModel } from "../runtime/model.ts";
 
 const bundle = await exportChatBundle();
 const MODEL = bundleName(bundle);
@@ -42,6 +45,72 @@ async function withServer(
     await body({ server, client, lines });
   } finally {
     await server.shutdown();
+  }
+}
+
+/** A gate the model's calls wait at while it is closed, so a test decides when tokens come. */
+class CallGate {
+  #opened = Promise.withResolvers<void>();
+  #closed = true;
+
+  /** Lets every waiting and later call through. */
+  open(): void {
+    this.#closed = false;
+    this.#opened.resolve();
+  }
+
+  /** Waits while the gate is closed. */
+  async pass(): Promise<void> {
+    if (this.#closed) await this.#opened.promise;
+  }
+
+  /** `model` with each forward call waiting at the gate first. */
+  gate(model: LoadedModel): LoadedModel {
+    return new Proxy(model, {
+      get: (target, key) => {
+        const value = Reflect.get(target, key, target);
+        if (key === "forward") {
+          return async (...args: Parameters<LoadedModel["forward"]>) => {
+            await this.pass();
+            return await target.forward(...args);
+          };
+        }
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  }
+}
+
+/** A server whose model waits at a closed gate: requests hold the model until it opens. */
+async function withGatedServer(
+  options: ServerOptions,
+  body: (served: Served & { readonly gate: CallGate }) => Promise<void>,
+): Promise<void> {
+  const manifest = await readManifest(bundle);
+  using model = await loadModel(bundle, { backend: "cpu" });
+  const gate = new CallGate();
+  const lines: string[] = [];
+  const server = startServer({
+    name: MODEL,
+    model: gate.gate(model),
+    tokenizer: readBundledTokenizer(bundle, manifest.tokenizer!),
+    template: readBundledChatTemplate(bundle, manifest.tokenizer!),
+  }, { port: 0, log: (line) => lines.push(line), ...options });
+  const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  try {
+    await body({ server, client, lines, gate });
+  } finally {
+    gate.open();
+    await server.shutdown();
+  }
+}
+
+/** Waits until /health says the model is taken and `waiting` requests wait for it. */
+async function holding(server: RunningServer, waiting: number): Promise<void> {
+  while (true) {
+    const health = await (await fetch(`${server.url}/health`)).json();
+    if (health.busy && health.waiting === waiting) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
 
@@ -294,21 +363,22 @@ Deno.test("invalid requests get OpenAI-shaped 4xx errors naming the field", asyn
 });
 
 Deno.test("one generation at a time: 429 beyond the queue, and a client that leaves frees the model", async () => {
-  await withServer({ maxQueue: 0 }, async ({ server, client, lines }) => {
+  await withGatedServer({ maxQueue: 0 }, async ({ server, client, lines, gate }) => {
     const leaving = new AbortController();
-    const response = await fetch(`${server.url}/v1/completions`, {
+    await fetch(`${server.url}/v1/completions`, {
       method: "POST",
       body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400, stream: true }),
       signal: leaving.signal,
     });
-    // The first event came: the generation holds the model.
-    await response.body!.getReader().read();
+    await holding(server, 0);
     const busy = await apiError(client.completions.create({ model: MODEL, prompt: "Hi" }));
     assert.equal(busy.status, 429);
     assert.equal(busy.code, "rate_limit_exceeded");
     assert.match(busy.headers?.get("retry-after") ?? "", /^[1-9]\d*$/);
 
+    // The client leaves while its prompt is being prefilled: the first token is the last.
     leaving.abort();
+    gate.open();
     const line = await logLine(lines, /^POST \/v1\/completions 499 /);
     const generated = Number(/generated (\d+) tokens \(cancelled\)/.exec(line)![1]);
     assert.ok(generated < 400, line);
@@ -352,37 +422,28 @@ Deno.test("slow clients: a trickled body gets 408, stalled headers hold only the
 });
 
 Deno.test("shutdown answers waiting requests with 503, ends the running stream, then refuses", async () => {
-  const lines: string[] = [];
-  const server = await serveBundle(bundle, {
-    port: 0,
-    backend: { backend: "cpu" },
-    log: (line) => lines.push(line),
-  });
-  const post = (body: object) =>
-    fetch(`${server.url}/v1/completions`, {
-      method: "POST",
-      body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400, ...body }),
-    });
-  const running = await post({ stream: true });
-  const reader = running.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let streamed = (await reader.read()).value!;
-  const waiting = post({});
-  while ((await (await fetch(`${server.url}/health`)).json()).waiting === 0) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await withGatedServer({}, async ({ server, lines, gate }) => {
+    const post = (body: object) =>
+      fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400, ...body }),
+      });
+    const running = await post({ stream: true });
+    const waiting = post({});
+    await holding(server, 1);
 
-  const stopped = server.shutdown();
-  const refused = await waiting;
-  assert.equal(refused.status, 503);
-  assert.equal((await refused.json()).error.code, "server_shutting_down");
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-    streamed += chunk.value;
-  }
-  assert.match(streamed, /"code":"server_shutting_down"/);
-  assert.doesNotMatch(streamed, /\[DONE\]/);
-  await stopped;
-  await assert.rejects(fetch(`${server.url}/health`));
-  assert.ok(lines.some((line) => /^POST \/v1\/completions 503 \| .*\(cancelled\)/.test(line)));
+    const stopped = server.shutdown();
+    const refused = await waiting;
+    assert.equal(refused.status, 503);
+    assert.equal((await refused.json()).error.code, "server_shutting_down");
+    gate.open();
+    const streamed = await running.text();
+    assert.match(streamed, /"code":"server_shutting_down"/);
+    assert.doesNotMatch(streamed, /\[DONE\]/);
+    await stopped;
+    await assert.rejects(fetch(`${server.url}/health`));
+    assert.ok(lines.some((line) => /^POST \/v1\/completions 503 \| .*\(cancelled\)/.test(line)));
+  });
 });
 
 Deno.test("a request past its time gets 503 and frees the model; a client that leaves a whole answer cancels it", async () => {
@@ -392,26 +453,29 @@ Deno.test("a request past its time gets 503 and frees the model; a client that l
       body: JSON.stringify({ model: MODEL, prompt: "Hi", max_tokens: 400 }),
       ...(signal === undefined ? {} : { signal }),
     });
-  // 400 tokens take at least 400 model calls: far longer than 10 ms, wherever the time runs out.
-  await withServer({ requestTimeoutSeconds: 0.01 }, async ({ server, lines }) => {
+  await withGatedServer({ requestTimeoutSeconds: 0.2 }, async ({ server, gate }) => {
+    const first = post(server);
+    await holding(server, 0);
+    // Waiting behind a request that cannot move, the second runs out of time in the queue.
     const late = await post(server);
     assert.equal(late.status, 503);
     assert.equal((await late.json()).error.code, "timeout");
-    await logLine(lines, /^POST \/v1\/completions 503 /);
+    gate.open();
+    assert.equal((await first).status, 503);
+    await (await first).body?.cancel();
     assert.deepEqual(await (await fetch(`${server.url}/health`)).json(), {
       status: "ok",
       busy: false,
       waiting: 0,
     });
   });
-  await withServer({}, async ({ server, client, lines }) => {
+  await withGatedServer({}, async ({ server, client, lines, gate }) => {
     const leaving = new AbortController();
     const answer = post(server, leaving.signal).catch((error) => error);
-    while (!(await (await fetch(`${server.url}/health`)).json()).busy) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await holding(server, 0);
     leaving.abort();
     assert.ok(await answer instanceof Error);
+    gate.open();
     await logLine(lines, /^POST \/v1\/completions 499 \| .* \(cancelled\)/);
     const after = await client.completions.create({ model: MODEL, prompt: "Hi", max_tokens: 1 });
     assert.equal(after.usage!.completion_tokens, 1);

@@ -19,29 +19,30 @@ export const SSE_DONE = "data: [DONE]\n\n";
  * A streaming response of `events`, each sent as soon as the client takes the previous one. When
  * the client goes away, or `signal` aborts while the client is not taking events (a reader too
  * slow must not hold the stream open), the event generator is returned at once. `ended` runs
- * once the stream is over, whichever way, also when the generator never started.
+ * once the stream is over, whichever way, also when the generator never started; `clientLeft`
+ * says the client went away first (the response's delivery may still count as complete).
  */
 export function sseResponse(
   events: AsyncGenerator<string, void>,
   signal: AbortSignal,
-  ended: () => void,
+  ended: (clientLeft: boolean) => void,
 ): Response {
   let producing = false;
   let over = false;
-  const end = async () => {
+  const end = async (clientLeft: boolean) => {
     if (over) return;
     over = true;
     try {
       await events.return();
     } finally {
-      ended();
+      ended(clientLeft);
     }
   };
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
       signal.addEventListener("abort", () => {
         if (producing) return;
-        end().catch(() => {});
+        end(false).catch(() => {});
         try {
           controller.close();
         } catch {
@@ -59,12 +60,12 @@ export function sseResponse(
       }
       if (next.done) {
         controller.close();
-        await end();
+        await end(false);
       } else {
         controller.enqueue(encoder.encode(next.value));
       }
     },
-    cancel: end,
+    cancel: () => end(true),
   }, { highWaterMark: 0 });
   return new Response(body, {
     headers: {
