@@ -16,7 +16,7 @@ use crate::kernels::aarch64_neon::linear_q8::{
 };
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::Q8Rows;
-use crate::weights::{Weights, BLOCK};
+use crate::weights::{Scales, Weights, BLOCK};
 
 /// Output columns per register tile: one f32 vector per activation row.
 pub(in crate::kernels) const NR: usize = 4;
@@ -100,6 +100,37 @@ fn activation_blocks<const ROWS: usize>(x: &Q8Rows, r0: usize, b: usize) -> [[in
     v
 }
 
+/// The scales of block `b` of the rows `columns` of the weights.
+#[inline]
+#[target_feature(enable = "neon")]
+fn weight_scales<W: DecodeBlock>(w: &W, columns: [usize; NR], b: usize) -> float32x4_t {
+    let at = columns.map(|c| w.scale_index(c, b));
+    match w.scales() {
+        Scales::F32(s) => {
+            let v = at.map(|i| s[i]);
+            // SAFETY: `v` holds four floats.
+            unsafe { vld1q_f32(v.as_ptr()) }
+        }
+        Scales::F16(s) => {
+            let v = at.map(|i| s[i]);
+            // SAFETY: `v` holds four f16 bit patterns.
+            let bits = unsafe { vld1_u16(v.as_ptr()) };
+            let out: float32x4_t;
+            // SAFETY: `fcvtl` (base Advanced SIMD) reads and writes these registers only. It
+            // widens exactly, as the scalar conversion does; f16 vector types are not stable Rust.
+            unsafe {
+                asm!(
+                    "fcvtl {out:v}.4s, {bits:v}.4h",
+                    out = lateout(vreg) out,
+                    bits = in(vreg) bits,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+            }
+            out
+        }
+    }
+}
+
 /// Rows `r0..r0 + ROWS` and columns `c0..c0 + NR` of the output; columns past the end of
 /// `out.cols()` repeat its last column and are not stored.
 ///
@@ -118,17 +149,16 @@ unsafe fn tile<D: BlockDots, W: DecodeBlock, const ROWS: usize>(
     let blocks = x.k() / BLOCK;
     let cols = out.cols();
     let columns: [usize; NR] = std::array::from_fn(|i| (c0 + i).min(cols.end - 1));
+    // Per-channel scales are the same for every block: read once.
+    let row_scales = (!W::BLOCK_SCALES).then(|| weight_scales(w, columns, 0));
     let mut sums = [vdupq_n_f32(0.0); ROWS];
     for b in 0..blocks {
         let mut wv = [[vdupq_n_s8(0); 2]; NR];
-        let mut ws = [0.0f32; NR];
         for i in 0..NR {
             // SAFETY: the column is below n and b below k / 32; this function runs with NEON.
             wv[i] = unsafe { w.block(columns[i], b) };
-            ws[i] = w.scale(columns[i], b);
         }
-        // SAFETY: `ws` holds four floats.
-        let ws = unsafe { vld1q_f32(ws.as_ptr()) };
+        let ws = row_scales.unwrap_or_else(|| weight_scales(w, columns, b));
         // SAFETY: the caller's features.
         let dots = unsafe { D::dots(&activation_blocks::<ROWS>(x, r0, b), &wv) };
         for (r, sum) in sums.iter_mut().enumerate() {

@@ -17,8 +17,17 @@ pub(in crate::kernels) trait DecodeBlock {
     /// # Safety
     /// The CPU has NEON (every aarch64 CPU does; the attribute makes it explicit).
     unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2];
+    /// The dequantization scales.
+    fn scales(&self) -> Scales<'_>;
+    /// Where in [`DecodeBlock::scales`] the scale of block `b` of row `c` is.
+    fn scale_index(&self, c: usize, b: usize) -> usize;
+    /// Whether the scale depends on the block (else there is one per row).
+    const BLOCK_SCALES: bool;
+
     /// Scale of block `b` of row `c`.
-    fn scale(&self, c: usize, b: usize) -> f32;
+    fn scale(&self, c: usize, b: usize) -> f32 {
+        self.scales().get(self.scale_index(c, b))
+    }
 }
 
 pub(in crate::kernels) struct Int8PerChannel<'a> {
@@ -42,14 +51,18 @@ impl<'a> Int8PerChannel<'a> {
 }
 
 impl DecodeBlock for Int8PerChannel<'_> {
+    const BLOCK_SCALES: bool = false;
     #[target_feature(enable = "neon")]
     unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2] {
         let s = &self.data[c * self.k + b * BLOCK..c * self.k + (b + 1) * BLOCK];
         // SAFETY: `s` holds 32 bytes.
         unsafe { [vld1q_s8(s.as_ptr()), vld1q_s8(s.as_ptr().add(16))] }
     }
-    fn scale(&self, c: usize, _: usize) -> f32 {
-        self.scales.get(c)
+    fn scales(&self) -> Scales<'_> {
+        self.scales
+    }
+    fn scale_index(&self, c: usize, _: usize) -> usize {
+        c
     }
 }
 
@@ -103,12 +116,16 @@ impl<'a> Int4PerChannel<'a> {
 }
 
 impl DecodeBlock for Int4PerChannel<'_> {
+    const BLOCK_SCALES: bool = false;
     #[target_feature(enable = "neon")]
     unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2] {
         int4_block(self.packed, self.k, c, b)
     }
-    fn scale(&self, c: usize, _: usize) -> f32 {
-        self.scales.get(c)
+    fn scales(&self) -> Scales<'_> {
+        self.scales
+    }
+    fn scale_index(&self, c: usize, _: usize) -> usize {
+        c
     }
 }
 
@@ -133,12 +150,16 @@ impl<'a> Int4Block32<'a> {
 }
 
 impl DecodeBlock for Int4Block32<'_> {
+    const BLOCK_SCALES: bool = true;
     #[target_feature(enable = "neon")]
     unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2] {
         int4_block(self.packed, self.k, c, b)
     }
-    fn scale(&self, c: usize, b: usize) -> f32 {
-        self.scales.get(c * (self.k / BLOCK) + b)
+    fn scales(&self) -> Scales<'_> {
+        self.scales
+    }
+    fn scale_index(&self, c: usize, b: usize) -> usize {
+        c * (self.k / BLOCK) + b
     }
 }
 
