@@ -156,7 +156,10 @@ impl<'a> Weights<'a> {
         }
         let w = Weights { n, k, data };
         let format = w.format();
-        let blockwise = matches!(format, WeightFormat::Int4Block32 | WeightFormat::Int8Block32);
+        let blockwise = matches!(
+            format,
+            WeightFormat::Int4Block32 | WeightFormat::Int8Block32
+        );
         if blockwise && !k.is_multiple_of(BLOCK) {
             return Err(Error::invalid(format!(
                 "weights: {format:?} needs k divisible by {BLOCK}, got k = {k}"

@@ -168,7 +168,10 @@ const NS: [usize; 4] = [1, 3, 9, 37];
 
 fn ks_for(format: WeightFormat) -> Vec<usize> {
     let mut ks = KS_BLOCKED.to_vec();
-    if !matches!(format, WeightFormat::Int4Block32 | WeightFormat::Int8Block32) {
+    if !matches!(
+        format,
+        WeightFormat::Int4Block32 | WeightFormat::Int8Block32
+    ) {
         ks.extend(KS_ANY);
     }
     ks

@@ -12,7 +12,7 @@ use std::arch::aarch64::*;
 use std::arch::asm;
 
 use crate::kernels::aarch64_neon::linear_q8::{
-    check_shapes, DecodeBlock, Int4Block32, Int4PerChannel, Int8PerChannel,
+    check_shapes, DecodeBlock, Int4Block32, Int4PerChannel, Int8Block32, Int8PerChannel,
 };
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::Q8Rows;
@@ -231,4 +231,12 @@ pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
     check_shapes(out, x, w);
     // SAFETY: as above.
     unsafe { run::<Sdot, _>(out, x, &Int4Block32::new(w)) }
+}
+
+/// int8 weights, scales per block of 32.
+#[target_feature(enable = "neon,dotprod")]
+pub fn int8_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+    check_shapes(out, x, w);
+    // SAFETY: as above.
+    unsafe { run::<Sdot, _>(out, x, &Int8Block32::new(w)) }
 }

@@ -27,6 +27,7 @@ detected! {
     int8_per_channel_q8 => linear_q8::int8_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int4_per_channel_q8 => linear_q8::int4_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int4_block32_q8 => linear_q8::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+    int8_block32_q8 => linear_q8::int8_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
 pub(super) static KERNELS: Kernels = Kernels {
@@ -35,6 +36,7 @@ pub(super) static KERNELS: Kernels = Kernels {
         int8_per_channel: int8_per_channel_q8,
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
+        int8_block32: int8_block32_q8,
         ..aarch64_neon::KERNELS.linear_q8
     },
     ..aarch64_neon::KERNELS

@@ -50,13 +50,19 @@ impl<'a> Int8PerChannel<'a> {
     }
 }
 
+/// Block `b` of row `c` of int8 weights `[n, k]`, in natural order.
+#[target_feature(enable = "neon")]
+fn int8_block(data: &[i8], k: usize, c: usize, b: usize) -> [int8x16_t; 2] {
+    let s = &data[c * k + b * BLOCK..c * k + (b + 1) * BLOCK];
+    // SAFETY: `s` holds 32 bytes.
+    unsafe { [vld1q_s8(s.as_ptr()), vld1q_s8(s.as_ptr().add(16))] }
+}
+
 impl DecodeBlock for Int8PerChannel<'_> {
     const BLOCK_SCALES: bool = false;
     #[target_feature(enable = "neon")]
     unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2] {
-        let s = &self.data[c * self.k + b * BLOCK..c * self.k + (b + 1) * BLOCK];
-        // SAFETY: `s` holds 32 bytes.
-        unsafe { [vld1q_s8(s.as_ptr()), vld1q_s8(s.as_ptr().add(16))] }
+        int8_block(self.data, self.k, c, b)
     }
     fn scales(&self) -> Scales<'_> {
         self.scales
@@ -66,21 +72,37 @@ impl DecodeBlock for Int8PerChannel<'_> {
     }
 }
 
-struct Int8Block32<'a> {
+pub(in crate::kernels) struct Int8Block32<'a> {
     data: &'a [i8],
     scales: Scales<'a>,
     k: usize,
 }
 
+impl<'a> Int8Block32<'a> {
+    /// The reader of `w`, which must hold int8 weights with scales per block of 32.
+    pub(in crate::kernels) fn new(w: &Weights<'a>) -> Self {
+        let WeightData::Int8Block32 { data, scales } = w.data() else {
+            panic!("int8_block32: weights are {:?}", w.format())
+        };
+        Int8Block32 {
+            data,
+            scales,
+            k: w.k(),
+        }
+    }
+}
+
 impl DecodeBlock for Int8Block32<'_> {
+    const BLOCK_SCALES: bool = true;
     #[target_feature(enable = "neon")]
     unsafe fn block(&self, c: usize, b: usize) -> [int8x16_t; 2] {
-        let s = &self.data[c * self.k + b * BLOCK..c * self.k + (b + 1) * BLOCK];
-        // SAFETY: `s` holds 32 bytes.
-        unsafe { [vld1q_s8(s.as_ptr()), vld1q_s8(s.as_ptr().add(16))] }
+        int8_block(self.data, self.k, c, b)
     }
-    fn scale(&self, c: usize, b: usize) -> f32 {
-        self.scales.get(c * (self.k / BLOCK) + b)
+    fn scales(&self) -> Scales<'_> {
+        self.scales
+    }
+    fn scale_index(&self, c: usize, b: usize) -> usize {
+        c * (self.k / BLOCK) + b
     }
 }
 
@@ -234,17 +256,5 @@ pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
 /// int8 weights, scales per block of 32.
 #[target_feature(enable = "neon")]
 pub fn int8_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    let WeightData::Int8Block32 { data, scales } = w.data() else {
-        panic!("int8_block32: weights are {:?}", w.format())
-    };
-    run(
-        out,
-        x,
-        &Int8Block32 {
-            data,
-            scales,
-            k: w.k(),
-        },
-        w,
-    );
+    run(out, x, &Int8Block32::new(w), w);
 }

@@ -137,7 +137,10 @@ impl Decode8 for Int8Block32<'_> {
         let scale = scale_at(&self.scales, c * (self.k / BLOCK) + j / BLOCK);
         // SAFETY: c < n and j + 8 <= k (caller), and data holds n * k bytes (Weights::new).
         let q = unsafe { _mm_loadl_epi64(self.data.as_ptr().add(c * self.k + j).cast()) };
-        _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(scale))
+        _mm256_mul_ps(
+            _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)),
+            _mm256_set1_ps(scale),
+        )
     }
     fn at(&self, c: usize, j: usize) -> f32 {
         self.scales.get(c * (self.k / BLOCK) + j / BLOCK) * f32::from(self.data[c * self.k + j])
