@@ -86,7 +86,7 @@ export async function shape1bQ4Gguf(): Promise<string> {
 }
 
 /** The timings one probe process prints (bench/peer/probe.mjs, mode "speed"). */
-interface SpeedRun {
+export interface SpeedRun {
   readonly node_llama_cpp: string;
   readonly llama_cpp_release: string;
   readonly build_type: string;
@@ -170,9 +170,14 @@ async function ensureGguf(model: Model, python: string): Promise<string> {
   return output;
 }
 
-async function probe<T>(args: string[], threads: number): Promise<T> {
-  const stdout = await run("node", [PROBE, ...args, `--threads=${threads}`], PEER);
-  return JSON.parse(stdout) as T;
+/**
+ * Runs bench/peer/probe.mjs with `threads` threads; with `cpus` (taskset's list, e.g. `0`), only
+ * on those cores.
+ */
+export async function probe<T>(args: string[], threads: number, cpus?: string): Promise<T> {
+  const node = ["node", PROBE, ...args, `--threads=${threads}`];
+  const [command, ...rest] = cpus === undefined ? node : ["taskset", "-c", cpus, ...node];
+  return JSON.parse(await run(command!, rest, PEER)) as T;
 }
 
 async function measure(model: Model, gguf: string): Promise<[Figures, SpeedRun[]]> {

@@ -7,6 +7,7 @@
 
 import type { Bench, Figures } from "./bench.ts";
 import { checkpointLoad } from "./checkpoint_load.ts";
+import { cpuPrefill } from "./cpu_prefill.ts";
 import { exportChunksBench } from "./export_chunks.ts";
 import { exportModelBench } from "./export_model.ts";
 import { exportLayoutsBench } from "./export_layouts.ts";
@@ -20,6 +21,7 @@ import { tokenizerEncode } from "./tokenizer_encode.ts";
 
 const benches: readonly Bench[] = [
   checkpointLoad,
+  cpuPrefill,
   exportModelBench,
   exportLayoutsBench,
   exportChunksBench,
