@@ -34,6 +34,7 @@ async function llamaneRun(bundle: string, cpus: string): Promise<Figures> {
       "--allow-read",
       "--allow-env",
       "--allow-ffi",
+      "--allow-run=uptime",
       PROBE.pathname,
       bundle,
       String(PROMPT_TOKENS),
