@@ -39,6 +39,7 @@ export type {
   LinearQuantization,
 } from "./export/options.ts";
 export type { QuantBits } from "./export/quantize.ts";
+export type { PaletteBits } from "./export/palettize.ts";
 export type { StorageChoice, TensorStorage, WeightStorage } from "./export/weight_storage.ts";
 export type { SymmetricBlockDType } from "./checkpoint/blocks.ts";
 export type { FloatDType } from "./coreml/dtype.ts";

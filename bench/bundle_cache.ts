@@ -75,7 +75,11 @@ export function bundleLabel(options: BundleOptions): string {
   const parts = [
     dtype ?? "fp16",
     linearQuantize ?? "c4w",
-    typeof embedding === "string" ? `e${embedding}` : `e${embedding.bits}-${embedding.groupSize}`,
+    typeof embedding === "string"
+      ? `e${embedding}`
+      : "paletteBits" in embedding
+      ? `elut${embedding.paletteBits}`
+      : `e${embedding.bits}-${embedding.groupSize}`,
     ...(multifunction ? ["multifunction"] : []),
     ...Object.entries(rest).sort().map(([key, value]) => `${key}${value}`),
   ];

@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import type { Bench, Figures } from "./bench.ts";
 import { checkTensor, float16Bits, type Tensor, valuesToBytes } from "../coreml/tensor.ts";
 import { exportModel } from "../export/export_model.ts";
-import { rowsPerRead } from "../export/graph/linear.ts";
+import { rowsPerRead } from "../export/graph/weight_tensor.ts";
 import { WeightReader, type WeightRef } from "../export/graph/weight_reader.ts";
 import { linearShapes, resolveExportOptions } from "../export/options.ts";
 import { type QuantBits, quantizeMatrix } from "../export/quantize.ts";

@@ -67,9 +67,9 @@ export interface ExportSpec {
   readonly maxContextLen: number;
   /** Cache slots C. */
   readonly cacheLen: number;
-  /** `none`, `keep`, or `<bits>,<group size>` as given to `-E`. */
+  /** `none`, `keep`, `lut4`, `lut6` or `<bits>,<group size>` as given to `-E`. */
   readonly embeddingQuantize: string;
-  /** `none`, `c4w`, `b4w`, `c8w` or `keep`. */
+  /** `none`, `c4w`, `b4w`, `c8w`, `lut4`, `lut6` or `keep`. */
   readonly linearQuantize: string;
   /** Output features per part of a split linear layer. */
   readonly targetSplitSize: number;
@@ -191,10 +191,18 @@ function readExport(fields: JsonFields): ExportSpec {
     cacheLen: fields.integer("cacheLen", 1, Math.min(MAX_CACHE_LENGTH, maxContextLen)),
     embeddingQuantize: fields.string(
       "embeddingQuantize",
-      /^(none|keep|\d{1,2},\d{1,9})$/,
-      `"none", "keep" or "<bits>,<group>"`,
+      /^(none|keep|lut4|lut6|\d{1,2},\d{1,9})$/,
+      `"none", "keep", "lut4", "lut6" or "<bits>,<group>"`,
     ),
-    linearQuantize: fields.oneOf("linearQuantize", ["none", "c4w", "b4w", "c8w", "keep"]),
+    linearQuantize: fields.oneOf("linearQuantize", [
+      "none",
+      "c4w",
+      "b4w",
+      "c8w",
+      "lut4",
+      "lut6",
+      "keep",
+    ]),
     targetSplitSize: fields.integer("targetSplitSize", 1, MAX_CACHE_LENGTH),
     maxSplits: fields.integer("maxSplits", 1, 1024),
     graphBreaks: fields.boolean("graphBreaks"),

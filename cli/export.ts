@@ -73,8 +73,9 @@ const flags = {
     type: "string",
     short: "E",
     value: "B,G",
-    help: "embedding bits (4 or 8) and group size (0: one scale per row), none, or keep (a " +
-      "GGUF's Q8_0 and Q4_0 blocks as they are)",
+    help: "embedding bits (4 or 8) and group size (0: one scale per row), lut4 or lut6 " +
+      "(palettes as for --linear_quantize), none, or keep (a GGUF's Q8_0 and Q4_0 blocks as " +
+      "they are)",
     defaultText: `keep for a GGUF whose embedding is Q8_0 or Q4_0, else ${
       formatEmbeddingQuantization(EXPORT_DEFAULTS.embeddingQuantize)
     }`,
@@ -84,10 +85,17 @@ const flags = {
     value: "Q",
     help: `linear weights, one of ${LINEAR_QUANTIZATIONS.join(", ")}: c4w int4 per channel ` +
       "(what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per channel, " +
+      "lut4 and lut6 4-bit and 6-bit indices into a k-means palette per --lut_group_size rows, " +
       "keep a GGUF's Q8_0 and Q4_0 blocks as they are (other types are requantized per block " +
       "of 32, the summary says which)",
     defaultText:
       `keep for a GGUF whose layer weights are all Q8_0 or Q4_0, else ${EXPORT_DEFAULTS.linearQuantize}`,
+  },
+  lut_group_size: {
+    type: "string",
+    value: "N",
+    help: "output channels sharing one palette with lut4 and lut6; must divide every part's rows",
+    default: String(EXPORT_DEFAULTS.lutGroupSize),
   },
   target_split_size: {
     type: "string",
@@ -169,6 +177,7 @@ export const exportCommand: Command = {
           LINEAR_QUANTIZATIONS,
         ),
       }),
+      lutGroupSize: parseInteger("lut_group_size", values.lut_group_size, 1),
       targetSplitSize: parseInteger("target_split_size", values.target_split_size, 1),
       maxSplits: parseInteger("max_splits", values.max_splits, 1),
       graphBreaks: !values.no_graph_breaks,

@@ -7,8 +7,8 @@
  */
 
 /**
- * A MIL element type. `fp16` values are held as IEEE binary16 bit patterns; `int4`/`uint4` one
- * element per array slot (packed only on disk); `bool` as 0/1 bytes.
+ * A MIL element type. `fp16` values are held as IEEE binary16 bit patterns; `int4`, `uint4` and
+ * `uint6` one element per array slot (packed only on disk); `bool` as 0/1 bytes.
  */
 export type DType =
   | "fp16"
@@ -18,6 +18,7 @@ export type DType =
   | "uint8"
   | "int4"
   | "uint4"
+  | "uint6"
   | "bool"
   | "string";
 
@@ -37,6 +38,8 @@ export interface DTypeValues {
   int4: Int8Array;
   /** unsigned 4-bit integers in [0, 15], one per slot */
   uint4: Uint8Array;
+  /** unsigned 6-bit integers in [0, 63], one per slot (palette indices) */
+  uint6: Uint8Array;
   /** 0 or 1 */
   bool: Uint8Array;
   /** UTF-8 strings */
@@ -47,7 +50,15 @@ export interface DTypeValues {
 export type FloatDType = "fp16" | "fp32";
 
 /** The dtypes weight.bin may hold. */
-export type BlobDType = "fp16" | "fp32" | "int32" | "int8" | "uint8" | "int4" | "uint4";
+export type BlobDType =
+  | "fp16"
+  | "fp32"
+  | "int32"
+  | "int8"
+  | "uint8"
+  | "int4"
+  | "uint4"
+  | "uint6";
 
 /** Whether `dtype` may be stored in weight.bin. */
 export function isBlobDType(dtype: DType): dtype is BlobDType {
@@ -78,6 +89,7 @@ export const DTYPE_INFO: Readonly<Record<DType, DTypeInfo>> = {
   uint8: { protoCode: 31, blobCode: 3, bits: 8, range: undefined },
   int4: { protoCode: 25, blobCode: 8, bits: 4, range: [-8, 7] },
   uint4: { protoCode: 35, blobCode: 11, bits: 4, range: [0, 15] },
+  uint6: { protoCode: 38, blobCode: 13, bits: 6, range: [0, 63] },
   bool: { protoCode: 1, blobCode: undefined, bits: 8, range: [0, 1] },
   string: { protoCode: 2, blobCode: undefined, bits: 0, range: undefined },
 };
@@ -114,6 +126,7 @@ export function isValuesOf(dtype: DType, values: TensorValues): boolean {
       return values instanceof Int8Array;
     case "uint8":
     case "uint4":
+    case "uint6":
     case "bool":
       return values instanceof Uint8Array;
     case "string":

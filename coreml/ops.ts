@@ -303,7 +303,36 @@ const inferences: Record<string, Inference> = {
     }
     return [{ dtype: scale.dtype, shape: data.shape }];
   },
+
+  constexpr_lut_to_dense(args) {
+    const indices = args.one("indices").type;
+    const lut = args.one("lut").type;
+    const rank = indices.shape.length;
+    const bits = LUT_INDEX_BITS[indices.dtype] ??
+      args.fail(`indices must be uint4, uint6 or uint8, got ${indices.dtype}`);
+    if (!["fp16", "fp32", "int8", "uint8"].includes(lut.dtype)) {
+      args.fail(`lut must be fp16, fp32, int8 or uint8, got ${lut.dtype}`);
+    }
+    if (rank < 1 || lut.shape.length !== rank + 2) {
+      args.fail(`lut [${lut.shape}] must have two more axes than indices [${indices.shape}]`);
+    }
+    if (indices.shape.some((d, i) => d % lut.shape[i]! !== 0)) {
+      args.fail(`lut [${lut.shape}] does not divide indices [${indices.shape}] into groups`);
+    }
+    if (lut.shape[rank] !== 2 ** bits) {
+      args.fail(`lut [${lut.shape}] needs ${2 ** bits} entries for ${indices.dtype} indices`);
+    }
+    const vectorSize = lut.shape[rank + 1]!;
+    const shape = [...indices.shape];
+    if (vectorSize > 1 || args.optional("vector_axis") !== undefined) {
+      shape[args.axis("vector_axis", rank)]! *= vectorSize;
+    }
+    return [{ dtype: lut.dtype, shape }];
+  },
 };
+
+/** Bits of each dtype `constexpr_lut_to_dense` takes as indices. */
+const LUT_INDEX_BITS: Partial<Record<DType, number>> = { uint4: 4, uint6: 6, uint8: 8 };
 
 /** The op types this module knows, i.e. everything the exporter may emit besides `const`. */
 export const SUPPORTED_OPS: readonly string[] = Object.keys(inferences);

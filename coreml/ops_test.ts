@@ -91,3 +91,21 @@ Deno.test("inferOutputTypes() rejects unknown ops and mismatched operands", () =
     /out of range for rank 2/,
   );
 });
+
+Deno.test("inferOutputTypes() checks constexpr_lut_to_dense's palettes against its indices", () => {
+  const indices = (dtype: "uint4" | "uint6", ...shape: number[]): OpArgument => ({
+    type: { dtype, shape },
+  });
+  const [dense] = inferOutputTypes(
+    "constexpr_lut_to_dense",
+    args({ indices: indices("uint4", 64, 32), lut: f16(16, 1, 16, 1) }),
+  );
+  assert.deepEqual(dense, { dtype: "fp16", shape: [64, 32] });
+  const lut = (palettes: OpArgument, ix = indices("uint6", 64, 32)) => () =>
+    inferOutputTypes("constexpr_lut_to_dense", args({ indices: ix, lut: palettes }));
+  assert.deepEqual(lut(f16(8, 1, 64, 1))()[0]!.shape, [64, 32]);
+  assert.throws(lut(f16(8, 1, 16, 1)), /needs 64 entries for uint6/);
+  assert.throws(lut(f16(6, 1, 64, 1)), /does not divide/);
+  assert.throws(lut(f16(8, 64, 1)), /two more axes/);
+  assert.throws(lut(f16(8, 1, 64, 1), f16(64, 32)), /indices must be/);
+});

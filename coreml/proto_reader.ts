@@ -629,6 +629,7 @@ const MEMBER: Record<DType, RawTensor["member"]> = {
   uint8: "bytes",
   int4: "bytes",
   uint4: "bytes",
+  uint6: "bytes",
 };
 
 function immediateFromRaw(

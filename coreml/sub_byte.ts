@@ -1,7 +1,8 @@
 /**
- * Bit packing of sub-byte elements (int4, uint4) as Core ML stores them, in weight.bin and in
- * immediate `bytes` values alike: LSB-first, element `i` in bits `[b*i, b*i + b)` of the
- * little-endian bit stream, so element `2k` of a 4-bit tensor is the low nibble of byte `k`.
+ * Bit packing of sub-byte elements (int4, uint4, uint6) as Core ML stores them, in weight.bin and
+ * in immediate `bytes` values alike: LSB-first, element `i` in bits `[b*i, b*i + b)` of the
+ * little-endian bit stream, so element `2k` of a 4-bit tensor is the low nibble of byte `k`, and a
+ * 6-bit element may straddle two bytes.
  *
  * @module
  */
@@ -20,18 +21,27 @@ export function paddingBits(count: number, bits: number): number {
  * Packs the low `bits` bits of every value LSB-first; the padding bits of the last byte are zero.
  *
  * @param values one element per slot (signed values contribute their two's-complement low bits)
- * @param bits bits per element; must divide 8
+ * @param bits bits per element, 1 to 8
  * @returns `packedByteLength(values.length, bits)` bytes
  */
 export function packBits(values: Int8Array | Uint8Array, bits: number): Uint8Array {
   if (bits === 4) return packNibbles(values);
-  const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
   const out = new Uint8Array(packedByteLength(values.length, bits));
+  // A window of pending bits, flushed a byte at a time: at most 7 + 8 bits are ever held.
+  let pending = 0;
+  let held = 0;
+  let byte = 0;
   for (let i = 0; i < values.length; i++) {
-    const slot = i % perByte;
-    out[(i - slot) / perByte]! |= (values[i]! & mask) << (slot * bits);
+    pending |= (values[i]! & mask) << held;
+    held += bits;
+    while (held >= 8) {
+      out[byte++] = pending & 0xff;
+      pending >>>= 8;
+      held -= 8;
+    }
   }
+  if (held > 0) out[byte] = pending;
   return out;
 }
 
@@ -65,8 +75,8 @@ function packNibbles(values: Int8Array | Uint8Array): Uint8Array {
  * Unpacks `count` elements of `bits` bits from LSB-first packed bytes.
  *
  * @param packed at least `packedByteLength(count, bits)` bytes
- * @param bits bits per element; must divide 8
- * @param signed sign-extend each element (int4) rather than zero-extend (uint4)
+ * @param bits bits per element, 1 to 8
+ * @param signed sign-extend each element (int4) rather than zero-extend (uint4, uint6)
  */
 export function unpackBits(
   packed: Uint8Array,
@@ -74,13 +84,14 @@ export function unpackBits(
   count: number,
   signed: boolean,
 ): Int8Array | Uint8Array {
-  const perByte = 8 / bits;
   const mask = (1 << bits) - 1;
   const out = signed ? new Int8Array(count) : new Uint8Array(count);
   const signBit = 1 << (bits - 1);
-  for (let i = 0; i < count; i++) {
-    const slot = i % perByte;
-    const v = (packed[(i - slot) / perByte]! >> (slot * bits)) & mask;
+  for (let i = 0, bit = 0; i < count; i++, bit += bits) {
+    const byte = bit >>> 3;
+    // Two bytes hold any element of at most 8 bits, wherever it starts.
+    const window = packed[byte]! | ((packed[byte + 1] ?? 0) << 8);
+    const v = (window >>> (bit & 7)) & mask;
     out[i] = signed && v & signBit ? v - (1 << bits) : v;
   }
   return out;

@@ -25,3 +25,13 @@ Deno.test("unpackBits() sign-extends int4 and zero-extends uint4", () => {
   deepStrictEqual([...unpackBits(Uint8Array.of(0x8f), 4, 2, true)], [-1, -8]);
   deepStrictEqual([...unpackBits(Uint8Array.of(0x8f), 4, 2, false)], [15, 8]);
 });
+
+Deno.test("packBits() packs uint6 as one LSB-first bit stream, elements straddling bytes", () => {
+  // coremltools.optimize._utils.pack_elements_into_bits([1, 63, 42, 5, 17], 6).
+  const values = Uint8Array.of(1, 63, 42, 5, 17);
+  deepStrictEqual([...packBits(values, 6)], [193, 175, 22, 17]);
+  strictEqual(packedByteLength(values.length, 6), 4);
+  strictEqual(paddingBits(values.length, 6), 2);
+  const many = Uint8Array.from({ length: 37 }, (_, i) => (i * 29) % 64);
+  deepStrictEqual(unpackBits(packBits(many, 6), 6, many.length, false), many);
+});

@@ -73,7 +73,7 @@ export function formatTensorType(type: TensorType): string {
 
 /**
  * Checks that `values` is the dtype's array class, holds exactly one element per shape element,
- * and stays in the dtype's range (int4, uint4, bool).
+ * and stays in the dtype's range (int4, uint4, uint6, bool).
  *
  * @param what names the tensor in the error, e.g. `const "w"`
  * @throws {TensorShapeError} on any mismatch
@@ -144,6 +144,7 @@ function arrayClassName(dtype: DType): string {
     uint8: "Uint8Array",
     int4: "Int8Array (one element per slot)",
     uint4: "Uint8Array (one element per slot)",
+    uint6: "Uint8Array (one element per slot)",
     bool: "Uint8Array of 0/1",
     string: "string array",
   };
@@ -189,6 +190,7 @@ export function valuesFromBytes<D extends Exclude<DType, "string">>(
     uint8: (b) => new Uint8Array(b),
     int4: (b) => new Int8Array(b),
     uint4: (b) => new Uint8Array(b),
+    uint6: (b) => new Uint8Array(b),
     bool: (b) => new Uint8Array(b),
   };
   return make[dtype](buffer);
@@ -241,6 +243,7 @@ export function tensor<D extends DType>(
     uint8: () => Uint8Array.from(numbers()),
     int4: () => Int8Array.from(numbers()),
     uint4: () => Uint8Array.from(numbers()),
+    uint6: () => Uint8Array.from(numbers()),
     bool: () => Uint8Array.from(numbers()),
     string: () => [...(values as readonly string[])],
   };

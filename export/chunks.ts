@@ -34,7 +34,7 @@ export function layerWeightBytes(
   const perLayer = linearShapes({ ...config, nLayers: 1 }).slice(0, -1);
   const norms = 2 * config.dim * (options.dtype === "fp16" ? 2 : 4);
   return perLayer.reduce((sum, [name, out, input]) => {
-    const { storage } = linearChoice(options.linearQuantize, typeOf(name));
+    const { storage } = linearChoice(options.linearQuantize, typeOf(name), options.lutGroupSize);
     return sum + storageBytes(storage, out, input, options.dtype);
   }, norms);
 }

@@ -27,6 +27,14 @@ const VARIANTS: Record<string, Partial<ExportOptions>> = {
   "multifunction": { multifunction: true },
   "two layer chunks": { numChunks: 2 },
   "logits in parts": { targetSplitSize: 32, maxSplits: 32, maxLogitsAxis: 32 },
+  "lut4, 4 rows per palette": { linearQuantize: "lut4", lutGroupSize: 4 },
+  "lut6, -E lut4": { linearQuantize: "lut6", embeddingQuantize: { paletteBits: 4 } },
+  "lut4 multifunction in two chunks, -E lut6": {
+    linearQuantize: "lut4",
+    embeddingQuantize: { paletteBits: 6 },
+    multifunction: true,
+    numChunks: 2,
+  },
 };
 
 interface Model {

@@ -235,7 +235,16 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
     ],
     [{ targetSplitSize: 20 }, UnevenSplitError],
     [{ dtype: "bf16" as "fp16" }, /dtype must be fp16 or fp32, got "bf16"/],
-    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be none, c4w, b4w, c8w or keep/],
+    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be one of none, c4w, b4w, c8w/],
+    [
+      { linearQuantize: "lut4", lutGroupSize: 3 },
+      /--lut_group_size 3 does not divide the 64 rows of each part of "layers.0.attention.wq.weight"/,
+    ],
+    [
+      { embeddingQuantize: { paletteBits: 4 }, lutGroupSize: 64 },
+      /--lut_group_size 64 does not divide the 96 rows of "tok_embeddings.weight"/,
+    ],
+    [{ linearQuantize: "lut4", lutGroupSize: 0 }, /lut_group_size must be a positive integer/],
     [{ checkpoint: `${dir}/missing.pth` }, /no such file/],
   ];
   for (const [options, expected] of cases) {
@@ -244,9 +253,26 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
   assert.throws(() => parseEmbeddingQuantization("3,0"), ExportOptionsError);
   assert.throws(
     () => parseEmbeddingQuantization("8"),
-    /must be "<bits>,<group size>", "none" or "keep", got "8"/,
+    /must be "<bits>,<group size>", lut4, lut6, "none" or "keep", got "8"/,
   );
+  assert.deepEqual(parseEmbeddingQuantization("lut6"), { paletteBits: 6 });
   assert.equal(parseEmbeddingQuantization("keep"), "keep");
+  assert.deepEqual([...Deno.readDirSync(dir)], []);
+});
+
+Deno.test("exportModel() refuses palettes fitted to fewer values than they have entries", async () => {
+  const narrow = await writeTinyLlama({ ...TINY_PARAMS, dim: 32, n_heads: 2, n_kv_heads: 1 });
+  const dir = await Deno.makeTempDir();
+  await assert.rejects(
+    exportModel({
+      checkpoint: narrow.checkpoint,
+      params: narrow.params,
+      output: `${dir}/never.llamane`,
+      linearQuantize: "lut6",
+      lutGroupSize: 1,
+    }),
+    /lut6 fits palettes of 64 entries, but a group of 1 rows of "layers.0.attention.wq.weight" holds only 32 values: raise --lut_group_size/,
+  );
   assert.deepEqual([...Deno.readDirSync(dir)], []);
 });
 

@@ -8,24 +8,33 @@
 import type { FloatDType } from "../coreml/dtype.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { QuantBits } from "./quantize.ts";
+import type { PaletteBits } from "./palettize.ts";
 import { splitCount } from "./split_linear.ts";
 import { ANE_LIMITS } from "../bundle/ane_limits.ts";
 
 /**
  * Linear-layer weights: `c4w` int4 per output channel (what the Neural Engine runs well), `b4w`
- * int4 per block of 32 inputs, `c8w` int8 per output channel, `none` float, `keep` a GGUF's own
+ * int4 per block of 32 inputs, `c8w` int8 per output channel, `lut4`/`lut6` 4-bit or 6-bit
+ * indices into a k-means palette per group of output channels, `none` float, `keep` a GGUF's own
  * Q8_0 and Q4_0 blocks (export/weight_storage.ts).
  */
-export type LinearQuantization = "none" | "c4w" | "b4w" | "c8w" | "keep";
+export type LinearQuantization = "none" | "c4w" | "b4w" | "c8w" | "lut4" | "lut6" | "keep";
 
 /**
- * Embedding-table weights: `b` bits with one scale per row (`groupSize` 0) or per group, float
- * (`none`), or a GGUF's own Q8_0 and Q4_0 blocks (`keep`).
+ * Embedding-table weights: `b` bits with one scale per row (`groupSize` 0) or per group, palette
+ * indices (`lut4`, `lut6`) with one palette per `lutGroupSize` rows, float (`none`), or a GGUF's
+ * own Q8_0 and Q4_0 blocks (`keep`).
  */
-export type EmbeddingQuantization = "none" | "keep" | {
-  readonly bits: QuantBits;
-  readonly groupSize: number;
-};
+export type EmbeddingQuantization =
+  | "none"
+  | "keep"
+  | { readonly bits: QuantBits; readonly groupSize: number }
+  | { readonly paletteBits: PaletteBits };
+
+/** The palette index bits of a `lut4`/`lut6` linear quantization, else undefined. */
+export function linearPaletteBits(q: LinearQuantization): PaletteBits | undefined {
+  return q === "lut4" ? 4 : q === "lut6" ? 6 : undefined;
+}
 
 /** Progress of a running export, reported as it happens. */
 export interface ExportProgress {
@@ -50,6 +59,7 @@ export const EXPORT_DEFAULTS = {
   dtype: "fp16",
   embeddingQuantize: { bits: 8, groupSize: 0 },
   linearQuantize: "c4w",
+  lutGroupSize: 16,
   targetSplitSize: 1024,
   maxSplits: 8,
   graphBreaks: true,
@@ -64,6 +74,7 @@ export const EXPORT_DEFAULTS = {
   readonly dtype: FloatDType;
   readonly embeddingQuantize: EmbeddingQuantization;
   readonly linearQuantize: LinearQuantization;
+  readonly lutGroupSize: number;
   readonly targetSplitSize: number;
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
@@ -79,6 +90,8 @@ export const LINEAR_QUANTIZATIONS: readonly LinearQuantization[] = [
   "c4w",
   "b4w",
   "c8w",
+  "lut4",
+  "lut6",
   "keep",
 ];
 
@@ -119,6 +132,12 @@ export interface ExportOptions {
    * @default `keep` for a GGUF whose layer weights are all Q8_0 or Q4_0, else EXPORT_DEFAULTS.linearQuantize
    */
   readonly linearQuantize?: LinearQuantization;
+  /**
+   * Output channels (rows) sharing one palette with `lut4`/`lut6`, for the linear layers and a
+   * palettized embedding table alike; must divide the rows of every part.
+   * @default EXPORT_DEFAULTS.lutGroupSize
+   */
+  readonly lutGroupSize?: number;
   /**
    * Output features per part when a linear layer is split: `max(out // targetSplitSize, 1)` equal
    * parts, capped at `maxSplits`. @default EXPORT_DEFAULTS.targetSplitSize
@@ -181,6 +200,7 @@ export interface ResolvedExportOptions {
   readonly dtype: FloatDType;
   readonly embeddingQuantize: EmbeddingQuantization;
   readonly linearQuantize: LinearQuantization;
+  readonly lutGroupSize: number;
   readonly targetSplitSize: number;
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
@@ -218,18 +238,20 @@ function positiveNumber(name: string, value: number): number {
   return value;
 }
 
-/** Writes an embedding quantization as `-E` takes it: `b,g`, `none` or `keep`. */
+/** Writes an embedding quantization as `-E` takes it: `b,g`, `lut4`, `lut6`, `none` or `keep`. */
 export function formatEmbeddingQuantization(q: EmbeddingQuantization): string {
-  return typeof q === "string" ? q : `${q.bits},${q.groupSize}`;
+  if (typeof q === "string") return q;
+  return "paletteBits" in q ? `lut${q.paletteBits}` : `${q.bits},${q.groupSize}`;
 }
 
-/** Parses `-E`: `b,g` (e.g. `8,0`, `4,32`), `none` or `keep`. */
+/** Parses `-E`: `b,g` (e.g. `8,0`, `4,32`), `lut4`, `lut6`, `none` or `keep`. */
 export function parseEmbeddingQuantization(text: string): EmbeddingQuantization {
   if (text === "none" || text === "keep") return text;
+  if (text === "lut4" || text === "lut6") return { paletteBits: text === "lut4" ? 4 : 6 };
   const match = /^(\d+),(\d+)$/.exec(text.trim());
   if (match === null) {
     throw new ExportOptionsError(
-      `--embedding_quantize must be "<bits>,<group size>", "none" or "keep", got "${text}"`,
+      `--embedding_quantize must be "<bits>,<group size>", lut4, lut6, "none" or "keep", got "${text}"`,
     );
   }
   const bits = Number(match[1]);
@@ -237,6 +259,13 @@ export function parseEmbeddingQuantization(text: string): EmbeddingQuantization 
     throw new ExportOptionsError(`--embedding_quantize supports 4 or 8 bits, got ${bits}`);
   }
   return { bits, groupSize: Number(match[2]) };
+}
+
+function validEmbeddingQuantization(
+  q: Exclude<EmbeddingQuantization, "none" | "keep">,
+): boolean {
+  if ("paletteBits" in q) return q.paletteBits === 4 || q.paletteBits === 6;
+  return (q.bits === 4 || q.bits === 8) && q.groupSize >= 0;
 }
 
 /** Applies the defaults and checks what can be checked without the model. */
@@ -258,15 +287,14 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
   const linearQuantize = options.linearQuantize ?? EXPORT_DEFAULTS.linearQuantize;
   if (!LINEAR_QUANTIZATIONS.includes(linearQuantize)) {
     throw new ExportOptionsError(
-      `linear_quantize must be none, c4w, b4w, c8w or keep, got "${linearQuantize}"`,
+      `linear_quantize must be one of ${LINEAR_QUANTIZATIONS.join(", ")}, got "${linearQuantize}"`,
     );
   }
   const embeddingQuantize = options.embeddingQuantize ?? EXPORT_DEFAULTS.embeddingQuantize;
-  if (
-    typeof embeddingQuantize !== "string" &&
-    (![4, 8].includes(embeddingQuantize.bits) || embeddingQuantize.groupSize < 0)
-  ) {
-    throw new ExportOptionsError(`embedding_quantize must use 4 or 8 bits and a group size >= 0`);
+  if (typeof embeddingQuantize !== "string" && !validEmbeddingQuantization(embeddingQuantize)) {
+    throw new ExportOptionsError(
+      `embedding_quantize must use 4 or 8 bits and a group size >= 0, or be lut4 or lut6`,
+    );
   }
   const graphBreaks = options.graphBreaks ?? EXPORT_DEFAULTS.graphBreaks;
   const numChunks = options.numChunks === undefined
@@ -291,6 +319,10 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
     dtype,
     embeddingQuantize,
     linearQuantize,
+    lutGroupSize: positiveInteger(
+      "lut_group_size",
+      options.lutGroupSize ?? EXPORT_DEFAULTS.lutGroupSize,
+    ),
     targetSplitSize: positiveInteger(
       "target_split_size",
       options.targetSplitSize ?? EXPORT_DEFAULTS.targetSplitSize,
@@ -343,16 +375,20 @@ export function linearShapes(config: ModelConfig): [string, number, number][] {
 }
 
 /**
- * Checks the options against the model: every linear splits evenly, `b4w` blocks and embedding
- * groups divide the rows they cut.
+ * Checks the options against the model: every linear splits evenly, `b4w` blocks, palette groups
+ * and embedding groups divide the rows they cut.
  */
 export function checkOptionsForModel(options: ResolvedExportOptions, config: ModelConfig): void {
+  const paletteBits = linearPaletteBits(options.linearQuantize);
   for (const [name, out, input] of linearShapes(config)) {
-    splitCount(name, out, options.targetSplitSize, options.maxSplits);
+    const parts = splitCount(name, out, options.targetSplitSize, options.maxSplits);
     if (options.linearQuantize === "b4w" && input % B4W_BLOCK !== 0) {
       throw new ExportOptionsError(
         `b4w needs input sizes divisible by ${B4W_BLOCK}, but "${name}" has ${input} inputs; use c4w`,
       );
+    }
+    if (paletteBits !== undefined) {
+      checkPaletteGroups(options, name, out / parts, input, paletteBits, "each part of ");
     }
   }
   if (config.vocabSize > options.maxLogitsAxis) {
@@ -367,9 +403,48 @@ export function checkOptionsForModel(options: ResolvedExportOptions, config: Mod
     }
   }
   const e = options.embeddingQuantize;
-  if (typeof e !== "string" && e.groupSize > 0 && config.dim % e.groupSize !== 0) {
+  if (typeof e !== "string" && "paletteBits" in e) {
+    checkPaletteGroups(
+      options,
+      "tok_embeddings.weight",
+      config.vocabSize,
+      config.dim,
+      e.paletteBits,
+      "",
+    );
+  }
+  if (
+    typeof e !== "string" && "groupSize" in e && e.groupSize > 0 && config.dim % e.groupSize !== 0
+  ) {
     throw new ExportOptionsError(
       `embedding group size ${e.groupSize} does not divide the embedding row length ${config.dim}`,
+    );
+  }
+}
+
+/**
+ * Checks that `--lut_group_size` divides a weight's `rows` and that each palette is fitted to at
+ * least as many values as it has entries.
+ */
+function checkPaletteGroups(
+  options: ResolvedExportOptions,
+  name: string,
+  rows: number,
+  columns: number,
+  bits: PaletteBits,
+  where: string,
+): void {
+  const groupRows = options.lutGroupSize;
+  if (rows % groupRows !== 0) {
+    throw new ExportOptionsError(
+      `--lut_group_size ${groupRows} does not divide the ${rows} rows of ${where}"${name}": ` +
+        "choose a divisor of every part's rows (a power of two usually is one)",
+    );
+  }
+  if (groupRows * columns < 2 ** bits) {
+    throw new ExportOptionsError(
+      `lut${bits} fits palettes of ${2 ** bits} entries, but a group of ${groupRows} rows of ` +
+        `"${name}" holds only ${groupRows * columns} values: raise --lut_group_size`,
     );
   }
 }

@@ -1,5 +1,6 @@
 /**
- * How each weight matrix is stored in the bundle: float, quantized from its values, or (with
+ * How each weight matrix is stored in the bundle: float, quantized from its values, palettized, or
+ * (with
  * `keep`) a GGUF's own Q8_0 and Q4_0 blocks carried over as int8 and int4 with their fp16
  * scales, one per 32 inputs, so that the bundle dequantizes to exactly llama.cpp's values.
  * Under `keep` a tensor whose type cannot be carried over falls back, and says why.
@@ -17,10 +18,12 @@ import {
   type EmbeddingQuantization,
   type ExportOptions,
   ExportOptionsError,
+  linearPaletteBits,
   type LinearQuantization,
   linearShapes,
 } from "./options.ts";
 import type { QuantBits } from "./quantize.ts";
+import type { PaletteBits } from "./palettize.ts";
 
 /** One stored form of a `[rows, columns]` weight. */
 export type WeightStorage =
@@ -28,7 +31,9 @@ export type WeightStorage =
   /** Quantized from the values, `groupSize` values of a row per scale (0: the whole row). */
   | { readonly kind: "quantized"; readonly bits: QuantBits; readonly groupSize: number }
   /** The checkpoint's blocks as they are. */
-  | { readonly kind: "kept"; readonly dtype: SymmetricBlockDType };
+  | { readonly kind: "kept"; readonly dtype: SymmetricBlockDType }
+  /** Indices into a k-means palette of `2^bits` values per `groupRows` rows. */
+  | { readonly kind: "palettized"; readonly bits: PaletteBits; readonly groupRows: number };
 
 /** The storage chosen for one checkpoint tensor, and why when `keep` had to fall back. */
 export interface StorageChoice {
@@ -49,7 +54,9 @@ export interface TensorStorage {
 }
 
 /** What each seed scheme stores. */
-const LINEAR_SCHEMES: Readonly<Record<Exclude<LinearQuantization, "keep">, WeightStorage>> = {
+const LINEAR_SCHEMES: Readonly<
+  Record<Exclude<LinearQuantization, "keep" | "lut4" | "lut6">, WeightStorage>
+> = {
   none: { kind: "float" },
   c4w: { kind: "quantized", bits: 4, groupSize: 0 },
   b4w: { kind: "quantized", bits: 4, groupSize: B4W_BLOCK },
@@ -86,18 +93,32 @@ export function keepChoice(dtype: StorageDType): StorageChoice {
   }
 }
 
-/** The storage of a linear weight of checkpoint type `dtype` under `scheme`. */
-export function linearChoice(scheme: LinearQuantization, dtype: StorageDType): StorageChoice {
-  return scheme === "keep" ? keepChoice(dtype) : { storage: LINEAR_SCHEMES[scheme] };
+/**
+ * The storage of a linear weight of checkpoint type `dtype` under `scheme`, palettes shared by
+ * `lutGroupSize` rows.
+ */
+export function linearChoice(
+  scheme: LinearQuantization,
+  dtype: StorageDType,
+  lutGroupSize: number,
+): StorageChoice {
+  if (scheme === "keep") return keepChoice(dtype);
+  const bits = linearPaletteBits(scheme);
+  if (bits !== undefined) return { storage: { kind: "palettized", bits, groupRows: lutGroupSize } };
+  return { storage: LINEAR_SCHEMES[scheme as keyof typeof LINEAR_SCHEMES] };
 }
 
 /** The storage of the embedding table, of checkpoint type `dtype`, under `-E scheme`. */
 export function embeddingChoice(
   scheme: EmbeddingQuantization,
   dtype: StorageDType,
+  lutGroupSize: number,
 ): StorageChoice {
   if (scheme === "keep") return keepChoice(dtype);
   if (scheme === "none") return { storage: { kind: "float" } };
+  if ("paletteBits" in scheme) {
+    return { storage: { kind: "palettized", bits: scheme.paletteBits, groupRows: lutGroupSize } };
+  }
   return { storage: { kind: "quantized", bits: scheme.bits, groupSize: scheme.groupSize } };
 }
 
@@ -110,6 +131,10 @@ export function storageBytes(
 ): number {
   const float = dtype === "fp16" ? 2 : 4;
   if (storage.kind === "float") return rows * columns * float;
+  if (storage.kind === "palettized") {
+    return Math.ceil((rows * columns * storage.bits) / 8) +
+      (rows / storage.groupRows) * 2 ** storage.bits * float;
+  }
   const [bits, group] = storage.kind === "kept"
     ? [storage.dtype === "Q8_0" ? 8 : 4, 32]
     : [storage.bits, storage.groupSize === 0 ? columns : storage.groupSize];
@@ -127,6 +152,8 @@ export function describeStorage(storage: WeightStorage): string {
       return `int${storage.bits} ${
         storage.groupSize === 0 ? "per row" : `per block of ${storage.groupSize}`
       }, requantized`;
+    case "palettized":
+      return `${storage.bits}-bit indices into a palette per ${storage.groupRows} rows`;
   }
 }
 

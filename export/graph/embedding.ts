@@ -21,7 +21,11 @@ const ROWS_PER_READ = 8192;
 
 async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var> {
   const [vocab, dim] = ctx.weights.matrixShape(EMBEDDING);
-  const choice = embeddingChoice(ctx.options.embeddingQuantize, ctx.weights.storedType(EMBEDDING));
+  const choice = embeddingChoice(
+    ctx.options.embeddingQuantize,
+    ctx.weights.storedType(EMBEDDING),
+    ctx.options.lutGroupSize,
+  );
   ctx.storageChosen(EMBEDDING, choice);
   if (choice.storage.kind !== "float") {
     return emitStoredWeight(e, ctx, { name: EMBEDDING }, [0, vocab], dim, choice.storage, TABLE);

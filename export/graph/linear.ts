@@ -1,13 +1,13 @@
 /**
  * Linear layers as the Neural Engine likes them: split along the output into equal parts
- * (export/split_linear.ts), each part's weight stored as the options ask (float, or int4/int8
- * dequantized by `constexpr_blockwise_shift_scale`), and the parts' outputs concatenated.
+ * (export/split_linear.ts), each part's weight stored as the options ask (float, int4/int8
+ * dequantized by `constexpr_blockwise_shift_scale`, or palettized), and the parts' outputs
+ * concatenated.
  *
  * @module
  */
 
 import { MIN_BLOB_ELEMENTS, type Var } from "../../coreml/builder.ts";
-import { float16Bits, type Tensor } from "../../coreml/tensor.ts";
 import {
   SYMMETRIC_BLOCK,
   type SymmetricBlockDType,
@@ -19,17 +19,8 @@ import { linearChoice, type WeightStorage } from "../weight_storage.ts";
 import { type ExportContext, scaleRounding } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import type { WeightRef } from "./weight_reader.ts";
-
-/** A float matrix constant in the model's dtype. */
-export function floatTensor(
-  e: GraphEmitter,
-  shape: readonly number[],
-  values: Float32Array,
-): Tensor {
-  return e.dtype === "fp16"
-    ? { dtype: "fp16", shape: [...shape], values: float16Bits(values) }
-    : { dtype: "fp32", shape: [...shape], values };
-}
+import { emitPalettizedWeight, readPalettized } from "./palettized_weight.ts";
+import { floatTensor, rowsPerRead } from "./weight_tensor.ts";
 
 /** A float weight as a named constant in the model's dtype. */
 export function emitFloatWeight(
@@ -49,20 +40,6 @@ export function emitQuantizedWeight(e: GraphEmitter, name: string, q: QuantizedM
     data: { dtype: q.bits === 4 ? "int4" : "int8", shape: [q.rows, q.columns], values: q.values },
     scale: floatTensor(e, [q.rows, q.columns / q.groupSize], q.scales),
   }, name);
-}
-
-/**
- * fp32 values read per step when quantizing. Small steps keep the working buffers small enough
- * for the allocator to reuse them: a fresh large buffer costs a page fault per 4 KiB, which took
- * about as long as reading, converting and quantizing the values it held.
- */
-const VALUES_PER_READ = 2 ** 18;
-
-/** Rows of a `[*, columns]` weight read per step when quantizing. */
-export function rowsPerRead(columns: number, ropeHeadDim?: number): number {
-  const rows = Math.max(1, Math.floor(VALUES_PER_READ / columns));
-  // Reordered rows are read by whole heads: keep each step whole heads too.
-  return ropeHeadDim === undefined ? rows : Math.max(ropeHeadDim, rows - (rows % ropeHeadDim));
 }
 
 /**
@@ -159,6 +136,12 @@ export async function emitStoredWeight(
         await readQuantized(ctx, weight, start, end, columns, storage.bits, group),
       );
     }
+    case "palettized":
+      return emitPalettizedWeight(
+        e,
+        name,
+        await readPalettized(ctx, weight, start, end, columns, storage.bits, storage.groupRows),
+      );
   }
 }
 
@@ -172,7 +155,11 @@ function emitLinearWeight(
   columns: number,
   name: string,
 ): Promise<Var> {
-  const choice = linearChoice(ctx.options.linearQuantize, ctx.weights.storedType(weight.name));
+  const choice = linearChoice(
+    ctx.options.linearQuantize,
+    ctx.weights.storedType(weight.name),
+    ctx.options.lutGroupSize,
+  );
   ctx.storageChosen(weight.name, choice);
   // A weight too small for weight.bin is written inline, where int4 saves nothing and which the
   // CPU backend reads as floats only.

@@ -11,7 +11,7 @@
 import type { Var } from "../../coreml/builder.ts";
 import type { ExportContext } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
-import { floatTensor } from "./linear.ts";
+import { floatTensor } from "./weight_tensor.ts";
 
 /** `x * rsqrt(mean(x^2) + eps) * weight` over the last axis; `weight` is a checkpoint `[D]` tensor. */
 export async function emitRmsNorm(

@@ -16,6 +16,13 @@ coremltools' dequantized values are q * scale in the storage dtype (within a hun
 group's step), and the group's squared error is no larger than absmax's. Float weights are w
 rounded to the storage dtype, exactly. The scheme comes from the bundle's manifest. Prints a JSON
 summary; exits 1 on the first mismatch.
+
+Palettized weights (lut4, lut6: `constexpr_lut_to_dense`, one palette per group of rows) cannot be
+recomputed without repeating the exporter's k-means, so the properties a k-means palette has are
+checked instead: every dense value is an entry of its group's palette, which has 2^bits entries in
+the storage dtype; every value is the entry nearest to the checkpoint's value; and the squared
+error is at most 5% above that of an independent NumPy k-means (Lloyd's iterations from quantiles,
+run to convergence), which a uniform grid misses by far.
 """
 
 import json
@@ -140,12 +147,66 @@ def check_quantized(w, data, scale, bits, group, storage):
     return None
 
 
+KMEANS_SLACK = 0.05
+"""How much more squared error than an independent k-means fit a palette may leave."""
+RESOLUTION = 2.0 ** -22
+"""Squared storage rounding of the entries (fp16), relative to the entries' mean square."""
+
+
+def kmeans_error(values, k, iterations=300):
+    """Mean squared error of Lloyd's k-means from quantile centroids, on sorted values."""
+    v = np.sort(values)
+    sums = np.concatenate([[0.0], np.cumsum(v)])
+    c = np.quantile(v, (np.arange(k) + 0.5) / k)
+    for _ in range(iterations):
+        cuts = np.searchsorted(v, (c[1:] + c[:-1]) / 2, side="right")
+        bounds = np.concatenate([[0], cuts, [len(v)]])
+        counts = np.diff(bounds)
+        means = (sums[bounds[1:]] - sums[bounds[:-1]]) / np.maximum(counts, 1)
+        moved = np.sort(np.where(counts > 0, means, c))
+        if np.array_equal(moved, c):
+            break
+        c = moved
+    return np.square(v[:, None] - c[None, :]).min(axis=1).mean()
+
+
+def palettized_mismatch(actual, w, palettes, storage):
+    """Why `actual` is not a k-means palettization of `w` by `palettes` [G, 1, 2^bits, 1], or None."""
+    groups = palettes.shape[0]
+    entries = palettes.reshape(groups, -1).astype(np.float32)
+    if not np.array_equal(entries, entries.astype(storage).astype(np.float32)):
+        return "palette entries are not in the storage dtype"
+    rows = actual.shape[0] // groups
+    for g in range(groups):
+        palette = entries[g]
+        got = actual[g * rows:(g + 1) * rows].ravel()
+        want = w[g * rows:(g + 1) * rows].ravel().astype(np.float64)
+        index = np.abs(got[:, None] - palette[None, :]).argmin(axis=1)
+        if not np.array_equal(palette[index], got):
+            return f"group {g} holds values outside its palette"
+        distance = np.abs(want[:, None] - palette[None, :].astype(np.float64))
+        slack = distance[np.arange(len(want)), index] - distance.min(axis=1)
+        if slack.max() > 0:
+            return f"group {g}: value {int(slack.argmax())} is not given its nearest palette entry"
+        error = np.square(want - palette[index]).mean()
+        reference = kmeans_error(want, len(palette))
+        if error > reference * (1 + KMEANS_SLACK) + RESOLUTION * np.square(palette).mean():
+            return (f"group {g}: squared error {error} against {reference} for an independent "
+                    f"k-means fit: the palette is no k-means fit")
+    return None
+
+
 def schemes(manifest):
-    """(bits, group) of linear weights and of the embedding; bits None for float storage."""
-    linear = {"none": (None, 0), "c4w": (4, 0), "b4w": (4, 32), "c8w": (8, 0)}
+    """(bits, group) of linear weights and of the embedding; bits None for float storage, group
+    "lut" for palettized weights."""
+    linear = {"none": (None, 0), "c4w": (4, 0), "b4w": (4, 32), "c8w": (8, 0),
+              "lut4": (4, "lut"), "lut6": (6, "lut")}
     linear = linear[manifest["export"]["linearQuantize"]]
     e = manifest["export"]["embeddingQuantize"]
-    embedding = (None, 0) if e == "none" else tuple(int(x) for x in e.split(","))
+    if e in ("lut4", "lut6"):
+        embedding = (int(e[3]), "lut")
+    else:
+        embedding = (None, 0) if e == "none" else tuple(int(x) for x in e.split(","))
     return linear, embedding
 
 
@@ -194,6 +255,17 @@ def check_bundle(bundle, checkpoint, scratch):
                 w = w.astype(np.float32)
                 bits, group = embedding if var.name == "embedding_table" else linear
                 where = f"{bundle}: {piece['package']} {fn_name} {var.name} ({tensor})"
+                if group == "lut":
+                    problem = (f"is {op.op_type}, expected constexpr_lut_to_dense"
+                               if op.op_type != "constexpr_lut_to_dense" else
+                               palettized_mismatch(actual, w, op.lut.val, storage))
+                    if op.op_type == "constexpr_lut_to_dense" and op.lut.val.shape[2] != 2 ** bits:
+                        problem = f"has palettes of {op.lut.val.shape[2]} entries, not {2 ** bits}"
+                    if problem is not None:
+                        print(f"check_weights.py: {where} {problem}", file=sys.stderr)
+                        sys.exit(1)
+                    checked += 1
+                    continue
                 if bits is None:
                     want, tolerance = w.astype(storage).astype(np.float32), np.zeros_like(w)
                 else:

@@ -62,6 +62,7 @@ BLOB_READERS = {
     MIL_pb2.UINT8: ("uint8", "read_uint8_data"),
     MIL_pb2.INT4: ("int4", "read_int4_data"),
     MIL_pb2.UINT4: ("uint4", "read_uint4_data"),
+    MIL_pb2.UINT6: ("uint6", "read_uint6_data"),
 }
 
 
