@@ -58,6 +58,23 @@ Deno.test("LLAMANE_CPU_KERNELS forces the CPU kernel set, and the stats line nam
   }
 });
 
+Deno.test("LLAMANE_CPU_ACTIVATIONS=f32 runs quantized weights on f32 activations; other values fail", async () => {
+  const args = ["run", "-m", bundle, "--prompt", "And God said", "--max_new_tokens", "4"];
+  Deno.env.set("LLAMANE_CPU_ACTIVATIONS", "f32");
+  try {
+    const f32 = await llamane(narrow, ...args);
+    assert.equal(f32.code, 0, f32.stderr);
+    assert.match(f32.stdout, /^And God said /);
+
+    Deno.env.set("LLAMANE_CPU_ACTIVATIONS", "int4");
+    const unknown = await llamane(narrow, ...args);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /LLAMANE_CPU_ACTIVATIONS="int4" is neither "int8" nor "f32"/);
+  } finally {
+    Deno.env.delete("LLAMANE_CPU_ACTIVATIONS");
+  }
+});
+
 Deno.test("llamane run --lookahead prints the same text in fewer calls", async () => {
   const args = ["run", "-m", bundle, "--prompt", "In the beginning", "--max_new_tokens", "48"];
   const greedy = await llamane(narrow, ...args, "--temperature", "0");
