@@ -68,6 +68,10 @@ Deno.test("lint finds no axis above 65,536 but the embedding table's, and lets i
     report.programs.map((p) => [p.piece, p.largestAxis <= 65536, p.lookupTableAxis]),
     [["embedding", true, LLAMA3_VOCAB], ["blocks", true, 0], ["head", true, 0]],
   );
+  // A float table is read by the gather directly, not through a dequantizing constexpr.
+  const float = await lintBundle(await exportLlama3Vocab({ embeddingQuantize: "none" }));
+  assert.deepEqual(float.findings, []);
+  assert.equal(float.programs[0]!.lookupTableAxis, LLAMA3_VOCAB);
   // In one program with the layers, the lookup is worth a warning.
   const whole = await lintBundle(await exportLlama3Vocab({ graphBreaks: false }));
   assert.deepEqual(whole.findings.map((f) => [f.severity, f.fix]), [
