@@ -1,6 +1,7 @@
 /**
  * A probe run in a fresh Deno process under GNU time, whose `%M` is the child's peak RSS (the
- * VmHWM it had on exit): Deno refuses to read `/proc/self/status` without `--allow-all`, which a
+ * VmHWM it had on exit) and `%U`, `%S` its CPU time, which unlike wall time does not grow with the
+ * load others put on a shared machine: Deno refuses to read `/proc/self/status` without `--allow-all`, which a
  * probe should not need, and a fresh process keeps one probe's memory out of the next one's peak.
  *
  * @module
@@ -18,7 +19,8 @@ export function hasGnuTime(): Promise<boolean> {
 
 /**
  * Runs `deno run PERMISSIONS SCRIPT ARGS` and returns the JSON figures it prints, with its wall
- * time (`process_wall_ms`) and peak RSS (`peak_rss_mb`, a note where GNU time is missing).
+ * time (`process_wall_ms`), peak RSS (`peak_rss_mb`) and user plus system CPU time
+ * (`process_cpu_ms`; both a note where GNU time is missing).
  */
 export async function runTimedProbe(
   name: string,
@@ -28,7 +30,9 @@ export async function runTimedProbe(
   gnuTime: boolean,
 ): Promise<Figures> {
   const probe = [Deno.execPath(), "run", ...permissions, script.pathname, ...args];
-  const [command, ...rest] = gnuTime ? [GNU_TIME, "-f", "maxrss_kb=%M", ...probe] : probe;
+  const [command, ...rest] = gnuTime
+    ? [GNU_TIME, "-f", "maxrss_kb=%M cpu_s=%U+%S", ...probe]
+    : probe;
   const started = performance.now();
   const output = await new Deno.Command(command!, { args: rest, stdout: "piped", stderr: "piped" })
     .output();
@@ -37,10 +41,14 @@ export async function runTimedProbe(
   if (!output.success) {
     throw new Error(`Cannot run the ${name} probe: exit code ${output.code}\n${stderr}`);
   }
-  const kb = stderr.match(/maxrss_kb=(\d+)/)?.[1];
+  const measured = stderr.match(/maxrss_kb=(\d+) cpu_s=([\d.]+)\+([\d.]+)/);
+  const missing = `n/a: needs GNU time at ${GNU_TIME}`;
   return {
     ...JSON.parse(new TextDecoder().decode(output.stdout)),
     process_wall_ms: round(wall),
-    peak_rss_mb: kb === undefined ? `n/a: needs GNU time at ${GNU_TIME}` : round(Number(kb) / 1024),
+    peak_rss_mb: measured === null ? missing : round(Number(measured[1]) / 1024),
+    process_cpu_ms: measured === null
+      ? missing
+      : round((Number(measured[2]) + Number(measured[3])) * 1000),
   };
 }
