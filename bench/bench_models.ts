@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { ExportSource } from "./bundle_cache.ts";
 import { kjvHeldOut } from "./kjv_heldout.ts";
 
 const ROOT = new URL("../", import.meta.url);
@@ -14,15 +15,8 @@ export const SHAPE_1B = new URL("out/bench/llama32-1b-shape/", ROOT);
 const SHAPE_1B_GENERATOR = new URL("scripts/bench/make_llama32_1b_shape.py", ROOT).pathname;
 
 /** A Meta-layout checkpoint and what exporting it needs. */
-export interface BenchModel {
-  /** Short name, the prefix of its figures and cached bundles. */
-  readonly key: string;
-  readonly checkpoint: string;
+export interface BenchModel extends ExportSource {
   readonly params: string;
-  /** RoPE scale factor for `use_scaled_rope` checkpoints. */
-  readonly ropeScaleFactor?: number;
-  /** Makes the checkpoint when it is missing. */
-  ensure(): Promise<void>;
   /** A prompt of `length` token ids (BOS first where the model has one) for speed runs. */
   prompt(length: number, vocab: number): Promise<number[]>;
 }

@@ -10,12 +10,24 @@
 import { exportModel } from "../export/export_model.ts";
 import type { ExportOptions } from "../export/options.ts";
 import { VERSION } from "../version.ts";
-import type { BenchModel } from "./bench_models.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const CACHE = new URL("out/bench/bundles/", ROOT);
 /** What decides a bundle's bytes: the exporter and the modules it builds on. */
 const EXPORTER_SOURCES = ["export", "bundle", "llama", "checkpoint", "coreml", "protobuf"];
+
+/** A checkpoint a benchmark exports: `params` for a Meta one, none for GGUF or Hugging Face. */
+export interface ExportSource {
+  /** Short name, the prefix of its cached bundles. */
+  readonly key: string;
+  /** A file: its path, size and modification time key the cache. */
+  readonly checkpoint: string;
+  readonly params?: string;
+  /** RoPE scale factor for `use_scaled_rope` checkpoints. */
+  readonly ropeScaleFactor?: number;
+  /** Makes the checkpoint when it is missing. */
+  ensure(): Promise<void>;
+}
 
 /** Export options a benchmark chooses; paths come from the model and the cache. */
 export type BundleOptions = Omit<
@@ -92,7 +104,7 @@ export function bundleLabel(options: BundleOptions): string {
  * share one.
  */
 export async function cachedBundle(
-  model: BenchModel,
+  model: ExportSource,
   options: BundleOptions = {},
 ): Promise<string> {
   await model.ensure();
@@ -101,7 +113,7 @@ export async function cachedBundle(
     llamane: VERSION,
     exporter: await hashExporter(),
     checkpoint: [model.checkpoint, checkpoint.size, checkpoint.mtime?.getTime() ?? 0],
-    params: await sha256Hex(await Deno.readFile(model.params)),
+    params: model.params === undefined ? null : await sha256Hex(await Deno.readFile(model.params)),
     ropeScaleFactor: model.ropeScaleFactor ?? null,
     options: bundleLabel(options),
   });
@@ -122,7 +134,7 @@ export async function cachedBundle(
   await exportModel({
     ...options,
     checkpoint: model.checkpoint,
-    params: model.params,
+    ...(model.params === undefined ? {} : { params: model.params }),
     output: output.pathname,
     ...(model.ropeScaleFactor === undefined ? {} : { ropeScaleFactor: model.ropeScaleFactor }),
   });

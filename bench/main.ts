@@ -16,6 +16,7 @@ import { lookahead } from "./lookahead.ts";
 import { describeMachine, type Machine } from "./machine.ts";
 import { multifunction } from "./multifunction.ts";
 import { quality } from "./quality.ts";
+import { qualitySmollm2 } from "./quality_smollm2.ts";
 import { runCpu } from "./run_cpu.ts";
 import { tokenizerEncode } from "./tokenizer_encode.ts";
 
@@ -29,6 +30,7 @@ const benches: readonly Bench[] = [
   lookahead,
   multifunction,
   quality,
+  qualitySmollm2,
   runCpu,
   tokenizerEncode,
 ];

@@ -1,0 +1,143 @@
+/**
+ * Benchmark: what each export option costs a real model. SmolLM2-135M-Instruct (the test fixture,
+ * scripts/fixtures/smollm2/) reads the first 2,049 tokens of the held-out KJV text (2,048
+ * predictions, one sequence through the bundle's 992-token sliding window), teacher-forced as
+ * `llamane eval` does; every bundle is compared with the eager fp32 forward of the F32 GGUF on the
+ * same tokens: top-1 agreement, mean KL divergence, cross-entropy delta. Beside llamane's options,
+ * llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
+ * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights, and so does
+ * an independent NumPy simulation of the absmax int4 scheme llamane's c4w used before its scales
+ * were searched. The reference's logits are kept under out/bench/smollm2/ for later runs.
+ *
+ * @module
+ */
+
+import type { Bench, Figures } from "./bench.ts";
+import { EagerLlama } from "../llama/forward.ts";
+import { openModel } from "../llama/open.ts";
+import { CpuBackend } from "../runtime/backend/cpu.ts";
+import { evaluate } from "../runtime/evaluate.ts";
+import { LoadedModel } from "../runtime/model.ts";
+import { loadTokenizer } from "../tokenizer/mod.ts";
+import { type BundleOptions, cachedBundle, type ExportSource } from "./bundle_cache.ts";
+import { RecordedReference } from "./recorded_reference.ts";
+import { round } from "./spread.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const FIXTURES = new URL("testdata/smollm2/", ROOT).pathname;
+const PEERS = new URL("out/bench/smollm2/", ROOT).pathname;
+const TEXT = new URL("testdata/kjv/heldout.txt", ROOT);
+const TOKENS = 2049;
+const FP32: BundleOptions = { dtype: "fp32", linearQuantize: "none", embeddingQuantize: "none" };
+
+async function run(command: string, args: string[]): Promise<void> {
+  const { success } = await new Deno.Command(command, {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+  })
+    .output();
+  if (!success) {
+    throw new Error(`Cannot prepare the benchmark: ${command} ${args.join(" ")} failed`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, (error) => {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  });
+}
+
+/** The fixture's weights (made by the tests' script when missing). */
+const SMOLLM2: ExportSource = {
+  key: "smollm2",
+  checkpoint: `${FIXTURES}f32.gguf`,
+  ensure: () => run("bash", [new URL("scripts/fixtures/smollm2/make.sh", ROOT).pathname]),
+};
+
+/** A GGUF of scripts/bench/make_smollm2_peers.py, made with the others when missing. */
+function peer(name: string): ExportSource {
+  return {
+    key: `smollm2_${name}`,
+    checkpoint: `${PEERS}${name}.gguf`,
+    async ensure() {
+      await SMOLLM2.ensure();
+      if (await exists(this.checkpoint)) return;
+      const script = new URL("scripts/bench/make_smollm2_peers.py", ROOT).pathname;
+      await run(new URL(".venv/bin/python", ROOT).pathname, [script]);
+    },
+  };
+}
+
+/** Every variant: a figure prefix, the weights and the export options. */
+const VARIANTS: readonly { name: string; source: ExportSource; options: BundleOptions }[] = [
+  { name: "fp32", source: SMOLLM2, options: FP32 },
+  { name: "fp16", source: SMOLLM2, options: { linearQuantize: "none", embeddingQuantize: "none" } },
+  { name: "c4w", source: SMOLLM2, options: {} },
+  { name: "b4w", source: SMOLLM2, options: { linearQuantize: "b4w" } },
+  { name: "c8w", source: SMOLLM2, options: { linearQuantize: "c8w" } },
+  { name: "llama_cpp_q4_0", source: peer("q4_0"), options: FP32 },
+  { name: "llama_cpp_q8_0", source: peer("q8_0"), options: FP32 },
+  { name: "absmax_c4w_numpy", source: peer("absmax_c4w"), options: FP32 },
+];
+
+async function gitCommit(): Promise<string> {
+  const { stdout } = await new Deno.Command("git", {
+    args: ["-C", ROOT.pathname, "rev-parse", "--short", "HEAD"],
+    stdout: "piped",
+  }).output();
+  return new TextDecoder().decode(stdout).trim();
+}
+
+/** `quality_smollm2` */
+export const qualitySmollm2: Bench = {
+  name: "quality_smollm2",
+  description:
+    "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, c8w; -E 8,0 where quantized) " +
+    "and llama.cpp's Q4_0 and Q8_0 of the same weights (as fp32 bundles of their dequantized " +
+    `weights), teacher-forced over ${TOKENS - 1} positions of the held-out KJV text on the CPU ` +
+    "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
+    "cross-entropy delta (nats); absmax_c4w_numpy is a NumPy simulation of c4w before searched " +
+    "scales (one absmax scale per row), run in fp32",
+  async run() {
+    await SMOLLM2.ensure();
+    const tokenizer = await loadTokenizer(SMOLLM2.checkpoint);
+    const tokens = tokenizer.encode(await Deno.readTextFile(TEXT), { bos: tokenizer.addBos })
+      .slice(0, TOKENS);
+    using opened = await openModel({ checkpoint: SMOLLM2.checkpoint });
+    const eager = await EagerLlama.load(opened.source, opened.config);
+    const reference = new RecordedReference(eager, `${PEERS}reference`);
+    const figures: Figures = { commit: await gitCommit(), text: "testdata/kjv/heldout.txt" };
+    const cpu = await CpuBackend.create();
+    for (const { name, source, options } of VARIANTS) {
+      const bundle = await cachedBundle(source, options);
+      using model = await LoadedModel.load(bundle, cpu);
+      const started = performance.now();
+      const result = await evaluate(model, [tokens], {
+        reference,
+        onProgress: (scored, total) => {
+          if (scored % 256 === 0 || scored === total) {
+            const seconds = ((performance.now() - started) / 1000).toFixed(0);
+            console.log(`  ${name}: ${scored}/${total} positions, ${seconds} s`);
+          }
+        },
+      });
+      const compared = result.reference!;
+      Object.assign(figures, {
+        positions: result.positions,
+        reference_cross_entropy_nats: round(compared.crossEntropy, 4),
+        [`${name}_top1_agreement`]: round(compared.top1Agreement, 4),
+        [`${name}_mean_kl_nats`]: round(compared.meanKlDivergence, 5),
+        [`${name}_cross_entropy_delta_nats`]: round(compared.crossEntropyDelta, 4),
+        [`${name}_weight_bytes`]: model.manifest.pieces.reduce((a, p) => a + p.weightBytes, 0),
+      });
+      console.log(
+        `  ${name}: top-1 ${figures[`${name}_top1_agreement`]}, KL ${
+          figures[`${name}_mean_kl_nats`]
+        }, delta ${figures[`${name}_cross_entropy_delta_nats`]}`,
+      );
+    }
+    return figures;
+  },
+};
