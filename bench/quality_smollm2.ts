@@ -5,7 +5,8 @@
  * `llamane eval` does; every bundle is compared with the eager fp32 forward of the F32 GGUF on the
  * same tokens: top-1 agreement, mean KL divergence, cross-entropy delta. Beside llamane's options,
  * llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
- * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights, and so does
+ * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights and as fp16
+ * bundles that keep their blocks (`--linear_quantize keep -E keep`), and so does
  * an independent NumPy simulation of the absmax int4 scheme llamane's c4w used before its scales
  * were searched. The reference's logits are kept under out/bench/smollm2/ for later runs.
  *
@@ -29,6 +30,8 @@ const PEERS = new URL("out/bench/smollm2/", ROOT).pathname;
 const TEXT = new URL("testdata/kjv/heldout.txt", ROOT);
 const TOKENS = 2049;
 const FP32: BundleOptions = { dtype: "fp32", linearQuantize: "none", embeddingQuantize: "none" };
+/** The GGUF's own blocks carried into an fp16 bundle. */
+const KEEP: BundleOptions = { linearQuantize: "keep", embeddingQuantize: "keep" };
 
 async function run(command: string, args: string[]): Promise<void> {
   const { success } = await new Deno.Command(command, {
@@ -74,11 +77,13 @@ function peer(name: string): ExportSource {
 const VARIANTS: readonly { name: string; source: ExportSource; options: BundleOptions }[] = [
   { name: "fp32", source: SMOLLM2, options: FP32 },
   { name: "fp16", source: SMOLLM2, options: { linearQuantize: "none", embeddingQuantize: "none" } },
-  { name: "c4w", source: SMOLLM2, options: {} },
+  { name: "c4w", source: SMOLLM2, options: { linearQuantize: "c4w" } },
   { name: "b4w", source: SMOLLM2, options: { linearQuantize: "b4w" } },
   { name: "c8w", source: SMOLLM2, options: { linearQuantize: "c8w" } },
   { name: "llama_cpp_q4_0", source: peer("q4_0"), options: FP32 },
   { name: "llama_cpp_q8_0", source: peer("q8_0"), options: FP32 },
+  { name: "keep_q4_0", source: peer("q4_0"), options: KEEP },
+  { name: "keep_q8_0", source: peer("q8_0"), options: KEEP },
   { name: "absmax_c4w_numpy", source: peer("absmax_c4w"), options: FP32 },
 ];
 
