@@ -101,7 +101,8 @@ export const qualitySmollm2: Bench = {
   description:
     "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, c8w; -E 8,0 where quantized) " +
     "and llama.cpp's Q4_0 and Q8_0 of the same weights (as fp32 bundles of their dequantized " +
-    `weights), teacher-forced over ${TOKENS - 1} positions of the held-out KJV text on the CPU ` +
+    "weights, and as fp16 bundles keeping their blocks, keep_*), " +
+    `teacher-forced over ${TOKENS - 1} positions of the held-out KJV text on the CPU ` +
     "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
     "cross-entropy delta (nats); absmax_c4w_numpy is a NumPy simulation of c4w before searched " +
     "scales (one absmax scale per row), run in fp32",
