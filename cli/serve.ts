@@ -69,8 +69,8 @@ export const serveCommand: Command = {
     command: "serve",
     synopsis: ["-m BUNDLE [--host 127.0.0.1] [--port 8080] [--api_key KEY] [flags]"],
     description: "Answers POST /v1/chat/completions and /v1/completions (streamed as server-sent " +
-      "events or whole), GET /v1/models and GET /health, one generation at a time, and logs a " +
-      "line per request to stderr. SIGINT or SIGTERM stops it: waiting requests get 503, the " +
+      "events or whole), GET /v1/models, GET /health and a chat page at GET /, one generation " +
+      "at a time, and logs a line per request to stderr. SIGINT or SIGTERM stops it: waiting requests get 503, the " +
       "running one stops at its next token.",
     flags,
     notes: `Limits: a body of at most ${SERVER_DEFAULTS.maxBodyBytes} bytes (413 beyond), ` +

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { chatPageResponse } from "./chat_page.ts";
 import { completionEndpoint } from "./completion_endpoint.ts";
 import { parseChatRequest, parseTextRequest } from "./completion_request.ts";
 import { health, listModels } from "./info_endpoints.ts";
@@ -20,6 +21,7 @@ export interface Route {
 
 /** Every route, by path and method. */
 export const ROUTES: Readonly<Record<string, Readonly<Record<string, Route>>>> = {
+  "/": { GET: { handler: () => Promise.resolve(chatPageResponse()), open: true } },
   "/v1/chat/completions": {
     POST: { handler: completionEndpoint(parseChatRequest, CHAT_SHAPES) },
   },
