@@ -18,6 +18,7 @@ import { multifunction } from "./multifunction.ts";
 import { quality } from "./quality.ts";
 import { qualitySmollm2 } from "./quality_smollm2.ts";
 import { runCpu } from "./run_cpu.ts";
+import { serveLoad } from "./serve_load.ts";
 import { tokenizerEncode } from "./tokenizer_encode.ts";
 
 const benches: readonly Bench[] = [
@@ -32,6 +33,7 @@ const benches: readonly Bench[] = [
   quality,
   qualitySmollm2,
   runCpu,
+  serveLoad,
   tokenizerEncode,
 ];
 

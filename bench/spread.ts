@@ -22,6 +22,13 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
+/** The nearest-rank `p`th percentile of `values` (0 < p <= 100): p 99 of 88 values is the 88th. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) throw new RangeError("Cannot take a percentile of no values");
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
 /** `{prefix}`, `{prefix}_min` and `{prefix}_max` of the values. */
 export function spread(prefix: string, values: readonly number[], digits = 1): Figures {
   return {
