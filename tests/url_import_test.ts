@@ -2,7 +2,8 @@
  * llamane imported by URL, as from a web server or a CDN, by a user with nothing but Deno: a
  * release is served over HTTP from 127.0.0.1 (the native library among its assets) and used from
  * an empty directory with no deno.json, by a script importing mod.ts, by `deno run` of
- * cli/main.ts and by `deno install`. Nothing is left behind in the working directory.
+ * cli/main.ts and by `deno install`. Nothing is left behind in the working directory. A server
+ * started from the URL serves its chat page.
  */
 
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { exportModel } from "../export/export_model.ts";
 import { generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/load_model.ts";
 import { loadTokenizer } from "../tokenizer/mod.ts";
+import { CHAT_PAGE_HTML } from "../serve/chat_page.ts";
 import { REPOSITORY_ROOT } from "../testing/file_server.ts";
 import { LOCAL_CPU_LIBRARY, runDeno } from "../testing/deno_run.ts";
 import { serveRelease, userMachine } from "../testing/user_machine.ts";
@@ -110,4 +112,38 @@ Deno.test("deno install of the remote cli/main.ts gives a working llamane comman
   const text = new TextDecoder();
   assert.equal(code, 0, text.decode(stderr));
   assert.match(text.decode(stdout), new RegExp(`\\b${VERSION.replaceAll(".", "\\.")}\\b`));
+});
+
+Deno.test("serveBundle imported by URL serves the chat page from its own code", async () => {
+  await using release = serveRelease();
+  await using machine = await userMachine();
+  const model = `${REPOSITORY_ROOT}/models/kjv-tiny`;
+  await exportModel({
+    checkpoint: `${model}/consolidated.00.pth`,
+    params: `${model}/params.json`,
+    output: `${machine.home}/kjv.llamane`,
+  });
+  await Deno.writeTextFile(
+    `${machine.home}/main.ts`,
+    `import { serveBundle } from "${release.url}mod.ts";
+    const server = await serveBundle("kjv.llamane", { port: 0, log: () => {} });
+    const response = await fetch(server.url + "/");
+    console.log(JSON.stringify({ type: response.headers.get("content-type"), html: await response.text() }));
+    await server.shutdown();`,
+  );
+  const result = await machine.run(["main.ts"], { code: release.url }, [
+    `--allow-import=${release.url.host}`,
+    // The release's host, and the port the server listens on.
+    "--allow-net=127.0.0.1",
+    `--allow-read=${machine.home}`,
+    `--allow-write=${machine.home}`,
+    "--allow-env",
+    `--allow-ffi=${machine.home}`,
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const { type, html } = JSON.parse(result.stdout);
+  assert.equal(type, "text/html; charset=utf-8");
+  assert.equal(html, CHAT_PAGE_HTML);
+  // The page came from the module, not from a file read beside the code.
+  assert.ok(release.requests.includes("serve/chat_page.ts"));
 });
