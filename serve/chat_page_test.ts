@@ -2,7 +2,8 @@
  * The chat page in a real headless Chromium (testing/chromium.ts) against the server on the tiny
  * chat bundle: typed messages stream their answers into the page, and each answer, greedy, is
  * the one the API gives whole for the same conversation; the page keeps the conversation across
- * turns, starts over on Reset, stops an answer midway, and loads nothing but its own server.
+ * turns, starts over on Reset, stops an answer midway, and loads nothing but its own server. On a
+ * server with an API key, the page says it is refused until the key is typed into its settings.
  */
 
 import assert from "node:assert/strict";
@@ -148,6 +149,38 @@ Deno.test("the chat page streams a conversation in Chromium, answering as the AP
     assert.deepEqual(page.errors, []);
     const elsewhere = page.requests.filter((r) => !r.url.startsWith(`${server.url}/`));
     assert.deepEqual(elsewhere, [], "the page loaded something from elsewhere");
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("the chat page asks for the API key and then sends it with its requests", async () => {
+  const server = await serveBundle(bundle, {
+    port: 0,
+    backend: { backend: "cpu" },
+    apiKey: "page-key",
+    log: () => {},
+  });
+  try {
+    await using browser = await Chromium.launch();
+    using page = await browser.open(`${server.url}/`);
+    const refused = await page.waitFor<string>(`document.querySelector(".error")?.textContent`);
+    assert.match(refused, /API key/i);
+    await typeSetting(page, "api-key", "page-key");
+    await page.pressEnter();
+    assert.equal(
+      await page.waitFor(`document.getElementById("model").textContent`),
+      bundleName(bundle),
+    );
+    await page.evaluate(`document.querySelector(".error").remove()`);
+    await typeSetting(page, "temperature", "0");
+    await typeSetting(page, "max-tokens", String(NEW_TOKENS));
+    await typeMessage(page, "Hello there");
+    await page.pressEnter();
+    await answersEnded(page, 1);
+    assert.ok((await answers(page))[0] !== "");
+    const chat = page.requests.find((r) => r.url.endsWith("/v1/chat/completions"));
+    assert.equal(chat?.response?.status, 200);
   } finally {
     await server.shutdown();
   }
