@@ -93,10 +93,10 @@ export async function startServeProcess(
     await drained;
   };
   let address: string;
-  let devTools: DevToolsConnection;
+  let inspectorUrl: string;
   try {
     address = await url.promise;
-    devTools = await DevToolsConnection.open(await inspector.promise);
+    inspectorUrl = await inspector.promise;
   } catch (error) {
     await stop();
     throw error;
@@ -106,13 +106,17 @@ export async function startServeProcess(
     pid: child.pid,
     log,
     async residentBytes() {
-      await devTools.send("HeapProfiler.collectGarbage");
+      // Connected only for this: with a debugger attached, every worker the server starts (one
+      // per chat template rendering) loads many times slower.
+      const devTools = await DevToolsConnection.open(inspectorUrl);
+      try {
+        await devTools.send("HeapProfiler.collectGarbage");
+      } finally {
+        await devTools.close();
+      }
       return await residentBytes(child.pid);
     },
-    async [Symbol.asyncDispose]() {
-      await devTools.close();
-      await stop();
-    },
+    [Symbol.asyncDispose]: stop,
   };
 }
 
