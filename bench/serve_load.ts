@@ -74,12 +74,12 @@ export const serveLoad: Bench = {
         await sendRequest(server.url, alone(request));
       }
       await load.sample();
-      const before = await server.residentBytes();
+      const before = await server.memory();
       const started = performance.now();
       const results = await runLoad(server.url, plan);
       const seconds = (performance.now() - started) / 1000;
       await load.sample();
-      const after = await server.residentBytes();
+      const after = await server.memory();
 
       const counts: Record<string, number> = {};
       const firstText: number[] = [];
@@ -102,8 +102,10 @@ export const serveLoad: Bench = {
         ttft_streamed_answers: firstText.length,
         ttft_p50_ms: round(percentile(firstText, 50)),
         ttft_p99_ms: round(percentile(firstText, 99)),
-        rss_before_mb: round(before / MB, 1),
-        rss_after_mb: round(after / MB, 1),
+        rss_before_mb: round(before.resident / MB, 1),
+        rss_after_mb: round(after.resident / MB, 1),
+        heap_used_before_mb: round(before.heapUsed / MB, 1),
+        heap_used_after_mb: round(after.heapUsed / MB, 1),
         ...load.figures("serve"),
       };
       return figures;

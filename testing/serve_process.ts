@@ -1,9 +1,9 @@
 /**
  * `llamane serve` in a child process, as users run it: started on a free port of 127.0.0.1, its
- * address read from the line it prints, its resident memory read from outside (so that the
- * client's own allocations do not count), and stopped with SIGTERM. Deno's inspector is open on
- * loopback so that a full garbage collection can be asked for before memory is read: without it,
- * resident memory swings by a fifth with the garbage not yet collected, hiding or faking a leak.
+ * address read from the line it prints, its memory read from outside (so that the client's own
+ * allocations do not count), and stopped with SIGTERM. Deno's inspector is open on loopback so
+ * that a full garbage collection can be asked for before memory is read, and the JavaScript heap's
+ * live objects counted: without it, memory swings by a fifth with the garbage not yet collected.
  *
  * @module
  */
@@ -13,6 +13,14 @@ import { DevToolsConnection } from "./devtools.ts";
 const MAIN = new URL("../cli/main.ts", import.meta.url).pathname;
 const CONFIG = new URL("../deno.json", import.meta.url).pathname;
 
+/** A server's memory, in bytes, after a full garbage collection. */
+export interface ServerMemory {
+  /** The process's resident set size. */
+  readonly resident: number;
+  /** The JavaScript heap's live objects: where requests the server failed to let go would stay. */
+  readonly heapUsed: number;
+}
+
 /** A running `llamane serve`. */
 export interface ServeProcess extends AsyncDisposable {
   /** `http://127.0.0.1:PORT`, the base of every route. */
@@ -20,8 +28,8 @@ export interface ServeProcess extends AsyncDisposable {
   readonly pid: number;
   /** What the server wrote to stderr so far: its start line and one line per request. */
   readonly log: readonly string[];
-  /** Collects the server's garbage, then returns its resident set size in bytes. */
-  residentBytes(): Promise<number>;
+  /** Collects the server's garbage, then reads its memory. */
+  memory(): Promise<ServerMemory>;
 }
 
 /**
@@ -105,16 +113,17 @@ export async function startServeProcess(
     url: address,
     pid: child.pid,
     log,
-    async residentBytes() {
+    async memory() {
       // Connected only for this: with a debugger attached, every worker the server starts (one
       // per chat template rendering) loads many times slower.
       const devTools = await DevToolsConnection.open(inspectorUrl);
       try {
         await devTools.send("HeapProfiler.collectGarbage");
+        const { usedSize } = await devTools.send("Runtime.getHeapUsage") as { usedSize: number };
+        return { resident: await residentBytes(child.pid), heapUsed: usedSize };
       } finally {
         await devTools.close();
       }
-      return await residentBytes(child.pid);
     },
     [Symbol.asyncDispose]: stop,
   };
