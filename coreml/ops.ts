@@ -301,6 +301,15 @@ const inferences: Record<string, Inference> = {
     ) {
       args.fail(`scale [${scale.shape}] does not divide data [${data.shape}] into blocks`);
     }
+    const offset = args.optional("offset")?.type;
+    if (offset !== undefined) {
+      if (offset.shape.join() !== scale.shape.join()) {
+        args.fail(`offset [${offset.shape}] is not shaped as scale [${scale.shape}]`);
+      }
+      if (offset.dtype !== data.dtype && offset.dtype !== "fp16" && offset.dtype !== "fp32") {
+        args.fail(`offset is ${offset.dtype}, expected the data's ${data.dtype}, fp16 or fp32`);
+      }
+    }
     return [{ dtype: scale.dtype, shape: data.shape }];
   },
 

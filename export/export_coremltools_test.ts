@@ -20,6 +20,11 @@ const VARIANTS: Record<string, Partial<ExportOptions>> = {
   "fp16 c4w (defaults)": {},
   "fp32 unquantized": { dtype: "fp32", linearQuantize: "none", embeddingQuantize: "none" },
   "b4w": { linearQuantize: "b4w" },
+  "b4w asymmetric, -E 4,32": {
+    linearQuantize: "b4w",
+    asymmetric: true,
+    embeddingQuantize: { bits: 4, groupSize: 32 },
+  },
   "c8w": { linearQuantize: "c8w" },
   "-E 4,32": { embeddingQuantize: { bits: 4, groupSize: 32 } },
   "no graph breaks": { graphBreaks: false },

@@ -60,6 +60,7 @@ export const EXPORT_DEFAULTS = {
   embeddingQuantize: { bits: 8, groupSize: 0 },
   linearQuantize: "c4w",
   lutGroupSize: 16,
+  asymmetric: false,
   targetSplitSize: 1024,
   maxSplits: 8,
   graphBreaks: true,
@@ -75,6 +76,7 @@ export const EXPORT_DEFAULTS = {
   readonly embeddingQuantize: EmbeddingQuantization;
   readonly linearQuantize: LinearQuantization;
   readonly lutGroupSize: number;
+  readonly asymmetric: boolean;
   readonly targetSplitSize: number;
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
@@ -139,6 +141,11 @@ export interface ExportOptions {
    */
   readonly lutGroupSize?: number;
   /**
+   * Quantized weights (linear and embedding) also store an integer offset per scale group where
+   * it lowers the group's error. @default EXPORT_DEFAULTS.asymmetric
+   */
+  readonly asymmetric?: boolean;
+  /**
    * Output features per part when a linear layer is split: `max(out // targetSplitSize, 1)` equal
    * parts, capped at `maxSplits`. @default EXPORT_DEFAULTS.targetSplitSize
    */
@@ -201,6 +208,8 @@ export interface ResolvedExportOptions {
   readonly embeddingQuantize: EmbeddingQuantization;
   readonly linearQuantize: LinearQuantization;
   readonly lutGroupSize: number;
+  /** Whether quantized groups may store an offset. */
+  readonly asymmetric: boolean;
   readonly targetSplitSize: number;
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
@@ -323,6 +332,7 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
       "lut_group_size",
       options.lutGroupSize ?? EXPORT_DEFAULTS.lutGroupSize,
     ),
+    asymmetric: options.asymmetric ?? EXPORT_DEFAULTS.asymmetric,
     targetSplitSize: positiveInteger(
       "target_split_size",
       options.targetSplitSize ?? EXPORT_DEFAULTS.targetSplitSize,

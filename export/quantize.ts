@@ -1,15 +1,17 @@
 /**
- * Symmetric weight-only integer quantization, as docs/design.md describes it: for each group of
- * values, a scale chosen to minimise the group's squared error (export/scale_search.ts), then
+ * Weight-only integer quantization, as docs/design.md describes it: for each group of values, a
+ * scale chosen to minimise the group's squared error (export/scale_search.ts), then
  * `q = clamp(roundHalfEven(w / scale), qmin, qmax)` with `qmax = 2^(b-1) - 1`, `qmin = -2^(b-1)`.
- * A group is a run of `groupSize` consecutive values of a row (a whole row for per-channel
- * quantization). The scale is rounded to its storage dtype first and q computed from the rounded
- * scale, so that `q * scale` is the closest the stored form allows.
+ * Asymmetric quantization adds an integer offset per group, `w = scale * (q - offset)` with
+ * `q = clamp(roundHalfEven(w / scale + offset))`, where it lowers the group's error. A group is a
+ * run of `groupSize` consecutive values of a row (a whole row for per-channel quantization). The
+ * scale is rounded to its storage dtype first and q computed from the rounded scale, so that the
+ * stored value is the closest the stored form allows.
  *
  * @module
  */
 
-import { ROUNDING_BIAS, searchGroupScale } from "./scale_search.ts";
+import { ROUNDING_BIAS, searchGroupScale, searchGroupShift } from "./scale_search.ts";
 
 /** Bit widths Core ML's `constexpr_blockwise_shift_scale` takes as signed data. */
 export type QuantBits = 4 | 8;
@@ -25,6 +27,8 @@ export interface QuantizedMatrix {
   readonly values: Int8Array;
   /** `[rows, columns / groupSize]` scales, already rounded to the storage dtype. */
   readonly scales: Float32Array;
+  /** `[rows, columns / groupSize]` offsets in `[qmin, qmax]`, when quantized asymmetrically. */
+  readonly offsets?: Int8Array;
 }
 
 /** Rounds to the nearest integer, ties to even (as NumPy and PyTorch do). */
@@ -38,6 +42,7 @@ export function roundHalfEven(x: number): number {
  *
  * @param groupSize values per scale along a row; must divide `columns`
  * @param roundScale rounds a scale to its storage dtype (`Math.f16round` for fp16 models)
+ * @param asymmetric give each group an offset where it lowers the error
  */
 export function quantizeMatrix(
   weights: Float32Array,
@@ -46,6 +51,7 @@ export function quantizeMatrix(
   bits: QuantBits,
   groupSize: number,
   roundScale: (x: number) => number,
+  asymmetric = false,
 ): QuantizedMatrix {
   if (weights.length !== rows * columns) {
     throw new RangeError(
@@ -61,9 +67,10 @@ export function quantizeMatrix(
   const qmin = -(2 ** (bits - 1));
   const values = new Int8Array(weights.length);
   const scales = new Float32Array(weights.length / groupSize);
+  const offsets = asymmetric ? new Int8Array(scales.length) : undefined;
   for (let group = 0, start = 0; group < scales.length; group++, start += groupSize) {
     const end = start + groupSize;
-    const scale = searchGroupScale(weights, start, end, qmin, qmax, roundScale);
+    let scale = searchGroupScale(weights, start, end, qmin, qmax, roundScale);
     if (!Number.isFinite(scale)) {
       const row = Math.floor(start / columns);
       throw new RangeError(
@@ -72,25 +79,32 @@ export function quantizeMatrix(
           : `Cannot quantize: row ${row} holds values too large for a scale of its dtype`,
       );
     }
-    scales[group] = scale;
     // An all-zero group (or one whose scale underflows) is stored as zeros.
-    if (scale !== 0) quantizeGroup(weights, values, start, end, scale, qmin, qmax);
+    if (scale === 0) continue;
+    let offset = 0;
+    if (offsets !== undefined) {
+      ({ scale, offset } = searchGroupShift(weights, start, end, qmin, qmax, roundScale, scale));
+      offsets[group] = offset;
+    }
+    scales[group] = scale;
+    quantizeGroup(weights, values, start, end, scale, offset, qmin, qmax);
   }
-  return { bits, rows, columns, groupSize, values, scales };
+  return { bits, rows, columns, groupSize, values, scales, ...(offsets && { offsets }) };
 }
 
-/** `values[i] = clamp(roundHalfEven(w / scale), qmin, qmax)` over `[start, end)`. */
+/** `values[i] = clamp(roundHalfEven(w / scale + offset), qmin, qmax)` over `[start, end)`. */
 function quantizeGroup(
   weights: Float32Array,
   values: Int8Array,
   start: number,
   end: number,
   scale: number,
+  offset: number,
   qmin: number,
   qmax: number,
 ): void {
   for (let i = start; i < end; i++) {
-    const q = weights[i]! / scale + ROUNDING_BIAS - ROUNDING_BIAS;
+    const q = weights[i]! / scale + offset + ROUNDING_BIAS - ROUNDING_BIAS;
     values[i] = q > qmax ? qmax : q < qmin ? qmin : q;
   }
 }

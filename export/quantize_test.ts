@@ -171,3 +171,50 @@ Deno.test("quantizeMatrix() names the row of a value it cannot quantize", () => 
     /row 1 holds values too large for a scale of its dtype/,
   );
 });
+
+Deno.test("asymmetric quantizeMatrix() stores no group worse than the symmetric search does", () => {
+  fc.assert(
+    fc.property(
+      fc.array(value, { minLength: 64, maxLength: 64 }),
+      fc.constantFrom(4, 8) as fc.Arbitrary<4 | 8>,
+      fc.constantFrom(8, 32, 64),
+      fc.boolean(),
+      (row, bits, group, fp16) => {
+        const round = fp16 ? Math.f16round : Math.fround;
+        const w = new Float32Array(row);
+        const symmetric = quantizeMatrix(w, 1, 64, bits, group, round);
+        const q = quantizeMatrix(w, 1, 64, bits, group, round, true);
+        const offsets = q.offsets!;
+        const shifted = Array.from(q.values, (v, i) => v - offsets[Math.floor(i / group)]!);
+        const errors = groupErrors(w, shifted, q.scales);
+        groupErrors(w, symmetric.values, symmetric.scales).forEach((baseline, g) => {
+          assert.ok(errors[g]! <= baseline, `group ${g}: ${errors[g]} > ${baseline}`);
+          const offset = offsets[g]!;
+          assert.ok(offset >= -(2 ** (bits - 1)) && offset < 2 ** (bits - 1));
+          const scale = q.scales[g]!;
+          const slice = Array.from(w.subarray(g * group, (g + 1) * group));
+          const qmax = 2 ** (bits - 1) - 1;
+          const want = slice.map((x) =>
+            (scale === 0
+              ? 0
+              : Math.min(qmax, Math.max(-qmax - 1, roundHalfEven(x / scale + offset)))) + 0
+          );
+          assert.deepEqual([...q.values.subarray(g * group, (g + 1) * group)], want);
+        });
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("asymmetric quantizeMatrix() gives a group on one side of zero an offset", () => {
+  const w = Float32Array.from({ length: 32 }, (_, i) => 0.5 + 0.5 * Math.abs(Math.sin(i)));
+  const symmetric = quantizeMatrix(w, 1, 32, 4, 32, Math.f16round);
+  const q = quantizeMatrix(w, 1, 32, 4, 32, Math.f16round, true);
+  assert.notEqual(q.offsets![0], 0);
+  const shifted = Array.from(q.values, (v) => v - q.offsets![0]!);
+  const [error] = groupErrors(w, shifted, q.scales);
+  const [baseline] = groupErrors(w, symmetric.values, symmetric.scales);
+  // Symmetric int4 spends half its levels on negative values this group never takes.
+  assert.ok(error! < baseline! / 2, `${error} vs ${baseline}`);
+});

@@ -45,8 +45,8 @@ let sumWq = 0;
 let sumQq = 0;
 
 /**
- * Sums of `w * q` and `q * q` for `q = clamp(round(w * inverse))` over every `stride`-th value
- * of `[start, end)`.
+ * Sums of `w * k` and `k * k` for `k = clamp(round(w * inverse + offset)) - offset` over every
+ * `stride`-th value of `[start, end)`.
  */
 function fitSums(
   weights: Float32Array,
@@ -54,6 +54,7 @@ function fitSums(
   end: number,
   stride: number,
   inverse: number,
+  offset: number,
   qmin: number,
   qmax: number,
 ): void {
@@ -63,37 +64,37 @@ function fitSums(
     const w = weights[i]!;
     // Clamping to integer bounds before rounding gives the same integers, with fewer branches
     // that depend on the rounded value.
-    let y = w * inverse;
+    let y = w * inverse + offset;
     y = y < qmin ? qmin : y;
     y = y > qmax ? qmax : y;
-    const q = y + ROUNDING_BIAS - ROUNDING_BIAS;
-    wq += w * q;
-    qq += q * q;
+    const k = y + ROUNDING_BIAS - ROUNDING_BIAS - offset;
+    wq += w * k;
+    qq += k * k;
   }
   sumWq = wq;
   sumQq = qq;
 }
 
 /**
- * `sum (w - scale * clamp(round(w / scale)))^2` over `[start, end)`: the error of the values
- * {@link quantizeMatrix} stores with a nonzero scale.
+ * `sum (w - scale * (clamp(round(w / scale + offset)) - offset))^2` over `[start, end)`: the
+ * error of the values {@link quantizeMatrix} stores with a nonzero scale and an offset.
  */
 export function groupError(
   weights: Float32Array,
   start: number,
   end: number,
   scale: number,
+  offset: number,
   qmin: number,
   qmax: number,
 ): number {
   let error = 0;
-  const inverse = 1 / scale;
   for (let i = start; i < end; i++) {
     const w = weights[i]!;
-    let y = w * inverse;
+    let y = w / scale + offset;
     y = y < qmin ? qmin : y;
     y = y > qmax ? qmax : y;
-    const d = w - scale * (y + ROUNDING_BIAS - ROUNDING_BIAS);
+    const d = w - scale * (y + ROUNDING_BIAS - ROUNDING_BIAS - offset);
     error += d * d;
   }
   return error;
@@ -132,7 +133,7 @@ export function searchGroupScale(
   let bestScale = 0;
   let bestGain = 0;
   const tryInverse = (inverse: number, stride: number): boolean => {
-    fitSums(weights, start, end, stride, inverse, qmin, qmax);
+    fitSums(weights, start, end, stride, inverse, 0, qmin, qmax);
     const gain = sumQq === 0 ? 0 : (sumWq * sumWq) / sumQq;
     if (!(gain > bestGain)) return false;
     bestGain = gain;
@@ -155,8 +156,73 @@ export function searchGroupScale(
 
   const searched = roundScale(bestScale);
   if (searched === 0 || !Number.isFinite(searched)) return absmax;
-  return groupError(weights, start, end, searched, qmin, qmax) <
-      groupError(weights, start, end, absmax, qmin, qmax)
+  return groupError(weights, start, end, searched, 0, qmin, qmax) <
+      groupError(weights, start, end, absmax, 0, qmin, qmax)
     ? searched
     : absmax;
+}
+
+/** A group's scale and integer offset: `w = scale * (q - offset)`. */
+export interface ShiftedScale {
+  readonly scale: number;
+  readonly offset: number;
+}
+
+/**
+ * The stored scale and offset of the group `[start, end)` with the least error: a range
+ * `[lo, hi]` around the group's values and zero, clipped by the same ratios as
+ * {@link searchGroupScale} and mapped onto `[qmin, qmax]` with the offset that zero needs,
+ * refitted by least squares for that offset; kept only when it stores the group with strictly
+ * less error than `symmetric` (the group's searched scale, offset 0) does. The group's values
+ * must be finite and `symmetric` not 0.
+ */
+export function searchGroupShift(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  qmin: number,
+  qmax: number,
+  roundScale: (x: number) => number,
+  symmetric: number,
+): ShiftedScale {
+  let lo = 0;
+  let hi = 0;
+  for (let i = start; i < end; i++) {
+    const w = weights[i]!;
+    if (w < lo) lo = w;
+    if (w > hi) hi = w;
+  }
+  let bestScale = 0;
+  let bestOffset = 0;
+  let bestGain = 0;
+  const tryShift = (inverse: number, offset: number, stride: number): boolean => {
+    fitSums(weights, start, end, stride, inverse, offset, qmin, qmax);
+    const gain = sumQq === 0 ? 0 : (sumWq * sumWq) / sumQq;
+    if (!(gain > bestGain)) return false;
+    [bestGain, bestScale, bestOffset] = [gain, sumWq / sumQq, offset];
+    return true;
+  };
+  const stride = Math.max(1, Math.floor((end - start) / SAMPLES));
+  for (let k = 0, misses = 0; k < CLIP_RATIOS.length && misses < PATIENCE; k++) {
+    const inverse = (qmax - qmin) / (CLIP_RATIOS[k]! * (hi - lo));
+    const offset = Math.min(
+      qmax,
+      Math.max(qmin, Math.round(qmin - CLIP_RATIOS[k]! * lo * inverse)),
+    );
+    misses = tryShift(inverse, offset, stride) ? 0 : misses + 1;
+  }
+  for (let step = 0; step < REFINEMENTS; step++) {
+    if (!tryShift(1 / bestScale, bestOffset, stride)) break;
+  }
+  if (stride > 1) {
+    bestGain = 0;
+    tryShift(1 / bestScale, bestOffset, 1);
+  }
+  const scale = roundScale(bestScale);
+  const keep = { scale: symmetric, offset: 0 };
+  if (scale === 0 || !Number.isFinite(scale) || bestOffset === 0) return keep;
+  return groupError(weights, start, end, scale, bestOffset, qmin, qmax) <
+      groupError(weights, start, end, symmetric, 0, qmin, qmax)
+    ? { scale, offset: bestOffset }
+    : keep;
 }

@@ -32,13 +32,17 @@ export function emitFloatWeight(
   return e.fn.const(name, floatTensor(e, shape, values));
 }
 
-/** Quantized data and scales, dequantized by Core ML when the model loads. */
+/** Quantized data, scales and offsets, dequantized by Core ML when the model loads. */
 export function emitQuantizedWeight(e: GraphEmitter, name: string, q: QuantizedMatrix): Var {
+  const dtype = q.bits === 4 ? "int4" : "int8";
+  const groups = [q.rows, q.columns / q.groupSize];
   return e.op("constexpr_blockwise_shift_scale", {
     // The typed array is handed over as is: a table of a quarter billion values cannot go
     // through plain numbers.
-    data: { dtype: q.bits === 4 ? "int4" : "int8", shape: [q.rows, q.columns], values: q.values },
-    scale: floatTensor(e, [q.rows, q.columns / q.groupSize], q.scales),
+    data: { dtype, shape: [q.rows, q.columns], values: q.values },
+    scale: floatTensor(e, groups, q.scales),
+    // Integer offsets take the data's dtype, as Core ML requires of them.
+    ...(q.offsets && { offset: { dtype, shape: groups, values: q.offsets } }),
   }, name);
 }
 
@@ -61,6 +65,8 @@ export async function readQuantized(
   // A group size that does not divide the row is left for quantizeMatrix to report.
   const divides = groupSize > 0 && columns % groupSize === 0;
   const scales = new Float32Array(divides ? (rows * columns) / groupSize : 0);
+  const { asymmetric } = ctx.options;
+  const offsets = asymmetric ? new Int8Array(scales.length) : undefined;
   for (let row = start; row < end; row += step) {
     const stop = Math.min(end, row + step);
     const chunk = await ctx.weights.rows(weight, row, stop);
@@ -71,11 +77,13 @@ export async function readQuantized(
       bits,
       groupSize,
       scaleRounding(ctx.options),
+      asymmetric,
     );
     values.set(q.values, (row - start) * columns);
     scales.set(q.scales, ((row - start) * columns) / groupSize);
+    if (q.offsets) offsets!.set(q.offsets, ((row - start) * columns) / groupSize);
   }
-  return { bits, rows, columns, groupSize, values, scales };
+  return { bits, rows, columns, groupSize, values, scales, ...(offsets && { offsets }) };
 }
 
 /**

@@ -11,9 +11,10 @@ checkpoint (wq and wk rows reordered within each head, even rows first, for the 
 the graph uses) and checked against llamane's docs/design.md: the scales are searched, so each
 group's stored scale is taken from the bundle and checked for what the search promises. Per group
 of G values of a row, with the absmax scale max|w| / (2^(b-1) - 1) rounded to the storage dtype as
-the baseline: the stored integers are q = clip(round_half_even(w / scale)) of the stored scale,
-coremltools' dequantized values are q * scale in the storage dtype (within a hundredth of the
-group's step), and the group's squared error is no larger than absmax's. Float weights are w
+the baseline: the stored integers are q = clip(round_half_even(w / scale + offset)) of the stored
+scale and integer offset (0 when the op has none), coremltools' dequantized values are
+(q - offset) * scale in the storage dtype (within a hundredth of the group's step), and the
+group's squared error is no larger than absmax's. Float weights are w
 rounded to the storage dtype, exactly. The scheme comes from the bundle's manifest. Prints a JSON
 summary; exits 1 on the first mismatch.
 
@@ -117,28 +118,33 @@ def rope_rows(weights, head_dim):
     return weights[order]
 
 
-def stored_integers(w, scale, qmax):
-    """clip(round_half_even(w / scale)) per group (zeros where the scale is 0), in float64."""
+def stored_integers(w, scale, offset, qmax):
+    """clip(round_half_even(w / scale + offset)) per group (zeros where the scale is 0), in
+    float64."""
     safe = np.where(scale == 0, 1, scale)
-    q = np.clip(np.round(w.astype(np.float64) / safe), -qmax - 1, qmax)
+    q = np.clip(np.round(w.astype(np.float64) / safe + offset), -qmax - 1, qmax)
     return np.where(scale == 0, 0, q)
 
 
-def check_quantized(w, data, scale, bits, group, storage):
-    """Why the stored integers and scales of `w` break the rules, or None when they keep them."""
+def check_quantized(w, data, scale, offset, bits, group, storage):
+    """Why the stored integers, scales and offsets of `w` break the rules, or None when they keep
+    them."""
     qmax = 2 ** (bits - 1) - 1
     groups = w.reshape(w.shape[0], -1, group or w.shape[1]).astype(np.float64)
     scale = scale.astype(np.float64).reshape(groups.shape[0], groups.shape[1], 1)
+    offset = offset.astype(np.float64).reshape(scale.shape)
     data = data.astype(np.float64).reshape(groups.shape)
     if (scale.astype(storage).astype(np.float64) != scale).any():
         return "a scale is not a value of the storage dtype"
-    want = stored_integers(groups, scale, qmax)
+    if ((offset < -qmax - 1) | (offset > qmax) | (offset != np.round(offset))).any():
+        return "an offset is not an integer of the data's range"
+    want = stored_integers(groups, scale, offset, qmax)
     if (want != data).any():
         index = np.unravel_index(np.argmax(want != data), data.shape)
-        return f"integer {data[index]} != round(w / scale) = {want[index]} at group {index[:2]}"
+        return f"integer {data[index]} != round(w / scale + offset) = {want[index]} at {index}"
     absmax = (np.abs(groups).max(axis=2, keepdims=True) / qmax).astype(storage).astype(np.float64)
-    error = ((groups - data * scale) ** 2).sum(axis=2)
-    baseline = ((groups - stored_integers(groups, absmax, qmax) * absmax) ** 2).sum(axis=2)
+    error = ((groups - (data - offset) * scale) ** 2).sum(axis=2)
+    baseline = ((groups - stored_integers(groups, absmax, 0, qmax) * absmax) ** 2).sum(axis=2)
     # Both sums are exact to float64 rounding; the search compares them in another order.
     worse = error > baseline * (1 + 1e-9)
     if worse.any():
@@ -270,12 +276,15 @@ def check_bundle(bundle, checkpoint, scratch):
                     want, tolerance = w.astype(storage).astype(np.float32), np.zeros_like(w)
                 else:
                     data, scale = np.asarray(op.data.val), np.asarray(op.scale.val)
-                    broken = check_quantized(w, data, scale, bits, group, storage)
+                    offset = np.zeros(scale.shape) if op.offset is None else np.asarray(op.offset.val)
+                    broken = check_quantized(w, data, scale, offset, bits, group, storage)
                     if broken is not None:
                         print(f"check_weights.py: {where}: {broken}", file=sys.stderr)
                         sys.exit(1)
-                    step = np.repeat(scale.astype(np.float32), w.shape[1] // scale.shape[1], axis=1)
-                    want = (data.astype(np.float32) * step).astype(storage).astype(np.float32)
+                    per_group = w.shape[1] // scale.shape[1]
+                    step = np.repeat(scale.astype(np.float32), per_group, axis=1)
+                    shift = np.repeat(offset.astype(np.float32), per_group, axis=1)
+                    want = ((data.astype(np.float32) - shift) * step).astype(storage).astype(np.float32)
                     tolerance = np.abs(step) * 0.01
                 difference = np.abs(actual - want)
                 if (difference > tolerance).any():

@@ -11,6 +11,46 @@ use crate::kernels::Kernels;
 use crate::thread_pool::ThreadPool;
 use crate::weights::{Weights, BLOCK};
 
+/// What the activations of each scale group sum to, for weights with offsets: `w = scale * (q -
+/// offset)` adds `-scale * offset * sum(x over the group)` to every output, which is subtracted
+/// after the kernel by scalar code shared by every kernel set, so results stay identical across
+/// them.
+#[derive(Clone, Copy)]
+enum GroupSums<'a> {
+    /// f32 activations `[m, k]`, summed in order per group as needed.
+    F32(&'a [f32]),
+    /// int8 activations with their row and block sums.
+    Q8(&'a Q8Rows),
+}
+
+/// `out[r, c] -= sum_g scale[c, g] * offset[c, g] * xsum[r, g]` over the groups of `w`'s rows,
+/// accumulated in group order, for the columns of `out`.
+fn subtract_offsets(out: &mut OutColumns, w: &Weights, sums: GroupSums) {
+    let (Some(offsets), Some(scales), Some(group)) = (w.offsets(), w.scales(), w.group()) else {
+        return;
+    };
+    let (k, groups) = (w.k(), w.k() / group);
+    let cols = out.cols();
+    for r in 0..out.m() {
+        let xsum = |g: usize| match sums {
+            GroupSums::F32(x) => x[r * k + g * group..r * k + (g + 1) * group].iter().sum(),
+            GroupSums::Q8(xq) if groups == 1 => xq.row_sums()[r],
+            GroupSums::Q8(xq) => xq.block_sums()[r * groups + g],
+        };
+        // Per-channel weights have one group: its sum serves every column.
+        let row_sum = if groups == 1 { xsum(0) } else { 0.0 };
+        for (o, c) in out.row(r).iter_mut().zip(cols.clone()) {
+            let mut shift = 0.0f32;
+            for g in 0..groups {
+                let i = c * groups + g;
+                let sum = if groups == 1 { row_sum } else { xsum(g) };
+                shift += scales.get(i) * offsets.get(i) * sum;
+            }
+            *o -= shift;
+        }
+    }
+}
+
 /// How the activations meet quantized weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActivationPath {
@@ -252,6 +292,7 @@ pub fn linear_parts<'w>(
                     splitter.columns(task, |p, mut out| {
                         let (w, bias) = part(p);
                         kernel(&mut out, xq, &w);
+                        subtract_offsets(&mut out, &w, GroupSums::Q8(xq));
                         add_bias(&mut out, bias);
                     })
                 };
@@ -265,6 +306,7 @@ pub fn linear_parts<'w>(
                     splitter.columns(task, |p, mut out| {
                         let (w, bias) = part(p);
                         kernel(&mut out, x, &w);
+                        subtract_offsets(&mut out, &w, GroupSums::F32(x));
                         add_bias(&mut out, bias);
                     })
                 };

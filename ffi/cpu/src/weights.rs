@@ -1,9 +1,10 @@
 //! Linear-layer weights as they sit in an exported weight.bin, validated once.
 //!
-//! Core ML's `constexpr_blockwise_shift_scale` dequantizes `w = scale[block] * data` with no
-//! offset, so every quantized format here is symmetric: an integer array plus one scale per output
-//! channel or per block of 32 inputs (the block of GGUF's Q8_0 and Q4_0, which bundles can keep). Nothing is ever expanded to f32 in memory: the kernels read
-//! these packed views directly.
+//! Core ML's `constexpr_blockwise_shift_scale` dequantizes `w = scale[g] * (data - offset[g])`:
+//! every quantized format here is an integer array plus one scale per output channel or per block
+//! of 32 inputs (the block of GGUF's Q8_0 and Q4_0, which bundles can keep), and optionally one
+//! offset per scale ([`Offsets`]). Nothing is ever expanded to f32 in memory: the kernels read
+//! these packed views directly, and [`crate::linear`] subtracts the offsets' share afterwards.
 
 use crate::dtype::DType;
 use crate::error::{check_len, Error};
@@ -114,6 +115,48 @@ impl Scales<'_> {
     }
 }
 
+/// Offsets subtracted from quantized data before scaling, one per scale: integers of the data's
+/// type (zero points) or floats.
+#[derive(Clone, Copy, Debug)]
+pub enum Offsets<'a> {
+    /// int8 offsets.
+    Int8(&'a [i8]),
+    /// int4 offsets packed two per byte as the data are.
+    Int4 { packed: &'a [u8], len: usize },
+    /// f16 offsets as raw bit patterns.
+    F16(&'a [u16]),
+    /// f32 offsets.
+    F32(&'a [f32]),
+}
+
+impl Offsets<'_> {
+    /// Number of offsets.
+    pub fn len(&self) -> usize {
+        match self {
+            Offsets::Int8(o) => o.len(),
+            Offsets::Int4 { len, .. } => *len,
+            Offsets::F16(o) => o.len(),
+            Offsets::F32(o) => o.len(),
+        }
+    }
+
+    /// Whether there are no offsets.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The offset at `i` as f32 (exact for every stored type).
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> f32 {
+        match self {
+            Offsets::Int8(o) => f32::from(o[i]),
+            Offsets::Int4 { packed, .. } => f32::from(int4_at(packed, i)),
+            Offsets::F16(o) => half::f16::from_bits(o[i]).to_f32(),
+            Offsets::F32(o) => o[i],
+        }
+    }
+}
+
 /// The packed data of a weight matrix, one variant per [`WeightFormat`].
 #[derive(Clone, Copy, Debug)]
 pub enum WeightData<'a> {
@@ -144,6 +187,7 @@ pub struct Weights<'a> {
     n: usize,
     k: usize,
     data: WeightData<'a>,
+    offsets: Option<Offsets<'a>>,
 }
 
 impl<'a> Weights<'a> {
@@ -154,7 +198,12 @@ impl<'a> Weights<'a> {
                 "weights: shape [{n}, {k}] is empty"
             )));
         }
-        let w = Weights { n, k, data };
+        let w = Weights {
+            n,
+            k,
+            data,
+            offsets: None,
+        };
         let format = w.format();
         let blockwise = matches!(
             format,
@@ -184,6 +233,42 @@ impl<'a> Weights<'a> {
             check_len("weights: scales", scales.len(), format.scale_count(n, k))?;
         }
         Ok(w)
+    }
+
+    /// The same weights with one offset per scale (quantized formats only).
+    pub fn with_offsets(self, offsets: Offsets<'a>) -> Result<Self, Error> {
+        let Some(scales) = self.scales() else {
+            return Err(Error::invalid(format!(
+                "weights: {:?} data take no offsets",
+                self.format()
+            )));
+        };
+        let packed_len = match offsets {
+            Offsets::Int4 { packed, len } => Some((packed.len(), len.div_ceil(2))),
+            _ => None,
+        };
+        if let Some((have, want)) = packed_len {
+            check_len("weights: packed offsets", have, want)?;
+        }
+        check_len("weights: offsets", offsets.len(), scales.len())?;
+        Ok(Weights {
+            offsets: Some(offsets),
+            ..self
+        })
+    }
+
+    /// The offsets, when the data have them.
+    pub fn offsets(&self) -> Option<Offsets<'a>> {
+        self.offsets
+    }
+
+    /// Inputs per scale along a row (quantized formats only).
+    pub fn group(&self) -> Option<usize> {
+        match self.format() {
+            WeightFormat::F32 | WeightFormat::F16 => None,
+            WeightFormat::Int8PerChannel | WeightFormat::Int4PerChannel => Some(self.k),
+            WeightFormat::Int4Block32 | WeightFormat::Int8Block32 => Some(BLOCK),
+        }
     }
 
     /// Output features (rows).
@@ -225,6 +310,7 @@ impl<'a> Weights<'a> {
     }
 
     /// Bytes the kernels read for the whole matrix (data plus scales): the traffic of a GEMV.
+    /// Offsets are read once per call, not per row, and are left out.
     pub fn size_bytes(&self) -> usize {
         let scales = self
             .scales()
@@ -232,8 +318,9 @@ impl<'a> Weights<'a> {
         self.format().data_bytes(self.n, self.k) + scales
     }
 
-    /// Row `row` dequantized into `out` (length `k`): `scale * q`, the definition every kernel is
-    /// tested against. For tests and cross-checks only: kernels never expand a whole matrix.
+    /// Row `row` dequantized into `out` (length `k`): `scale * (q - offset)`, the definition every
+    /// kernel is tested against. For tests and cross-checks only: kernels never expand a whole
+    /// matrix.
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let k = self.k;
         assert!(
@@ -241,23 +328,29 @@ impl<'a> Weights<'a> {
             "dequantize_row: bad row or length"
         );
         let base = row * k;
+        let group = self.group().unwrap_or(k);
+        let offset = |j: usize| {
+            self.offsets
+                .map_or(0.0, |o| o.get(row * (k / group) + j / group))
+        };
         for (j, o) in out.iter_mut().enumerate() {
             *o = match self.data {
                 WeightData::F32(d) => d[base + j],
                 WeightData::F16(d) => half::f16::from_bits(d[base + j]).to_f32(),
                 WeightData::Int8PerChannel { data, scales } => {
-                    scales.get(row) * f32::from(data[base + j])
+                    scales.get(row) * (f32::from(data[base + j]) - offset(j))
                 }
                 WeightData::Int4PerChannel { packed, scales } => {
-                    scales.get(row) * f32::from(int4_at(packed, base + j))
+                    scales.get(row) * (f32::from(int4_at(packed, base + j)) - offset(j))
                 }
                 WeightData::Int4Block32 { packed, scales } => {
                     let blocks = k / BLOCK;
-                    scales.get(row * blocks + j / BLOCK) * f32::from(int4_at(packed, base + j))
+                    scales.get(row * blocks + j / BLOCK)
+                        * (f32::from(int4_at(packed, base + j)) - offset(j))
                 }
                 WeightData::Int8Block32 { data, scales } => {
                     let blocks = k / BLOCK;
-                    scales.get(row * blocks + j / BLOCK) * f32::from(data[base + j])
+                    scales.get(row * blocks + j / BLOCK) * (f32::from(data[base + j]) - offset(j))
                 }
             };
         }

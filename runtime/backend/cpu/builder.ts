@@ -102,17 +102,16 @@ export class PlanBuilder {
   }
 
   /**
-   * Registers a `constexpr_blockwise_shift_scale` of constant data and scales as a quantized
-   * weight, which the ops that read it take packed (a `dequantize` step only when another op
-   * reads it).
+   * Registers a `constexpr_blockwise_shift_scale` of constant data, scales and optional offsets
+   * as a quantized weight, which the ops that read it take packed (a `dequantize` step only when
+   * another op reads it).
    */
   defineQuantized(op: Operation): void {
-    if (op.inputs.has("offset")) {
-      this.fail(`op "${op.name}" has an offset, which llamane never writes`);
-    }
     const [type] = inferOutputTypes(op.type, this.#arguments(op));
     const data = this.#storage(this.only(op, "data")!);
     const scale = this.#storage(this.only(op, "scale")!);
+    const offsetName = this.only(op, "offset");
+    const offset = offsetName === undefined ? undefined : this.#storage(offsetName);
     const dataShape = this.#tensors[data]!.shape;
     const scaleShape = this.#tensors[scale]!.shape;
     if (dataShape.length !== 2 || scaleShape[0] !== dataShape[0]) {
@@ -120,9 +119,10 @@ export class PlanBuilder {
         `op "${op.name}" quantizes a [${dataShape}] tensor by [${scaleShape}], which is not row-wise`,
       );
     }
+    const group = dataShape[1]! / scaleShape[1]!;
     this.#values.set(op.outputs[0]!.name, {
       type: type!,
-      quantized: { data, scale, group: dataShape[1]! / scaleShape[1]! },
+      quantized: offset === undefined ? { data, scale, group } : { data, scale, group, offset },
     });
   }
 

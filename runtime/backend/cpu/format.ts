@@ -36,12 +36,17 @@ export interface PlanTensor {
   readonly storage: PlanStorage;
 }
 
-/** A weight read by a fused op: dense, or quantized with scales over groups of `group` inputs. */
+/**
+ * A weight read by a fused op: dense, or quantized with scales over groups of `group` inputs,
+ * dequantized as `(data - offset) * scale` (no offset: zero).
+ */
 export interface PlanWeight {
   readonly data: number;
   readonly scale?: number;
   /** Values per scale along a row; the row length for per-channel scales. */
   readonly group?: number;
+  /** Offsets shaped as the scales: integers of the data's dtype, or floats. */
+  readonly offset?: number;
 }
 
 /**

@@ -210,6 +210,26 @@ Deno.test("linears and gathers read quantized weights packed", async () => {
   );
 });
 
+Deno.test("quantized weights with offsets carry them into the plan", async () => {
+  const q = quantizeMatrix(waves(6 * 32).map((x) => x + 0.3), 6, 32, 4, 16, Math.fround, true);
+  assert.ok(q.offsets!.some((o) => o !== 0));
+  const linear = await plan({ x: f32(1, L, 32) }, (e, { x }) => [
+    e.op("linear", {
+      x: x!,
+      weight: emitQuantizedWeight(e, "w", q),
+      bias: emitFloatWeight(e, "bias", [6], waves(6)),
+    }),
+  ]);
+  const { weight } = stepOf(linear, "linear");
+  assert.equal(weight.group, 16);
+  assert.equal(linear.tensors[weight.offset!]!.dtype, "i4");
+  assert.deepEqual(linear.tensors[weight.offset!]!.shape, [6, 2]);
+  const gather = await plan({ ids: { dtype: "int32", shape: [1, L] } }, (e, { ids }) => [
+    e.op("gather", { x: emitQuantizedWeight(e, "table", q), indices: ids!, axis: e.int(0) }),
+  ]);
+  assert.notEqual(stepOf(gather, "gather").table.offset, undefined);
+});
+
 Deno.test("a quantized weight read whole is dequantized once, and lives until it is read", async () => {
   const q = quantizeMatrix(waves(6 * 16), 6, 16, 8, 16, Math.fround);
   const p = await plan({ x: f32(6, 16) }, (e, { x }) => {

@@ -60,6 +60,9 @@ pub struct Q8Rows {
     /// `[m]`: `sum_b scale_b * sum_i q_bi`, what the quantized row sums to. Kernels that store
     /// weights with an offset (int4 as `w + 8`) subtract `offset * row_sum`.
     row_sums: Vec<f32>,
+    /// `[m, k/32]`: `scale_b * sum_i q_bi` per block, what each quantized block sums to. Weights
+    /// with an offset per block of 32 subtract `scale * offset * block_sum` per block.
+    block_sums: Vec<f32>,
     /// [`Q8Layout::Pairs`] only: `[m, ceil(k / 64), 8]`, per two blocks their scales as the lanes
     /// of an 8-lane vector whose low half sums block `2p` and high half block `2p + 1` (a last
     /// block alone fills all 8).
@@ -75,6 +78,7 @@ impl Default for Q8Rows {
             values: Vec::new(),
             scales: Vec::new(),
             row_sums: Vec::new(),
+            block_sums: Vec::new(),
             pair_scales: Vec::new(),
         }
     }
@@ -96,6 +100,8 @@ impl Q8Rows {
             .try_reserve(grow(self.values.len(), m.saturating_mul(k)))?;
         self.scales
             .try_reserve(grow(self.scales.len(), m.saturating_mul(k) / BLOCK))?;
+        self.block_sums
+            .try_reserve(grow(self.block_sums.len(), m.saturating_mul(k) / BLOCK))?;
         self.pair_scales.try_reserve(grow(
             self.pair_scales.len(),
             m.saturating_mul(k.div_ceil(2 * BLOCK)).saturating_mul(8),
@@ -129,6 +135,18 @@ impl Q8Rows {
                 &x[r * k..(r + 1) * k],
                 layout,
             );
+        }
+        self.block_sums.resize(m * blocks, 0.0);
+        for (sum, b) in self.block_sums.iter_mut().zip(0..) {
+            let (r, block) = (b / blocks, b % blocks);
+            let row = &self.values[r * k..(r + 1) * k];
+            let total: i32 = block_ranges(layout, block, blocks)
+                .into_iter()
+                .flat_map(|range| &row[range])
+                .map(|&q| i32::from(q))
+                .sum();
+            // At most 32 * 128 in magnitude: exact in f32.
+            *sum = self.scales[b] * total as f32;
         }
         if layout != Q8Layout::Pairs {
             self.pair_scales.clear();
@@ -179,6 +197,11 @@ impl Q8Rows {
         &self.row_sums
     }
 
+    /// `[m, k/32]` sums of the dequantized blocks (see the field doc).
+    pub fn block_sums(&self) -> &[f32] {
+        &self.block_sums
+    }
+
     /// [`Q8Layout::Pairs`]: `[m, ceil(k / 64), 8]` scales as vector lanes (see the field doc).
     pub fn pair_scales(&self) -> &[f32] {
         &self.pair_scales
@@ -188,5 +211,18 @@ impl Q8Rows {
     pub fn dequantized(&self, r: usize, j: usize) -> f32 {
         let q = self.values[r * self.k + self.layout.position(j, self.k)];
         self.scales[r * (self.k / BLOCK) + j / BLOCK] * f32::from(q)
+    }
+}
+
+/// The two runs of a row's positions that hold block `block` (of `blocks`) in `layout`.
+fn block_ranges(layout: Q8Layout, block: usize, blocks: usize) -> [std::ops::Range<usize>; 2] {
+    let half = BLOCK / 2;
+    let start = block * BLOCK;
+    if layout == Q8Layout::Pairs && block / 2 < blocks / 2 {
+        // Evens of both blocks, then odds of both: this block's halves are 32 apart.
+        let first = (block - block % 2) * BLOCK + (block % 2) * half;
+        [first..first + half, first + BLOCK..first + BLOCK + half]
+    } else {
+        [start..start + half, start + half..start + BLOCK]
     }
 }

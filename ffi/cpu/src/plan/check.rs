@@ -215,7 +215,7 @@ fn buffers(
 }
 
 fn weight_operands(w: &Weight) -> impl Iterator<Item = usize> {
-    std::iter::once(w.data).chain(w.scale)
+    std::iter::once(w.data).chain(w.scale).chain(w.offset)
 }
 
 /// The tensors a step reads and the ones it writes.

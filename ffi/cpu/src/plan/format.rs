@@ -62,6 +62,9 @@ pub struct Weight {
     pub scale: Option<usize>,
     /// Inputs per scale along a row (quantized data only).
     pub group: Option<usize>,
+    /// Tensor of the offsets `[N, K / group]`, subtracted from the data before scaling
+    /// (quantized data only; none means zero).
+    pub offset: Option<usize>,
 }
 
 /// One weight matrix of a `fused_linear` step.

@@ -226,7 +226,17 @@ impl Linear {
             },
             _ => unreachable!("checked at load: the format matches the data type"),
         };
-        Weights::new(w.n, w.k, data).expect("checked at load: weight sizes match their shape")
+        let weights =
+            Weights::new(w.n, w.k, data).expect("checked at load: weight sizes match their shape");
+        match w
+            .quant
+            .and_then(|q| Some((q.offset?, w.n * (w.k / q.group))))
+        {
+            Some((offset, len)) => weights
+                .with_offsets(super::weight::offsets_of(mem.src(offset), len))
+                .expect("checked at load: one offset per scale"),
+            None => weights,
+        }
     }
 
     /// Runs every part as one job on the thread pool.

@@ -1,13 +1,25 @@
 //! A weight operand (`weight` of linear and dequantize, `table` of gather): dense f16/f32 data
-//! `[N, K]`, or i8/i4 data `[N, K]` read through f16/f32 scales `[N, K / group]` as
-//! `data[n, k] * scale[n, k / group]`. Never expanded to a full f32 matrix.
+//! `[N, K]`, or i8/i4 data `[N, K]` read through f16/f32 scales `[N, K / group]` and optional
+//! offsets of the same shape as `(data[n, k] - offset[n, k / group]) * scale[n, k / group]`.
+//! Offsets are integers of the data's type or floats. Never expanded to a full f32 matrix.
 
 use super::Checker;
 use crate::plan::convert::read_f32;
 use crate::plan::format::Weight;
 use crate::plan::memory::{Memory, Src};
 use crate::plan::tensor::DType;
-use crate::weights::int4_at;
+use crate::weights::{int4_at, Offsets};
+
+/// `len` offsets as the kernels read them (types checked at load).
+pub fn offsets_of(src: Src, len: usize) -> Offsets {
+    match src {
+        Src::I8(o) => Offsets::Int8(o),
+        Src::I4(packed) => Offsets::Int4 { packed, len },
+        Src::F16(o) => Offsets::F16(o),
+        Src::F32(o) => Offsets::F32(o),
+        Src::I32(_) => unreachable!("checked at load: offsets are i8, i4, f16 or f32"),
+    }
+}
 
 /// Scales of quantized data.
 #[derive(Clone, Copy, Debug)]
@@ -16,6 +28,8 @@ pub struct Quant {
     pub scale: usize,
     /// Inputs per scale along a row.
     pub group: usize,
+    /// Tensor of the offsets `[N, K / group]`, if any.
+    pub offset: Option<usize>,
 }
 
 /// A checked weight operand.
@@ -44,7 +58,7 @@ impl WeightRef {
             ));
         };
         let quant = match (data.dtype, w.scale, w.group) {
-            (DType::F16 | DType::F32, None, None) => None,
+            (DType::F16 | DType::F32, None, None) if w.offset.is_none() => None,
             (DType::F16 | DType::F32, _, _) => {
                 return Err(format!(
                     "{role} data (tensor {}) is {}, which takes no scale or group",
@@ -73,7 +87,31 @@ impl WeightRef {
                         k / group
                     ));
                 }
-                Some(Quant { scale, group })
+                if let Some(offset) = w.offset {
+                    let offsets = c.tensor(offset, &format!("{role} offset"))?;
+                    if offsets.dtype != data.dtype
+                        && !matches!(offsets.dtype, DType::F16 | DType::F32)
+                    {
+                        return Err(format!(
+                            "{role} offset (tensor {offset}) is {}, expected {} as the data, f16 \
+                             or f32",
+                            offsets.describe(),
+                            data.dtype.name()
+                        ));
+                    }
+                    if offsets.shape != scales.shape {
+                        return Err(format!(
+                            "{role} offset (tensor {offset}) has shape {:?}, expected the scale's \
+                             {:?}",
+                            offsets.shape, scales.shape
+                        ));
+                    }
+                }
+                Some(Quant {
+                    scale,
+                    group,
+                    offset: w.offset,
+                })
             }
             (DType::I8 | DType::I4, _, _) => {
                 return Err(format!(
@@ -114,20 +152,24 @@ impl WeightRef {
             return read_f32(kernels, src, row * k, out);
         };
         let scales = mem.src(quant.scale);
+        let offsets = quant
+            .offset
+            .map(|o| offsets_of(mem.src(o), self.n * (k / quant.group)));
         let groups = k / quant.group;
         for g in 0..groups {
             let scale = scales.get(row * groups + g);
+            let offset = offsets.map_or(0.0, |o| o.get(row * groups + g));
             let cols = g * quant.group..(g + 1) * quant.group;
             let base = row * k;
             match src {
                 Src::I8(data) => {
                     for j in cols {
-                        out[j] = f32::from(data[base + j]) * scale;
+                        out[j] = (f32::from(data[base + j]) - offset) * scale;
                     }
                 }
                 Src::I4(packed) => {
                     for j in cols {
-                        out[j] = f32::from(int4_at(packed, base + j)) * scale;
+                        out[j] = (f32::from(int4_at(packed, base + j)) - offset) * scale;
                     }
                 }
                 _ => unreachable!("checked at load: quantized data is i8 or i4"),
