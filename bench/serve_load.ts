@@ -4,8 +4,9 @@
  * and whole, some cancelled midway, on loopback, against the default queue of 8 (so none is
  * refused). It records the time to first token of the streamed answers (p50, p99; waiting for the
  * model included, as a client sees it), the generated tokens per second of the whole run, how the
- * requests ended, and the server's resident memory after a full garbage collection before the
- * run (after one request of each endpoint, which brings the weights in) and after it.
+ * requests ended, and the server's resident memory and live JavaScript heap after a full garbage
+ * collection before the run (after one request of each endpoint, which brings the weights in) and
+ * after it.
  *
  * @module
  */
@@ -53,8 +54,8 @@ export const serveLoad: Bench = {
     `concurrent clients of 20 requests each (max_tokens ${MAX_TOKENS}, greedy; chat and text, ` +
     "streamed and whole, a quarter cancelled midway; loopback; queue of 8): time to first token " +
     "of the streamed answers as clients see it (p50, p99, queueing included), generated tokens " +
-    "per second over the run, outcomes, and the server's resident memory after a full garbage " +
-    "collection before and after the run",
+    "per second over the run, outcomes, and the server's resident memory and live JavaScript " +
+    "heap after a full garbage collection before and after the run",
   async run() {
     const dir = await Deno.makeTempDir({ prefix: "llamane-bench-serve-" });
     try {
