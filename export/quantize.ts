@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ROUNDING_BIAS, searchGroupScale, searchGroupShift } from "./scale_search.ts";
+import { absmaxScale, ROUNDING_BIAS, searchGroupScale, searchGroupShift } from "./scale_search.ts";
 
 /** Bit widths Core ML's `constexpr_blockwise_shift_scale` takes as signed data. */
 export type QuantBits = 4 | 8;
@@ -68,9 +68,14 @@ export function quantizeMatrix(
   const values = new Int8Array(weights.length);
   const scales = new Float32Array(weights.length / groupSize);
   const offsets = asymmetric ? new Int8Array(scales.length) : undefined;
+  // Whole rows of int4 keep absmax: clipping a row's largest weights, those of the inputs that
+  // matter most, lowered SmolLM2's weight error but halved its top-1 agreement (docs/design.md).
+  const search = !(bits === 4 && groupSize === columns);
   for (let group = 0, start = 0; group < scales.length; group++, start += groupSize) {
     const end = start + groupSize;
-    let scale = searchGroupScale(weights, start, end, qmin, qmax, roundScale);
+    let scale = search
+      ? searchGroupScale(weights, start, end, qmin, qmax, roundScale)
+      : absmaxScale(weights, start, end, qmax, roundScale);
     if (!Number.isFinite(scale)) {
       const row = Math.floor(start / columns);
       throw new RangeError(

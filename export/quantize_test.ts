@@ -126,8 +126,8 @@ function rowWithOutlier(n: number): Float32Array {
 }
 
 Deno.test("quantizeMatrix() clips an outlier that absmax would spend the row's levels on", () => {
-  const w = rowWithOutlier(2048);
-  const q = quantizeMatrix(w, 1, 2048, 4, 2048, Math.f16round);
+  const w = new Float32Array([...rowWithOutlier(2048), ...rowWithOutlier(2048)]);
+  const q = quantizeMatrix(w, 1, 4096, 4, 2048, Math.f16round);
   const absmax = absmaxByDefinition(w, 4, 2048, Math.f16round);
   const [searched] = groupErrors(w, q.values, q.scales);
   const [baseline] = groupErrors(w, absmax.values, absmax.scales);
@@ -217,4 +217,12 @@ Deno.test("asymmetric quantizeMatrix() gives a group on one side of zero an offs
   const [baseline] = groupErrors(w, symmetric.values, symmetric.scales);
   // Symmetric int4 spends half its levels on negative values this group never takes.
   assert.ok(error! < baseline! / 2, `${error} vs ${baseline}`);
+});
+
+Deno.test("quantizeMatrix() keeps absmax for whole rows of int4", () => {
+  const w = rowWithOutlier(2048);
+  const q = quantizeMatrix(w, 1, 2048, 4, 2048, Math.f16round);
+  const absmax = absmaxByDefinition(w, 4, 2048, Math.f16round);
+  assert.deepEqual([...q.scales], absmax.scales);
+  assert.deepEqual([...q.values], absmax.values);
 });

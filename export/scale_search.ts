@@ -100,6 +100,35 @@ export function groupError(
   return error;
 }
 
+/** The value of largest magnitude in `[start, end)` (the first of equals); NaN if any is not finite. */
+function extremeValue(weights: Float32Array, start: number, end: number): number {
+  let extreme = 0;
+  let extremeAbs = 0;
+  for (let i = start; i < end; i++) {
+    const a = Math.abs(weights[i]!);
+    if (!(a < Infinity)) return NaN;
+    if (a > extremeAbs) {
+      extremeAbs = a;
+      extreme = weights[i]!;
+    }
+  }
+  return extreme;
+}
+
+/**
+ * `max|w| / qmax` of the group `[start, end)` rounded by `roundScale`: 0, NaN and Infinity as
+ * {@link searchGroupScale} gives them.
+ */
+export function absmaxScale(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  qmax: number,
+  roundScale: (x: number) => number,
+): number {
+  return roundScale(Math.abs(extremeValue(weights, start, end)) / qmax);
+}
+
 /**
  * The stored scale of the group `[start, end)` whose error is smallest among absmax and the
  * searched candidates: 0 for a group of zeros (or one whose scale underflows), NaN for a group
@@ -115,18 +144,10 @@ export function searchGroupScale(
   qmax: number,
   roundScale: (x: number) => number,
 ): number {
-  let extreme = 0;
-  let extremeAbs = 0;
-  for (let i = start; i < end; i++) {
-    const a = Math.abs(weights[i]!);
-    if (!(a < Infinity)) return NaN;
-    if (a > extremeAbs) {
-      extremeAbs = a;
-      extreme = weights[i]!;
-    }
-  }
+  const extreme = extremeValue(weights, start, end);
+  const extremeAbs = Math.abs(extreme);
   const absmax = roundScale(extremeAbs / qmax);
-  if (absmax === 0 || absmax === Infinity) return absmax;
+  if (!(absmax > 0 && absmax < Infinity)) return absmax;
 
   // Each candidate's integers, refitted by least squares: the best explains the most of
   // sum(w^2), which is sum(w q)^2 / sum(q^2).
