@@ -218,16 +218,16 @@ fn rejects_type_mismatches() {
     let mut q = PlanBuilder::new();
     let x = q.input("f32", &[1, 64], &[0.0; 64]);
     let data = q.weight_bytes("i8", &[2, 64], &[1u8; 128]);
-    let scale = q.weight("f32", &[2, 2], &[1.0; 4]);
+    let scale = q.weight("f32", &[2, 4], &[1.0; 8]);
     let out = q.output("f32", &[1, 2]);
     q.step(json!({
-        "op": "linear", "x": x, "weight": { "data": data, "scale": scale, "group": 32 }, "out": out
+        "op": "linear", "x": x, "weight": { "data": data, "scale": scale, "group": 16 }, "out": out
     }));
-    // int8 weights with a scale per 32 inputs have no kernel.
+    // Weights with a scale per 16 inputs have no kernel (per row or per 32 inputs do).
     rejects(
         &q,
         |_| {},
-        &["step 0 (linear)", "no kernel", "per 32 inputs"],
+        &["step 0 (linear)", "no kernel", "per 16 inputs"],
     );
     rejects(
         &q,
@@ -237,7 +237,7 @@ fn rejects_type_mismatches() {
     rejects(
         &q,
         |j| j["steps"][0]["weight"]["group"] = json!(64),
-        &["scale (tensor 2) has shape [2, 2], expected [2, 1]"],
+        &["scale (tensor 2) has shape [2, 4], expected [2, 1]"],
     );
     rejects(
         &q,
