@@ -171,9 +171,7 @@ export async function runOnCpu(
   options: { readonly unfused?: boolean } = {},
 ): Promise<Record<string, Float32Array | Int32Array>> {
   library ??= openLibrary();
-  const computed = program.fn.block.operations.filter((op) =>
-    op.type !== "const" && op.type !== "constexpr_blockwise_shift_scale"
-  );
+  const computed = program.fn.block.operations.filter((op) => !op.type.startsWith("const"));
   const outputs = options.unfused
     ? computed.flatMap((op) => op.outputs.map((o) => o.name))
     : program.outputs;

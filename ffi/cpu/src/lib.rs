@@ -17,6 +17,7 @@ pub mod ffi;
 pub mod kernels;
 pub mod linear;
 pub mod matmul;
+pub mod palette;
 pub mod plan;
 pub mod quantize;
 pub mod thread_pool;

@@ -34,6 +34,10 @@ pub enum BlobDType {
     I4,
     /// Signed 32-bit, code 14.
     I32,
+    /// Unsigned 4-bit packed two per byte, code 11.
+    U4,
+    /// Unsigned 6-bit packed as one LSB-first bit stream, code 13.
+    U6,
 }
 
 impl BlobDType {
@@ -45,6 +49,8 @@ impl BlobDType {
             BlobDType::I8 => 4,
             BlobDType::I4 => 8,
             BlobDType::I32 => 14,
+            BlobDType::U4 => 11,
+            BlobDType::U6 => 13,
         }
     }
 
@@ -54,7 +60,8 @@ impl BlobDType {
             BlobDType::F16 => elements * 2,
             BlobDType::F32 | BlobDType::I32 => elements * 4,
             BlobDType::I8 => elements,
-            BlobDType::I4 => elements.div_ceil(2),
+            BlobDType::I4 | BlobDType::U4 => elements.div_ceil(2),
+            BlobDType::U6 => (elements * 6).div_ceil(8),
         }
     }
 
@@ -63,7 +70,7 @@ impl BlobDType {
         match self {
             BlobDType::F16 => 2,
             BlobDType::F32 | BlobDType::I32 => 4,
-            BlobDType::I8 | BlobDType::I4 => 1,
+            BlobDType::I8 | BlobDType::I4 | BlobDType::U4 | BlobDType::U6 => 1,
         }
     }
 }

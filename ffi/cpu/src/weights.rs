@@ -8,6 +8,7 @@
 
 use crate::dtype::DType;
 use crate::error::{check_len, Error};
+use crate::palette::Palettes;
 
 /// Number of inputs sharing one scale in [`WeightFormat::Int4Block32`], and the block size of the
 /// int8 activation quantization.
@@ -29,6 +30,10 @@ pub enum WeightFormat {
     Int4Block32 = 4,
     /// int8 `[n, k]`, one scale per block of 32 inputs, scales `[n, k/32]`.
     Int8Block32 = 5,
+    /// 4-bit palette indices `[n, k]`, one palette of 16 values per group of rows (plans only).
+    Lut4 = 6,
+    /// 6-bit palette indices `[n, k]`, one palette of 64 values per group of rows (plans only).
+    Lut6 = 7,
 }
 
 impl WeightFormat {
@@ -55,14 +60,17 @@ impl WeightFormat {
             WeightFormat::F32 => n * k * 4,
             WeightFormat::F16 => n * k * 2,
             WeightFormat::Int8PerChannel | WeightFormat::Int8Block32 => n * k,
-            WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 => (n * k).div_ceil(2),
+            WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 | WeightFormat::Lut4 => {
+                (n * k).div_ceil(2)
+            }
+            WeightFormat::Lut6 => (n * k * 6).div_ceil(8),
         }
     }
 
-    /// Number of scales for an `[n, k]` matrix (0 for dense formats).
+    /// Number of scales for an `[n, k]` matrix (0 for dense and palettized formats).
     pub fn scale_count(self, n: usize, k: usize) -> usize {
         match self {
-            WeightFormat::F32 | WeightFormat::F16 => 0,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Lut4 | WeightFormat::Lut6 => 0,
             WeightFormat::Int8PerChannel | WeightFormat::Int4PerChannel => n,
             WeightFormat::Int4Block32 | WeightFormat::Int8Block32 => n * (k / BLOCK),
         }
@@ -178,6 +186,8 @@ pub enum WeightData<'a> {
     },
     /// int8 `[n, k]`, scales `[n, k/32]`.
     Int8Block32 { data: &'a [i8], scales: Scales<'a> },
+    /// Palette indices `[n, k]` and the palettes of their row groups.
+    Palettized(Palettes<'a>),
 }
 
 /// A validated `[n, k]` weight matrix (`n` outputs, `k` inputs): every length matches the shape,
@@ -223,6 +233,19 @@ impl<'a> Weights<'a> {
             WeightData::Int4PerChannel { packed, .. } | WeightData::Int4Block32 { packed, .. } => {
                 (packed.len(), 1)
             }
+            WeightData::Palettized(p) => {
+                if p.group_rows == 0 || !n.is_multiple_of(p.group_rows) {
+                    return Err(Error::invalid(format!(
+                        "weights: {} rows per palette do not divide n = {n}",
+                        p.group_rows
+                    )));
+                }
+                let palettes = n / p.group_rows;
+                check_len("weights: palettes", p.values.len(), palettes * p.entries())?;
+                check_len("weights: levels", p.levels.len(), palettes * p.entries())?;
+                check_len("weights: steps", p.steps.len(), palettes)?;
+                (p.indices.len(), 1)
+            }
         };
         check_len(
             "weights: data",
@@ -262,10 +285,10 @@ impl<'a> Weights<'a> {
         self.offsets
     }
 
-    /// Inputs per scale along a row (quantized formats only).
+    /// Inputs per scale along a row (formats with scales only).
     pub fn group(&self) -> Option<usize> {
         match self.format() {
-            WeightFormat::F32 | WeightFormat::F16 => None,
+            WeightFormat::F32 | WeightFormat::F16 | WeightFormat::Lut4 | WeightFormat::Lut6 => None,
             WeightFormat::Int8PerChannel | WeightFormat::Int4PerChannel => Some(self.k),
             WeightFormat::Int4Block32 | WeightFormat::Int8Block32 => Some(BLOCK),
         }
@@ -295,13 +318,15 @@ impl<'a> Weights<'a> {
             WeightData::Int4PerChannel { .. } => WeightFormat::Int4PerChannel,
             WeightData::Int4Block32 { .. } => WeightFormat::Int4Block32,
             WeightData::Int8Block32 { .. } => WeightFormat::Int8Block32,
+            WeightData::Palettized(p) if p.bits == 4 => WeightFormat::Lut4,
+            WeightData::Palettized(_) => WeightFormat::Lut6,
         }
     }
 
     /// The scales of a quantized format.
     pub fn scales(&self) -> Option<Scales<'a>> {
         match self.data {
-            WeightData::F32(_) | WeightData::F16(_) => None,
+            WeightData::F32(_) | WeightData::F16(_) | WeightData::Palettized(_) => None,
             WeightData::Int8PerChannel { scales, .. }
             | WeightData::Int4PerChannel { scales, .. }
             | WeightData::Int4Block32 { scales, .. }
@@ -312,9 +337,12 @@ impl<'a> Weights<'a> {
     /// Bytes the kernels read for the whole matrix (data plus scales): the traffic of a GEMV.
     /// Offsets are read once per call, not per row, and are left out.
     pub fn size_bytes(&self) -> usize {
-        let scales = self
-            .scales()
-            .map_or(0, |s| s.len() * s.dtype().size_bytes());
+        let scales = match self.data {
+            WeightData::Palettized(p) => p.values.len() * p.values.dtype().size_bytes(),
+            _ => self
+                .scales()
+                .map_or(0, |s| s.len() * s.dtype().size_bytes()),
+        };
         self.format().data_bytes(self.n, self.k) + scales
     }
 
@@ -351,6 +379,9 @@ impl<'a> Weights<'a> {
                 WeightData::Int8Block32 { data, scales } => {
                     let blocks = k / BLOCK;
                     scales.get(row * blocks + j / BLOCK) * (f32::from(data[base + j]) - offset(j))
+                }
+                WeightData::Palettized(p) => {
+                    p.values.get(p.group(row) * p.entries() + p.index(base + j))
                 }
             };
         }

@@ -59,6 +59,9 @@ impl Packed {
                 p.bytes = q.iter().map(|&v| v as u8).collect();
                 p.scales_f32 = s;
             }
+            WeightFormat::Lut4 | WeightFormat::Lut6 => {
+                unreachable!("palettized weights are tested in palette_kernels.rs")
+            }
         }
         if f16_scales {
             p.scales_f16 = to_f16(&p.scales_f32);
@@ -91,6 +94,9 @@ impl Packed {
                 data: bytemuck_i8(&self.bytes),
                 scales,
             },
+            WeightFormat::Lut4 | WeightFormat::Lut6 => {
+                unreachable!("palettized weights are tested in palette_kernels.rs")
+            }
         };
         Weights::new(self.n, self.k, data).unwrap()
     }

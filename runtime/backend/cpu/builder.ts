@@ -38,6 +38,8 @@ const PLAN_DTYPES: Partial<Record<DType, PlanDType>> = {
   int32: "i32",
   int8: "i8",
   int4: "i4",
+  uint4: "u4",
+  uint6: "u6",
 };
 
 /** What the planner knows about a program value. */
@@ -126,6 +128,24 @@ export class PlanBuilder {
     });
   }
 
+  /**
+   * Registers a `constexpr_lut_to_dense` of constant indices and palettes as a palettized weight,
+   * read packed like a quantized one.
+   */
+  definePalettized(op: Operation): void {
+    if (op.inputs.has("vector_axis")) {
+      this.fail(`op "${op.name}" has vector palettes, which llamane never writes`);
+    }
+    const [type] = inferOutputTypes(op.type, this.#arguments(op));
+    const data = this.#storage(this.only(op, "indices")!);
+    const lut = this.#storage(this.only(op, "lut")!);
+    const lutShape = this.#tensors[lut]!.shape;
+    if (this.#tensors[data]!.shape.length !== 2 || lutShape[1] !== 1) {
+      this.fail(`op "${op.name}" has palettes [${lutShape}] that are not per group of rows`);
+    }
+    this.#values.set(op.outputs[0]!.name, { type: type!, quantized: { data, lut } });
+  }
+
   /** Types `op`'s results at this call length, from its arguments' types and constants. */
   inferTypes(op: Operation): void {
     const inferred = inferOutputTypes(op.type, this.#arguments(op));
@@ -182,6 +202,7 @@ export class PlanBuilder {
     const q = info.quantized;
     if (q === undefined) return info.type.dtype;
     const data = this.#tensors[q.data]!;
+    if (q.lut !== undefined) return `${data.dtype}/lut`;
     return `${data.dtype}/${q.group === data.shape[1] ? "channel" : q.group}`;
   }
 

@@ -10,15 +10,17 @@
  * MIL's `fp16`...). Plans must stay byte-identical, so these strings stay as they are rather than
  * following the MIL names of `coreml/dtype.ts`.
  */
-export type PlanDType = "f16" | "f32" | "i32" | "i8" | "i4";
+export type PlanDType = "f16" | "f32" | "i32" | "i8" | "i4" | "u4" | "u6";
 
-/** Bytes per element of each plan dtype (`i4` packs two to a byte). */
+/** Bytes per element of each plan dtype (`i4` and `u4` pack two to a byte, `u6` four to three). */
 export const PLAN_DTYPE_BYTES: Readonly<Record<PlanDType, number>> = {
   f16: 2,
   f32: 4,
   i32: 4,
   i8: 1,
   i4: 0.5,
+  u4: 0.5,
+  u6: 0.75,
 };
 
 /** Where a tensor's bytes live. */
@@ -37,8 +39,9 @@ export interface PlanTensor {
 }
 
 /**
- * A weight read by a fused op: dense, or quantized with scales over groups of `group` inputs,
- * dequantized as `(data - offset) * scale` (no offset: zero).
+ * A weight read by a fused op: dense, quantized with scales over groups of `group` inputs and
+ * dequantized as `(data - offset) * scale` (no offset: zero), or palette indices (`u4`, `u6`) into
+ * the palettes `lut` `[G, 1, 2^bits, 1]` of groups of rows.
  */
 export interface PlanWeight {
   readonly data: number;
@@ -47,6 +50,7 @@ export interface PlanWeight {
   readonly group?: number;
   /** Offsets shaped as the scales: integers of the data's dtype, or floats. */
   readonly offset?: number;
+  readonly lut?: number;
 }
 
 /**

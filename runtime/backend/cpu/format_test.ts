@@ -148,7 +148,7 @@ Deno.test("format.ts and format.rs have the same tensors, storages, weights and 
   );
   const structFields = (name: string) => sorted(rustItem(source, "struct", name).names.keys());
   const tensor: Required<PlanTensor> = { dtype: "f16", shape: [], storage: EVERY_STORAGE.arena };
-  const weight: Required<PlanWeight> = { data: 0, scale: 1, group: 32, offset: 2 };
+  const weight: Required<PlanWeight> = { data: 0, scale: 1, group: 32, offset: 2, lut: 3 };
   const part: Required<Extract<PlanStep, { op: "fused_linear" }>["parts"][number]> = {
     weight,
     bias: 0,

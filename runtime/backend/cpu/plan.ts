@@ -25,6 +25,13 @@ export interface TypedProgram {
   readonly graph: Graph;
 }
 
+/** Ops that define constants, registered before the rest are walked. */
+const CONSTANT_OPS = new Set([
+  "const",
+  "constexpr_blockwise_shift_scale",
+  "constexpr_lut_to_dense",
+]);
+
 /**
  * Registers `fn`'s inputs and constants and types every value for calls of `callLength` tokens.
  *
@@ -48,10 +55,9 @@ export function typeProgram(
   for (const op of fn.block.operations) if (op.type === "const") b.defineConstant(op);
   for (const op of fn.block.operations) {
     if (op.type === "constexpr_blockwise_shift_scale") b.defineQuantized(op);
+    if (op.type === "constexpr_lut_to_dense") b.definePalettized(op);
   }
-  const ops = fn.block.operations.filter((op) =>
-    op.type !== "const" && op.type !== "constexpr_blockwise_shift_scale"
-  );
+  const ops = fn.block.operations.filter((op) => !CONSTANT_OPS.has(op.type));
   // Every value's type at this call length, before anything is placed: fusions check shapes.
   for (const op of ops) {
     if (OP_LOWERINGS[op.type] === undefined) {

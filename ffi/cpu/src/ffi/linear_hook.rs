@@ -191,5 +191,10 @@ fn weight_data<'a>(
             data: cast(bytes)?,
             scales,
         },
+        WeightFormat::Lut4 | WeightFormat::Lut6 => {
+            return Err(Error::invalid(format!(
+                "linear: {format:?} weights carry palettes, which only plans describe"
+            )))
+        }
     })
 }

@@ -157,6 +157,8 @@ pub struct LinearF32Table {
     pub int4_block32: LinearF32Fn,
     /// int8, scales per block of 32.
     pub int8_block32: LinearF32Fn,
+    /// Palette indices, 4 or 6 bits.
+    pub palettized: LinearF32Fn,
 }
 
 impl LinearF32Table {
@@ -169,6 +171,7 @@ impl LinearF32Table {
             WeightFormat::Int4PerChannel => self.int4_per_channel,
             WeightFormat::Int4Block32 => self.int4_block32,
             WeightFormat::Int8Block32 => self.int8_block32,
+            WeightFormat::Lut4 | WeightFormat::Lut6 => self.palettized,
         }
     }
 }
@@ -184,7 +187,12 @@ pub struct LinearQ8Table {
     pub int4_block32: LinearQ8Fn,
     /// int8, scales per block of 32.
     pub int8_block32: LinearQ8Fn,
-    /// The activation layout of the int4 kernels (int8 weights take [`Q8Layout::Natural`]).
+    /// 4-bit palette indices.
+    pub lut4: LinearQ8Fn,
+    /// 6-bit palette indices.
+    pub lut6: LinearQ8Fn,
+    /// The activation layout of the int4 and palette kernels (int8 weights take
+    /// [`Q8Layout::Natural`]).
     pub int4_layout: Q8Layout,
 }
 
@@ -197,13 +205,18 @@ impl LinearQ8Table {
             WeightFormat::Int4PerChannel => Some(self.int4_per_channel),
             WeightFormat::Int4Block32 => Some(self.int4_block32),
             WeightFormat::Int8Block32 => Some(self.int8_block32),
+            WeightFormat::Lut4 => Some(self.lut4),
+            WeightFormat::Lut6 => Some(self.lut6),
         }
     }
 
     /// The activation layout the kernel for `format` expects.
     pub fn layout(&self, format: WeightFormat) -> Q8Layout {
         match format {
-            WeightFormat::Int4PerChannel | WeightFormat::Int4Block32 => self.int4_layout,
+            WeightFormat::Int4PerChannel
+            | WeightFormat::Int4Block32
+            | WeightFormat::Lut4
+            | WeightFormat::Lut6 => self.int4_layout,
             _ => Q8Layout::Natural,
         }
     }

@@ -47,6 +47,8 @@ fn blob_dtype(dtype: DType) -> BlobDType {
         DType::I32 => BlobDType::I32,
         DType::I8 => BlobDType::I8,
         DType::I4 => BlobDType::I4,
+        DType::U4 => BlobDType::U4,
+        DType::U6 => BlobDType::U6,
     }
 }
 
@@ -72,7 +74,9 @@ fn inline_data(dtype: DType, values: &[f64]) -> Result<InlineData, String> {
                 })
                 .collect::<Result<_, _>>()?,
         ),
-        DType::I8 | DType::I4 => unreachable!("checked before: packed integers are weights"),
+        DType::I8 | DType::I4 | DType::U4 | DType::U6 => {
+            unreachable!("checked before: packed integers are weights")
+        }
     })
 }
 

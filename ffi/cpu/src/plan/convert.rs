@@ -17,7 +17,9 @@ pub fn read_f32(kernels: &Kernels, src: Src, start: usize, out: &mut [f32]) {
                 *o = v as f32;
             }
         }
-        Src::I8(_) | Src::I4(_) => panic!("read_f32: packed integer weights have no plain value"),
+        Src::I8(_) | Src::I4(_) | Src::Indices { .. } => {
+            panic!("read_f32: packed integer weights have no plain value")
+        }
     }
 }
 
@@ -35,7 +37,9 @@ pub fn to_f32<'s>(kernels: &Kernels, src: Src<'s>, scratch: &'s mut [f32]) -> &'
             read_f32(kernels, src, 0, out);
             out
         }
-        Src::I8(_) | Src::I4(_) => panic!("to_f32: packed integer weights have no plain value"),
+        Src::I8(_) | Src::I4(_) | Src::Indices { .. } => {
+            panic!("to_f32: packed integer weights have no plain value")
+        }
     }
 }
 

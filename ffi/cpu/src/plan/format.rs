@@ -22,6 +22,10 @@ pub enum DType {
     I8,
     /// Signed 4-bit integers, two per byte, low nibble first (weights only).
     I4,
+    /// Unsigned 4-bit palette indices, two per byte, low nibble first (weights only).
+    U4,
+    /// Unsigned 6-bit palette indices, one LSB-first bit stream (weights only).
+    U6,
 }
 
 /// Where a tensor's bytes live.
@@ -65,6 +69,8 @@ pub struct Weight {
     /// Tensor of the offsets `[N, K / group]`, subtracted from the data before scaling
     /// (quantized data only; none means zero).
     pub offset: Option<usize>,
+    /// Tensor of the palettes `[G, 1, 2^bits, 1]` of u4/u6 indices, one per `N / G` rows.
+    pub lut: Option<usize>,
 }
 
 /// One weight matrix of a `fused_linear` step.

@@ -24,6 +24,8 @@ pub enum Src<'a> {
     I8(&'a [i8]),
     /// i4 values, two per byte, low nibble first.
     I4(&'a [u8]),
+    /// Palette indices of `bits` bits, packed LSB-first.
+    Indices { bits: u32, packed: &'a [u8] },
 }
 
 impl Src<'_> {
@@ -35,7 +37,9 @@ impl Src<'_> {
             Src::F16(s) => half::f16::from_bits(s[i]).to_f32(),
             Src::F32(s) => s[i],
             Src::I32(s) => s[i] as f32,
-            Src::I8(_) | Src::I4(_) => panic!("Src::get on packed integer weights"),
+            Src::I8(_) | Src::I4(_) | Src::Indices { .. } => {
+                panic!("Src::get on packed integer weights")
+            }
         }
     }
 }
@@ -184,6 +188,14 @@ impl<'a> Memory<'a> {
                 DType::I32 => Src::I32(view(ptr, len)),
                 DType::I8 => Src::I8(view(ptr, len)),
                 DType::I4 => Src::I4(view(ptr, info.bytes())),
+                DType::U4 => Src::Indices {
+                    bits: 4,
+                    packed: view(ptr, info.bytes()),
+                },
+                DType::U6 => Src::Indices {
+                    bits: 6,
+                    packed: view(ptr, info.bytes()),
+                },
             }
         }
     }
@@ -219,7 +231,9 @@ impl<'a> Memory<'a> {
                 DType::F16 => Dst::F16(view(ptr, len)),
                 DType::F32 => Dst::F32(view(ptr, len)),
                 DType::I32 => Dst::I32(view(ptr, len)),
-                DType::I8 | DType::I4 => unreachable!("checked at load: outputs are numeric"),
+                DType::I8 | DType::I4 | DType::U4 | DType::U6 => {
+                    unreachable!("checked at load: outputs are numeric")
+                }
             }
         }
     }

@@ -15,7 +15,8 @@ impl DType {
             DType::F16 => elements * 2,
             DType::F32 | DType::I32 => elements * 4,
             DType::I8 => elements,
-            DType::I4 => elements.div_ceil(2),
+            DType::I4 | DType::U4 => elements.div_ceil(2),
+            DType::U6 => (elements * 6).div_ceil(8),
         }
     }
 
@@ -24,12 +25,12 @@ impl DType {
         match self {
             DType::F16 => 2,
             DType::F32 | DType::I32 => 4,
-            DType::I8 | DType::I4 => 1,
+            DType::I8 | DType::I4 | DType::U4 | DType::U6 => 1,
         }
     }
 
     /// Whether steps read this type as numbers (f16, f32, i32); i8 and i4 are only ever read
-    /// through a weight's scales.
+    /// through a weight's scales, u4 and u6 through its palettes.
     pub fn is_numeric(self) -> bool {
         matches!(self, DType::F16 | DType::F32 | DType::I32)
     }
@@ -42,6 +43,8 @@ impl DType {
             DType::I32 => "i32",
             DType::I8 => "i8",
             DType::I4 => "i4",
+            DType::U4 => "u4",
+            DType::U6 => "u6",
         }
     }
 }

@@ -46,12 +46,15 @@ pub(super) static KERNELS: Kernels = Kernels {
         int4_per_channel,
         int4_block32,
         int8_block32: scalar::KERNELS.linear_f32.int8_block32,
+        palettized: scalar::KERNELS.linear_f32.palettized,
     },
     linear_q8: LinearQ8Table {
         int8_per_channel: int8_per_channel_q8,
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
         int8_block32: int8_block32_q8,
+        lut4: scalar::KERNELS.linear_q8.lut4,
+        lut6: scalar::KERNELS.linear_q8.lut6,
         int4_layout: Q8Layout::EvenOdd,
     },
     ..scalar::KERNELS

@@ -4,6 +4,7 @@
 mod convert;
 mod elementwise;
 mod linear_f32;
+pub(super) mod linear_lut;
 mod linear_q8;
 mod matmul_rows;
 mod norm;
@@ -38,12 +39,15 @@ pub static KERNELS: Kernels = Kernels {
         int4_per_channel: linear_f32::int4_per_channel,
         int4_block32: linear_f32::int4_block32,
         int8_block32: linear_f32::int8_block32,
+        palettized: linear_lut::palettized,
     },
     linear_q8: LinearQ8Table {
         int8_per_channel: linear_q8::int8_per_channel,
         int4_per_channel: linear_q8::int4_per_channel,
         int4_block32: linear_q8::int4_block32,
         int8_block32: linear_q8::int8_block32,
+        lut4: linear_lut::palettized_q8,
+        lut6: linear_lut::palettized_q8,
         int4_layout: Q8Layout::EvenOdd,
     },
 };

@@ -20,7 +20,7 @@ mod transpose;
 
 use super::out_columns::OutColumns;
 use super::q8_rows::{Q8Layout, Q8Rows};
-use super::{Isa, Kernels, LinearF32Table, LinearQ8Table, Rows};
+use super::{scalar, Isa, Kernels, LinearF32Table, LinearQ8Table, Rows};
 use crate::weights::Weights;
 
 /// Defines a safe function that forwards to a `#[target_feature]` kernel of this module.
@@ -89,12 +89,15 @@ pub(super) static KERNELS: Kernels = Kernels {
         int4_per_channel,
         int4_block32,
         int8_block32,
+        palettized: scalar::KERNELS.linear_f32.palettized,
     },
     linear_q8: LinearQ8Table {
         int8_per_channel: int8_per_channel_q8,
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
         int8_block32: int8_block32_q8,
+        lut4: scalar::KERNELS.linear_q8.lut4,
+        lut6: scalar::KERNELS.linear_q8.lut6,
         int4_layout: Q8Layout::Pairs,
     },
 };

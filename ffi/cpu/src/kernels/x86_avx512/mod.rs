@@ -44,6 +44,8 @@ static KERNELS: Kernels = Kernels {
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
         int8_block32: int8_block32_q8,
+        lut4: x86_avx2::KERNELS.linear_q8.lut4,
+        lut6: x86_avx2::KERNELS.linear_q8.lut6,
         int4_layout: Q8Layout::Pairs,
     },
     ..x86_avx2::KERNELS

@@ -24,7 +24,7 @@ impl Dequantize {
 
     /// f32 scratch: one dequantized row.
     pub fn scratch(&self) -> usize {
-        if self.w.quant.is_some() {
+        if self.w.is_packed() {
             self.w.k
         } else {
             0
@@ -37,7 +37,7 @@ impl Dequantize {
         let k = self.w.k;
         // SAFETY: `out` is this step's only output and is viewed once.
         let mut out = unsafe { ctx.mem.dst(self.out) };
-        if self.w.quant.is_none() {
+        if !self.w.is_packed() {
             return move_run(
                 kernels,
                 ctx.mem.src(self.w.data),

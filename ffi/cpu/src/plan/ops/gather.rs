@@ -40,7 +40,7 @@ impl Gather {
 
     /// f32 scratch: one dequantized row.
     pub fn scratch(&self) -> usize {
-        if self.table.quant.is_some() {
+        if self.table.is_packed() {
             self.table.k
         } else {
             0
@@ -64,7 +64,7 @@ impl Gather {
                 .ok_or_else(|| {
                     format!("index {index} at position {position} is outside the table's {n} rows")
                 })?;
-            if self.table.quant.is_some() {
+            if self.table.is_packed() {
                 let buf = &mut ctx.scratch[..k];
                 self.table.row_f32(ctx.mem, kernels, row, buf);
                 write_f32(kernels, buf, &mut out, position * k);

@@ -13,11 +13,13 @@ use super::weight::WeightRef;
 use super::{same_shape, staging, Checker, Ctx};
 use crate::kernels::out_columns::Part;
 use crate::linear::{linear_parts, plan_activations};
+use crate::palette::{quantize_levels, Palettes};
 use crate::plan::convert::{read_f32, to_f32, write_f32};
 use crate::plan::format::LinearPart;
 use crate::plan::memory::{Dst, Memory, Src};
 use crate::plan::tensor::DType;
 use crate::weights::{Scales, WeightData, WeightFormat, Weights, BLOCK};
+use std::sync::OnceLock;
 
 /// A checked linear or fused_linear step.
 #[derive(Debug)]
@@ -38,6 +40,8 @@ pub struct Linear {
     bias_staging: usize,
     /// f32 elements of all outputs, 0 when the single output is f32 and written in place.
     out_staging: usize,
+    /// Per part of palettized weights, its palettes' int16 levels and steps, made on first use.
+    levels: Vec<OnceLock<(Vec<i16>, Vec<f32>)>>,
 }
 
 /// The kernel format for a weight operand, or why there is none.
@@ -49,6 +53,8 @@ fn format_of(w: &WeightRef) -> Result<WeightFormat, String> {
         (DType::I4, Some(q)) if q.group == w.k => WeightFormat::Int4PerChannel,
         (DType::I4, Some(q)) if q.group == BLOCK => WeightFormat::Int4Block32,
         (DType::I8, Some(q)) if q.group == BLOCK => WeightFormat::Int8Block32,
+        (DType::U4, None) => WeightFormat::Lut4,
+        (DType::U6, None) => WeightFormat::Lut6,
         (dtype, quant) => {
             return Err(format!(
                 "weight {} [{}, {}] with scales per {} inputs has no kernel: quantized weights \
@@ -168,7 +174,9 @@ impl Linear {
         }
         let m = xi.len / k;
         let columns: usize = widths.iter().sum();
+        let levels = weights.iter().map(|_| OnceLock::new()).collect();
         Ok(Linear {
+            levels,
             x,
             weights,
             parts: layout,
@@ -198,13 +206,14 @@ impl Linear {
     }
 
     /// The packed weights of part `p` as the kernels read them (checked at load).
-    fn weights<'a>(&self, mem: &Memory<'a>, p: usize) -> Weights<'a> {
+    fn weights<'a>(&'a self, mem: &Memory<'a>, p: usize) -> Weights<'a> {
         let w = &self.weights[p].0;
-        let scales = |q: Option<super::weight::Quant>| match q.map(|q| mem.src(q.scale)) {
+        let floats = |t: Option<usize>| match t.map(|t| mem.src(t)) {
             Some(Src::F16(s)) => Scales::F16(s),
             Some(Src::F32(s)) => Scales::F32(s),
-            _ => unreachable!("checked at load: quantized weights have f16 or f32 scales"),
+            _ => unreachable!("checked at load: scales and palettes are f16 or f32"),
         };
+        let scales = |q: Option<super::weight::Quant>| floats(q.map(|q| q.scale));
         let data = match (self.format, mem.src(w.data)) {
             (WeightFormat::F32, Src::F32(d)) => WeightData::F32(d),
             (WeightFormat::F16, Src::F16(d)) => WeightData::F16(d),
@@ -224,6 +233,20 @@ impl Linear {
                 data: d,
                 scales: scales(w.quant),
             },
+            (WeightFormat::Lut4 | WeightFormat::Lut6, Src::Indices { bits, packed }) => {
+                let palette = w.palette.expect("checked at load: indices have palettes");
+                let values = floats(Some(palette.lut));
+                let (levels, steps) =
+                    self.levels[p].get_or_init(|| quantize_levels(values, 1 << bits));
+                WeightData::Palettized(Palettes {
+                    bits,
+                    indices: packed,
+                    group_rows: palette.group_rows,
+                    values,
+                    levels,
+                    steps,
+                })
+            }
             _ => unreachable!("checked at load: the format matches the data type"),
         };
         let weights =

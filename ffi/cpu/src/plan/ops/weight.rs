@@ -1,9 +1,12 @@
 //! A weight operand (`weight` of linear and dequantize, `table` of gather): dense f16/f32 data
-//! `[N, K]`, or i8/i4 data `[N, K]` read through f16/f32 scales `[N, K / group]` and optional
-//! offsets of the same shape as `(data[n, k] - offset[n, k / group]) * scale[n, k / group]`.
-//! Offsets are integers of the data's type or floats. Never expanded to a full f32 matrix.
+//! `[N, K]`, i8/i4 data `[N, K]` read through f16/f32 scales `[N, K / group]` and optional
+//! offsets of the same shape as `(data[n, k] - offset[n, k / group]) * scale[n, k / group]`
+//! (offsets are integers of the data's type or floats), or u4/u6 palette indices `[N, K]` read
+//! through f16/f32 palettes `[G, 1, 2^bits, 1]` as `lut[n / (N / G), data[n, k]]`. Never expanded
+//! to a full f32 matrix.
 
 use super::Checker;
+use crate::palette::index_at;
 use crate::plan::convert::read_f32;
 use crate::plan::format::Weight;
 use crate::plan::memory::{Memory, Src};
@@ -17,7 +20,9 @@ pub fn offsets_of(src: Src, len: usize) -> Offsets {
         Src::I4(packed) => Offsets::Int4 { packed, len },
         Src::F16(o) => Offsets::F16(o),
         Src::F32(o) => Offsets::F32(o),
-        Src::I32(_) => unreachable!("checked at load: offsets are i8, i4, f16 or f32"),
+        Src::I32(_) | Src::Indices { .. } => {
+            unreachable!("checked at load: offsets are i8, i4, f16 or f32")
+        }
     }
 }
 
@@ -32,6 +37,15 @@ pub struct Quant {
     pub offset: Option<usize>,
 }
 
+/// The palettes of palette indices.
+#[derive(Clone, Copy, Debug)]
+pub struct Palette {
+    /// Tensor of the palettes `[G, 1, 2^bits, 1]`.
+    pub lut: usize,
+    /// Rows sharing one palette, `N / G`.
+    pub group_rows: usize,
+}
+
 /// A checked weight operand.
 #[derive(Clone, Copy, Debug)]
 pub struct WeightRef {
@@ -41,6 +55,8 @@ pub struct WeightRef {
     pub dtype: DType,
     /// Scales, for i8/i4 data.
     pub quant: Option<Quant>,
+    /// Palettes, for u4/u6 data.
+    pub palette: Option<Palette>,
     /// Rows.
     pub n: usize,
     /// Columns.
@@ -57,8 +73,31 @@ impl WeightRef {
                 w.data, data.shape
             ));
         };
+        let palette = match (data.dtype, w.lut) {
+            (DType::U4 | DType::U6, Some(lut))
+                if w.scale.is_none() && w.group.is_none() && w.offset.is_none() =>
+            {
+                Some(Self::check_palette(c, lut, data.dtype, n, role)?)
+            }
+            (DType::U4 | DType::U6, _) => {
+                return Err(format!(
+                    "{role} data (tensor {}) is {}, which takes a lut and no scale",
+                    w.data,
+                    data.describe()
+                ))
+            }
+            (_, Some(_)) => {
+                return Err(format!(
+                    "{role} data (tensor {}) is {}, which takes no lut",
+                    w.data,
+                    data.describe()
+                ))
+            }
+            (_, None) => None,
+        };
         let quant = match (data.dtype, w.scale, w.group) {
             (DType::F16 | DType::F32, None, None) if w.offset.is_none() => None,
+            (DType::U4 | DType::U6, _, _) => None,
             (DType::F16 | DType::F32, _, _) => {
                 return Err(format!(
                     "{role} data (tensor {}) is {}, which takes no scale or group",
@@ -132,9 +171,47 @@ impl WeightRef {
             data: w.data,
             dtype: data.dtype,
             quant,
+            palette,
             n,
             k,
         })
+    }
+
+    /// Checks palettes `[G, 1, 2^bits, 1]` (f16 or f32) of `n` rows of `dtype` indices.
+    fn check_palette(
+        c: &Checker,
+        lut: usize,
+        dtype: DType,
+        n: usize,
+        role: &str,
+    ) -> Result<Palette, String> {
+        let bits = if dtype == DType::U4 { 4 } else { 6 };
+        let palettes = c.tensor(lut, &format!("{role} lut"))?;
+        if !matches!(palettes.dtype, DType::F16 | DType::F32) {
+            return Err(format!(
+                "{role} lut (tensor {lut}) is {}, expected f16 or f32",
+                palettes.describe()
+            ));
+        }
+        match palettes.shape[..] {
+            [g, 1, entries, 1] if entries == 1 << bits && g > 0 && n.is_multiple_of(g) => {
+                Ok(Palette {
+                    lut,
+                    group_rows: n / g,
+                })
+            }
+            _ => Err(format!(
+                "{role} lut (tensor {lut}) has shape {:?}, expected [G, 1, {}, 1] with G \
+                 dividing the {n} rows",
+                palettes.shape,
+                1 << bits
+            )),
+        }
+    }
+
+    /// Whether the data is read through scales or palettes rather than as plain floats.
+    pub fn is_packed(&self) -> bool {
+        self.quant.is_some() || self.palette.is_some()
     }
 
     /// Row `row` as f32 into `out` (length K): the definition of the weight's values.
@@ -148,6 +225,14 @@ impl WeightRef {
         let k = self.k;
         assert_eq!(out.len(), k, "WeightRef::row_f32: output length");
         let src = mem.src(self.data);
+        if let (Some(palette), Src::Indices { bits, packed }) = (self.palette, src) {
+            let lut = mem.src(palette.lut);
+            let base = (row / palette.group_rows) << bits;
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = lut.get(base + index_at(packed, bits, row * k + j));
+            }
+            return;
+        }
         let Some(quant) = self.quant else {
             return read_f32(kernels, src, row * k, out);
         };
