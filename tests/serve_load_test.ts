@@ -33,7 +33,8 @@ Deno.test("llamane serve under load answers each request with its own text, 429 
   const plan: LoadPlan = {
     clients: 8,
     requestsPerClient: 20,
-    maxTokens: 16,
+    // Long enough that no two of the 160 answers alone are alike.
+    maxTokens: 24,
     model: models.data[0].id,
   };
   const requests = planRequests(plan).flat();
