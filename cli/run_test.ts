@@ -62,9 +62,11 @@ Deno.test("LLAMANE_CPU_ACTIVATIONS=f32 runs quantized weights on f32 activations
   const args = ["run", "-m", bundle, "--prompt", "And God said", "--max_new_tokens", "4"];
   Deno.env.set("LLAMANE_CPU_ACTIVATIONS", "f32");
   try {
-    const f32 = await llamane(narrow, ...args);
+    const f32 = await llamane(narrow, ...args, "--temperature", "0");
     assert.equal(f32.code, 0, f32.stderr);
-    assert.match(f32.stdout, /^And God said /);
+    // The prompt, then what four greedy tokens added to it.
+    assert.match(f32.stdout, /^And God said.+\n$/);
+    assert.match(f32.stderr, /generated 4 tokens/);
 
     Deno.env.set("LLAMANE_CPU_ACTIVATIONS", "int4");
     const unknown = await llamane(narrow, ...args);
