@@ -3,7 +3,8 @@
 //! paths (plans take int8 for quantized weights), and the error of int8 activations against f32
 //! activations.
 //!
-//! Run: `cargo run --release --example bench [-- --threads N] [--format c4w|b4w|c8w|f16]`.
+//! Run: `cargo run --release --example bench [-- --threads N] [--format c4w|b4w|c8w|lut4|f16]
+//! [--path f32|int8]` (both paths unless one is named; lut4's f32 path is scalar and slow).
 //! Timings are the median of several runs (the best can be a fluke on a shared machine, e.g. a
 //! weight copy still in L3); the spread (worst / best - 1) is printed beside each.
 
@@ -12,6 +13,7 @@ use std::time::Instant;
 
 use llamane_cpu::kernels;
 use llamane_cpu::linear::{linear, ActivationPath, Cpu, LinearOptions};
+use llamane_cpu::palette::{pack_indices, quantize_levels, Palettes};
 use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_per_channel};
 use llamane_cpu::thread_pool::ThreadPool;
 use llamane_cpu::weights::{Scales, WeightData, Weights};
@@ -22,6 +24,9 @@ const SHAPES: [(usize, usize, &str); 3] = [
     (2048, 8192, "mlp down [2048, 8192]"),
     (128256, 2048, "lm head  [128256, 2048]"),
 ];
+
+/// Rows per palette of the lut4 weights (the exporter's default).
+const PALETTE_ROWS: usize = 16;
 
 /// Weights cycled through per GEMV so they never sit in the 32 MiB L3: every call streams from DRAM.
 const MIN_STREAM_BYTES: usize = 256 << 20;
@@ -53,6 +58,9 @@ struct Packed {
     bytes: Vec<u8>,
     halves: Vec<u16>,
     scales: Vec<u16>,
+    /// lut4 only: the palettes' int16 levels and steps (their values are in `scales`).
+    levels: Vec<i16>,
+    steps: Vec<f32>,
 }
 
 impl Packed {
@@ -78,17 +86,32 @@ impl Packed {
                 let (q, s) = int8_per_channel(&w, rows, k);
                 (q.iter().map(|&v| v as u8).collect(), vec![], s)
             }
+            "lut4" => {
+                // Indices cycling through the palette, Gaussian palettes: the speed does not
+                // depend on the values.
+                let indices: Vec<u8> = (0..rows * k).map(|i| (i * 7 % 16) as u8).collect();
+                let palettes = rng.vec(rows / PALETTE_ROWS * 16, 0.02);
+                (pack_indices(&indices, 4), vec![], palettes)
+            }
             "f16" => (vec![], f16(&w), vec![]),
-            other => panic!("unknown format {other}: expected c4w, b4w, c8w or f16"),
+            other => panic!("unknown format {other}: expected c4w, b4w, c8w, lut4 or f16"),
         };
         let repeat = n / rows;
+        let scales = f16(&scales).repeat(repeat);
+        let (levels, steps) = if format == "lut4" {
+            quantize_levels(Scales::F16(&scales), 16)
+        } else {
+            (vec![], vec![])
+        };
         Packed {
             n,
             k,
             format: format.to_string(),
             bytes: bytes.repeat(repeat),
             halves: halves.repeat(repeat),
-            scales: f16(&scales).repeat(repeat),
+            scales,
+            levels,
+            steps,
         }
     }
 
@@ -110,6 +133,14 @@ impl Packed {
                 },
                 scales,
             },
+            "lut4" => WeightData::Palettized(Palettes {
+                bits: 4,
+                indices: &self.bytes,
+                group_rows: PALETTE_ROWS,
+                values: scales,
+                levels: &self.levels,
+                steps: &self.steps,
+            }),
             _ => WeightData::F16(&self.halves),
         };
         Weights::new(self.n, self.k, data).unwrap()
@@ -175,6 +206,12 @@ fn main() {
         |t| t.parse().unwrap(),
     );
     let format = arg("--format").unwrap_or_else(|| "c4w".to_string());
+    let paths = match arg("--path").as_deref() {
+        None => vec![ActivationPath::F32, ActivationPath::Int8],
+        Some("f32") => vec![ActivationPath::F32],
+        Some("int8") => vec![ActivationPath::Int8],
+        Some(other) => panic!("unknown path {other}: expected f32 or int8"),
+    };
     let pool = ThreadPool::new(threads);
     let cpu = Cpu {
         kernels: kernels::selected(),
@@ -198,7 +235,7 @@ fn main() {
         let weights: Vec<Weights> = all.iter().map(Packed::weights).collect();
         let x = rng.vec(k, 1.0);
         let mut y = vec![0.0; n];
-        for path in [ActivationPath::F32, ActivationPath::Int8] {
+        for &path in &paths {
             let options = LinearOptions { bias: None, path };
             let mut i = 0;
             let (median, spread) = time(20 * copies.min(4), || {
@@ -233,7 +270,7 @@ fn main() {
         };
         let flops = 2.0 * (m * n * k) as f64;
         let mut results = Vec::new();
-        for path in [ActivationPath::F32, ActivationPath::Int8] {
+        for &path in &paths {
             let mut y = vec![0.0; m * n];
             let options = LinearOptions { bias: None, path };
             let runs = if n > 100_000 { 3 } else { 10 };
@@ -246,7 +283,7 @@ fn main() {
             );
             results.push(y);
         }
-        if format != "f16" {
+        if format != "f16" && paths.len() == 2 {
             let (exact, approx) = (&results[0], &results[1]);
             let norm = |v: &mut dyn Iterator<Item = f32>| {
                 v.map(|e| f64::from(e) * f64::from(e)).sum::<f64>().sqrt()

@@ -87,12 +87,17 @@ pub(in crate::kernels) trait Int4Rows {
 
 /// The 32 bytes of two blocks at `packed[byte..]` split into low and high nibbles, each in
 /// [0, 15], after XOR with `flip` (which turns two's complement nibbles into `q + 8`, or not).
+/// The palette kernels split their indices with it too.
 ///
 /// # Safety
 /// `byte + 32 <= packed.len()`, and the CPU has AVX2.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn split_nibbles(packed: &[u8], byte: usize, flip: i8) -> (__m256i, __m256i) {
+pub(in crate::kernels) unsafe fn split_nibbles(
+    packed: &[u8],
+    byte: usize,
+    flip: i8,
+) -> (__m256i, __m256i) {
     // SAFETY: byte + 32 <= packed.len() (caller); loadu accepts any alignment.
     let v = unsafe { _mm256_loadu_si256(packed.as_ptr().add(byte).cast()) };
     let v = _mm256_xor_si256(v, _mm256_set1_epi8(flip));
@@ -110,7 +115,7 @@ unsafe fn split_nibbles(packed: &[u8], byte: usize, flip: i8) -> (__m256i, __m25
 /// `byte + 16 <= packed.len()`, and the CPU has AVX2.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn block_nibbles(packed: &[u8], byte: usize, flip: i8) -> __m256i {
+pub(in crate::kernels) unsafe fn block_nibbles(packed: &[u8], byte: usize, flip: i8) -> __m256i {
     // SAFETY: byte + 16 <= packed.len() (caller); loadu accepts any alignment.
     let v = unsafe { _mm_loadu_si128(packed.as_ptr().add(byte).cast()) };
     let both = _mm256_broadcastsi128_si256(_mm_xor_si128(v, _mm_set1_epi8(flip)));

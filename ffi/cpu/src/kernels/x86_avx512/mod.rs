@@ -10,6 +10,7 @@
 
 mod linear_q8;
 mod linear_q8_int4;
+mod linear_q8_lut4;
 
 use super::out_columns::OutColumns;
 use super::q8_rows::{Q8Layout, Q8Rows};
@@ -35,6 +36,7 @@ detected! {
     int4_per_channel_q8 => linear_q8_int4::int4_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int4_block32_q8 => linear_q8_int4::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int8_block32_q8 => linear_q8::int8_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+    lut4_q8 => linear_q8_lut4::lut4: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
 static KERNELS: Kernels = Kernels {
@@ -44,7 +46,7 @@ static KERNELS: Kernels = Kernels {
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
         int8_block32: int8_block32_q8,
-        lut4: x86_avx2::KERNELS.linear_q8.lut4,
+        lut4: lut4_q8,
         lut6: x86_avx2::KERNELS.linear_q8.lut6,
         int4_layout: Q8Layout::Pairs,
     },
