@@ -1,7 +1,8 @@
 /**
  * Benchmark: the CPU backend's prefill and decode speed on the KJV model and the
- * Llama-3.2-1B shape (fp16 activations, c4w linears: the export defaults), set against this
- * machine's memory-read bandwidth. Decode reads every weight once per token, so weight bytes per
+ * Llama-3.2-1B shape (fp16 activations, c4w linears: the export defaults; and the 1B shape with
+ * lut4 linears, palettes of 16 values, beside it), set against this machine's memory-read
+ * bandwidth. Decode reads every weight once per token, so weight bytes per
  * token over bandwidth is the fastest it can go; the bench reports decode as a fraction of that
  * bound. (The KJV model's 0.9 MB of weights stay in the CPU's caches, so it can beat a bound made
  * from main-memory bandwidth; the 1B's 620 MB cannot.) It also decodes with every call padded to
@@ -16,7 +17,7 @@ import type { Backend } from "../runtime/backend/backend.ts";
 import { CpuBackend } from "../runtime/backend/cpu.ts";
 import { LoadedModel } from "../runtime/model.ts";
 import { type BenchModel, KJV, LLAMA32_1B_SHAPE } from "./bench_models.ts";
-import { cachedBundle } from "./bundle_cache.ts";
+import { type BundleOptions, cachedBundle } from "./bundle_cache.ts";
 import { decodeWeightBytes } from "./decode_bytes.ts";
 import { generationSpeed } from "./generation_speed.ts";
 import { measureBandwidth } from "./memory_bandwidth.ts";
@@ -27,13 +28,15 @@ const BANDWIDTH_RUNS = 10;
 /** One model's measurement plan. */
 interface Case {
   readonly model: BenchModel;
+  /** Export options other than the defaults. */
+  readonly options?: BundleOptions;
   readonly prefix: string;
   readonly promptTokens: number;
   readonly newTokens: number;
   readonly runs: number;
-  /** New tokens per padded run: padded decode of the 1B costs seconds per token. */
-  readonly paddedNewTokens: number;
-  readonly paddedRuns: number;
+  /** Padded decode, where it is measured: its new tokens per run (padded decode of the 1B costs
+   * seconds per token) and runs. */
+  readonly padded?: { readonly newTokens: number; readonly runs: number };
 }
 
 const CASES: readonly Case[] = [
@@ -43,8 +46,7 @@ const CASES: readonly Case[] = [
     promptTokens: 32,
     newTokens: 128,
     runs: 5,
-    paddedNewTokens: 128,
-    paddedRuns: 5,
+    padded: { newTokens: 128, runs: 5 },
   },
   {
     model: LLAMA32_1B_SHAPE,
@@ -52,8 +54,15 @@ const CASES: readonly Case[] = [
     promptTokens: 128,
     newTokens: 128,
     runs: 3,
-    paddedNewTokens: 8,
-    paddedRuns: 3,
+    padded: { newTokens: 8, runs: 3 },
+  },
+  {
+    model: LLAMA32_1B_SHAPE,
+    options: { linearQuantize: "lut4" },
+    prefix: "llama32_1b_fp16_lut4",
+    promptTokens: 128,
+    newTokens: 128,
+    runs: 3,
   },
 ];
 
@@ -75,7 +84,7 @@ interface Measured {
 }
 
 async function measureCase(cpu: CpuBackend, c: Case): Promise<Measured> {
-  const bundle = await cachedBundle(c.model);
+  const bundle = await cachedBundle(c.model, c.options);
   const bytes = await decodeWeightBytes(bundle);
   const figures: Figures = {};
   let decode: number;
@@ -99,18 +108,18 @@ async function measureCase(cpu: CpuBackend, c: Case): Promise<Measured> {
   for (const [piece, n] of Object.entries(bytes.byPiece)) {
     figures[`${c.prefix}_${piece}_bytes_per_token`] = n;
   }
-  {
+  if (c.padded !== undefined) {
     using padded = await LoadedModel.load(bundle, fixedLength(cpu));
     const paddedPrefix = `${c.prefix}_padded`;
     const paddedFigures = await generationSpeed([{ prefix: paddedPrefix, model: padded }], {
       prompt,
-      newTokens: c.paddedNewTokens,
-      runs: c.paddedRuns,
+      newTokens: c.padded.newTokens,
+      runs: c.padded.runs,
       prefill: false,
     });
     const paddedDecode = paddedFigures[`${paddedPrefix}_decode_tok_s`] as number;
     Object.assign(figures, {
-      [`${paddedPrefix}_new_tokens`]: c.paddedNewTokens,
+      [`${paddedPrefix}_new_tokens`]: c.padded.newTokens,
       ...paddedFigures,
       [`${c.prefix}_flexible_over_padded_decode`]: round(decode / paddedDecode, 2),
     });
@@ -123,7 +132,8 @@ export const runCpu: Bench = {
   name: "run_cpu",
   description: "CPU backend prefill and decode tok/s (greedy, median of runs after a warm-up) of " +
     "fp16 c4w bundles: KJV (32-token prompt, 128 new tokens) and the Llama-3.2-1B shape (128, " +
-    `128); memory-read bandwidth (ffi/cpu/examples/bandwidth.rs, 1 GiB, ${BANDWIDTH_RUNS} ` +
+    "128), and the 1B shape as an fp16 lut4 bundle (the same, no padded decode); memory-read " +
+    `bandwidth (ffi/cpu/examples/bandwidth.rs, 1 GiB, ${BANDWIDTH_RUNS} ` +
     "passes before the models and as many after, since it drifts on a shared machine) and the " +
     "decode bound its median implies (weight bytes a decode token reads, counted from the " +
     "bundle, over bandwidth); and decode with every call padded to the " +
