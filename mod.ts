@@ -13,6 +13,11 @@
  *
  * Each entry point checks the Deno permissions it needs up front and names the missing flag.
  *
+ * These are the names a script that exports, generates, chats or serves types. Each name has one
+ * entry point: the parts behind them (quantization and storage types, progress and statistics,
+ * backends and sessions, the server's pieces) come from the sub-paths `./export`, `./runtime`,
+ * `./serve`, `./tokenizer`, `./bundle`, `./llama`, `./checkpoint`, `./gguf` and `./coreml`.
+ *
  * @example Export the embedded model, then generate greedily
  * ```ts ignore
  * import { embeddedModel, exportModel, generate, loadModel, loadTokenizer } from "@llamane/llamane";
@@ -32,46 +37,24 @@
  */
 
 export { exportModel, type ExportSummary } from "./export/export_model.ts";
-export type {
-  EmbeddingQuantization,
-  ExportOptions,
-  ExportProgress,
-  LinearQuantization,
-} from "./export/options.ts";
-export type { QuantBits } from "./export/quantize.ts";
-export type { PaletteBits } from "./export/palettize.ts";
-export type { StorageChoice, TensorStorage, WeightStorage } from "./export/weight_storage.ts";
-export type { SymmetricBlockDType } from "./checkpoint/blocks.ts";
-export type { FloatDType } from "./coreml/dtype.ts";
+export type { ExportOptions } from "./export/options.ts";
 export { loadModel } from "./runtime/load_model.ts";
-export type { BackendOptions, BackendRequest } from "./runtime/backend/select.ts";
-export type { ComputeUnits } from "./ffi/coreml.ts";
-export type { LoadedModel } from "./runtime/model.ts";
+export { LoadedModel } from "./runtime/model.ts";
 export {
   generate,
   type GenerateOptions,
   type Generation,
   type TokenEvent,
 } from "./runtime/generate.ts";
-export { Chat, type ChatOptions } from "./runtime/chat.ts";
-export { LookaheadError, type LookaheadOptions } from "./runtime/lookahead.ts";
-export type { GenerationStats, LookaheadStats } from "./runtime/generation_stats.ts";
+export { LookaheadError } from "./runtime/lookahead.ts";
+export { Chat } from "./runtime/chat.ts";
+export { loadTokenizer } from "./tokenizer/load.ts";
+export type { Tokenizer } from "./tokenizer/tokenizer.ts";
 export {
   type ChatMessage,
   ChatTemplate,
   ChatTemplateError,
-  type EncodeOptions,
-  loadTokenizer,
-  type StreamingDecoder,
-  type Tokenizer,
-} from "./tokenizer/mod.ts";
+} from "./tokenizer/chat/chat_template.ts";
 export { type BundleServerOptions, serveBundle } from "./serve/serve_bundle.ts";
-export {
-  type RunningServer,
-  SERVER_DEFAULTS,
-  type ServerModel,
-  type ServerOptions,
-  startServer,
-} from "./serve/server.ts";
 export { type EmbeddedModel, embeddedModel } from "./models/embedded.ts";
 export { MissingPermissionError } from "./permissions.ts";

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 const ROOT = new URL("../", import.meta.url);
 

@@ -19,7 +19,7 @@ import { openModel } from "../llama/open.ts";
 import { CpuBackend } from "../runtime/backend/cpu.ts";
 import { evaluate } from "../runtime/evaluate.ts";
 import { LoadedModel } from "../runtime/model.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 import { type BundleOptions, cachedBundle, type ExportSource } from "./bundle_cache.ts";
 import { RecordedReference } from "./recorded_reference.ts";
 import { round } from "./spread.ts";

@@ -13,7 +13,9 @@
  */
 
 import type { Bench, Figures } from "./bench.ts";
-import { loadTokenizer, parseTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
+import { parseTokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { oracleTokenizerDir, smollm2Gguf } from "../testing/hf_oracle.ts";
 
 const ROOT = new URL("../", import.meta.url);

@@ -49,5 +49,3 @@ export {
   type PieceReport,
 } from "./inspect.ts";
 export { readBundledChatTemplate, readBundledTokenizer } from "./tokenizer.ts";
-export type { FeatureDType, FloatDType } from "../coreml/mod.ts";
-export type { ModelConfig, RopeScaling } from "../llama/mod.ts";

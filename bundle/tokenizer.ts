@@ -5,12 +5,9 @@
  */
 
 import { ConfinedDirectory, UnsafeFileError } from "../files/confined.ts";
-import {
-  ChatTemplate,
-  MAX_TOKENIZER_BYTES,
-  parseTokenizer,
-  type Tokenizer,
-} from "../tokenizer/mod.ts";
+import { ChatTemplate } from "../tokenizer/chat/chat_template.ts";
+import { MAX_TOKENIZER_BYTES, parseTokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { BundleError, type TokenizerSpec } from "./manifest.ts";
 
 /**

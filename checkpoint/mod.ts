@@ -45,6 +45,7 @@ export type {
   TensorSource,
 } from "./tensor_source.ts";
 export type { GgufCheckpoint } from "./gguf.ts";
+export type { SymmetricBlockDType } from "./blocks.ts";
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 const GGUF_MAGIC = [0x47, 0x47, 0x55, 0x46];

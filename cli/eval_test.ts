@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { exportModel } from "../export/export_model.ts";
 import type { ExportOptions } from "../export/options.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 import { llamane } from "./_testing.ts";
 
 const ROOT = new URL("../", import.meta.url);

@@ -34,7 +34,9 @@ import {
   parseBackendRequest,
   parseComputeUnits,
 } from "../runtime/backend/select.ts";
-import { type ChatMessage, ChatTemplate, loadTokenizer, type Tokenizer } from "../tokenizer/mod.ts";
+import { type ChatMessage, ChatTemplate } from "../tokenizer/chat/chat_template.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 /** The flags of `run`; `chat` shares those that name the bundle and how to sample. */
 export const runFlags = {

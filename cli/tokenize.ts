@@ -7,7 +7,7 @@
 
 import { type FlagTable, parseFlags, parseInteger, usage, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 
 const flags = {
   tokenizer: {

@@ -9,7 +9,7 @@ import { readManifest } from "../bundle/manifest.ts";
 import { TINY_PARAMS, writeTinyLlama } from "../testing/tiny_llama.ts";
 import { SUPPORTED_OPS } from "../coreml/ops.ts";
 import { readBundledTokenizer } from "../bundle/tokenizer.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 import { oracleTokenizerDir } from "../testing/hf_oracle.ts";
 
 const tiny = await writeTinyLlama();

@@ -10,14 +10,9 @@
 
 import type { TokenizerSpec } from "../bundle/manifest.ts";
 import { readRegularFile, readRegularTextFile, UnsafeFileError } from "../files/confined.ts";
-import {
-  ChatTemplate,
-  ChatTemplateError,
-  LLAMA3_CHAT_TEMPLATE,
-  MAX_TOKENIZER_BYTES,
-  parseTokenizer,
-  type Tokenizer,
-} from "../tokenizer/mod.ts";
+import { ChatTemplate, ChatTemplateError } from "../tokenizer/chat/chat_template.ts";
+import { LLAMA3_CHAT_TEMPLATE, MAX_TOKENIZER_BYTES, parseTokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { parentDirectory } from "./bundle_directory.ts";
 import { ExportOptionsError } from "./options.ts";
 

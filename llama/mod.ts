@@ -33,4 +33,3 @@ export {
   QkLayoutError,
   type QkLayoutVerdict,
 } from "./qk_layout.ts";
-export type { RowRange, StorageDType, TensorInfo, TensorSource } from "../checkpoint/mod.ts";

@@ -7,13 +7,9 @@
  * @module
  */
 
-import {
-  type ChatMessage,
-  type ChatTemplate,
-  encodeChat,
-  type EncodedChat,
-  type Tokenizer,
-} from "../tokenizer/mod.ts";
+import type { ChatMessage, ChatTemplate } from "../tokenizer/chat/chat_template.ts";
+import { encodeChat, type EncodedChat } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { LoadedModel } from "./model.ts";
 import { PromptCache } from "./prompt_cache.ts";
 import {

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { exportChatBundle } from "../testing/chat_bundle.ts";
-import { ChatTemplate, encodeChat, LLAMA3_CHAT_TEMPLATE, loadTokenizer } from "../tokenizer/mod.ts";
+import { ChatTemplate } from "../tokenizer/chat/chat_template.ts";
+import { encodeChat, LLAMA3_CHAT_TEMPLATE } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 import { Chat } from "./chat.ts";
 import { generate } from "./generate.ts";
 import { loadModel } from "./load_model.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Tokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ModelSession } from "./session.ts";
 import type { LoadedModel } from "./model.ts";
 import {
@@ -318,7 +318,7 @@ export function encodeText(
  *
  * @example Greedy continuation with the embedded model (after `deno task demo` made the bundle)
  * ```ts ignore
- * import { generate, loadModel, loadTokenizer } from "../mod.ts";
+ * import { generate, loadModel, loadTokenizer } from "@llamane/llamane";
  * using model = await loadModel("kjv.llamane");
  * const tokenizer = await loadTokenizer("kjv.llamane/tokenizer.model");
  * for await (const { text } of generate(model, tokenizer, "And God said", { temperature: 0 })) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { exportModel } from "../export/export_model.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 import { loadModel } from "./load_model.ts";
 import { generate, MAX_PROMPT_CHARACTERS } from "./generate.ts";
 

@@ -8,7 +8,7 @@ import { emptyGenerationStats } from "./generation_stats.ts";
 import { LookaheadError, lookaheadLayout, type LookaheadOptions, NGramPool } from "./lookahead.ts";
 import { LoadedModel } from "./model.ts";
 import { ModelSession } from "./session.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 
 Deno.test("lookaheadLayout() builds the upstream mask and positions", () => {
   // N = 3, W = 2, G = 1: lookahead rows (0,0) (0,1) / (1,0) (1,1), then one run of 2 at slot 4.

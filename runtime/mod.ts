@@ -1,13 +1,14 @@
 /**
  * The runtime's parts, for tools that drive a model call by call or bring their own backend:
  * loaded models and sessions, KV caches and call inputs, token generation, lookahead, sampling,
- * backends and their selection, and scoring a bundle on a text (`evaluate`). Generating text goes
- * through the top-level entry point.
+ * backends and their selection, and scoring a bundle on a text (`evaluate`). Loading a bundle and
+ * generating text go through the top-level entry point.
  *
  * @example Greedy tokens on the CPU backend, call by call
  * ```ts ignore
- * import { CpuBackend, generateTokens, LoadedModel, ModelSession } from "@llamane/llamane/runtime";
- * using model = await LoadedModel.load("out/kjv-tiny.llamane", await CpuBackend.create());
+ * import { loadModel } from "@llamane/llamane";
+ * import { generateTokens, ModelSession } from "@llamane/llamane/runtime";
+ * using model = await loadModel("out/kjv-tiny.llamane", { backend: "cpu" });
  * const prompt = [1, 450, 4563];
  * const options = { temperature: 0, maxNewTokens: 8, stopTokens: [] };
  * for await (const token of generateTokens(new ModelSession(model), prompt, options)) {
@@ -18,8 +19,7 @@
  * @module
  */
 
-export { loadModel } from "./load_model.ts";
-export { type ForwardResult, LoadedModel, type LogitRows } from "./model.ts";
+export type { ForwardResult, LogitRows } from "./model.ts";
 export { ModelSession } from "./session.ts";
 export {
   checkEvaluation,
@@ -33,22 +33,18 @@ export {
 export { bundleLogitChunks, bundleLogits, type LogitChunk } from "./compare.ts";
 export {
   encodeText,
-  generate,
   GENERATE_DEFAULTS,
-  type GenerateOptions,
   generateTokens,
-  Generation,
-  type TokenEvent,
   type TokenGenerationOptions,
 } from "./generate.ts";
 export { PromptCache } from "./prompt_cache.ts";
-export { encodeConversation } from "./chat.ts";
+export { type ChatOptions, encodeConversation } from "./chat.ts";
 export {
   emptyGenerationStats,
   type GenerationStats,
   type LookaheadStats,
 } from "./generation_stats.ts";
-export { LOOKAHEAD_DEFAULTS, LookaheadError, type LookaheadOptions } from "./lookahead.ts";
+export { LOOKAHEAD_DEFAULTS, type LookaheadOptions } from "./lookahead.ts";
 export {
   argmax,
   type RandomSource,
@@ -80,6 +76,3 @@ export {
 export { CpuBackend, type CpuBackendOptions } from "./backend/cpu.ts";
 export { CoremlBackend, type CoremlBackendOptions } from "./backend/coreml.ts";
 export type { ComputeUnits } from "../ffi/coreml.ts";
-export type { FeatureDType, FloatDType } from "../coreml/mod.ts";
-export type { FunctionSpec, IoSpec, PieceSpec } from "../bundle/mod.ts";
-export type { EncodeOptions, StreamingDecoder, Tokenizer } from "../tokenizer/mod.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ChatMessage } from "../tokenizer/mod.ts";
+import type { ChatMessage } from "../tokenizer/chat/chat_template.ts";
 import { invalidField } from "./api_error.ts";
 import {
   arrayField,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Tokenizer } from "../tokenizer/mod.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 
 /** One token and its log probability. */
 export interface TokenProbability {

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { type ChatTemplate, ChatTemplateError, type Tokenizer } from "../tokenizer/mod.ts";
+import { type ChatTemplate, ChatTemplateError } from "../tokenizer/chat/chat_template.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import type { LoadedModel } from "../runtime/model.ts";
 import { PromptCache } from "../runtime/prompt_cache.ts";
 import { defaultStopTokens, Generation } from "../runtime/generate.ts";

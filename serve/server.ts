@@ -9,7 +9,8 @@
  */
 
 import type { LoadedModel } from "../runtime/model.ts";
-import type { ChatTemplate, Tokenizer } from "../tokenizer/mod.ts";
+import type { ChatTemplate } from "../tokenizer/chat/chat_template.ts";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
 import { ApiError } from "./api_error.ts";
 import { checkApiKey } from "./auth.ts";
 import { ModelQueue } from "./model_queue.ts";
@@ -95,8 +96,9 @@ function internalError(error: unknown, log: (line: string) => void): ApiError {
  *
  * @example Serve a loaded bundle on a free port of loopback, then stop
  * ```ts ignore
- * import { loadModel, startServer } from "@llamane/llamane";
+ * import { loadModel } from "@llamane/llamane";
  * import { readBundledTokenizer, readManifest } from "@llamane/llamane/bundle";
+ * import { startServer } from "@llamane/llamane/serve";
  * using model = await loadModel("out/kjv.llamane");
  * const manifest = await readManifest("out/kjv.llamane");
  * const tokenizer = readBundledTokenizer("out/kjv.llamane", manifest.tokenizer!);

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { exportModel } from "../export/export_model.ts";
 import { generate } from "../runtime/generate.ts";
 import { loadModel } from "../runtime/load_model.ts";
-import { loadTokenizer } from "../tokenizer/mod.ts";
+import { loadTokenizer } from "../tokenizer/load.ts";
 import { CHAT_PAGE_HTML } from "../serve/chat_page.ts";
 import { REPOSITORY_ROOT } from "../testing/file_server.ts";
 import { LOCAL_CPU_LIBRARY, runDeno } from "../testing/deno_run.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MissingPermissionError } from "../permissions.ts";
+import { loadTokenizer } from "./load.ts";
 import {
-  loadTokenizer,
   MAX_TOKENIZER_BYTES,
   parseTokenizer,
   TokenizerFormatError,

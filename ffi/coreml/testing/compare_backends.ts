@@ -26,7 +26,7 @@ import { CpuBackend } from "../../../runtime/backend/cpu.ts";
 import { CoremlBackend } from "../../../runtime/backend/coreml.ts";
 import { parseComputeUnits } from "../../../runtime/backend/select.ts";
 import { type ComputeUnits, DEFAULT_TIMEOUT_SECONDS } from "../../coreml.ts";
-import { loadTokenizer } from "../../../tokenizer/mod.ts";
+import { loadTokenizer } from "../../../tokenizer/load.ts";
 
 /** How far a candidate's logit may be from the CPU backend's: `atol + rtol * |cpu logit|`. */
 export interface Tolerance {
