@@ -23,7 +23,8 @@ import { hasGnuTime, runTimedProbe } from "./timed_child.ts";
 import { lintBundle } from "../bundle/lint.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { exportModel } from "../export/export_model.ts";
-import type { ExportOptions, LinearQuantization } from "../export/options.ts";
+import type { ExportOptions } from "../export/options.ts";
+import type { LinearQuantization } from "../bundle/manifest.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const GENERATOR = new URL("scripts/bench/make_llama_shape.py", ROOT).pathname;

@@ -57,6 +57,17 @@ export interface PieceSpec {
   readonly weightBytes: number;
 }
 
+/**
+ * Every way linear-layer weights are stored: `c4w` int4 per output channel (what the Neural Engine
+ * runs well), `b4w` int4 per block of 32 inputs, `c8w` int8 per output channel, `lut4`/`lut6`
+ * 4-bit or 6-bit indices into a k-means palette per group of output channels, `none` float,
+ * `keep` a GGUF's own Q8_0 and Q4_0 blocks (export/weight_storage.ts).
+ */
+export const LINEAR_QUANTIZATIONS = ["none", "c4w", "b4w", "c8w", "lut4", "lut6", "keep"] as const;
+
+/** One of {@link LINEAR_QUANTIZATIONS}. */
+export type LinearQuantization = typeof LINEAR_QUANTIZATIONS[number];
+
 /** How the bundle was exported. */
 export interface ExportSpec {
   /** Float type of weights and activations. */
@@ -69,8 +80,8 @@ export interface ExportSpec {
   readonly cacheLen: number;
   /** `none`, `keep`, `lut4`, `lut6` or `<bits>,<group size>` as given to `-E`. */
   readonly embeddingQuantize: string;
-  /** `none`, `c4w`, `b4w`, `c8w`, `lut4`, `lut6` or `keep`. */
-  readonly linearQuantize: string;
+  /** How linear-layer weights were stored. */
+  readonly linearQuantize: LinearQuantization;
   /** Output features per part of a split linear layer. */
   readonly targetSplitSize: number;
   /** Most parts a linear layer was split into. */
@@ -194,15 +205,7 @@ function readExport(fields: JsonFields): ExportSpec {
       /^(none|keep|lut4|lut6|\d{1,2},\d{1,9})$/,
       `"none", "keep", "lut4", "lut6" or "<bits>,<group>"`,
     ),
-    linearQuantize: fields.oneOf("linearQuantize", [
-      "none",
-      "c4w",
-      "b4w",
-      "c8w",
-      "lut4",
-      "lut6",
-      "keep",
-    ]),
+    linearQuantize: fields.oneOf("linearQuantize", LINEAR_QUANTIZATIONS),
     targetSplitSize: fields.integer("targetSplitSize", 1, MAX_CACHE_LENGTH),
     maxSplits: fields.integer("maxSplits", 1, 1024),
     graphBreaks: fields.boolean("graphBreaks"),

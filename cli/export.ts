@@ -19,13 +19,13 @@ import { exportModel } from "../export/export_model.ts";
 import {
   EXPORT_DEFAULTS,
   formatEmbeddingQuantization,
-  LINEAR_QUANTIZATIONS,
   parseEmbeddingQuantization,
 } from "../export/options.ts";
 import { keepSummary } from "../export/weight_storage.ts";
 import { formatBytes } from "./format.ts";
 import { formatFindings } from "./lint.ts";
 import { lintBundle } from "../bundle/lint.ts";
+import { LINEAR_QUANTIZATIONS } from "../bundle/manifest.ts";
 
 const FLOAT_DTYPES = ["fp16", "fp32"] as const;
 

@@ -49,16 +49,8 @@ export interface DTypeValues {
 /** The float dtypes a model's weights and activations use: a bundle is fp16 or fp32 throughout. */
 export type FloatDType = "fp16" | "fp32";
 
-/** The dtypes weight.bin may hold. */
-export type BlobDType =
-  | "fp16"
-  | "fp32"
-  | "int32"
-  | "int8"
-  | "uint8"
-  | "int4"
-  | "uint4"
-  | "uint6";
+/** The dtypes weight.bin may hold: all but `bool` and `string` (see {@link isBlobDType}). */
+export type BlobDType = Exclude<DType, "bool" | "string">;
 
 /** Whether `dtype` may be stored in weight.bin. */
 export function isBlobDType(dtype: DType): dtype is BlobDType {

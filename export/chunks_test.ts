@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { chunkLayers, layerWeightBytes } from "./chunks.ts";
 import { exportModel } from "./export_model.ts";
-import { ExportOptionsError, type LinearQuantization, resolveExportOptions } from "./options.ts";
+import { ExportOptionsError, resolveExportOptions } from "./options.ts";
+import type { LinearQuantization } from "../bundle/manifest.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { writeTinyLlama } from "../testing/tiny_llama.ts";
 import { callLogitBytes } from "../testing/tiny_bundle.ts";

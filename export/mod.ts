@@ -1,7 +1,8 @@
 /**
  * The exporter's supporting types, for tools that build export options or read an export's
- * summary: how linear and embedding weights are quantized, how each tensor was stored, and the
- * progress an export reports. Exporting goes through the top-level entry point's `exportModel`.
+ * summary: how linear and embedding weights are quantized (with {@link LINEAR_QUANTIZATIONS}, the
+ * list of the linear ones), how each tensor was stored, and the progress an export reports.
+ * Exporting goes through the top-level entry point's `exportModel`.
  *
  * @example Export with int4 weights per block of 32, then list how each tensor was stored
  * ```ts ignore
@@ -19,7 +20,8 @@
  * @module
  */
 
-export type { EmbeddingQuantization, ExportProgress, LinearQuantization } from "./options.ts";
+export type { EmbeddingQuantization, ExportProgress } from "./options.ts";
+export { LINEAR_QUANTIZATIONS, type LinearQuantization } from "../bundle/manifest.ts";
 export type { QuantBits } from "./quantize.ts";
 export type { PaletteBits } from "./palettize.ts";
 export type { StorageChoice, TensorStorage, WeightStorage } from "./weight_storage.ts";

@@ -11,14 +11,7 @@ import type { QuantBits } from "./quantize.ts";
 import type { PaletteBits } from "./palettize.ts";
 import { splitCount } from "./split_linear.ts";
 import { ANE_LIMITS } from "../bundle/ane_limits.ts";
-
-/**
- * Linear-layer weights: `c4w` int4 per output channel (what the Neural Engine runs well), `b4w`
- * int4 per block of 32 inputs, `c8w` int8 per output channel, `lut4`/`lut6` 4-bit or 6-bit
- * indices into a k-means palette per group of output channels, `none` float, `keep` a GGUF's own
- * Q8_0 and Q4_0 blocks (export/weight_storage.ts).
- */
-export type LinearQuantization = "none" | "c4w" | "b4w" | "c8w" | "lut4" | "lut6" | "keep";
+import { LINEAR_QUANTIZATIONS, type LinearQuantization } from "../bundle/manifest.ts";
 
 /**
  * Embedding-table weights: `b` bits with one scale per row (`groupSize` 0) or per group, palette
@@ -68,34 +61,7 @@ export const EXPORT_DEFAULTS = {
   maxChunkWeightBytes: ANE_LIMITS.chunkWeightBytes.value,
   maxChunkLayers: ANE_LIMITS.programLayers.value,
   maxLogitsAxis: ANE_LIMITS.tensorAxis.value,
-} as const satisfies {
-  readonly output: string;
-  readonly maxContextLen: number;
-  readonly inputLen: number;
-  readonly dtype: FloatDType;
-  readonly embeddingQuantize: EmbeddingQuantization;
-  readonly linearQuantize: LinearQuantization;
-  readonly lutGroupSize: number;
-  readonly asymmetric: boolean;
-  readonly targetSplitSize: number;
-  readonly maxSplits: number;
-  readonly graphBreaks: boolean;
-  readonly multifunction: boolean;
-  readonly maxChunkWeightBytes: number;
-  readonly maxChunkLayers: number;
-  readonly maxLogitsAxis: number;
-};
-
-/** Every {@link LinearQuantization}. */
-export const LINEAR_QUANTIZATIONS: readonly LinearQuantization[] = [
-  "none",
-  "c4w",
-  "b4w",
-  "c8w",
-  "lut4",
-  "lut6",
-  "keep",
-];
+} as const satisfies Partial<ExportOptions>;
 
 /** Options of {@link exportModel}, named as the CLI flags are. */
 export interface ExportOptions {

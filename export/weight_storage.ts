@@ -19,9 +19,9 @@ import {
   type ExportOptions,
   ExportOptionsError,
   linearPaletteBits,
-  type LinearQuantization,
   linearShapes,
 } from "./options.ts";
+import type { LinearQuantization } from "../bundle/manifest.ts";
 import type { QuantBits } from "./quantize.ts";
 import type { PaletteBits } from "./palettize.ts";
 

@@ -15,49 +15,18 @@ one chunk of fp32 random numbers. Each tensor is created directly in bf16 and fi
 so no fp32 copy of a whole tensor (the embedding alone would be 1 GB) ever exists.
 """
 
-import json
 import os
 import pathlib
-import resource
 import sys
 import time
 
 import torch
 
-PARAMS = {
-    "dim": 2048,
-    "n_layers": 16,
-    "n_heads": 32,
-    "n_kv_heads": 8,
-    "vocab_size": 128256,
-    "ffn_dim_multiplier": 1.5,
-    "multiple_of": 256,
-    "norm_eps": 1e-05,
-    "rope_theta": 500000.0,
-    "use_scaled_rope": True,
-}
-HIDDEN = 8192  # int(2 * 4 * dim / 3) * ffn_dim_multiplier, rounded up to a multiple of multiple_of
+from make_llama_shape import SHAPES, finish, shapes
+
+SHAPE = SHAPES["1b"]
 CHUNK_ELEMENTS = 1 << 24
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def shapes():
-    """Meta's tensor names and shapes, in the order Meta's checkpoints store them."""
-    dim, heads, kv_heads = PARAMS["dim"], PARAMS["n_heads"], PARAMS["n_kv_heads"]
-    kv_dim = dim // heads * kv_heads
-    yield "tok_embeddings.weight", (PARAMS["vocab_size"], dim)
-    for i in range(PARAMS["n_layers"]):
-        p = f"layers.{i}"
-        yield f"{p}.attention.wq.weight", (dim, dim)
-        yield f"{p}.attention.wk.weight", (kv_dim, dim)
-        yield f"{p}.attention.wv.weight", (kv_dim, dim)
-        yield f"{p}.attention.wo.weight", (dim, dim)
-        yield f"{p}.feed_forward.w1.weight", (HIDDEN, dim)
-        yield f"{p}.feed_forward.w2.weight", (dim, HIDDEN)
-        yield f"{p}.feed_forward.w3.weight", (HIDDEN, dim)
-        yield f"{p}.attention_norm.weight", (dim,)
-        yield f"{p}.ffn_norm.weight", (dim,)
-    yield "norm.weight", (dim,)
 
 
 def random_bf16(shape, generator):
@@ -84,16 +53,12 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     generator = torch.Generator().manual_seed(0)
-    state = {name: random_bf16(shape, generator) for name, shape in shapes()}
+    state = {name: random_bf16(dims, generator) for name, dims in shapes(SHAPE)}
     count = sum(t.numel() for t in state.values())
     partial = checkpoint.with_suffix(".pth.partial")
     torch.save(state, partial)
     os.replace(partial, checkpoint)
-    params.write_text(json.dumps(PARAMS) + "\n")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    seconds = time.monotonic() - started
-    print(f"wrote {checkpoint}: {len(state)} tensors, {count} parameters, "
-          f"{checkpoint.stat().st_size} bytes in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
+    finish(checkpoint, params, SHAPE, len(state), count, started)
 
 
 if __name__ == "__main__":

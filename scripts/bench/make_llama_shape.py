@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""Writes a checkpoint shaped like Meta's Llama 3.2 3B or Llama 3.1 8B, with random bf16 weights,
-for the export benchmarks of models larger than one Neural Engine program holds.
+"""Writes a checkpoint shaped like Meta's Llama 3.2 1B or 3B or Llama 3.1 8B, with random bf16
+weights, for the export benchmarks of models larger than one Neural Engine program holds.
+make_llama32_1b_shape.py takes its 1B shape from here.
 
-Usage: /usr/bin/python3 scripts/bench/make_llama_shape.py 3b|8b OUT_DIR
+Usage: /usr/bin/python3 scripts/bench/make_llama_shape.py 1b|3b|8b OUT_DIR
 
 It writes `model.safetensors` (Meta's tensor names, BF16) and `params.json` (Meta's fields, as
 Meta ships them for that model), and does nothing when both already exist. The file is written to
@@ -29,6 +30,22 @@ import time
 import numpy as np
 
 SHAPES = {
+    "1b": {
+        "params": {
+            "dim": 2048,
+            "n_layers": 16,
+            "n_heads": 32,
+            "n_kv_heads": 8,
+            "vocab_size": 128256,
+            "ffn_dim_multiplier": 1.5,
+            "multiple_of": 256,
+            "norm_eps": 1e-05,
+            "rope_theta": 500000.0,
+            "use_scaled_rope": True,
+        },
+        "hidden": 8192,
+        "tied": True,
+    },
     "3b": {
         "params": {
             "dim": 3072,
@@ -113,6 +130,15 @@ def write_tensor(file, name, shape, pool, index):
         start = (start + length) % POOL_ELEMENTS
 
 
+def finish(checkpoint, params, shape, tensors, parameters, started):
+    """Writes params.json beside the checkpoint, then reports the size, the time and the peak RSS."""
+    params.write_text(json.dumps(shape["params"]) + "\n")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = time.monotonic() - started
+    print(f"wrote {checkpoint}: {tensors} tensors, {parameters} parameters, "
+          f"{checkpoint.stat().st_size} bytes in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
+
+
 def main():
     if len(sys.argv) != 3 or sys.argv[1] not in SHAPES:
         sys.exit(f"usage: {sys.argv[0]} {'|'.join(SHAPES)} OUT_DIR")
@@ -140,11 +166,7 @@ def main():
         for index, (name, dims) in enumerate(tensors):
             write_tensor(file, name, dims, pool, index)
     os.replace(partial, checkpoint)
-    params.write_text(json.dumps(shape["params"]) + "\n")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    seconds = time.monotonic() - started
-    print(f"wrote {checkpoint}: {len(tensors)} tensors, {offset // 2} parameters, "
-          f"{checkpoint.stat().st_size} bytes in {seconds:.1f} s, peak RSS {peak_mb:.0f} MB")
+    finish(checkpoint, params, shape, len(tensors), offset // 2, started)
 
 
 if __name__ == "__main__":
