@@ -36,7 +36,7 @@ function exists(from: string, cited: string): boolean {
 
 async function trackedFiles(): Promise<string[]> {
   const { stdout } = await new Deno.Command("git", {
-    args: ["ls-files", "*.ts", "*.rs", "*.py", "*.sh", "*.md", "*.yml", "*.toml"],
+    args: ["ls-files", "*.ts", "*.rs", "*.py", "*.sh", "*.c", "*.mjs", "*.md", "*.yml", "*.toml"],
     cwd: ROOT,
     stdout: "piped",
   }).output();

@@ -4,6 +4,7 @@
  */
 
 import assert from "node:assert/strict";
+import config from "../deno.json" with { type: "json" };
 import { REPOSITORY_ROOT } from "../testing/file_server.ts";
 
 /** Repository paths `deno publish --dry-run` would upload. */
@@ -27,13 +28,10 @@ async function publishedFiles(): Promise<string[]> {
 const files = await publishedFiles();
 
 Deno.test("the package holds the entry points, the docs, the model and the asset hashes", () => {
+  const entryPoints = Object.values(config.exports).map((path) => path.replace(/^\.\//, ""));
   for (
     const path of [
-      "mod.ts",
-      "cli/main.ts",
-      "checkpoint/mod.ts",
-      "tokenizer/mod.ts",
-      "llama/mod.ts",
+      ...entryPoints,
       "deno.json",
       "README.md",
       "LICENSE",
