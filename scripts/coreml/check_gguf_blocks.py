@@ -26,6 +26,7 @@ import gguf
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
+from check_weights import rope_rows  # noqa: E402
 from validate import load_program  # noqa: E402
 
 WEIGHT = re.compile(r"^(?:layers_(\d+)_(wq|wk|wv|wo|w1|w2|w3)|output)_part(\d+)_weight$")
@@ -45,15 +46,6 @@ def dequantized_tensors(path):
             out[tensor.name] = np.asarray(values, np.float32).reshape(
                 int(tensor.shape[1]), int(tensor.shape[0]))
     return out
-
-
-def rope_rows(weights, head_dim):
-    order = []
-    for head in range(weights.shape[0] // head_dim):
-        base = head * head_dim
-        order += [base + 2 * j for j in range(head_dim // 2)]
-        order += [base + 2 * j + 1 for j in range(head_dim // 2)]
-    return weights[order]
 
 
 def source_rows(name, config, tensors, rows):

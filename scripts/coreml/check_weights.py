@@ -110,6 +110,7 @@ def read_pth(path):
 
 
 def rope_rows(weights, head_dim):
+    """The rows of a wq or wk matrix as the graph holds them: even rows of each head, then odd."""
     order = []
     for head in range(weights.shape[0] // head_dim):
         base = head * head_dim
