@@ -96,8 +96,8 @@ export interface ExportSpec {
 export interface TokenizerSpec {
   /** File name at the top of the bundle. */
   readonly file: string;
-  /** `sentencepiece`, `tiktoken` or `tokenizer.json` (Hugging Face). */
-  readonly kind: "sentencepiece" | "tiktoken" | "tokenizer.json";
+  /** `sentencepiece`, `tiktoken`, `tokenizer.json` (Hugging Face) or `gguf` (llama.cpp's). */
+  readonly kind: "sentencepiece" | "tiktoken" | "tokenizer.json" | "gguf";
   /** Beginning-of-sequence id, or null when the tokenizer has none. */
   readonly bosId: number | null;
   /** End-of-sequence id, or null when the tokenizer has none. */
@@ -217,7 +217,7 @@ function readTokenizer(fields: JsonFields, vocabSize: number): TokenizerSpec {
   const id = (key: string) => fields.integerOrNull(key, 0, vocabSize - 1);
   return {
     file: fields.string("file", BUNDLE_FILE_NAME, "a file name at the top of the bundle"),
-    kind: fields.oneOf("kind", ["sentencepiece", "tiktoken", "tokenizer.json"]),
+    kind: fields.oneOf("kind", ["sentencepiece", "tiktoken", "tokenizer.json", "gguf"]),
     bosId: id("bosId"),
     eosId: id("eosId"),
     stopTokens: fields.list("stopTokens", 0, 1024, (value, where) => {

@@ -42,14 +42,16 @@ const flags = {
     type: "string",
     short: "t",
     value: "PATH",
-    help: "tokenizer to bundle",
-    defaultText: "tokenizer.model or tokenizer.json beside the checkpoint",
+    help: "tokenizer to bundle: a tokenizer.model, a tokenizer.json, or a .gguf's vocabulary",
+    defaultText: "tokenizer.model or tokenizer.json beside the checkpoint, else a GGUF " +
+      "checkpoint's own vocabulary",
   },
   chat_template: {
     type: "string",
     value: "FILE",
     help: "Jinja chat template to bundle",
-    defaultText: "tokenizer_config.json's beside the tokenizer; Llama 3's for tiktoken",
+    defaultText:
+      "tokenizer_config.json's beside the tokenizer; a GGUF's own; Llama 3's for tiktoken",
   },
   max_context_len: {
     type: "string",
@@ -213,6 +215,7 @@ export const exportCommand: Command = {
           manifest.tokenizer === null ? "no tokenizer" : `tokenizer ${manifest.tokenizer.kind}`
         }`,
     );
+    console.log(`  tokenizer: ${summary.tokenizerOrigin}`);
     for (const line of keepSummary(summary.storage)) console.log(`  ${line}`);
     for (const piece of manifest.pieces) {
       console.log(`  ${piece.package.padEnd(22)} ${formatBytes(piece.weightBytes)}`);

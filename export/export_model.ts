@@ -19,7 +19,11 @@ import { openModel } from "../llama/open.ts";
 import { expectedTensors, validateTensors } from "../llama/weights.ts";
 import { measureQkLayout, QkLayoutError } from "../llama/qk_layout.ts";
 import { readNeed, requirePermissions, writeNeed } from "../permissions.ts";
-import { readTokenizerToBundle } from "./tokenizer_bundle.ts";
+import {
+  readCheckpointVocabularyToBundle,
+  readTokenizerToBundle,
+  type TokenizerToBundle,
+} from "./tokenizer_bundle.ts";
 import { VERSION } from "../version.ts";
 import { ProgramBuilder } from "../coreml/builder.ts";
 import type { FeatureDescription } from "../coreml/model.ts";
@@ -64,6 +68,8 @@ export interface ExportSummary {
   readonly warnings: readonly string[];
   /** How each weight matrix was stored, in the order written (what `keep` kept, what fell back). */
   readonly storage: readonly TensorStorage[];
+  /** Where the bundled tokenizer came from, or why the bundle has none. */
+  readonly tokenizerOrigin: string;
 }
 
 /** The folder holding a checkpoint: itself for a model folder, else the file's parent. */
@@ -78,8 +84,9 @@ async function checkpointFolder(checkpoint: string): Promise<string> {
 }
 
 /**
- * The tokenizer to bundle: the given path, or `tokenizer.model` (Meta) or `tokenizer.json`
- * (Hugging Face) beside the checkpoint, or in its model folder, if any.
+ * The tokenizer file to bundle: the given path, or `tokenizer.model` (Meta) or `tokenizer.json`
+ * (Hugging Face) beside the checkpoint, or in its model folder, if any. Without one, a GGUF
+ * checkpoint's own vocabulary is bundled (see {@link tokenizerToBundle}).
  */
 async function tokenizerPath(options: ResolvedExportOptions): Promise<string | undefined> {
   if (options.tokenizer !== undefined) return options.tokenizer;
@@ -95,6 +102,24 @@ async function tokenizerPath(options: ResolvedExportOptions): Promise<string | u
     }
   }
   return undefined;
+}
+
+/** The tokenizer file's, else a GGUF checkpoint's vocabulary, else none. */
+async function tokenizerToBundle(
+  file: string | undefined,
+  checkpoint: { path: string; isGguf: boolean },
+  vocabSize: number,
+  chatTemplatePath: string | undefined,
+): Promise<TokenizerToBundle> {
+  if (file !== undefined) return await readTokenizerToBundle(file, vocabSize, chatTemplatePath);
+  if (checkpoint.isGguf) {
+    return await readCheckpointVocabularyToBundle(checkpoint.path, vocabSize, chatTemplatePath);
+  }
+  return {
+    files: new Map(),
+    spec: null,
+    origin: "none: no tokenizer.model or tokenizer.json beside the checkpoint",
+  };
 }
 
 /**
@@ -181,9 +206,12 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
       resolved.numChunks,
     )
     : undefined;
-  const tokenizerToBundle = tokenizer === undefined
-    ? undefined
-    : await readTokenizerToBundle(tokenizer, config.vocabSize, resolved.chatTemplate);
+  const bundledTokenizer = await tokenizerToBundle(
+    tokenizer,
+    { path: resolved.checkpoint, isGguf: model.layout === "gguf" },
+    config.vocabSize,
+    resolved.chatTemplate,
+  );
 
   await using staged = await StagedBundle.create(resolved.output);
   const weights = new WeightReader(source);
@@ -267,10 +295,10 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
       graphBreaks: resolved.graphBreaks,
       multifunction: resolved.multifunction,
     },
-    tokenizer: tokenizerToBundle?.spec ?? null,
+    tokenizer: bundledTokenizer.spec,
     pieces,
   };
-  for (const [name, bytes] of tokenizerToBundle?.files ?? []) {
+  for (const [name, bytes] of bundledTokenizer.files) {
     await Deno.writeFile(`${staged.path}/${name}`, bytes);
   }
   await Deno.writeTextFile(
@@ -285,5 +313,6 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     seconds: (performance.now() - started) / 1000,
     warnings: model.warnings,
     storage: [...storage.values()],
+    tokenizerOrigin: bundledTokenizer.origin,
   };
 }

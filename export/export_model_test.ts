@@ -450,3 +450,85 @@ Deno.test("exportModel() bundles a tokenizer.json, and refuses one with ids the 
       error.message.includes(`Cannot render the chat template "${broken}": it does not parse`),
   );
 });
+
+Deno.test("exportModel() bundles a .gguf's vocabulary as tokenizer.gguf, and says when a GGUF has none", async () => {
+  const vocab = `${await oracleTokenizerDir("llama3")}/vocab.gguf`;
+  const tokenizer = await loadTokenizer(vocab);
+  const parent = await Deno.makeTempDir();
+  await assert.rejects(
+    () =>
+      exportModel({
+        checkpoint: tiny.checkpoint,
+        params: tiny.params,
+        tokenizer: vocab,
+        output: `${parent}/t.llamane`,
+      }),
+    (error: unknown) =>
+      error instanceof ExportOptionsError &&
+      error.message ===
+        `Cannot export: the tokenizer "${vocab}" has ${tokenizer.vocabSize} ids but the model ` +
+          `embeds only ${TINY_PARAMS.vocab_size}: it is not this model's tokenizer`,
+  );
+
+  const wide = await writeTinyLlama({ ...TINY_PARAMS, vocab_size: 3072 });
+  const bundle = `${parent}/wide.llamane`;
+  const summary = await exportModel({
+    checkpoint: wide.checkpoint,
+    params: wide.params,
+    tokenizer: vocab,
+    output: bundle,
+    inputLen: 8,
+    maxContextLen: 40,
+  });
+  assert.equal(summary.tokenizerOrigin, `the vocabulary of "${vocab}"`);
+  const spec = (await readManifest(bundle)).tokenizer!;
+  assert.deepEqual(spec, {
+    file: "tokenizer.gguf",
+    kind: "gguf",
+    bosId: tokenizer.bosId,
+    eosId: tokenizer.eosId,
+    stopTokens: tokenizer.stopTokens,
+    addBos: tokenizer.addBos,
+    chatTemplate: null,
+  });
+  const bundled = readBundledTokenizer(bundle, spec);
+  const text = "<|begin_of_text|>Hello, world 123 <|eot_id|>";
+  assert.deepEqual(
+    bundled.encode(text, { allowedSpecial: "all" }),
+    tokenizer.encode(text, { allowedSpecial: "all" }),
+  );
+
+  // A GGUF without tokenizer.* metadata: refused as a tokenizer, exported without one.
+  const bare = new URL("../testdata/gguf/tiny_llama3.gguf", import.meta.url).pathname;
+  await assert.rejects(
+    () =>
+      exportModel({
+        checkpoint: wide.checkpoint,
+        params: wide.params,
+        tokenizer: bare,
+        output: `${parent}/bare-tokenizer.llamane`,
+      }),
+    (error: unknown) =>
+      error instanceof ExportOptionsError &&
+      error.message ===
+        `Cannot export: the tokenizer "${bare}" is a GGUF without a vocabulary (no ` +
+          "tokenizer.ggml.model)",
+  );
+  const untokenized = await exportModel({
+    checkpoint: bare,
+    output: `${parent}/bare.llamane`,
+    inputLen: 8,
+    maxContextLen: 40,
+  });
+  assert.equal(
+    untokenized.tokenizerOrigin,
+    "none: the GGUF checkpoint holds no vocabulary (no tokenizer.* metadata)",
+  );
+  assert.equal(untokenized.manifest.tokenizer, null);
+  assert.deepEqual(
+    [...Deno.readDirSync(untokenized.output)].map((e) => e.name).filter((n) =>
+      !n.endsWith("package")
+    ),
+    ["manifest.json"],
+  );
+});

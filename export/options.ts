@@ -75,13 +75,14 @@ export interface ExportOptions {
   /** Bundle directory to write. @default EXPORT_DEFAULTS.output */
   readonly output?: string;
   /**
-   * Tokenizer to copy into the bundle.
-   * @default `tokenizer.model` or `tokenizer.json` beside the checkpoint (or in its folder), if any
+   * Tokenizer to copy into the bundle: a tokenizer file, or a `.gguf` whose vocabulary is taken.
+   * @default `tokenizer.model` or `tokenizer.json` beside the checkpoint (or in its folder), if
+   *   any, else a GGUF checkpoint's own vocabulary
    */
   readonly tokenizer?: string;
   /**
    * A Jinja chat template to bundle instead of the checkpoint's (`tokenizer_config.json` beside
-   * the tokenizer, or Llama 3's for a tiktoken tokenizer).
+   * the tokenizer, a GGUF's `tokenizer.chat_template`, or Llama 3's for a tiktoken tokenizer).
    */
   readonly chatTemplate?: string;
   /** Context length: cache slots plus one call. @default EXPORT_DEFAULTS.maxContextLen */

@@ -1,12 +1,13 @@
 /**
- * A small GGUF writer for tests: headers built field by field, so that a test can make any part of
- * one lie. The valid files it writes are checked against the `gguf` Python package's in
+ * GGUF files for tests, built field by field with writer.ts's encoder, so that a test can make any
+ * part of one lie. The valid files it writes are checked against the `gguf` Python package's in
  * checkpoint/gguf_test.ts (which reads the files that package wrote).
  *
  * @module
  */
 
-import type { ByteSource } from "./header.ts";
+import type { ByteSource, GgufMetadataEntry } from "./header.ts";
+import { GgufBytes } from "./writer.ts";
 
 /** One metadata entry to write: a u32 value, a string, or an array of strings. */
 export type TestValue = { u32: number } | { string: string } | { strings: string[] };
@@ -29,49 +30,33 @@ export interface TestGguf {
   readonly dataBytes?: number;
 }
 
+/** The entry {@link GgufBytes.entry} writes for a test value. */
+function entryOf(value: TestValue): GgufMetadataEntry {
+  if ("u32" in value) return { type: "u32", value: value.u32 };
+  if ("string" in value) return { type: "string", value: value.string };
+  return { type: "array<string>", value: value.strings };
+}
+
 /** Serializes a GGUF file. */
 export function buildGguf(spec: TestGguf): Uint8Array<ArrayBuffer> {
-  const parts: number[] = [];
-  const u32 = (v: number) => parts.push(v & 255, (v >> 8) & 255, (v >> 16) & 255, v >>> 24);
-  const u64 = (v: number) => {
-    u32(v % 2 ** 32);
-    u32(Math.floor(v / 2 ** 32));
-  };
-  const string = (s: string) => {
-    const bytes = new TextEncoder().encode(s);
-    u64(bytes.length);
-    parts.push(...bytes);
-  };
   const metadata = spec.metadata ?? [];
   const tensors = spec.tensors ?? [];
-  parts.push(0x47, 0x47, 0x55, 0x46);
-  u32(spec.version ?? 3);
-  u64(spec.tensorCount ?? tensors.length);
-  u64(metadata.length);
-  for (const [key, value] of metadata) {
-    string(key);
-    if ("u32" in value) {
-      u32(4);
-      u32(value.u32);
-    } else if ("string" in value) {
-      u32(8);
-      string(value.string);
-    } else {
-      u32(9);
-      u32(8);
-      u64(value.strings.length);
-      value.strings.forEach(string);
-    }
-  }
+  const out = new GgufBytes();
+  out.bytes(new TextEncoder().encode("GGUF"));
+  out.u32(spec.version ?? 3);
+  out.u64(spec.tensorCount ?? tensors.length);
+  out.u64(metadata.length);
+  for (const [key, value] of metadata) out.entry(key, entryOf(value));
   for (const tensor of tensors) {
-    string(tensor.name);
-    u32(tensor.dims.length);
-    tensor.dims.forEach(u64);
-    u32(tensor.typeId);
-    u64(tensor.offset);
+    out.string(tensor.name);
+    out.u32(tensor.dims.length);
+    tensor.dims.forEach((dim) => out.u64(dim));
+    out.u32(tensor.typeId);
+    out.u64(tensor.offset);
   }
-  while (parts.length % 32 !== 0) parts.push(0);
-  return new Uint8Array([...parts, ...new Uint8Array(spec.dataBytes ?? 0)]);
+  out.pad(32);
+  out.bytes(new Uint8Array(spec.dataBytes ?? 0));
+  return out.finish();
 }
 
 /** A {@link ByteSource} over bytes in memory. */

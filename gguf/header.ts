@@ -121,7 +121,7 @@ class Cursor {
   #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   pos = 0;
 
-  constructor(bytes: Uint8Array<ArrayBuffer>, readonly path: string, readonly fileSize: number) {
+  constructor(bytes: Uint8Array, readonly path: string, readonly fileSize: number) {
     this.#bytes = bytes;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
@@ -422,6 +422,17 @@ export async function readGgufHeader(source: ByteSource): Promise<GgufHeader> {
       }
     }
   }
+}
+
+/**
+ * Parses the header of a whole GGUF file held in memory, as {@link readGgufHeader} does a file's.
+ *
+ * @param path the file's name, for messages
+ * @throws {GgufFormatError} as {@link readGgufHeader} does
+ */
+export function parseGgufHeader(bytes: Uint8Array, path: string): GgufHeader {
+  // The window is the whole file, so every read past it fails as past the file's end.
+  return parse(new Cursor(bytes, path, bytes.length));
 }
 
 /** A metadata value of `header` by key, or `undefined`. */

@@ -16,6 +16,8 @@ export {
   MAX_DIMENSIONS,
   MAX_HEADER_BYTES,
   metadataValue,
+  parseGgufHeader,
   readGgufHeader,
 } from "./header.ts";
+export { writeGgufMetadata } from "./writer.ts";
 export { type GgmlType, type GgmlTypeLayout, SUPPORTED_GGML_TYPES } from "./ggml_types.ts";

@@ -1,7 +1,7 @@
 /**
  * The Hugging Face oracle of scripts/tokenizer/hf_oracle.py: the tokenizer folders it builds
- * (made once, under `out/tokenizers/`), the ids Python `tokenizers` gives for texts, and chat
- * templates rendered by `transformers`.
+ * (made once, under `out/tokenizers/`), the ids Python `tokenizers` gives for texts, chat
+ * templates rendered by `transformers`, and GGUF metadata read by `gguf`.
  *
  * @module
  */
@@ -80,4 +80,16 @@ export async function oracleChat(
   cases: readonly ChatCase[],
 ): Promise<(string | { error: string })[]> {
   return JSON.parse(await runOracleScript(SCRIPT, ["chat"], JSON.stringify({ cases })));
+}
+
+/** A GGUF as the `gguf` package's reader reads it (integers beyond 2^53 as decimal strings). */
+export interface OracleGguf {
+  readonly version: number;
+  readonly tensor_count: number;
+  readonly metadata: Record<string, { readonly type: string; readonly value: unknown }>;
+}
+
+/** The version, tensor count and metadata of the GGUF at `path`, read by Python `gguf`. */
+export async function oracleGgufMetadata(path: string): Promise<OracleGguf> {
+  return JSON.parse(await runOracleScript(SCRIPT, ["gguf-metadata", path]));
 }

@@ -6,6 +6,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import type { Tokenizer } from "../tokenizer/tokenizer.ts";
+
 const PEER = new URL("../bench/peer/", import.meta.url);
 
 async function sha256(path: URL): Promise<string> {
@@ -54,4 +57,45 @@ export async function llamaCppTokenize(
   const text = new TextDecoder();
   if (!success) throw new Error(`bench/peer/tokenize.mjs failed:\n${text.decode(stderr)}`);
   return JSON.parse(text.decode(stdout));
+}
+
+/** Asserts that each case's two encodings are equal, showing the first few that are not. */
+export function assertSameEncodings(
+  label: string,
+  cases: readonly (readonly [string, unknown, unknown])[],
+): void {
+  const failures = cases.filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b));
+  const shown = failures.slice(0, 4).map(([input, actual, expected]) =>
+    `  ${JSON.stringify(input)}:\n    got      ${JSON.stringify(actual)}\n` +
+    `    expected ${JSON.stringify(expected)}`
+  );
+  assert.equal(
+    failures.length,
+    0,
+    `${failures.length} of ${cases.length} ${label} differ from llama.cpp:\n${shown.join("\n")}`,
+  );
+}
+
+/**
+ * Asserts that `tokenizer` encodes every text as llama.cpp does with the vocabulary of the GGUF
+ * at `model`: special tokens read as text, and recognised.
+ */
+export async function assertEncodesLikeLlamaCpp(
+  tokenizer: Tokenizer,
+  model: string,
+  texts: readonly string[],
+): Promise<void> {
+  const oracle = await llamaCppTokenize(model, texts);
+  assertSameEncodings(
+    "encodings of special tokens as text",
+    texts.map((text, i) => [text, tokenizer.encode(text), oracle[i]!.plain]),
+  );
+  assertSameEncodings(
+    "encodings with special tokens",
+    texts.map((text, i) => [
+      text,
+      tokenizer.encode(text, { allowedSpecial: "all" }),
+      oracle[i]!.special,
+    ]),
+  );
 }

@@ -1,19 +1,24 @@
 /**
  * Loading a tokenizer file of any kind, recognised by its content rather than its name (both
  * SentencePiece and tiktoken files are called `tokenizer.model`): SentencePiece, tiktoken ranks,
- * or a Hugging Face `tokenizer.json`.
+ * a Hugging Face `tokenizer.json`, or a GGUF's vocabulary.
  *
  * @module
  */
 
 import { readRegularFile, UnsafeFileError } from "../files/confined.ts";
 import { readNeed, requirePermissions } from "../permissions.ts";
-import { TokenizerFormatError, UnsupportedTokenizerError } from "./errors.ts";
+import { TokenizerFormatError } from "./errors.ts";
 import { SentencePieceTokenizer } from "./sentencepiece/sentencepiece_tokenizer.ts";
 import { looksLikeRanksFile } from "./tiktoken/ranks_file.ts";
 import { TiktokenTokenizer } from "./tiktoken/tiktoken_tokenizer.ts";
 import { parseTokenizerJson } from "./bpe/tokenizer_json.ts";
-import { loadGgufTokenizer, startsWithGgufMagic } from "./gguf/gguf_file.ts";
+import {
+  isGgufFile,
+  loadGgufTokenizer,
+  parseGgufTokenizer,
+  startsWithGgufMagic,
+} from "./gguf/gguf_file.ts";
 import type { Tokenizer } from "./tokenizer.ts";
 
 /**
@@ -34,8 +39,9 @@ export interface ParseTokenizerOptions {
 /**
  * Builds a tokenizer from the bytes of a tokenizer file: a SentencePiece protobuf (its first
  * field is a length-delimited ModelProto field), a tiktoken ranks file (its first line is a
- * base64 token, a space and a rank) or a Hugging Face `tokenizer.json` with a BPE model (a JSON
- * object).
+ * base64 token, a space and a rank), a Hugging Face `tokenizer.json` with a BPE model (a JSON
+ * object) or a GGUF (`GGUF` first) holding a vocabulary. A GGUF model file is better read with
+ * {@link loadTokenizer}, which reads its header alone.
  *
  * @example Encoding and decoding with the embedded KJV tokenizer
  * ```ts
@@ -49,8 +55,8 @@ export interface ParseTokenizerOptions {
  * assert.equal(tokenizer.decode(ids), "In the beginning");
  * ```
  *
- * @throws {TokenizerFormatError} when the content is neither format, or is malformed
- * @throws {UnsupportedTokenizerError} for a SentencePiece or tokenizer.json feature not
+ * @throws {TokenizerFormatError} when the content is none of these formats, or is malformed
+ * @throws {UnsupportedTokenizerError} for a SentencePiece, tokenizer.json or GGUF feature not
  * implemented
  */
 export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions = {}): Tokenizer {
@@ -64,18 +70,12 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
   }
   const text = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart();
   if (text.startsWith("{")) return parseTokenizerJson(bytes, name);
-  if (startsWithGgufMagic(bytes)) {
-    throw new UnsupportedTokenizerError(
-      name,
-      "a GGUF vocabulary is read from its file with loadTokenizer(), or from a header with " +
-        "ggufTokenizer()",
-    );
-  }
+  if (startsWithGgufMagic(bytes)) return parseGgufTokenizer(bytes, name);
   throw new TokenizerFormatError(
     name,
     0,
     "unrecognised format: expected a SentencePiece model (protobuf), a tiktoken ranks file " +
-      "(lines of base64 token and rank) or a tokenizer.json",
+      "(lines of base64 token and rank), a tokenizer.json or a GGUF",
   );
 }
 
@@ -89,7 +89,7 @@ export function parseTokenizer(bytes: Uint8Array, options: ParseTokenizerOptions
 export async function loadTokenizer(path: string | URL): Promise<Tokenizer> {
   const name = path instanceof URL ? path.pathname : path;
   await requirePermissions([readNeed(path, `read the tokenizer "${name}"`)]);
-  if (await isGguf(name)) return await loadGgufTokenizer(name, name);
+  if (await isGgufFile(name)) return await loadGgufTokenizer(name, name);
   let bytes: Uint8Array;
   try {
     bytes = readRegularFile(name, MAX_TOKENIZER_BYTES);
@@ -107,14 +107,4 @@ export async function loadTokenizer(path: string | URL): Promise<Tokenizer> {
     throw new TokenizerFormatError(name, 0, `the file ${error.detail}${hint}`);
   }
   return parseTokenizer(bytes, { name });
-}
-
-/** Whether `path` is a regular file that starts like a GGUF (stat first: opening a FIFO blocks). */
-async function isGguf(path: string): Promise<boolean> {
-  const info = await Deno.stat(path).catch(() => undefined);
-  if (!info?.isFile) return false;
-  using file = await Deno.open(path, { read: true });
-  const head = new Uint8Array(4);
-  const read = await file.read(head);
-  return read === 4 && startsWithGgufMagic(head);
 }

@@ -1,12 +1,7 @@
 import assert from "node:assert/strict";
 import { MissingPermissionError } from "../permissions.ts";
 import { loadTokenizer } from "./load.ts";
-import {
-  MAX_TOKENIZER_BYTES,
-  parseTokenizer,
-  TokenizerFormatError,
-  UnsupportedTokenizerError,
-} from "./mod.ts";
+import { MAX_TOKENIZER_BYTES, parseTokenizer, TokenizerFormatError } from "./mod.ts";
 
 const root = new URL("../", import.meta.url);
 const kjvPath = new URL("models/kjv-tiny/tokenizer.model", root).pathname;
@@ -39,12 +34,14 @@ Deno.test("parseTokenizer() rejects empty and unknown content, naming the file",
       error instanceof TokenizerFormatError && error.offset === 0 &&
       error.message ===
         'Cannot load tokenizer "m.pth": unrecognised format: expected a SentencePiece model ' +
-          "(protobuf), a tiktoken ranks file (lines of base64 token and rank) or a tokenizer.json",
+          "(protobuf), a tiktoken ranks file (lines of base64 token and rank), a tokenizer.json " +
+          "or a GGUF",
   );
   assert.throws(
     () => parseTokenizer(encode("GGUF\x03\x00\x00\x00"), { name: "m.gguf" }),
     (error: unknown) =>
-      error instanceof UnsupportedTokenizerError && /read from its file/.test(error.message),
+      error instanceof TokenizerFormatError && error.offset === 8 &&
+      /"m.gguf": truncated file: tensor count at offset 8/.test(error.message),
   );
 });
 

@@ -30,6 +30,10 @@ Usage (the venv of scripts/setup_venv.sh):
       {"error": message} where it raises.
   .venv/bin/python scripts/tokenizer/hf_oracle.py smollm2-gguf
       Prints the path of the pinned SmolLM2 GGUF.
+  .venv/bin/python scripts/tokenizer/hf_oracle.py gguf-metadata FILE
+      The GGUF's version, tensor count and every metadata entry as gguf's GGUFReader reads them:
+      {"version", "tensor_count", "metadata": {key: {"type", "value"}}}, types named u8 .. f64,
+      bool, string or array<item type>, integers beyond 2^53 as decimal strings. Prints JSON.
 
 Training is deterministic (tokenizers' BPE trainer breaks ties by content), so a rebuilt folder has
 the same ids.
@@ -93,6 +97,50 @@ def gguf_strings(reader: gguf.GGUFReader, key: str) -> list[str]:
 
 def gguf_scalar(reader: gguf.GGUFReader, key: str):
     return reader.fields[key].contents()
+
+
+GGUF_TYPE_NAMES = {
+    gguf.GGUFValueType.UINT8: "u8",
+    gguf.GGUFValueType.INT8: "i8",
+    gguf.GGUFValueType.UINT16: "u16",
+    gguf.GGUFValueType.INT16: "i16",
+    gguf.GGUFValueType.UINT32: "u32",
+    gguf.GGUFValueType.INT32: "i32",
+    gguf.GGUFValueType.FLOAT32: "f32",
+    gguf.GGUFValueType.BOOL: "bool",
+    gguf.GGUFValueType.STRING: "string",
+    gguf.GGUFValueType.UINT64: "u64",
+    gguf.GGUFValueType.INT64: "i64",
+    gguf.GGUFValueType.FLOAT64: "f64",
+}
+
+
+def json_safe(value):
+    """Integers JavaScript cannot hold exactly become decimal strings."""
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**53 - 1:
+        return str(value)
+    return value
+
+
+def gguf_metadata(path: pathlib.Path) -> dict:
+    reader = gguf.GGUFReader(path)
+    metadata = {}
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF."):
+            continue
+        if field.types[0] == gguf.GGUFValueType.ARRAY:
+            # The item type from the file itself: field.types omits it for an empty array.
+            kind = f"array<{GGUF_TYPE_NAMES[gguf.GGUFValueType(int(field.parts[3][0]))]}>"
+        else:
+            kind = GGUF_TYPE_NAMES[field.types[0]]
+        metadata[key] = {"type": kind, "value": json_safe(field.contents())}
+    return {
+        "version": int(reader.fields["GGUF.version"].contents()),
+        "tensor_count": len(reader.tensors),
+        "metadata": metadata,
+    }
 
 
 def training_texts() -> list[str]:
@@ -413,6 +461,8 @@ def main() -> None:
         json.dump(chat(json.load(sys.stdin)), sys.stdout, ensure_ascii=False)
     elif command == "smollm2-gguf" and len(sys.argv) == 2:
         print(smollm2_gguf_path())
+    elif command == "gguf-metadata" and len(sys.argv) == 3:
+        json.dump(gguf_metadata(pathlib.Path(sys.argv[2])), sys.stdout, ensure_ascii=False)
     elif command == "snippets" and len(sys.argv) == 2:
         json.dump(CODE_SNIPPETS + CHAT_SNIPPETS, sys.stdout, ensure_ascii=False)
     else:

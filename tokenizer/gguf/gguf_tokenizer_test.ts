@@ -5,7 +5,11 @@ import {
   oracleTokenizerDir,
   smollm2Gguf,
 } from "../../testing/hf_oracle.ts";
-import { llamaCppTokenize } from "../../testing/llama_cpp_peer.ts";
+import {
+  assertEncodesLikeLlamaCpp,
+  assertSameEncodings,
+  llamaCppTokenize,
+} from "../../testing/llama_cpp_peer.ts";
 import { buildGguf, memorySource, type TestValue } from "../../gguf/_testing.ts";
 import { readGgufHeader } from "../../gguf/mod.ts";
 import { TokenizerFormatError, UnsupportedTokenizerError } from "../errors.ts";
@@ -16,35 +20,10 @@ type ErrorClass = new (...args: never[]) => Error;
 
 const texts = await oracleTexts();
 
-function assertAllEqual(label: string, cases: readonly [string, unknown, unknown][]): void {
-  const failures = cases.filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b));
-  const shown = failures.slice(0, 4).map(([input, actual, expected]) =>
-    `  ${JSON.stringify(input)}:\n    got      ${JSON.stringify(actual)}\n` +
-    `    expected ${JSON.stringify(expected)}`
-  );
-  assert.equal(
-    failures.length,
-    0,
-    `${failures.length} of ${cases.length} ${label} differ from llama.cpp:\n${shown.join("\n")}`,
-  );
-}
-
 async function assertLikeLlamaCpp(path: string): Promise<void> {
-  const oracle = await llamaCppTokenize(path, texts);
   const tokenizer = await loadTokenizer(path);
   assert.equal(tokenizer.kind, "gguf");
-  assertAllEqual(
-    "encodings of special tokens as text",
-    texts.map((text, i) => [text, tokenizer.encode(text), oracle[i]!.plain]),
-  );
-  assertAllEqual(
-    "encodings with special tokens",
-    texts.map((text, i) => [
-      text,
-      tokenizer.encode(text, { allowedSpecial: "all" }),
-      oracle[i]!.special,
-    ]),
-  );
+  await assertEncodesLikeLlamaCpp(tokenizer, path, texts);
 }
 
 Deno.test("SmolLM2's GGUF vocabulary (gpt2, smollm) encodes as llama.cpp does", async () => {
@@ -60,7 +39,7 @@ for (const name of ["llama3", "llama2"] as OracleTokenizer[]) {
 Deno.test("SmolLM2's tokenizer.json built from its GGUF encodes as llama.cpp does", async () => {
   const oracle = await llamaCppTokenize(await smollm2Gguf(), texts);
   const tokenizer = await loadTokenizer(`${await oracleTokenizerDir("smollm2")}/tokenizer.json`);
-  assertAllEqual(
+  assertSameEncodings(
     "encodings with special tokens",
     texts.map((text, i) => [
       text,
