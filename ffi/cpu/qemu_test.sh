@@ -19,7 +19,7 @@ test_qemu() {
     --target-dir target/qemu "${@:2}"
 }
 # max has dotprod and i8mm: every Arm set against the scalar reference, and the forcing variable.
-test_qemu max --test linear_kernels --test forced_kernels --test kernel_choice
+test_qemu max --test linear_kernels --test palette_kernels --test forced_kernels --test kernel_choice
 # Neoverse N1 has dotprod but not i8mm, Cortex-A72 neither: the choice falls back.
 test_qemu neoverse-n1 --test kernel_choice
 test_qemu cortex-a72 --test kernel_choice

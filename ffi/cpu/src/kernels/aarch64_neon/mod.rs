@@ -7,6 +7,7 @@
 
 mod linear_f32;
 pub(super) mod linear_q8;
+mod linear_q8_lut4;
 
 use super::out_columns::OutColumns;
 use super::q8_rows::{Q8Layout, Q8Rows};
@@ -35,6 +36,7 @@ detected! {
     int4_per_channel_q8 => linear_q8::int4_per_channel: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int4_block32_q8 => linear_q8::int4_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
     int8_block32_q8 => linear_q8::int8_block32: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
+    lut4_q8 => linear_q8_lut4::lut4: (out: &mut OutColumns, x: &Q8Rows, w: &Weights);
 }
 
 pub(super) static KERNELS: Kernels = Kernels {
@@ -53,7 +55,7 @@ pub(super) static KERNELS: Kernels = Kernels {
         int4_per_channel: int4_per_channel_q8,
         int4_block32: int4_block32_q8,
         int8_block32: int8_block32_q8,
-        lut4: scalar::KERNELS.linear_q8.lut4,
+        lut4: lut4_q8,
         lut6: scalar::KERNELS.linear_q8.lut6,
         int4_layout: Q8Layout::EvenOdd,
     },
