@@ -23,7 +23,15 @@ fn cpuinfo_features(key: &str) -> Option<Vec<String>> {
 fn expected() -> &'static str {
     let flags = cpuinfo_features("flags").expect("/proc/cpuinfo has no flags line");
     let has = |all: &[&str]| all.iter().all(|f| flags.iter().any(|g| g == f));
-    if has(&["avx2", "fma", "f16c", "avx512f", "avx512vl", "avx512_vnni"]) {
+    if has(&[
+        "avx2",
+        "fma",
+        "f16c",
+        "avx512f",
+        "avx512vl",
+        "avx512bw",
+        "avx512_vnni",
+    ]) {
         "avx512"
     } else if has(&["avx2", "fma", "f16c"]) {
         "avx2"

@@ -38,7 +38,7 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
-    /// x86-64 with AVX2 and AVX-512 VNNI (with AVX-512F and VL).
+    /// x86-64 with AVX2 and AVX-512 VNNI (with AVX-512F, VL and BW).
     Avx512,
     /// aarch64 Advanced SIMD.
     Neon,

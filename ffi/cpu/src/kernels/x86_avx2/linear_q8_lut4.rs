@@ -96,6 +96,11 @@ impl<'a> Lut4<'a> {
         unsafe { block_nibbles(self.packed, c * (self.k / 2) + b * BLOCK / 2, 0) }
     }
 
+    /// The packed indices of row `c`.
+    pub(in crate::kernels) fn row(&self, c: usize) -> &'a [u8] {
+        &self.packed[c * (self.k / 2)..][..self.k / 2]
+    }
+
     /// The value of one level of row `c`'s palette.
     pub(in crate::kernels) fn step(&self, c: usize) -> f32 {
         self.steps[c / self.group_rows]

@@ -5,6 +5,9 @@
 //! bits: a token's logits do not depend on which of them a machine picks. They run on 256-bit
 //! vectors with AVX-512VL, whose 32 registers allow larger tiles; on Zen 4, 512-bit vectors
 //! would take two passes through the same 256-bit units, and would change the summation order.
+//! (The lut4 kernel is the exception: it puts two pairs of blocks side by side in 512-bit vectors
+//! for its integer work only, which keeps the order, and needs AVX-512BW, which the table requires
+//! with the rest.)
 //! (AVX-VNNI, the 256-bit VEX form on CPUs without AVX-512, and AMX are not used: no machine
 //! this project tests on has them.)
 
@@ -23,8 +26,8 @@ macro_rules! detected {
         $(
             fn $name($($arg: $ty),*) {
                 // SAFETY: this function is only reachable through KERNELS, which `kernels()`
-                // returns only after detecting AVX2, FMA, F16C, AVX-512F, AVX-512VL and
-                // AVX-512 VNNI on this CPU.
+                // returns only after detecting AVX2, FMA, F16C, AVX-512F, AVX-512VL,
+                // AVX-512BW and AVX-512 VNNI on this CPU.
                 unsafe { $target($($arg),*) }
             }
         )*
@@ -53,11 +56,13 @@ static KERNELS: Kernels = Kernels {
     ..x86_avx2::KERNELS
 };
 
-/// The AVX-512 VNNI table if this CPU has it (and what the AVX2 table needs).
+/// The AVX-512 VNNI table if this CPU has it, AVX-512F, VL and BW (and what the AVX2 table
+/// needs).
 pub fn kernels() -> Option<&'static Kernels> {
     let ok = x86_avx2::kernels().is_some()
         && is_x86_feature_detected!("avx512f")
         && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
         && is_x86_feature_detected!("avx512vnni");
     ok.then_some(&KERNELS)
 }
