@@ -1,17 +1,25 @@
 /**
  * Weight-only integer quantization, as docs/design.md describes it: for each group of values, a
- * scale chosen to minimise the group's squared error (export/scale_search.ts), then
+ * scale chosen to minimise the group's squared error (export/scale_search.ts; for whole rows of
+ * int4, each value's error weighted by the value's square), then
  * `q = clamp(roundHalfEven(w / scale), qmin, qmax)` with `qmax = 2^(b-1) - 1`, `qmin = -2^(b-1)`.
  * Asymmetric quantization adds an integer offset per group, `w = scale * (q - offset)` with
- * `q = clamp(roundHalfEven(w / scale + offset))`, where it lowers the group's error. A group is a
- * run of `groupSize` consecutive values of a row (a whole row for per-channel quantization). The
- * scale is rounded to its storage dtype first and q computed from the rounded scale, so that the
- * stored value is the closest the stored form allows.
+ * `q = clamp(roundHalfEven(w / scale + offset))`, where it lowers the group's error so measured. A
+ * group is a run of `groupSize` consecutive values of a row (a whole row for per-channel
+ * quantization). The scale is rounded to its storage dtype first and q computed from the rounded
+ * scale, so that the stored value is the closest the stored form allows.
  *
  * @module
  */
 
-import { absmaxScale, ROUNDING_BIAS, searchGroupScale, searchGroupShift } from "./scale_search.ts";
+import {
+  groupError,
+  ROUNDING_BIAS,
+  searchGroupScale,
+  searchGroupShift,
+  searchWeightedScale,
+  weightedGroupError,
+} from "./scale_search.ts";
 
 /** Bit widths Core ML's `constexpr_blockwise_shift_scale` takes as signed data. */
 export type QuantBits = 4 | 8;
@@ -68,14 +76,15 @@ export function quantizeMatrix(
   const values = new Int8Array(weights.length);
   const scales = new Float32Array(weights.length / groupSize);
   const offsets = asymmetric ? new Int8Array(scales.length) : undefined;
-  // Whole rows of int4 keep absmax: clipping a row's largest weights, those of the inputs that
-  // matter most, lowered SmolLM2's weight error but halved its top-1 agreement (docs/design.md).
-  const search = !(bits === 4 && groupSize === columns);
+  // Whole rows of int4 weight each value's error by its square: the plain search clips a row's
+  // largest weights, those of the inputs that matter most, and halved SmolLM2's top-1 agreement
+  // (docs/design.md).
+  const wholeInt4Rows = bits === 4 && groupSize === columns;
+  const search = wholeInt4Rows ? searchWeightedScale : searchGroupScale;
+  const error = wholeInt4Rows ? weightedGroupError : groupError;
   for (let group = 0, start = 0; group < scales.length; group++, start += groupSize) {
     const end = start + groupSize;
-    let scale = search
-      ? searchGroupScale(weights, start, end, qmin, qmax, roundScale)
-      : absmaxScale(weights, start, end, qmax, roundScale);
+    let scale = search(weights, start, end, qmin, qmax, roundScale);
     if (!Number.isFinite(scale)) {
       const row = Math.floor(start / columns);
       throw new RangeError(
@@ -88,7 +97,16 @@ export function quantizeMatrix(
     if (scale === 0) continue;
     let offset = 0;
     if (offsets !== undefined) {
-      ({ scale, offset } = searchGroupShift(weights, start, end, qmin, qmax, roundScale, scale));
+      ({ scale, offset } = searchGroupShift(
+        weights,
+        start,
+        end,
+        qmin,
+        qmax,
+        roundScale,
+        scale,
+        error,
+      ));
       offsets[group] = offset;
     }
     scales[group] = scale;

@@ -11,6 +11,9 @@
  * rounded to its storage dtype, and absmax is kept unless the search does strictly better, so the
  * result is never worse than absmax. Plain floating-point loops in a fixed order: deterministic.
  *
+ * Whole rows of int4 weight each value's error by its square instead ({@link searchWeightedScale}):
+ * a row's few large weights, which the plain search would clip, matter most to the model.
+ *
  * @module
  */
 
@@ -116,20 +119,6 @@ function extremeValue(weights: Float32Array, start: number, end: number): number
 }
 
 /**
- * `max|w| / qmax` of the group `[start, end)` rounded by `roundScale`: 0, NaN and Infinity as
- * {@link searchGroupScale} gives them.
- */
-export function absmaxScale(
-  weights: Float32Array,
-  start: number,
-  end: number,
-  qmax: number,
-  roundScale: (x: number) => number,
-): number {
-  return roundScale(Math.abs(extremeValue(weights, start, end)) / qmax);
-}
-
-/**
  * The stored scale of the group `[start, end)` whose error is smallest among absmax and the
  * searched candidates: 0 for a group of zeros (or one whose scale underflows), NaN for a group
  * holding a value that is not finite, Infinity when absmax overflows the storage dtype.
@@ -194,8 +183,9 @@ export interface ShiftedScale {
  * `[lo, hi]` around the group's values and zero, clipped by the same ratios as
  * {@link searchGroupScale} and mapped onto `[qmin, qmax]` with the offset that zero needs,
  * refitted by least squares for that offset; kept only when it stores the group with strictly
- * less error than `symmetric` (the group's searched scale, offset 0) does. The group's values
- * must be finite and `symmetric` not 0.
+ * less `error` (as {@link groupError} or {@link weightedGroupError} measures it) than `symmetric`
+ * (the group's searched scale, offset 0) does. The group's values must be finite and `symmetric`
+ * not 0.
  */
 export function searchGroupShift(
   weights: Float32Array,
@@ -205,6 +195,7 @@ export function searchGroupShift(
   qmax: number,
   roundScale: (x: number) => number,
   symmetric: number,
+  error: typeof groupError,
 ): ShiftedScale {
   let lo = 0;
   let hi = 0;
@@ -242,8 +233,123 @@ export function searchGroupShift(
   const scale = roundScale(bestScale);
   const keep = { scale: symmetric, offset: 0 };
   if (scale === 0 || !Number.isFinite(scale) || bestOffset === 0) return keep;
-  return groupError(weights, start, end, scale, bestOffset, qmin, qmax) <
-      groupError(weights, start, end, symmetric, 0, qmin, qmax)
+  return error(weights, start, end, scale, bestOffset, qmin, qmax) <
+      error(weights, start, end, symmetric, 0, qmin, qmax)
     ? { scale, offset: bestOffset }
     : keep;
+}
+
+/**
+ * Candidates of {@link searchWeightedScale}, in the order tried: each maps the extreme value to
+ * `qmin - k / 10` (k = 0 stores it exactly on the longer, negative end); absmax is tried last.
+ */
+const LEVEL_STEPS = [0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+
+/** `sum(w^2 w k)` and `sum(w^2 k^2)` of the last {@link weightedFitSums} call. */
+let sumIwq = 0;
+let sumIqq = 0;
+
+/**
+ * Sums of `w^2 * w * k` and `w^2 * k * k` for `k = clamp(round(w * inverse))` over every
+ * `stride`-th value of `[start, end)`: the least-squares fit with each value weighted by its own
+ * square.
+ */
+function weightedFitSums(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  stride: number,
+  inverse: number,
+  qmin: number,
+  qmax: number,
+): void {
+  let iwq = 0;
+  let iqq = 0;
+  for (let i = start; i < end; i += stride) {
+    const w = weights[i]!;
+    let y = w * inverse;
+    y = y < qmin ? qmin : y;
+    y = y > qmax ? qmax : y;
+    const k = y + ROUNDING_BIAS - ROUNDING_BIAS;
+    const importance = w * w;
+    iwq += importance * w * k;
+    iqq += importance * k * k;
+  }
+  sumIwq = iwq;
+  sumIqq = iqq;
+}
+
+/**
+ * `sum w^2 (w - scale * (clamp(round(w / scale + offset)) - offset))^2` over `[start, end)`: the
+ * {@link groupError} with each value's error weighted by the value's square.
+ */
+export function weightedGroupError(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  scale: number,
+  offset: number,
+  qmin: number,
+  qmax: number,
+): number {
+  let error = 0;
+  for (let i = start; i < end; i++) {
+    const w = weights[i]!;
+    let y = w / scale + offset;
+    y = y < qmin ? qmin : y;
+    y = y > qmax ? qmax : y;
+    const d = w - scale * (y + ROUNDING_BIAS - ROUNDING_BIAS - offset);
+    error += w * w * d * d;
+  }
+  return error;
+}
+
+/**
+ * The stored scale of the group `[start, end)` that minimises its error weighted by each value's
+ * square, `sum w^2 (w - scale * q)^2`: large weights, those whose inputs matter most, are kept
+ * close, and the many small ones share what is left. Candidates map the extreme value to the
+ * negative end of `[qmin, qmax]` and a tenth of a level either side (llama.cpp's `make_qx_quants`
+ * with weights `x * x`), and absmax; each candidate's integers are refitted by weighted least
+ * squares, `scale = sum(w^2 w q) / sum(w^2 q^2)` (on every k-th value of a group longer than
+ * 1023, the winner then refitted on all of them), and the best is kept only if its weighted error
+ * with the scale rounded to its dtype is strictly below absmax's. Same 0, NaN and Infinity as
+ * {@link searchGroupScale}. A NumPy simulation of this rule,
+ * scripts/oracle/weighted_scales.py, gives the same scales bit for bit.
+ */
+export function searchWeightedScale(
+  weights: Float32Array,
+  start: number,
+  end: number,
+  qmin: number,
+  qmax: number,
+  roundScale: (x: number) => number,
+): number {
+  const extreme = extremeValue(weights, start, end);
+  const absmax = roundScale(Math.abs(extreme) / qmax);
+  if (!(absmax > 0 && absmax < Infinity)) return absmax;
+
+  let bestScale = 0;
+  let bestGain = 0;
+  const tryInverse = (inverse: number, stride: number): void => {
+    weightedFitSums(weights, start, end, stride, inverse, qmin, qmax);
+    const gain = sumIqq === 0 ? 0 : (sumIwq * sumIwq) / sumIqq;
+    if (!(gain > bestGain)) return;
+    bestGain = gain;
+    bestScale = sumIwq / sumIqq;
+  };
+  const stride = Math.max(1, Math.floor((end - start) / SAMPLES));
+  for (const k of LEVEL_STEPS) tryInverse((qmin - k / 10) / extreme, stride);
+  tryInverse(qmax / Math.abs(extreme), stride);
+  // The sample's winner, refitted on every value (sampled gains do not compare with it).
+  if (stride > 1 && bestScale !== 0) {
+    bestGain = 0;
+    tryInverse(1 / bestScale, 1);
+  }
+
+  const searched = roundScale(bestScale);
+  if (searched === 0 || !Number.isFinite(searched)) return absmax;
+  return weightedGroupError(weights, start, end, searched, 0, qmin, qmax) <
+      weightedGroupError(weights, start, end, absmax, 0, qmin, qmax)
+    ? searched
+    : absmax;
 }

@@ -14,7 +14,8 @@ of G values of a row, with the absmax scale max|w| / (2^(b-1) - 1) rounded to th
 the baseline: the stored integers are q = clip(round_half_even(w / scale + offset)) of the stored
 scale and integer offset (0 when the op has none), coremltools' dequantized values are
 (q - offset) * scale in the storage dtype (within a hundredth of the group's step), and the
-group's squared error is no larger than absmax's. Float weights are w
+group's squared error (for whole rows of int4, each value's weighted by its square) is no larger
+than absmax's. Float weights are w
 rounded to the storage dtype, exactly. The scheme comes from the bundle's manifest. Prints a JSON
 summary; exits 1 on the first mismatch.
 
@@ -144,8 +145,10 @@ def check_quantized(w, data, scale, offset, bits, group, storage):
         index = np.unravel_index(np.argmax(want != data), data.shape)
         return f"integer {data[index]} != round(w / scale + offset) = {want[index]} at {index}"
     absmax = (np.abs(groups).max(axis=2, keepdims=True) / qmax).astype(storage).astype(np.float64)
-    error = ((groups - (data - offset) * scale) ** 2).sum(axis=2)
-    baseline = ((groups - stored_integers(groups, absmax, 0, qmax) * absmax) ** 2).sum(axis=2)
+    # Whole rows of int4 minimise the error weighted by each value's square.
+    weight = groups**2 if bits == 4 and groups.shape[1] == 1 else 1
+    error = (weight * (groups - (data - offset) * scale) ** 2).sum(axis=2)
+    baseline = (weight * (groups - stored_integers(groups, absmax, 0, qmax) * absmax) ** 2).sum(axis=2)
     # Both sums are exact to float64 rounding; the search compares them in another order.
     worse = error > baseline * (1 + 1e-9)
     if worse.any():
