@@ -4,7 +4,9 @@
  * prompt length, with 2 threads and with 1. Each figure comes from fresh processes pinned with
  * taskset to the cores it may use (llamane's thread pool takes one thread per core it may use;
  * llama.cpp is told its thread count too), the two engines taking turns run by run so that a
- * change in the machine's load falls on both. The kernel set and the CPU flags are recorded.
+ * change in the machine's load falls on both. The kernel set and the CPU flags are recorded, and
+ * llamane's other integer kernel sets that the CPU can run are timed too (forced with
+ * `LLAMANE_CPU_KERNELS`, 2 threads), so that one machine shows what each instruction set gives.
  *
  * @module
  */
@@ -21,10 +23,20 @@ const NEW_TOKENS = 64;
 const RUNS = 3;
 /** Threads, and the cores (taskset's list) each engine runs on. */
 const THREADS: readonly [number, string][] = [[2, "0,1"], [1, "0"]];
+/** The cores of the other kernel sets' runs (2 threads). */
+const OTHER_KERNELS_CPUS = "0,1";
 const PROBE = new URL("./cpu_prefill_probe.ts", import.meta.url);
+/** Kernel sets timed beside the selected one when this CPU can run them, best first. */
+const OTHER_KERNELS = ["avx512", "avxvnni", "avx2"];
 
-/** One llamane process's median prefill and decode tok/s, and its kernel set. */
-async function llamaneRun(bundle: string, cpus: string): Promise<Figures> {
+/** Said by the native library when `LLAMANE_CPU_KERNELS` names a set this CPU lacks. */
+const UNAVAILABLE_KERNELS = "names no kernel set this CPU can run";
+
+/**
+ * One llamane process's median prefill and decode tok/s, and its kernel set: the selected one, or
+ * `kernels` if given.
+ */
+async function llamaneRun(bundle: string, cpus: string, kernels?: string): Promise<Figures> {
   const { success, stdout, stderr } = await new Deno.Command("taskset", {
     args: [
       "-c",
@@ -41,6 +53,7 @@ async function llamaneRun(bundle: string, cpus: string): Promise<Figures> {
       String(NEW_TOKENS),
       "1",
     ],
+    env: kernels === undefined ? {} : { LLAMANE_CPU_KERNELS: kernels },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -48,6 +61,33 @@ async function llamaneRun(bundle: string, cpus: string): Promise<Figures> {
     throw new Error(`cpu_prefill_probe.ts failed:\n${new TextDecoder().decode(stderr)}`);
   }
   return JSON.parse(new TextDecoder().decode(stdout));
+}
+
+/** Median prefill and decode of each other kernel set this CPU can run, with 2 threads. */
+async function otherKernels(bundle: string, selected: string): Promise<Figures> {
+  const figures: Figures = {};
+  for (const kernels of OTHER_KERNELS.filter((k) => k !== selected)) {
+    const runs: Figures[] = [];
+    try {
+      for (let i = 0; i < RUNS; i++) {
+        runs.push(await llamaneRun(bundle, OTHER_KERNELS_CPUS, kernels));
+      }
+    } catch (error) {
+      if (String(error).includes(UNAVAILABLE_KERNELS)) continue;
+      throw error;
+    }
+    Object.assign(figures, {
+      ...spread(
+        `llamane_${kernels}_2t_prefill_tok_s`,
+        runs.map((f) => f.llamane_prefill_tok_s as number),
+      ),
+      ...spread(
+        `llamane_${kernels}_2t_decode_tok_s`,
+        runs.map((f) => f.llamane_decode_tok_s as number),
+      ),
+    });
+  }
+  return figures;
 }
 
 /** `cpu_prefill` */
@@ -102,6 +142,6 @@ export const cpuPrefill: Bench = {
       });
       figures.llama_cpp_system_info = theirs[0]!.system_info;
     }
-    return figures;
+    return { ...figures, ...await otherKernels(bundle, figures.llamane_kernels as string) };
   },
 };

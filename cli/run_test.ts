@@ -34,7 +34,7 @@ Deno.test("llamane run streams the continuation and a stats line with narrow per
   assert.match(result.stdout, /^And God said .+\n$/s);
   assert.match(
     result.stderr,
-    /prompt 4 tokens \| prefill [\d.]+ tok\/s \| generated 20 tokens \| decode [\d.]+ tok\/s \| 20 model calls \| on cpu (avx512|avx2|i8mm|dotprod|neon|scalar)$/m,
+    /prompt 4 tokens \| prefill [\d.]+ tok\/s \| generated 20 tokens \| decode [\d.]+ tok\/s \| 20 model calls \| on cpu (avx512|avxvnni|avx2|i8mm|dotprod|neon|scalar)$/m,
   );
 });
 

@@ -87,7 +87,7 @@ export async function openLibrary(explicit?: string): Promise<Library> {
 const encoder = new TextEncoder();
 
 /**
- * The kernel set the library computes with (`avx512`, `avx2`, `i8mm`, `dotprod`, `neon`,
+ * The kernel set the library computes with (`avx512`, `avxvnni`, `avx2`, `i8mm`, `dotprod`, `neon`,
  * `scalar`), or undefined for a library too old to say. Throws when `LLAMANE_CPU_KERNELS` names a
  * set this CPU cannot run.
  */

@@ -83,7 +83,7 @@ export class CpuBackend implements Backend {
   readonly name = "cpu";
   readonly flexibleCallLength = true;
   /**
-   * The native kernel set (`avx512`, `avx2`, `i8mm`, `dotprod`, `neon`, `scalar`); undefined for an
+   * The native kernel set (`avx512`, `avxvnni`, `avx2`, `i8mm`, `dotprod`, `neon`, `scalar`); undefined for an
    * older library.
    */
   readonly kernels: string | undefined;

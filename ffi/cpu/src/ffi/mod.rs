@@ -144,8 +144,8 @@ pub extern "C" fn llamane_abi_version() -> u32 {
     ABI_VERSION
 }
 
-/// The instruction set of the selected kernels ("scalar", "avx2", "avx512", "neon", "dotprod",
-/// "i8mm"), a static NUL-terminated string; empty when `LLAMANE_CPU_KERNELS` names a set this CPU
+/// The instruction set of the selected kernels ("scalar", "avx2", "avxvnni", "avx512", "neon",
+/// "dotprod", "i8mm"), a static NUL-terminated string; empty when `LLAMANE_CPU_KERNELS` names a set this CPU
 /// cannot run. Selecting happens on the first call of this or any compute function.
 #[no_mangle]
 pub extern "C" fn llamane_kernel_isa() -> *const c_char {

@@ -15,7 +15,7 @@ pub mod scalar;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_avx2;
 #[cfg(target_arch = "x86_64")]
-pub mod x86_avx512;
+pub mod x86_vnni;
 
 #[cfg(target_arch = "aarch64")]
 pub mod aarch64_dotprod;
@@ -38,6 +38,8 @@ pub enum Isa {
     Scalar,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
+    /// x86-64 with AVX2 and AVX-VNNI (`vpdpbusd` in VEX encoding).
+    AvxVnni,
     /// x86-64 with AVX2 and AVX-512 VNNI (with AVX-512F, VL and BW).
     Avx512,
     /// aarch64 Advanced SIMD.
@@ -59,6 +61,7 @@ impl Isa {
         match self {
             Isa::Scalar => c"scalar",
             Isa::Avx2 => c"avx2",
+            Isa::AvxVnni => c"avxvnni",
             Isa::Avx512 => c"avx512",
             Isa::Neon => c"neon",
             Isa::Dotprod => c"dotprod",
@@ -273,7 +276,7 @@ pub fn available() -> Vec<&'static Kernels> {
     #[cfg(target_arch = "x86_64")]
     tables.extend(x86_avx2::kernels());
     #[cfg(target_arch = "x86_64")]
-    tables.extend(x86_avx512::kernels());
+    tables.extend(x86_vnni::kernels());
     #[cfg(target_arch = "aarch64")]
     tables.extend(aarch64_neon::kernels());
     #[cfg(target_arch = "aarch64")]

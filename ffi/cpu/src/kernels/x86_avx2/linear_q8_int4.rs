@@ -26,7 +26,7 @@ use crate::weights::{Scales, WeightData, Weights, BLOCK};
 const PAIR_BYTES: usize = BLOCK;
 
 /// Reads one int4 weight format two blocks (or, for a last odd block, one) at a time. The
-/// AVX-512 kernels read their weights through it too.
+/// VNNI kernels read their weights through it too.
 pub(in crate::kernels) trait Int4Rows {
     /// Signed weights, multiplied with the sign trick; otherwise unsigned weights `q + 8`.
     const SIGNED: bool;

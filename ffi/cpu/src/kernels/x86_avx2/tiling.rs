@@ -6,7 +6,11 @@
 //! 1 x `DECODE_NR` tiles: independent accumulators keep the pipes busy while the weights stream
 //! from memory. Prefill takes the rows in blocks whose activations stay in L2 while all the
 //! columns stream past, in tiles of up to 4 rows by `PREFILL_NR` columns (2 with AVX2's 16
-//! registers; the AVX-512 kernels, with 32, take 4). The AVX-512 kernels share this schedule.
+//! registers; the AVX-512 kernels, with 32, take 3 or 4). The VNNI kernels share this schedule.
+//!
+//! The schedule itself has no vector code and is always inlined, so that it is compiled with the
+//! features of the kernel that calls it: the VNNI kernels' tiles are generic over their encoding
+//! and take its features only from their entry point.
 
 use crate::kernels::out_columns::OutColumns;
 
@@ -44,8 +48,7 @@ pub(in crate::kernels) trait Tiles {
 ///
 /// # Safety
 /// As [`Tiles::tile`], with `rows` in `1..=4` in place of `MR`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(always)]
 unsafe fn tile_rows<const NR: usize, P: Tiles>(
     out: &mut OutColumns,
     p: &P,
@@ -68,8 +71,7 @@ unsafe fn tile_rows<const NR: usize, P: Tiles>(
 /// # Safety
 /// The shapes of `p` agree with `out` as [`Tiles::tile`] requires, and the CPU has the features
 /// of `P`'s tiles.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
+#[inline(always)]
 pub(in crate::kernels) unsafe fn run<const DECODE_NR: usize, const PREFILL_NR: usize, P: Tiles>(
     out: &mut OutColumns,
     p: &P,

@@ -8,6 +8,7 @@
 //! `vpmaddwd`.
 
 use std::arch::x86_64::*;
+use std::marker::PhantomData;
 
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::Q8Rows;
@@ -16,19 +17,17 @@ use crate::kernels::x86_avx2::simd::hsum;
 use crate::kernels::x86_avx2::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::weights::{Weights, BLOCK};
 
-/// Columns per prefill tile (see `linear_q8_int4`).
-const PREFILL_NR: usize = 4;
+use super::Encoding;
 
-/// The int8 product, read through AVX2's reader and multiplied with VNNI.
-struct Vnni<'a, const BLOCKWISE: bool>(&'a Int8<'a, BLOCKWISE>);
+/// The int8 product, read through AVX2's reader and multiplied with VNNI in encoding `E`.
+struct Vnni<'a, E, const BLOCKWISE: bool>(&'a Int8<'a, BLOCKWISE>, PhantomData<E>);
 
-impl<const BLOCKWISE: bool> Vnni<'_, BLOCKWISE> {
+impl<E, const BLOCKWISE: bool> Vnni<'_, E, BLOCKWISE> {
     /// Block `b` of row `c` as `w + 128`.
     ///
     /// # Safety
     /// As `Int8::block`.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    #[inline(always)]
     unsafe fn block(&self, c: usize, b: usize) -> __m256i {
         // SAFETY: the caller's.
         let v = unsafe { self.0.block(c, b) };
@@ -36,13 +35,12 @@ impl<const BLOCKWISE: bool> Vnni<'_, BLOCKWISE> {
     }
 }
 
-impl<const BLOCKWISE: bool> Tiles for Product<'_, Q8Rows, Vnni<'_, BLOCKWISE>> {
+impl<E: Encoding, const BLOCKWISE: bool> Tiles for Product<'_, Q8Rows, Vnni<'_, E, BLOCKWISE>> {
     /// # Safety
     /// As [`Tiles::tile`], which here means `r0 + MR <= m`, `c0 + NR <= n`, `x` is `[m, k]` with
-    /// `k % 32 == 0`, `w` describes an `[n, k]` matrix, and the CPU has AVX2, FMA, F16C,
-    /// AVX-512F, AVX-512VL and AVX-512 VNNI.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    /// `k % 32 == 0`, `w` describes an `[n, k]` matrix, and the CPU has AVX2, FMA, F16C and
+    /// encoding `E`, with which the caller is compiled.
+    #[inline(always)]
     unsafe fn tile<const MR: usize, const NR: usize>(
         &self,
         out: &mut OutColumns,
@@ -83,12 +81,12 @@ impl<const BLOCKWISE: bool> Tiles for Product<'_, Q8Rows, Vnni<'_, BLOCKWISE>> {
                         _mm256_set1_ps(*xs.add((r0 + r) * blocks + b)),
                     )
                 };
-                let start = _mm256_sub_epi32(
-                    _mm256_setzero_si256(),
-                    _mm256_dpbusd_epi32(_mm256_setzero_si256(), offset, xv),
-                );
+                // SAFETY (both dpbusd): the features of E, the caller's.
+                let start = _mm256_sub_epi32(_mm256_setzero_si256(), unsafe {
+                    E::dpbusd(_mm256_setzero_si256(), offset, xv)
+                });
                 for c in 0..NR {
-                    let dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(start, wv[c], xv));
+                    let dot = _mm256_cvtepi32_ps(unsafe { E::dpbusd(start, wv[c], xv) });
                     let d = if BLOCKWISE {
                         _mm256_mul_ps(dx, _mm256_set1_ps(ws[c]))
                     } else {
@@ -108,23 +106,47 @@ impl<const BLOCKWISE: bool> Tiles for Product<'_, Q8Rows, Vnni<'_, BLOCKWISE>> {
     }
 }
 
-/// The product for `Int8` weights of either kind.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-fn run<const BLOCKWISE: bool>(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
-    let w = &Vnni(&Int8::<BLOCKWISE>::checked(out, x, weights));
+/// The product for `Int8` weights of either kind, in prefill tiles of 4 rows by `PREFILL_NR`
+/// columns.
+///
+/// # Safety
+/// The CPU has AVX2, FMA, F16C and encoding `E`, and the caller is compiled with them.
+#[inline(always)]
+unsafe fn run<E: Encoding, const PREFILL_NR: usize, const BLOCKWISE: bool>(
+    out: &mut OutColumns,
+    x: &Q8Rows,
+    weights: &Weights,
+) {
+    let w = &Vnni::<E, BLOCKWISE>(&Int8::checked(out, x, weights), PhantomData);
     let k = weights.k();
-    // SAFETY: shapes checked by `checked`, and this module only runs on CPUs with the features.
+    // SAFETY: shapes checked by `checked`; the features are the caller's.
     unsafe { tiling::run::<4, PREFILL_NR, _>(out, &Product { x, w, k }, k) }
 }
 
 /// int8 weights, per-channel scales.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-pub fn int8_per_channel(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
-    run::<false>(out, x, weights)
+///
+/// # Safety
+/// As `run`.
+#[inline(always)]
+pub(super) unsafe fn int8_per_channel<E: Encoding, const PREFILL_NR: usize>(
+    out: &mut OutColumns,
+    x: &Q8Rows,
+    w: &Weights,
+) {
+    // SAFETY: the caller's.
+    unsafe { run::<E, PREFILL_NR, false>(out, x, w) }
 }
 
 /// int8 weights, scales per block of 32.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-pub fn int8_block32(out: &mut OutColumns, x: &Q8Rows, weights: &Weights) {
-    run::<true>(out, x, weights)
+///
+/// # Safety
+/// As `run`.
+#[inline(always)]
+pub(super) unsafe fn int8_block32<E: Encoding, const PREFILL_NR: usize>(
+    out: &mut OutColumns,
+    x: &Q8Rows,
+    w: &Weights,
+) {
+    // SAFETY: the caller's.
+    unsafe { run::<E, PREFILL_NR, true>(out, x, w) }
 }

@@ -6,7 +6,8 @@
 //! holds the same four products of low nibbles and four of high nibbles, converted and scaled in
 //! the same order, so the results are bit-identical to AVX2's. What changes is the integer part,
 //! two `vpdpbusd` per pair of blocks where AVX2 needs two `vpmaddubsw`, an add and a `vpmaddwd`,
-//! and the tile: 32 registers hold 4 x 3 accumulators, so each load feeds more products.
+//! and, with AVX-512's 32 registers, the tile: 4 x 3 accumulators, so each load feeds more
+//! products.
 //!
 //! `vpdpbusd` takes its weights unsigned, `u = q + 8`. Per-channel weights remove the offset once
 //! per output as `8 * row_sum(x)`, as AVX2 does. Block-32 weights must remove it per block,
@@ -14,6 +15,7 @@
 //! and shared by the tile's columns, so the lane ends at the exact signed sum AVX2 computes.
 
 use std::arch::x86_64::*;
+use std::marker::PhantomData;
 
 use crate::kernels::out_columns::OutColumns;
 use crate::kernels::q8_rows::Q8Rows;
@@ -22,40 +24,37 @@ use crate::kernels::x86_avx2::simd::hsum;
 use crate::kernels::x86_avx2::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::weights::{Weights, BLOCK};
 
+use super::Encoding;
+
 /// Packed bytes of two blocks of one row.
 const PAIR_BYTES: usize = BLOCK;
 
-/// Columns per prefill tile: 4 x 3 accumulators and 6 nibble vectors fit the 32 registers with
-/// room to spare (4 x 4 spilled, and measured slower).
-const PREFILL_NR: usize = 3;
-
-/// The int4 product, read through `W` and multiplied with VNNI.
-struct Vnni<'a, W>(&'a W);
+/// The int4 product, read through `W` and multiplied with VNNI in encoding `E`.
+struct Vnni<'a, W, E>(&'a W, PhantomData<E>);
 
 /// Per lane, `-8` times the sum of the four activations of `xe` and of `xo` it meets: the start
 /// that makes a lane of unsigned signed-format weights end at the signed sum.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-fn offset_start<W: Int4Rows>(xe: __m256i, xo: __m256i) -> __m256i {
+///
+/// # Safety
+/// The CPU has AVX2 and encoding `E`, and the caller is compiled with them.
+#[inline(always)]
+unsafe fn offset_start<W: Int4Rows, E: Encoding>(xe: __m256i, xo: __m256i) -> __m256i {
     if W::SIGNED {
         let eights = _mm256_set1_epi8(8);
-        let sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), eights, xe);
-        _mm256_sub_epi32(
-            _mm256_setzero_si256(),
-            _mm256_dpbusd_epi32(sums, eights, xo),
-        )
+        // SAFETY: the caller's.
+        let sums = unsafe { E::dpbusd(E::dpbusd(_mm256_setzero_si256(), eights, xe), eights, xo) };
+        _mm256_sub_epi32(_mm256_setzero_si256(), sums)
     } else {
         _mm256_setzero_si256()
     }
 }
 
-impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, Vnni<'_, W>> {
+impl<W: Int4Rows, E: Encoding> Tiles for Product<'_, Q8Rows, Vnni<'_, W, E>> {
     /// # Safety
     /// As [`Tiles::tile`], which here means `r0 + MR <= m`, `c0 + NR <= n`, `x` is `[m, k]` in
     /// the pair layout with `k % 32 == 0`, `w` describes an `[n, k]` matrix, and the CPU has
-    /// AVX2, FMA, F16C, AVX-512F, AVX-512VL and AVX-512 VNNI.
-    #[inline]
-    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
+    /// AVX2, FMA, F16C and encoding `E`, with which the caller is compiled.
+    #[inline(always)]
     unsafe fn tile<const MR: usize, const NR: usize>(
         &self,
         out: &mut OutColumns,
@@ -104,10 +103,11 @@ impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, Vnni<'_, W>> {
                         _mm256_loadu_ps(xs.add(((r0 + r) * stored_pairs + p) * 8)),
                     )
                 };
-                let start = offset_start::<W>(xe, xo);
+                // SAFETY (both): the features of E, the caller's.
+                let start = unsafe { offset_start::<W, E>(xe, xo) };
                 for c in 0..NR {
                     let (low, high) = nibbles[c];
-                    let dot = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(start, low, xe), high, xo);
+                    let dot = unsafe { E::dpbusd(E::dpbusd(start, low, xe), high, xo) };
                     let scale = if W::BLOCK_SCALES {
                         _mm256_mul_ps(xd, ws[c])
                     } else {
@@ -143,8 +143,9 @@ impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, Vnni<'_, W>> {
                     } else {
                         xd
                     };
-                    let start = offset_start::<W>(xv, _mm256_setzero_si256());
-                    let dot = _mm256_dpbusd_epi32(start, weights, xv);
+                    // SAFETY (both): the features of E, the caller's.
+                    let start = unsafe { offset_start::<W, E>(xv, _mm256_setzero_si256()) };
+                    let dot = unsafe { E::dpbusd(start, weights, xv) };
                     let i = r * NR + c;
                     acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), scale, acc[i]);
                 }
@@ -165,25 +166,54 @@ impl<W: Int4Rows> Tiles for Product<'_, Q8Rows, Vnni<'_, W>> {
     }
 }
 
-/// The whole product for the columns of `out`.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-fn run<W: Int4Rows>(out: &mut OutColumns, x: &Q8Rows, w: &W, weights: &Weights) {
+/// The whole product for the columns of `out`, in prefill tiles of 4 rows by `PREFILL_NR`
+/// columns.
+///
+/// # Safety
+/// The CPU has AVX2, FMA, F16C and encoding `E`, and the caller is compiled with them.
+#[inline(always)]
+unsafe fn run<W: Int4Rows, E: Encoding, const PREFILL_NR: usize>(
+    out: &mut OutColumns,
+    x: &Q8Rows,
+    w: &W,
+    weights: &Weights,
+) {
     check_shapes(out, x, weights);
     let k = weights.k();
-    let product = Product { x, w: &Vnni(w), k };
+    let product = Product {
+        x,
+        w: &Vnni::<W, E>(w, PhantomData),
+        k,
+    };
     // Decode: four weight rows per step give four independent accumulator chains.
-    // SAFETY: shapes checked above, and this module only runs on CPUs with the features.
+    // SAFETY: shapes checked above; the features are the caller's.
     unsafe { tiling::run::<4, PREFILL_NR, _>(out, &product, k) }
 }
 
 /// int4 weights, per-channel scales.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-pub fn int4_per_channel(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    run(out, x, &PerChannel::new(w), w);
+///
+/// # Safety
+/// As `run`.
+#[inline(always)]
+pub(super) unsafe fn int4_per_channel<E: Encoding, const PREFILL_NR: usize>(
+    out: &mut OutColumns,
+    x: &Q8Rows,
+    w: &Weights,
+) {
+    // SAFETY: the caller's.
+    unsafe { run::<_, E, PREFILL_NR>(out, x, &PerChannel::new(w), w) }
 }
 
 /// int4 weights, scales per block of 32.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni")]
-pub fn int4_block32(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
-    run(out, x, &Block32::new(w), w);
+///
+/// # Safety
+/// As `run`.
+#[inline(always)]
+pub(super) unsafe fn int4_block32<E: Encoding, const PREFILL_NR: usize>(
+    out: &mut OutColumns,
+    x: &Q8Rows,
+    w: &Weights,
+) {
+    // SAFETY: the caller's.
+    unsafe { run::<_, E, PREFILL_NR>(out, x, &Block32::new(w), w) }
 }

@@ -1,0 +1,152 @@
+//! Kernels for x86-64 with `vpdpbusd`, the int8 dot product of VNNI: the AVX2 table with the
+//! linear layers of int8 activations, prefill's work, done by it. The same kernels are compiled
+//! for its two encodings: AVX-512 VNNI (EVEX, with AVX-512VL and BW: Ice Lake, Sapphire Rapids,
+//! Zen 4 and later) and AVX-VNNI (VEX: Alder Lake and later Intel cores without AVX-512, Zen 5).
+//!
+//! The kernels keep AVX2's arithmetic exactly (see each module), so all three tables give the same
+//! bits: a token's logits do not depend on which of them a machine picks. Both run on 256-bit
+//! vectors; on Zen 4, 512-bit vectors would take two passes through the same 256-bit units, and
+//! would change the summation order. What the encodings change is the register file: AVX-512's 32
+//! registers hold larger tiles than AVX-VNNI's 16. (AMX is not used: no machine this project tests
+//! on has it.)
+//!
+//! The int8 and int4 kernel bodies are generic over the [`Encoding`] and `#[inline(always)]`; only
+//! the entry points, one per encoding, carry `#[target_feature]`, so the bodies and the intrinsics
+//! are compiled inside them with that encoding's features. lut4 has an AVX-512 kernel of its own,
+//! whose lookups take 512-bit vectors; AVX-VNNI runs AVX2's.
+
+mod linear_q8;
+mod linear_q8_int4;
+mod linear_q8_lut4;
+
+use std::arch::x86_64::*;
+
+use super::out_columns::OutColumns;
+use super::q8_rows::{Q8Layout, Q8Rows};
+use super::{x86_avx2, Isa, Kernels, LinearQ8Table};
+use crate::weights::Weights;
+
+/// One encoding of `vpdpbusd` on 256-bit vectors.
+pub(super) trait Encoding {
+    /// Per i32 lane, `acc` plus the four products of the unsigned bytes of `u` with the signed
+    /// bytes of `s` that share the lane.
+    ///
+    /// # Safety
+    /// The CPU has this encoding's features, and the caller is compiled with them (it is inlined
+    /// into an entry point that enables them).
+    unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
+}
+
+/// AVX-512 VNNI with AVX-512VL.
+pub(super) struct Evex;
+
+impl Encoding for Evex {
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: the caller's (the features of this encoding).
+        unsafe { _mm256_dpbusd_epi32(acc, u, s) }
+    }
+}
+
+/// AVX-VNNI.
+pub(super) struct Vex;
+
+impl Encoding for Vex {
+    #[inline(always)]
+    unsafe fn dpbusd(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: the caller's (the features of this encoding).
+        unsafe { _mm256_dpbusd_avx_epi32(acc, u, s) }
+    }
+}
+
+/// Defines, for one encoding, the safe kernel functions of a table: each enables the encoding's
+/// features, in which the generic kernel it names is compiled (with its prefill tile width).
+macro_rules! entry_points {
+    ($encoding:ty, $features:literal: $($name:ident => $module:ident::$kernel:ident, $nr:literal;)*) => {
+        $(
+            fn $name(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+                #[target_feature(enable = $features)]
+                fn compiled(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+                    // SAFETY: this function runs with the encoding's features enabled.
+                    unsafe { $module::$kernel::<$encoding, $nr>(out, x, w) }
+                }
+                // SAFETY: this function is only reachable through a table that `kernels()`
+                // returns only after detecting the features on this CPU.
+                unsafe { compiled(out, x, w) }
+            }
+        )*
+    };
+}
+
+/// The AVX2 table with the VNNI linear layers of one encoding, whose prefill tiles are 4 rows by
+/// `$int8_nr` columns for int8 weights and by `$int4_nr` for int4 weights, and with `$lut4`.
+macro_rules! table {
+    ($isa:expr, $encoding:ty, $features:literal, $int8_nr:literal, $int4_nr:literal, $lut4:expr) => {{
+        entry_points! {
+            $encoding, $features:
+            int8_per_channel => linear_q8::int8_per_channel, $int8_nr;
+            int4_per_channel => linear_q8_int4::int4_per_channel, $int4_nr;
+            int4_block32 => linear_q8_int4::int4_block32, $int4_nr;
+            int8_block32 => linear_q8::int8_block32, $int8_nr;
+        }
+        Kernels {
+            isa: $isa,
+            linear_q8: LinearQ8Table {
+                int8_per_channel,
+                int4_per_channel,
+                int4_block32,
+                int8_block32,
+                lut4: $lut4,
+                lut6: x86_avx2::KERNELS.linear_q8.lut6,
+                int4_layout: Q8Layout::Pairs,
+            },
+            ..x86_avx2::KERNELS
+        }
+    }};
+}
+
+/// The AVX-512 lut4 kernel, safe.
+fn lut4_avx512(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
+    // SAFETY: this function is only reachable through AVX512, which `kernels()` returns only after
+    // detecting its features on this CPU.
+    unsafe { linear_q8_lut4::lut4(out, x, w) }
+}
+
+/// 32 registers: 4 x 4 int8 accumulators; for int4, 4 x 3 accumulators and 6 nibble vectors fit
+/// with room to spare (4 x 4 spilled, and measured slower).
+static AVX512: Kernels = table!(
+    Isa::Avx512,
+    Evex,
+    "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni",
+    4,
+    3,
+    lut4_avx512
+);
+/// 16 registers: AVX2's tiles.
+static AVX_VNNI: Kernels = table!(
+    Isa::AvxVnni,
+    Vex,
+    "avx2,fma,f16c,avxvnni",
+    2,
+    2,
+    x86_avx2::KERNELS.linear_q8.lut4
+);
+
+/// The VNNI tables this CPU can run (with what the AVX2 table needs), AVX-VNNI first.
+pub fn kernels() -> Vec<&'static Kernels> {
+    let mut tables = Vec::new();
+    if x86_avx2::kernels().is_none() {
+        return tables;
+    }
+    if is_x86_feature_detected!("avxvnni") {
+        tables.push(&AVX_VNNI);
+    }
+    if is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512vl")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vnni")
+    {
+        tables.push(&AVX512);
+    }
+    tables
+}
