@@ -241,9 +241,10 @@ export function searchGroupShift(
 
 /**
  * Candidates of {@link searchWeightedScale}, in the order tried: each maps the extreme value to
- * `qmin - k / 10` (k = 0 stores it exactly on the longer, negative end); absmax is tried last.
+ * `qmin - k / 10` for even k from -8 to 8 (k = 0 stores it exactly on the longer, negative end);
+ * absmax is tried last.
  */
-const LEVEL_STEPS = [0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const LEVEL_STEPS = [0, -8, -6, -4, -2, 2, 4, 6, 8];
 
 /** `sum(w^2 w k)` and `sum(w^2 k^2)` of the last {@link weightedFitSums} call. */
 let sumIwq = 0;
@@ -308,11 +309,12 @@ export function weightedGroupError(
  * The stored scale of the group `[start, end)` that minimises its error weighted by each value's
  * square, `sum w^2 (w - scale * q)^2`: large weights, those whose inputs matter most, are kept
  * close, and the many small ones share what is left. Candidates map the extreme value to the
- * negative end of `[qmin, qmax]` and a tenth of a level either side (llama.cpp's `make_qx_quants`
- * with weights `x * x`), and absmax; each candidate's integers are refitted by weighted least
- * squares, `scale = sum(w^2 w q) / sum(w^2 q^2)` (on every k-th value of a group longer than
- * 1023, the winner then refitted on all of them), and the best is kept only if its weighted error
- * with the scale rounded to its dtype is strictly below absmax's. Same 0, NaN and Infinity as
+ * negative end of `[qmin, qmax]` and up to 0.8 of a level either side in fifths (llama.cpp's
+ * `make_qx_quants`, with weights `x * x`, tries every tenth up to 0.9), and absmax; each
+ * candidate's integers are refitted by weighted least squares,
+ * `scale = sum(w^2 w q) / sum(w^2 q^2)` (on every k-th value of a group longer than 1023, the
+ * winner then refitted on all of them), and the best is kept only if its weighted error with the
+ * scale rounded to its dtype is strictly below absmax's. Same 0, NaN and Infinity as
  * {@link searchGroupScale}. A NumPy simulation of this rule,
  * scripts/oracle/weighted_scales.py, gives the same scales bit for bit.
  */

@@ -3,7 +3,7 @@ docs/design.md describes it: per row, the scale that minimises the row's squared
 value weighted by its own square, `sum w^2 (w - scale * q)^2`.
 
 Per row: the extreme value (largest |w|, the first of equals) is mapped to -(8 + k/10) for
-k = 0, -9..-1, 1..9, then absmax (max|w| / 7) is tried; each candidate's integers
+k = 0, -8, -6, -4, -2, 2, 4, 6, 8, then absmax (max|w| / 7) is tried; each candidate's integers
 q = clip(round_half_even(w * inverse), -8, 7) are refitted by weighted least squares
 (scale = sum(w^2 w q) / sum(w^2 q^2), gain sum(w^2 w q)^2 / sum(w^2 q^2), the first of equal gains
 kept). Rows of 1024 values or more try the candidates on every (n // 512)-th value and refit the
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 QMIN, QMAX = -8, 7
-LEVEL_STEPS = [0, -9, -8, -7, -6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+LEVEL_STEPS = [0, -8, -6, -4, -2, 2, 4, 6, 8]
 SAMPLES = 512
 
 
