@@ -171,7 +171,8 @@ impl WeightFile {
                 dtype.code()
             ));
         }
-        if elements > usize::MAX / 4 {
+        // Bounds every size computation below (u6 takes 6 bits per value) away from overflow.
+        if elements > usize::MAX / 8 {
             return Err(format!(
                 "blob at offset {record}: {elements} elements is more than any file holds"
             ));

@@ -8,12 +8,14 @@ use libfuzzer_sys::fuzz_target;
 use llamane_cpu::weight_file::{BlobDType, WeightFile, RECORD_BYTES};
 
 /// The dtypes a record may name, by their codes.
-const DTYPES: [BlobDType; 5] = [
+const DTYPES: [BlobDType; 7] = [
     BlobDType::F16,
     BlobDType::F32,
     BlobDType::I8,
     BlobDType::I4,
     BlobDType::I32,
+    BlobDType::U4,
+    BlobDType::U6,
 ];
 
 fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
@@ -37,7 +39,8 @@ fuzz_target!(|bytes: &[u8]| {
                 BlobDType::F16 => claimed / 2,
                 BlobDType::F32 | BlobDType::I32 => claimed / 4,
                 BlobDType::I8 => claimed,
-                BlobDType::I4 => claimed.saturating_mul(2),
+                BlobDType::I4 | BlobDType::U4 => claimed.saturating_mul(2),
+                BlobDType::U6 => claimed.saturating_mul(8) / 6,
             };
             for count in [elements, claimed] {
                 if let Ok(range) = file.blob(record, dtype, count as usize) {
