@@ -13,12 +13,10 @@
  */
 
 import {
-  groupError,
   ROUNDING_BIAS,
   searchGroupScale,
   searchGroupShift,
   searchWeightedScale,
-  weightedGroupError,
 } from "./scale_search.ts";
 
 /** Bit widths Core ML's `constexpr_blockwise_shift_scale` takes as signed data. */
@@ -81,7 +79,6 @@ export function quantizeMatrix(
   // (docs/design.md).
   const wholeInt4Rows = bits === 4 && groupSize === columns;
   const search = wholeInt4Rows ? searchWeightedScale : searchGroupScale;
-  const error = wholeInt4Rows ? weightedGroupError : groupError;
   for (let group = 0, start = 0; group < scales.length; group++, start += groupSize) {
     const end = start + groupSize;
     let scale = search(weights, start, end, qmin, qmax, roundScale);
@@ -105,7 +102,7 @@ export function quantizeMatrix(
         qmax,
         roundScale,
         scale,
-        error,
+        wholeInt4Rows,
       ));
       offsets[group] = offset;
     }

@@ -43,13 +43,17 @@ const REFINEMENTS = 2;
  */
 export const ROUNDING_BIAS = 6755399441055744;
 
-/** `sum(w q)` and `sum(q^2)` of the last {@link fitSums} call, kept here to allocate nothing. */
+/**
+ * `sum(i w q)` and `sum(i q^2)` of the last {@link fitSums} call, kept here to allocate nothing
+ * (`i`, each value's importance: its square when weighted, else 1).
+ */
 let sumWq = 0;
 let sumQq = 0;
 
 /**
- * Sums of `w * k` and `k * k` for `k = clamp(round(w * inverse + offset)) - offset` over every
- * `stride`-th value of `[start, end)`.
+ * Sums of `i * w * k` and `i * k * k` for `k = clamp(round(w * inverse + offset)) - offset` over
+ * every `stride`-th value of `[start, end)`, with `i = w * w` if `weighted`, else 1: the
+ * least-squares fit, each value weighted by its square or not at all.
  */
 function fitSums(
   weights: Float32Array,
@@ -60,6 +64,7 @@ function fitSums(
   offset: number,
   qmin: number,
   qmax: number,
+  weighted: boolean,
 ): void {
   let wq = 0;
   let qq = 0;
@@ -71,16 +76,18 @@ function fitSums(
     y = y < qmin ? qmin : y;
     y = y > qmax ? qmax : y;
     const k = y + ROUNDING_BIAS - ROUNDING_BIAS - offset;
-    wq += w * k;
-    qq += k * k;
+    const importance = weighted ? w * w : 1;
+    wq += importance * w * k;
+    qq += importance * k * k;
   }
   sumWq = wq;
   sumQq = qq;
 }
 
 /**
- * `sum (w - scale * (clamp(round(w / scale + offset)) - offset))^2` over `[start, end)`: the
- * error of the values {@link quantizeMatrix} stores with a nonzero scale and an offset.
+ * `sum i (w - scale * (clamp(round(w / scale + offset)) - offset))^2` over `[start, end)`, with
+ * `i = w * w` if `weighted`, else 1: the error of the values {@link quantizeMatrix} stores with a
+ * nonzero scale and an offset, each value's error weighted by its square or not at all.
  */
 export function groupError(
   weights: Float32Array,
@@ -90,6 +97,7 @@ export function groupError(
   offset: number,
   qmin: number,
   qmax: number,
+  weighted: boolean,
 ): number {
   let error = 0;
   for (let i = start; i < end; i++) {
@@ -98,7 +106,7 @@ export function groupError(
     y = y < qmin ? qmin : y;
     y = y > qmax ? qmax : y;
     const d = w - scale * (y + ROUNDING_BIAS - ROUNDING_BIAS - offset);
-    error += d * d;
+    error += (weighted ? w * w : 1) * d * d;
   }
   return error;
 }
@@ -143,7 +151,7 @@ export function searchGroupScale(
   let bestScale = 0;
   let bestGain = 0;
   const tryInverse = (inverse: number, stride: number): boolean => {
-    fitSums(weights, start, end, stride, inverse, 0, qmin, qmax);
+    fitSums(weights, start, end, stride, inverse, 0, qmin, qmax, false);
     const gain = sumQq === 0 ? 0 : (sumWq * sumWq) / sumQq;
     if (!(gain > bestGain)) return false;
     bestGain = gain;
@@ -166,8 +174,8 @@ export function searchGroupScale(
 
   const searched = roundScale(bestScale);
   if (searched === 0 || !Number.isFinite(searched)) return absmax;
-  return groupError(weights, start, end, searched, 0, qmin, qmax) <
-      groupError(weights, start, end, absmax, 0, qmin, qmax)
+  return groupError(weights, start, end, searched, 0, qmin, qmax, false) <
+      groupError(weights, start, end, absmax, 0, qmin, qmax, false)
     ? searched
     : absmax;
 }
@@ -183,7 +191,7 @@ export interface ShiftedScale {
  * `[lo, hi]` around the group's values and zero, clipped by the same ratios as
  * {@link searchGroupScale} and mapped onto `[qmin, qmax]` with the offset that zero needs,
  * refitted by least squares for that offset; kept only when it stores the group with strictly
- * less `error` (as {@link groupError} or {@link weightedGroupError} measures it) than `symmetric`
+ * less {@link groupError} (`weighted` or not) than `symmetric`
  * (the group's searched scale, offset 0) does. The group's values must be finite and `symmetric`
  * not 0.
  */
@@ -195,7 +203,7 @@ export function searchGroupShift(
   qmax: number,
   roundScale: (x: number) => number,
   symmetric: number,
-  error: typeof groupError,
+  weighted: boolean,
 ): ShiftedScale {
   let lo = 0;
   let hi = 0;
@@ -208,7 +216,7 @@ export function searchGroupShift(
   let bestOffset = 0;
   let bestGain = 0;
   const tryShift = (inverse: number, offset: number, stride: number): boolean => {
-    fitSums(weights, start, end, stride, inverse, offset, qmin, qmax);
+    fitSums(weights, start, end, stride, inverse, offset, qmin, qmax, false);
     const gain = sumQq === 0 ? 0 : (sumWq * sumWq) / sumQq;
     if (!(gain > bestGain)) return false;
     [bestGain, bestScale, bestOffset] = [gain, sumWq / sumQq, offset];
@@ -233,8 +241,8 @@ export function searchGroupShift(
   const scale = roundScale(bestScale);
   const keep = { scale: symmetric, offset: 0 };
   if (scale === 0 || !Number.isFinite(scale) || bestOffset === 0) return keep;
-  return error(weights, start, end, scale, bestOffset, qmin, qmax) <
-      error(weights, start, end, symmetric, 0, qmin, qmax)
+  return groupError(weights, start, end, scale, bestOffset, qmin, qmax, weighted) <
+      groupError(weights, start, end, symmetric, 0, qmin, qmax, weighted)
     ? { scale, offset: bestOffset }
     : keep;
 }
@@ -245,65 +253,6 @@ export function searchGroupShift(
  * absmax is tried last.
  */
 const LEVEL_STEPS = [0, -8, -6, -4, -2, 2, 4, 6, 8];
-
-/** `sum(w^2 w k)` and `sum(w^2 k^2)` of the last {@link weightedFitSums} call. */
-let sumIwq = 0;
-let sumIqq = 0;
-
-/**
- * Sums of `w^2 * w * k` and `w^2 * k * k` for `k = clamp(round(w * inverse))` over every
- * `stride`-th value of `[start, end)`: the least-squares fit with each value weighted by its own
- * square.
- */
-function weightedFitSums(
-  weights: Float32Array,
-  start: number,
-  end: number,
-  stride: number,
-  inverse: number,
-  qmin: number,
-  qmax: number,
-): void {
-  let iwq = 0;
-  let iqq = 0;
-  for (let i = start; i < end; i += stride) {
-    const w = weights[i]!;
-    let y = w * inverse;
-    y = y < qmin ? qmin : y;
-    y = y > qmax ? qmax : y;
-    const k = y + ROUNDING_BIAS - ROUNDING_BIAS;
-    const importance = w * w;
-    iwq += importance * w * k;
-    iqq += importance * k * k;
-  }
-  sumIwq = iwq;
-  sumIqq = iqq;
-}
-
-/**
- * `sum w^2 (w - scale * (clamp(round(w / scale + offset)) - offset))^2` over `[start, end)`: the
- * {@link groupError} with each value's error weighted by the value's square.
- */
-export function weightedGroupError(
-  weights: Float32Array,
-  start: number,
-  end: number,
-  scale: number,
-  offset: number,
-  qmin: number,
-  qmax: number,
-): number {
-  let error = 0;
-  for (let i = start; i < end; i++) {
-    const w = weights[i]!;
-    let y = w / scale + offset;
-    y = y < qmin ? qmin : y;
-    y = y > qmax ? qmax : y;
-    const d = w - scale * (y + ROUNDING_BIAS - ROUNDING_BIAS - offset);
-    error += w * w * d * d;
-  }
-  return error;
-}
 
 /**
  * The stored scale of the group `[start, end)` that minimises its error weighted by each value's
@@ -333,11 +282,11 @@ export function searchWeightedScale(
   let bestScale = 0;
   let bestGain = 0;
   const tryInverse = (inverse: number, stride: number): void => {
-    weightedFitSums(weights, start, end, stride, inverse, qmin, qmax);
-    const gain = sumIqq === 0 ? 0 : (sumIwq * sumIwq) / sumIqq;
+    fitSums(weights, start, end, stride, inverse, 0, qmin, qmax, true);
+    const gain = sumQq === 0 ? 0 : (sumWq * sumWq) / sumQq;
     if (!(gain > bestGain)) return;
     bestGain = gain;
-    bestScale = sumIwq / sumIqq;
+    bestScale = sumWq / sumQq;
   };
   const stride = Math.max(1, Math.floor((end - start) / SAMPLES));
   for (const k of LEVEL_STEPS) tryInverse((qmin - k / 10) / extreme, stride);
@@ -350,8 +299,8 @@ export function searchWeightedScale(
 
   const searched = roundScale(bestScale);
   if (searched === 0 || !Number.isFinite(searched)) return absmax;
-  return weightedGroupError(weights, start, end, searched, 0, qmin, qmax) <
-      weightedGroupError(weights, start, end, absmax, 0, qmin, qmax)
+  return groupError(weights, start, end, searched, 0, qmin, qmax, true) <
+      groupError(weights, start, end, absmax, 0, qmin, qmax, true)
     ? searched
     : absmax;
 }
