@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, Rng};
+use common::{assert_close, dequantized_product, magnitudes, Rng};
 use llamane_cpu::kernels::out_columns::OutColumns;
 use llamane_cpu::kernels::q8_rows::Q8Rows;
 use llamane_cpu::kernels::{self, Kernels};
@@ -78,36 +78,6 @@ impl Owned {
         }
         y
     }
-}
-
-/// `sum_j |x[r, j] * w[c, j]|` for every output.
-fn magnitudes(x: &[f32], m: usize, w: &Weights) -> Vec<f32> {
-    let (n, k) = (w.n(), w.k());
-    let mut row = vec![0.0; k];
-    let mut mag = vec![0.0; m * n];
-    for c in 0..n {
-        w.dequantize_row(c, &mut row);
-        for r in 0..m {
-            mag[r * n + c] = (0..k).map(|j| (x[r * k + j] * row[j]).abs()).sum();
-        }
-    }
-    mag
-}
-
-fn dequantized_product(x: &[f32], m: usize, w: &Weights) -> Vec<f32> {
-    let (n, k) = (w.n(), w.k());
-    let mut row = vec![0.0; k];
-    let mut y = vec![0.0; m * n];
-    for c in 0..n {
-        w.dequantize_row(c, &mut row);
-        for r in 0..m {
-            let dot: f64 = (0..k)
-                .map(|j| f64::from(x[r * k + j]) * f64::from(row[j]))
-                .sum();
-            y[r * n + c] = dot as f32;
-        }
-    }
-    y
 }
 
 fn run_q8(table: &Kernels, xq: &Q8Rows, w: &Weights) -> Vec<f32> {

@@ -4,6 +4,8 @@
 
 pub mod plan_builder;
 
+use llamane_cpu::weights::Weights;
+
 /// SplitMix64: a tiny deterministic generator, so every run sees the same data.
 pub struct Rng(u64);
 
@@ -59,4 +61,35 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], magnitude: &[f32], to
             want[i]
         );
     }
+}
+
+/// `sum_j |x[r, j] * w[c, j]|` for every output, from the dequantized weights.
+pub fn magnitudes(x: &[f32], m: usize, w: &Weights) -> Vec<f32> {
+    let (n, k) = (w.n(), w.k());
+    let mut row = vec![0.0; k];
+    let mut mag = vec![0.0; m * n];
+    for c in 0..n {
+        w.dequantize_row(c, &mut row);
+        for r in 0..m {
+            mag[r * n + c] = (0..k).map(|j| (x[r * k + j] * row[j]).abs()).sum();
+        }
+    }
+    mag
+}
+
+/// `x W^T` from the dequantized weights, in f64: the mathematical answer.
+pub fn dequantized_product(x: &[f32], m: usize, w: &Weights) -> Vec<f32> {
+    let (n, k) = (w.n(), w.k());
+    let mut row = vec![0.0; k];
+    let mut y = vec![0.0; m * n];
+    for c in 0..n {
+        w.dequantize_row(c, &mut row);
+        for r in 0..m {
+            let dot: f64 = (0..k)
+                .map(|j| f64::from(x[r * k + j]) * f64::from(row[j]))
+                .sum();
+            y[r * n + c] = dot as f32;
+        }
+    }
+    y
 }
