@@ -21,10 +21,10 @@ import { ensurePeer } from "../testing/llama_cpp_peer.ts";
 const PROMPT_TOKENS = 128;
 const NEW_TOKENS = 64;
 const RUNS = 3;
+/** The cores of the 2-thread runs, those of the other kernel sets included. */
+const TWO_CORES = "0,1";
 /** Threads, and the cores (taskset's list) each engine runs on. */
-const THREADS: readonly [number, string][] = [[2, "0,1"], [1, "0"]];
-/** The cores of the other kernel sets' runs (2 threads). */
-const OTHER_KERNELS_CPUS = "0,1";
+const THREADS: readonly [number, string][] = [[2, TWO_CORES], [1, "0"]];
 const PROBE = new URL("./cpu_prefill_probe.ts", import.meta.url);
 /** Kernel sets timed beside the selected one when this CPU can run them, best first. */
 const OTHER_KERNELS = ["avx512", "avxvnni", "avx2"];
@@ -70,7 +70,7 @@ async function otherKernels(bundle: string, selected: string): Promise<Figures> 
     const runs: Figures[] = [];
     try {
       for (let i = 0; i < RUNS; i++) {
-        runs.push(await llamaneRun(bundle, OTHER_KERNELS_CPUS, kernels));
+        runs.push(await llamaneRun(bundle, TWO_CORES, kernels));
       }
     } catch (error) {
       if (String(error).includes(UNAVAILABLE_KERNELS)) continue;
