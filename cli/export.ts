@@ -22,6 +22,7 @@ import {
   parseEmbeddingQuantization,
 } from "../export/options.ts";
 import { keepSummary } from "../export/weight_storage.ts";
+import { formatReconstructionError } from "../export/reconstruction_error.ts";
 import { formatBytes } from "./format.ts";
 import { formatFindings } from "./lint.ts";
 import { lintBundle } from "../bundle/lint.ts";
@@ -217,6 +218,7 @@ export const exportCommand: Command = {
     );
     console.log(`  tokenizer: ${summary.tokenizerOrigin}`);
     for (const line of keepSummary(summary.storage)) console.log(`  ${line}`);
+    console.log(`  ${formatReconstructionError(summary.reconstructionError)}`);
     for (const piece of manifest.pieces) {
       console.log(`  ${piece.package.padEnd(22)} ${formatBytes(piece.weightBytes)}`);
     }

@@ -117,6 +117,10 @@ Deno.test("llamane export and inspect run with read and write permission for the
     exported.stdout,
     /exported .*m\.llamane in [\d.]+ s\n {2}fp16, linear b4w, embedding 8,0, L 8, cache 32/,
   );
+  assert.match(
+    exported.stdout,
+    /\n {2}relative squared error: linear [\d.]+ mean, [\d.]+ worst \(\S+\); embedding [\d.]+\n/,
+  );
 
   const inspected = await llamane([`--allow-read=${bundle}`], "inspect", bundle);
   assert.equal(inspected.code, 0, inspected.stderr);

@@ -4,11 +4,12 @@
  * parts included): each package loads, its
  * programs rebuild with type inference, the inferred I/O equals the manifest's, every blob reads
  * back, and every weight dequantizes to what an independent NumPy quantization of the checkpoint
- * tensor gives (scripts/coreml/check_weights.py).
+ * tensor gives (scripts/coreml/check_weights.py), which also measures from them the relative
+ * reconstruction error the export summary reports.
  */
 
 import assert from "node:assert/strict";
-import { exportModel } from "./export_model.ts";
+import { exportModel, type ExportSummary } from "./export_model.ts";
 import { type ExportOptions, ExportOptionsError } from "./options.ts";
 import { UnevenSplitError } from "./split_linear.ts";
 import { type BundleManifest, readManifest } from "../bundle/manifest.ts";
@@ -70,6 +71,7 @@ interface Exported {
   readonly variant: string;
   readonly bundle: string;
   readonly manifest: BundleManifest;
+  readonly summary: ExportSummary;
 }
 
 /** Every model in every variant it can take; shapes a variant cannot split or group are skipped. */
@@ -78,8 +80,9 @@ const refused: string[] = [];
 for (const model of models) {
   for (const [variant, options] of Object.entries(VARIANTS)) {
     const bundle = `${await Deno.makeTempDir()}/m.llamane`;
+    let summary: ExportSummary;
     try {
-      await exportModel({
+      summary = await exportModel({
         checkpoint: model.checkpoint,
         params: model.params,
         output: bundle,
@@ -94,7 +97,7 @@ for (const model of models) {
       refused.push(`${model.name}: ${variant}`);
       continue;
     }
-    exported.push({ model, variant, bundle, manifest: await readManifest(bundle) });
+    exported.push({ model, variant, bundle, manifest: await readManifest(bundle), summary });
   }
 }
 
@@ -150,12 +153,27 @@ Deno.test("coremltools loads every exported package and infers the manifest's in
   }
 });
 
+interface WeightsReport {
+  weights_checked: number;
+  relative_error: {
+    linear_mean: number;
+    linear_worst: number;
+    linear_worst_tensor: string;
+    embedding: number;
+  };
+}
+
+/** Whether two sums of float64 squares agree but for their summation order. */
+function sameSum(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
+}
+
 Deno.test("every exported weight dequantizes to an independent NumPy quantization of its tensor", async () => {
   const pairs = exported.map(({ bundle, model }) => `${bundle}=${model.checkpoint}`);
-  const report: Record<string, { weights_checked: number }> = JSON.parse(
+  const report: Record<string, WeightsReport> = JSON.parse(
     await runOracleScript("scripts/coreml/check_weights.py", pairs),
   );
-  for (const { bundle, manifest, model, variant } of exported) {
+  for (const { bundle, manifest, model, variant, summary } of exported) {
     // Every linear part of every layer, the head's parts and the embedding table, per function.
     const functions = manifest.export.multifunction ? 2 : 1;
     const checked = report[bundle]!.weights_checked;
@@ -163,5 +181,12 @@ Deno.test("every exported weight dequantizes to an independent NumPy quantizatio
       checked >= (7 * manifest.model.nLayers + 2) * functions,
       `${model.name}, ${variant}: ${checked} weights`,
     );
+    const measured = report[bundle]!.relative_error;
+    const reported = summary.reconstructionError;
+    const what = `${model.name}, ${variant}: ${JSON.stringify(measured)}`;
+    assert.ok(sameSum(reported.linearMean, measured.linear_mean), what);
+    assert.ok(sameSum(reported.linearWorst.relativeError, measured.linear_worst), what);
+    assert.equal(reported.linearWorst.tensor, measured.linear_worst_tensor, what);
+    assert.ok(sameSum(reported.embedding, measured.embedding), what);
   }
 });

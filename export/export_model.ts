@@ -50,6 +50,11 @@ import {
   resolveExportOptions,
 } from "./options.ts";
 import { type TensorStorage, withCheckpointDefaults } from "./weight_storage.ts";
+import {
+  type ReconstructionError,
+  reconstructionError,
+  type TensorError,
+} from "./reconstruction_error.ts";
 
 /** What an export produced. */
 export interface ExportSummary {
@@ -70,6 +75,8 @@ export interface ExportSummary {
   readonly storage: readonly TensorStorage[];
   /** Where the bundled tokenizer came from, or why the bundle has none. */
   readonly tokenizerOrigin: string;
+  /** How far the stored weights are from the checkpoint's: `sum (w - stored)^2 / sum w^2`. */
+  readonly reconstructionError: ReconstructionError;
 }
 
 /** The folder holding a checkpoint: itself for a model folder, else the file's parent. */
@@ -222,6 +229,9 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
   let bytesBefore = 0;
   let currentWeights: BlobStorageWriter | undefined;
   const storage = new Map<string, TensorStorage>();
+  // By checkpoint name: the functions of a multifunction piece store the same weights again.
+  const linearErrors = new Map<string, TensorError>();
+  let embeddingError = 0;
   const ctx: ExportContext = {
     config,
     options: resolved,
@@ -237,6 +247,10 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     storageChosen: (tensor, choice) => {
       if (storage.has(tensor)) return;
       storage.set(tensor, { tensor, checkpointType: source.info(tensor)!.dtype, choice });
+    },
+    errorMeasured: (tensor, use, relativeError) => {
+      if (use === "embedding") embeddingError = relativeError;
+      else if (!linearErrors.has(tensor)) linearErrors.set(tensor, { tensor, relativeError });
     },
   };
 
@@ -314,5 +328,6 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     warnings: model.warnings,
     storage: [...storage.values()],
     tokenizerOrigin: bundledTokenizer.origin,
+    reconstructionError: reconstructionError([...linearErrors.values()], embeddingError),
   };
 }

@@ -1,7 +1,8 @@
 /**
  * The exporter's supporting types, for tools that build export options or read an export's
  * summary: how linear and embedding weights are quantized (with {@link LINEAR_QUANTIZATIONS}, the
- * list of the linear ones), how each tensor was stored, and the progress an export reports.
+ * list of the linear ones), how each tensor was stored and how much storing it lost, and the
+ * progress an export reports.
  * Exporting goes through the top-level entry point's `exportModel`.
  *
  * @example Export with int4 weights per block of 32, then list how each tensor was stored
@@ -25,3 +26,4 @@ export { LINEAR_QUANTIZATIONS, type LinearQuantization } from "../bundle/manifes
 export type { QuantBits } from "./quantize.ts";
 export type { PaletteBits } from "./palettize.ts";
 export type { StorageChoice, TensorStorage, WeightStorage } from "./weight_storage.ts";
+export type { ReconstructionError, TensorError } from "./reconstruction_error.ts";

@@ -123,6 +123,7 @@ export async function emitProgram(spec: ProgramSpec): Promise<SmallProgram> {
     weights: new WeightReader(memorySource(spec.tensors ?? {})),
     weightWritten: () => {},
     storageChosen: () => {},
+    errorMeasured: () => {},
   };
   const inputs = Object.fromEntries(
     Object.entries(spec.inputs).map(([name, type]) => [name, e.fn.input(name, type)]),

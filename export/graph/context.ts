@@ -19,9 +19,18 @@ export interface ExportContext {
   readonly weightWritten: (name: string) => void;
   /** Called with the storage chosen for each part of a matrix, with its checkpoint name. */
   readonly storageChosen: (name: string, choice: StorageChoice) => void;
+  /**
+   * Called once a weight has been stored, with its checkpoint name, what it is (a linear weight,
+   * or the embedding table, which a tied head stores again as a linear) and its relative
+   * reconstruction error. Each function of a piece reports the weights it writes.
+   */
+  readonly errorMeasured: (name: string, use: WeightUse, relativeError: number) => void;
 }
 
-/** Rounds a quantization scale to the float type it is stored in. */
+/** What a stored weight is used as. */
+export type WeightUse = "linear" | "embedding";
+
+/** Rounds a quantization scale, or a float weight, to the float type it is stored in. */
 export function scaleRounding(options: ResolvedExportOptions): (x: number) => number {
   return options.dtype === "fp16" ? Math.f16round : Math.fround;
 }

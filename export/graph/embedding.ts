@@ -7,11 +7,12 @@
 
 import type { Var } from "../../coreml/builder.ts";
 import { EMBEDDING } from "../../llama/weights.ts";
-import type { ExportContext } from "./context.ts";
+import { type ExportContext, scaleRounding } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import { float16Bits } from "../../coreml/tensor.ts";
 import { embeddingChoice } from "../weight_storage.ts";
 import { emitStoredWeight } from "./linear.ts";
+import { ErrorSums } from "../reconstruction_error.ts";
 
 /** The constant's name in the program. */
 const TABLE = "embedding_table";
@@ -19,7 +20,8 @@ const TABLE = "embedding_table";
 /** Rows read per step of a float table, bounding the fp32 working set whatever the vocabulary. */
 const ROWS_PER_READ = 8192;
 
-async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var> {
+/** The table, stored as the options say, its error added to `sums`. */
+async function embeddingTable(e: GraphEmitter, ctx: ExportContext, sums: ErrorSums): Promise<Var> {
   const [vocab, dim] = ctx.weights.matrixShape(EMBEDDING);
   const choice = embeddingChoice(
     ctx.options.embeddingQuantize,
@@ -28,7 +30,8 @@ async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var>
   );
   ctx.storageChosen(EMBEDDING, choice);
   if (choice.storage.kind !== "float") {
-    return emitStoredWeight(e, ctx, { name: EMBEDDING }, [0, vocab], dim, choice.storage, TABLE);
+    const { storage } = choice;
+    return emitStoredWeight(e, ctx, { name: EMBEDDING }, [0, vocab], dim, storage, TABLE, sums);
   }
   // Each step is converted to the model's dtype as it is read: a whole fp32 copy beside the
   // fp16 table would take three times the table's size (3.2 GB for Llama 3.1 8B's).
@@ -37,6 +40,7 @@ async function embeddingTable(e: GraphEmitter, ctx: ExportContext): Promise<Var>
   for (let row = 0; row < vocab; row += ROWS_PER_READ) {
     const end = Math.min(vocab, row + ROWS_PER_READ);
     const rows = await ctx.weights.rows({ name: EMBEDDING }, row, end);
+    sums.addFloat(rows, scaleRounding(ctx.options));
     values.set(fp16 ? float16Bits(rows) : rows, row * dim);
   }
   const shape = [vocab, dim];
@@ -55,7 +59,9 @@ export async function emitEmbedding(
   tokens: Var,
   outputName: string,
 ): Promise<Var> {
-  const table = await embeddingTable(e, ctx);
+  const sums = new ErrorSums();
+  const table = await embeddingTable(e, ctx, sums);
+  ctx.errorMeasured(EMBEDDING, "embedding", sums.relative);
   ctx.weightWritten(EMBEDDING);
   return e.op("gather", {
     x: table,

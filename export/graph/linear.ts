@@ -16,6 +16,7 @@ import {
 import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
 import { splitCount } from "../split_linear.ts";
 import { linearChoice, type WeightStorage } from "../weight_storage.ts";
+import { ErrorSums } from "../reconstruction_error.ts";
 import { type ExportContext, scaleRounding } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import type { WeightRef } from "./weight_reader.ts";
@@ -48,7 +49,8 @@ export function emitQuantizedWeight(e: GraphEmitter, name: string, q: QuantizedM
 
 /**
  * Rows `[start, end)` of a `[*, columns]` weight, quantized, read and quantized a few rows at a
- * time. Groups never cross a row, so the result is the same as quantizing the rows at once.
+ * time. Groups never cross a row, so the result is the same as quantizing the rows at once. The
+ * rows' error is added to `sums`.
  */
 export async function readQuantized(
   ctx: ExportContext,
@@ -58,6 +60,7 @@ export async function readQuantized(
   columns: number,
   bits: QuantBits,
   groupSize: number,
+  sums: ErrorSums,
 ): Promise<QuantizedMatrix> {
   const rows = end - start;
   const step = rowsPerRead(columns, weight.ropeHeadDim);
@@ -79,6 +82,7 @@ export async function readQuantized(
       scaleRounding(ctx.options),
       asymmetric,
     );
+    sums.addQuantized(chunk, q);
     values.set(q.values, (row - start) * columns);
     scales.set(q.scales, ((row - start) * columns) / groupSize);
     if (q.offsets) offsets!.set(q.offsets, ((row - start) * columns) / groupSize);
@@ -88,7 +92,8 @@ export async function readQuantized(
 
 /**
  * Rows `[start, end)` of a `[*, columns]` weight stored as Q8_0 or Q4_0, taken apart into the
- * integers and fp16 scales of its blocks of 32, a few rows at a time: nothing is requantized.
+ * integers and fp16 scales of its blocks of 32, a few rows at a time: nothing is requantized, and
+ * the rows add no error to `sums`, only their values.
  */
 export async function readKept(
   ctx: ExportContext,
@@ -97,6 +102,7 @@ export async function readKept(
   end: number,
   columns: number,
   dtype: SymmetricBlockDType,
+  sums: ErrorSums,
 ): Promise<QuantizedMatrix> {
   const rows = end - start;
   const step = rowsPerRead(columns, weight.ropeHeadDim);
@@ -109,10 +115,15 @@ export async function readKept(
     scales.set(blocks.scales, ((row - start) * columns) / SYMMETRIC_BLOCK);
   }
   const bits = dtype === "Q8_0" ? 8 : 4;
-  return { bits, rows, columns, groupSize: SYMMETRIC_BLOCK, values, scales };
+  const kept: QuantizedMatrix = { bits, rows, columns, groupSize: SYMMETRIC_BLOCK, values, scales };
+  sums.addExact(kept);
+  return kept;
 }
 
-/** Rows `[start, end)` of a `[*, columns]` weight, stored as `storage` says. */
+/**
+ * Rows `[start, end)` of a `[*, columns]` weight, stored as `storage` says, their error added to
+ * `sums`.
+ */
 export async function emitStoredWeight(
   e: GraphEmitter,
   ctx: ExportContext,
@@ -121,34 +132,42 @@ export async function emitStoredWeight(
   columns: number,
   storage: WeightStorage,
   name: string,
+  sums: ErrorSums,
 ): Promise<Var> {
   switch (storage.kind) {
-    case "float":
-      return emitFloatWeight(
-        e,
-        name,
-        [end - start, columns],
-        await ctx.weights.rows(weight, start, end),
-      );
+    case "float": {
+      const values = await ctx.weights.rows(weight, start, end);
+      sums.addFloat(values, scaleRounding(ctx.options));
+      return emitFloatWeight(e, name, [end - start, columns], values);
+    }
     case "kept":
       return emitQuantizedWeight(
         e,
         name,
-        await readKept(ctx, weight, start, end, columns, storage.dtype),
+        await readKept(ctx, weight, start, end, columns, storage.dtype, sums),
       );
     case "quantized": {
       const group = storage.groupSize === 0 ? columns : storage.groupSize;
       return emitQuantizedWeight(
         e,
         name,
-        await readQuantized(ctx, weight, start, end, columns, storage.bits, group),
+        await readQuantized(ctx, weight, start, end, columns, storage.bits, group, sums),
       );
     }
     case "palettized":
       return emitPalettizedWeight(
         e,
         name,
-        await readPalettized(ctx, weight, start, end, columns, storage.bits, storage.groupRows),
+        await readPalettized(
+          ctx,
+          weight,
+          start,
+          end,
+          columns,
+          storage.bits,
+          storage.groupRows,
+          sums,
+        ),
       );
   }
 }
@@ -162,6 +181,7 @@ function emitLinearWeight(
   end: number,
   columns: number,
   name: string,
+  sums: ErrorSums,
 ): Promise<Var> {
   const choice = linearChoice(
     ctx.options.linearQuantize,
@@ -174,7 +194,7 @@ function emitLinearWeight(
   const storage: WeightStorage = (end - start) * columns < MIN_BLOB_ELEMENTS
     ? { kind: "float" }
     : choice.storage;
-  return emitStoredWeight(e, ctx, weight, [start, end], columns, storage, name);
+  return emitStoredWeight(e, ctx, weight, [start, end], columns, storage, name, sums);
 }
 
 /**
@@ -221,6 +241,7 @@ export async function emitLinearParts(
   // Core ML's linear takes a bias; coremltools always writes one, so do the same (all zeros).
   const bias = floatTensor(e, [rows], new Float32Array(rows));
   const outputs: Var[] = [];
+  const sums = new ErrorSums();
   for (let part = 0; part < parts; part++) {
     const w = await emitLinearWeight(
       e,
@@ -230,9 +251,11 @@ export async function emitLinearParts(
       (part + 1) * rows,
       columns,
       `${name}_part${part}_weight`,
+      sums,
     );
     outputs.push(e.op("linear", { x, weight: w, bias }, partName(part, parts)));
   }
+  ctx.errorMeasured(weight.name, "linear", sums.relative);
   ctx.weightWritten(weight.name);
   return outputs;
 }

@@ -8,6 +8,7 @@
 
 import type { Var } from "../../coreml/builder.ts";
 import { type PaletteBits, type PalettizedMatrix, palettizeMatrix } from "../palettize.ts";
+import type { ErrorSums } from "../reconstruction_error.ts";
 import { type ExportContext, scaleRounding } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import { floatTensor, rowsPerRead } from "./weight_tensor.ts";
@@ -16,7 +17,7 @@ import type { WeightRef } from "./weight_reader.ts";
 /**
  * Rows `[start, end)` of a `[*, columns]` weight, palettized with one palette per `groupRows`
  * rows, read a few groups at a time. Palettes never span a read, so the result is the same as
- * palettizing the rows at once.
+ * palettizing the rows at once. The rows' error is added to `sums`.
  */
 export async function readPalettized(
   ctx: ExportContext,
@@ -26,6 +27,7 @@ export async function readPalettized(
   columns: number,
   bits: PaletteBits,
   groupRows: number,
+  sums: ErrorSums,
 ): Promise<PalettizedMatrix> {
   const rows = end - start;
   const step = groupRows * Math.max(1, Math.floor(rowsPerRead(columns) / groupRows));
@@ -43,6 +45,7 @@ export async function readPalettized(
       groupRows,
       scaleRounding(ctx.options),
     );
+    sums.addPalettized(chunk, p);
     indices.set(p.indices, (row - start) * columns);
     palettes.set(p.palettes, ((row - start) / groupRows) * entries);
   }

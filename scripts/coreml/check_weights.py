@@ -25,6 +25,12 @@ checked instead: every dense value is an entry of its group's palette, which has
 the storage dtype; every value is the entry nearest to the checkpoint's value; and the squared
 error is at most 5% above that of an independent NumPy k-means (Lloyd's iterations from quantiles,
 run to convergence), which a uniform grid misses by far.
+
+Also reports the relative reconstruction error the export summary states, computed here from what
+coremltools reads: per tensor, sum (w - stored)^2 / sum w^2 in float64 over all its parts (each
+part once, however many functions hold it), the stored values being (q - offset) * scale of the
+stored integers, scales and offsets, or the dense values of float and palettized weights; then the
+mean and the worst over the linear weights (layers' and head's), and the embedding table's.
 """
 
 import json
@@ -220,6 +226,37 @@ def schemes(manifest):
     return linear, embedding
 
 
+def stored_values(op, actual):
+    """What a weight op stores, in float64: (q - offset) * scale per group for quantized data, else
+    its dense values (floats and palette entries are exact)."""
+    if op.op_type != "constexpr_blockwise_shift_scale":
+        return actual.astype(np.float64)
+    data = np.asarray(op.data.val, dtype=np.float64)
+    scale = np.asarray(op.scale.val, dtype=np.float64)
+    offset = np.zeros(scale.shape) if op.offset is None else np.asarray(op.offset.val, np.float64)
+    per_group = data.shape[1] // scale.shape[1]
+    return (data - np.repeat(offset, per_group, axis=1)) * np.repeat(scale, per_group, axis=1)
+
+
+def relative_errors(parts):
+    """The summary's figures from {part name: (tensor, squared error, squared values)}."""
+    linear, embedding = {}, (0.0, 0.0)
+    for name, (tensor, error, values) in parts.items():
+        if name == "embedding_table":
+            embedding = (error, values)
+        else:
+            sums = linear.get(tensor, (0.0, 0.0))
+            linear[tensor] = (sums[0] + error, sums[1] + values)
+    relative = {tensor: 0.0 if e == 0 else e / v for tensor, (e, v) in linear.items()}
+    worst = max(relative, key=relative.get)
+    return {
+        "linear_mean": float(np.mean(list(relative.values()))),
+        "linear_worst": relative[worst],
+        "linear_worst_tensor": worst,
+        "embedding": 0.0 if embedding[0] == 0 else embedding[0] / embedding[1],
+    }
+
+
 def source_rows(name, manifest, tensors, rows):
     """The checkpoint rows a weight part holds, or None for a name that is not a weight."""
     config = manifest["model"]
@@ -241,13 +278,15 @@ def source_rows(name, manifest, tensors, rows):
 
 
 def check_bundle(bundle, checkpoint, scratch):
-    """Checks every weight of `bundle`; returns (weights checked, largest difference)."""
+    """Checks every weight of `bundle`; returns (weights checked, largest difference, relative
+    errors)."""
     with open(os.path.join(bundle, "manifest.json")) as f:
         manifest = json.load(f)
     tensors = read_safetensors(checkpoint) if checkpoint.endswith(".safetensors") else read_pth(checkpoint)
     storage = np.float16 if manifest["export"]["dtype"] == "fp16" else np.float32
     linear, embedding = schemes(manifest)
     checked, worst = 0, 0.0
+    errors = {}
     for piece in manifest["pieces"]:
         _, _, prog = load_program(os.path.join(bundle, piece["package"]), scratch)
         for fn_name, fn in prog.functions.items():
@@ -263,6 +302,10 @@ def check_bundle(bundle, checkpoint, scratch):
                 if w is None:
                     continue
                 w = w.astype(np.float32)
+                if var.name not in errors:
+                    w64 = w.astype(np.float64)
+                    error = np.square(w64 - stored_values(op, actual)).sum()
+                    errors[var.name] = (tensor, float(error), float(np.square(w64).sum()))
                 bits, group = embedding if var.name == "embedding_table" else linear
                 where = f"{bundle}: {piece['package']} {fn_name} {var.name} ({tensor})"
                 if group == "lut":
@@ -298,7 +341,7 @@ def check_bundle(bundle, checkpoint, scratch):
                     sys.exit(1)
                 checked += 1
                 worst = max(worst, float(difference.max()))
-    return checked, worst
+    return checked, worst, relative_errors(errors)
 
 
 def main():
@@ -306,8 +349,9 @@ def main():
     for pair in sys.argv[1:]:
         bundle, checkpoint = pair.split("=", 1)
         with tempfile.TemporaryDirectory() as scratch:
-            checked, worst = check_bundle(bundle, checkpoint, scratch)
-        report[bundle] = {"weights_checked": checked, "max_abs_difference": worst}
+            checked, worst, errors = check_bundle(bundle, checkpoint, scratch)
+        report[bundle] = {"weights_checked": checked, "max_abs_difference": worst,
+                          "relative_error": errors}
     print(json.dumps(report))
 
 
