@@ -59,11 +59,20 @@ export interface PieceSpec {
 
 /**
  * Every way linear-layer weights are stored: `c4w` int4 per output channel (what the Neural Engine
- * runs well), `b4w` int4 per block of 32 inputs, `c8w` int8 per output channel, `lut4`/`lut6`
+ * runs well), `b4w` int4 per block of 32 inputs, `c8w` int8 per output channel, `b8w` int8 per block of 32 inputs, `lut4`/`lut6`
  * 4-bit or 6-bit indices into a k-means palette per group of output channels, `none` float,
  * `keep` a GGUF's own Q8_0 and Q4_0 blocks (export/weight_storage.ts).
  */
-export const LINEAR_QUANTIZATIONS = ["none", "c4w", "b4w", "c8w", "lut4", "lut6", "keep"] as const;
+export const LINEAR_QUANTIZATIONS = [
+  "none",
+  "c4w",
+  "b4w",
+  "c8w",
+  "b8w",
+  "lut4",
+  "lut6",
+  "keep",
+] as const;
 
 /** One of {@link LINEAR_QUANTIZATIONS}. */
 export type LinearQuantization = typeof LINEAR_QUANTIZATIONS[number];

@@ -76,9 +76,9 @@ const flags = {
     type: "string",
     short: "E",
     value: "B,G",
-    help: "embedding bits (4 or 8) and group size (0: one scale per row), lut4 or lut6 " +
-      "(palettes as for --linear_quantize), none, or keep (a GGUF's Q8_0 and Q4_0 blocks as " +
-      "they are)",
+    help: "embedding table and output head: bits (4 or 8) and group size (0: one scale per " +
+      "row, or 32), lut4 or lut6 (palettes as for --linear_quantize), none, or keep (a GGUF's " +
+      "Q8_0 and Q4_0 blocks as they are)",
     defaultText: `keep for a GGUF whose embedding is Q8_0 or Q4_0, else ${
       formatEmbeddingQuantization(EXPORT_DEFAULTS.embeddingQuantize)
     }`,
@@ -86,8 +86,9 @@ const flags = {
   linear_quantize: {
     type: "string",
     value: "Q",
-    help: `linear weights, one of ${LINEAR_QUANTIZATIONS.join(", ")}: c4w int4 per channel ` +
-      "(what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per channel, " +
+    help: `the layers' linear weights, one of ${LINEAR_QUANTIZATIONS.join(", ")}: c4w int4 per ` +
+      "channel (what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per " +
+      "channel, b8w int8 per block of 32, " +
       "lut4 and lut6 4-bit and 6-bit indices into a k-means palette per --lut_group_size rows, " +
       "keep a GGUF's Q8_0 and Q4_0 blocks as they are (other types are requantized per block " +
       "of 32, the summary says which)",
@@ -211,7 +212,7 @@ export const exportCommand: Command = {
     const e = manifest.export;
     console.log(`exported ${summary.output} in ${summary.seconds.toFixed(1)} s`);
     console.log(
-      `  ${e.dtype}, linear ${e.linearQuantize}, embedding ${e.embeddingQuantize}, L ${e.inputLen}, ` +
+      `  ${e.dtype}, linear ${e.linearQuantize}, embedding and head ${e.embeddingQuantize}, L ${e.inputLen}, ` +
         `cache ${e.cacheLen}, ${
           manifest.tokenizer === null ? "no tokenizer" : `tokenizer ${manifest.tokenizer.kind}`
         }`,

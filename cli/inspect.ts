@@ -59,7 +59,7 @@ export const inspectCommand: Command = {
         `vocab ${model.vocabSize}${model.tiedOutput ? ", tied output" : ""}`,
     );
     console.log(
-      `export     ${e.dtype}, linear ${e.linearQuantize}, embedding ${e.embeddingQuantize}, ` +
+      `export     ${e.dtype}, linear ${e.linearQuantize}, embedding and head ${e.embeddingQuantize}, ` +
         `input_len ${e.inputLen}, cache ${e.cacheLen}, ${
           e.graphBreaks ? "graph breaks" : "one program"
         }` +

@@ -115,7 +115,7 @@ Deno.test("llamane export and inspect run with read and write permission for the
   assert.equal(exported.code, 0, exported.stderr);
   assert.match(
     exported.stdout,
-    /exported .*m\.llamane in [\d.]+ s\n {2}fp16, linear b4w, embedding 8,0, L 8, cache 32/,
+    /exported .*m\.llamane in [\d.]+ s\n {2}fp16, linear b4w, embedding and head 8,0, L 8, cache 32/,
   );
   assert.match(
     exported.stdout,

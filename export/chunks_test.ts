@@ -46,7 +46,7 @@ Deno.test("export refuses several chunks without graph breaks", () => {
 Deno.test("layerWeightBytes() is what an export writes per layer, for every weight form", async () => {
   const tiny = await writeTinyLlama();
   using model = await openModel({ checkpoint: tiny.checkpoint, params: tiny.params });
-  for (const linearQuantize of ["none", "c8w", "c4w", "b4w"] as LinearQuantization[]) {
+  for (const linearQuantize of ["none", "c8w", "b8w", "c4w", "b4w"] as LinearQuantization[]) {
     for (const dtype of ["fp16", "fp32"] as const) {
       const options = { checkpoint: tiny.checkpoint, params: tiny.params, linearQuantize, dtype };
       const output = `${await Deno.makeTempDir()}/tiny.llamane`;

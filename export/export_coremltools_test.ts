@@ -27,6 +27,7 @@ const VARIANTS: Record<string, Partial<ExportOptions>> = {
     embeddingQuantize: { bits: 4, groupSize: 32 },
   },
   "c8w": { linearQuantize: "c8w" },
+  "b8w, -E 8,32": { linearQuantize: "b8w", embeddingQuantize: { bits: 8, groupSize: 32 } },
   "-E 4,32": { embeddingQuantize: { bits: 4, groupSize: 32 } },
   "no graph breaks": { graphBreaks: false },
   "target split 16": { targetSplitSize: 16 },

@@ -233,9 +233,17 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
       { embeddingQuantize: { bits: 4, groupSize: 48 } },
       /group size 48 does not divide the embedding row length 64/,
     ],
+    [
+      { embeddingQuantize: { bits: 4, groupSize: 16 } },
+      /-E 4,16 also stores the output head, a linear layer, which takes one scale per row/,
+    ],
+    [
+      { embeddingQuantize: { paletteBits: 4 }, lutGroupSize: 32, targetSplitSize: 16 },
+      /--lut_group_size 32 does not divide the 16 rows of each part of "output.weight"/,
+    ],
     [{ targetSplitSize: 20 }, UnevenSplitError],
     [{ dtype: "bf16" as "fp16" }, /dtype must be fp16 or fp32, got "bf16"/],
-    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be one of none, c4w, b4w, c8w/],
+    [{ linearQuantize: "q4" as "c4w" }, /linear_quantize must be one of none, c4w, b4w, c8w, b8w/],
     [
       { linearQuantize: "lut4", lutGroupSize: 3 },
       /--lut_group_size 3 does not divide the 64 rows of each part of "layers.0.attention.wq.weight"/,

@@ -11,6 +11,7 @@ import type { QuantBits } from "./quantize.ts";
 import type { PaletteBits } from "./palettize.ts";
 import { splitCount } from "./split_linear.ts";
 import { ANE_LIMITS } from "../bundle/ane_limits.ts";
+import { EMBEDDING } from "../llama/weights.ts";
 import { LINEAR_QUANTIZATIONS, type LinearQuantization } from "../bundle/manifest.ts";
 
 /**
@@ -197,8 +198,11 @@ export class ExportOptionsError extends RangeError {
   }
 }
 
-/** Block size of `b4w`, in input values per scale. */
-export const B4W_BLOCK = 32;
+/** Block size of `b4w` and `b8w`, in input values per scale. */
+export const QUANT_BLOCK = 32;
+
+/** The linear schemes that scale blocks of {@link QUANT_BLOCK} inputs. */
+const BLOCKWISE_LINEAR: readonly LinearQuantization[] = ["b4w", "b8w"];
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isSafeInteger(value) || value <= 0) {
@@ -352,49 +356,51 @@ export function linearShapes(config: ModelConfig): [string, number, number][] {
 }
 
 /**
- * Checks the options against the model: every linear splits evenly, `b4w` blocks, palette groups
- * and embedding groups divide the rows they cut.
+ * Checks the options against the model: every linear splits evenly, blocks and palette groups
+ * divide what they cut, and the embedding's scheme suits the output head too (a linear layer
+ * stored as `-E` says).
  */
 export function checkOptionsForModel(options: ResolvedExportOptions, config: ModelConfig): void {
   const paletteBits = linearPaletteBits(options.linearQuantize);
-  for (const [name, out, input] of linearShapes(config)) {
+  const shapes = linearShapes(config);
+  for (const [name, out, input] of shapes.slice(0, -1)) {
     const parts = splitCount(name, out, options.targetSplitSize, options.maxSplits);
-    if (options.linearQuantize === "b4w" && input % B4W_BLOCK !== 0) {
+    if (BLOCKWISE_LINEAR.includes(options.linearQuantize) && input % QUANT_BLOCK !== 0) {
       throw new ExportOptionsError(
-        `b4w needs input sizes divisible by ${B4W_BLOCK}, but "${name}" has ${input} inputs; use c4w`,
+        `${options.linearQuantize} needs input sizes divisible by ${QUANT_BLOCK}, but "${name}" ` +
+          `has ${input} inputs; use c${options.linearQuantize.slice(1)}`,
       );
     }
     if (paletteBits !== undefined) {
       checkPaletteGroups(options, name, out / parts, input, paletteBits, "each part of ");
     }
   }
-  if (config.vocabSize > options.maxLogitsAxis) {
-    const [name, out] = linearShapes(config).at(-1)!;
-    const width = out / splitCount(name, out, options.targetSplitSize, options.maxSplits);
-    if (width > options.maxLogitsAxis) {
-      throw new ExportOptionsError(
-        `the vocabulary of ${config.vocabSize} is wider than one logits output may be ` +
-          `(${options.maxLogitsAxis}), and the head splits into parts of ${width}: lower ` +
-          "--target_split_size or raise --max_splits so that each part is narrower",
-      );
-    }
-  }
-  const e = options.embeddingQuantize;
-  if (typeof e !== "string" && "paletteBits" in e) {
-    checkPaletteGroups(
-      options,
-      "tok_embeddings.weight",
-      config.vocabSize,
-      config.dim,
-      e.paletteBits,
-      "",
+  const [headName, vocab] = shapes.at(-1)!;
+  const headWidth = vocab / splitCount(headName, vocab, options.targetSplitSize, options.maxSplits);
+  if (headWidth > options.maxLogitsAxis) {
+    throw new ExportOptionsError(
+      `the vocabulary of ${config.vocabSize} is wider than one logits output may be ` +
+        `(${options.maxLogitsAxis}), and the head splits into parts of ${headWidth}: lower ` +
+        "--target_split_size or raise --max_splits so that each part is narrower",
     );
   }
-  if (
-    typeof e !== "string" && "groupSize" in e && e.groupSize > 0 && config.dim % e.groupSize !== 0
-  ) {
+  const e = options.embeddingQuantize;
+  if (typeof e === "string") return;
+  if ("paletteBits" in e) {
+    checkPaletteGroups(options, EMBEDDING, config.vocabSize, config.dim, e.paletteBits, "");
+    checkPaletteGroups(options, headName, headWidth, config.dim, e.paletteBits, "each part of ");
+    return;
+  }
+  if (e.groupSize > 0 && config.dim % e.groupSize !== 0) {
     throw new ExportOptionsError(
       `embedding group size ${e.groupSize} does not divide the embedding row length ${config.dim}`,
+    );
+  }
+  if (e.groupSize !== 0 && e.groupSize !== QUANT_BLOCK) {
+    throw new ExportOptionsError(
+      `-E ${e.bits},${e.groupSize} also stores the output head, a linear layer, which takes one ` +
+        `scale per row (group 0) or per ${QUANT_BLOCK} inputs: use -E ${e.bits},0 or ` +
+        `${e.bits},${QUANT_BLOCK}`,
     );
   }
 }

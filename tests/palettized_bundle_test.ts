@@ -1,10 +1,10 @@
 /**
  * A palettized bundle runs on the CPU backend as the float model its palettes stand for: the KJV
- * model exported with lut4 (and with lut6, and a lut4 embedding) generates, with f32
- * activations, the greedy tokens of an fp32 bundle of a checkpoint holding the dequantized
- * weights. Those weights come from palettizing each linear's rows as the exporter lays them out
- * (wq and wk rows in the half-split RoPE order, one palette per 16 rows), then putting the rows
- * back in the checkpoint's order.
+ * model exported with lut4 layers and a lut6 embedding and head (and the other way round)
+ * generates, with f32 activations, the greedy tokens of an fp32 bundle of a checkpoint holding the
+ * dequantized weights. Those weights come from palettizing each linear's rows as the exporter lays
+ * them out (wq and wk rows in the half-split RoPE order, one palette per 16 rows), then putting the
+ * rows back in the checkpoint's order.
  */
 
 import assert from "node:assert/strict";
@@ -46,15 +46,18 @@ function dequantized(
   return out;
 }
 
-/** The KJV checkpoint with its linears (and, with `embeddingBits`, its embedding) palettized. */
+/**
+ * The KJV checkpoint with its layers' linears palettized to `bits`, its embedding and output head
+ * (which `-E` stores) to `embeddingBits`.
+ */
 async function dequantizedCheckpoint(
   path: string,
   bits: PaletteBits,
-  embeddingBits: PaletteBits | undefined,
+  embeddingBits: PaletteBits,
 ): Promise<void> {
   using model = await openModel({ checkpoint: CHECKPOINT, params: PARAMS });
   const { config, source } = model;
-  const linears = new Set(linearShapes(config).map(([name]) => name));
+  const linears = new Set(linearShapes(config).slice(0, -1).map(([name]) => name));
   const tensors: Fp32Tensor[] = [];
   for (const { name, shape } of source.list()) {
     const values = await source.readFloat32(name);
@@ -62,7 +65,7 @@ async function dequantizedCheckpoint(
     const rope = /attention\.w[qk]\.weight$/.test(name) ? config.headDim : undefined;
     const palettized = linears.has(name)
       ? dequantized(values, rows, columns, bits, rope)
-      : name === "tok_embeddings.weight" && embeddingBits !== undefined
+      : name === "tok_embeddings.weight" || name === "output.weight"
       ? dequantized(values, rows, columns, embeddingBits, undefined)
       : values;
     tensors.push({ name, shape, values: palettized });
@@ -70,8 +73,8 @@ async function dequantizedCheckpoint(
   await writeSafetensors(path, tensors);
 }
 
-const CASES: [string, Partial<ExportOptions>, PaletteBits, PaletteBits | undefined][] = [
-  ["lut4", { linearQuantize: "lut4" }, 4, undefined],
+const CASES: [string, Partial<ExportOptions>, PaletteBits, PaletteBits][] = [
+  ["lut4, -E lut6", { linearQuantize: "lut4", embeddingQuantize: { paletteBits: 6 } }, 4, 6],
   ["lut6, -E lut4", { linearQuantize: "lut6", embeddingQuantize: { paletteBits: 4 } }, 6, 4],
 ];
 

@@ -15,7 +15,7 @@ import {
 } from "../../checkpoint/blocks.ts";
 import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
 import { splitCount } from "../split_linear.ts";
-import { linearChoice, type WeightStorage } from "../weight_storage.ts";
+import { linearWeightChoice, type WeightStorage } from "../weight_storage.ts";
 import { ErrorSums } from "../reconstruction_error.ts";
 import { type ExportContext, scaleRounding } from "./context.ts";
 import type { GraphEmitter } from "./emitter.ts";
@@ -183,11 +183,7 @@ function emitLinearWeight(
   name: string,
   sums: ErrorSums,
 ): Promise<Var> {
-  const choice = linearChoice(
-    ctx.options.linearQuantize,
-    ctx.weights.storedType(weight.name),
-    ctx.options.lutGroupSize,
-  );
+  const choice = linearWeightChoice(ctx.options, weight.name, ctx.weights.storedType(weight.name));
   ctx.storageChosen(weight.name, choice);
   // A weight too small for weight.bin is written inline, where int4 saves nothing and which the
   // CPU backend reads as floats only.

@@ -212,11 +212,15 @@ def palettized_mismatch(actual, w, palettes, storage):
     return None
 
 
+VOCABULARY_TABLES = ("tok_embeddings.weight", "output.weight")
+"""The tensors stored as -E says: the embedding table and the output head."""
+
+
 def schemes(manifest):
-    """(bits, group) of linear weights and of the embedding; bits None for float storage, group
-    "lut" for palettized weights."""
+    """(bits, group) of the layers' linear weights and of the embedding table, which the output
+    head shares; bits None for float storage, group "lut" for palettized weights."""
     linear = {"none": (None, 0), "c4w": (4, 0), "b4w": (4, 32), "c8w": (8, 0),
-              "lut4": (4, "lut"), "lut6": (6, "lut")}
+              "b8w": (8, 32), "lut4": (4, "lut"), "lut6": (6, "lut")}
     linear = linear[manifest["export"]["linearQuantize"]]
     e = manifest["export"]["embeddingQuantize"]
     if e in ("lut4", "lut6"):
@@ -306,7 +310,7 @@ def check_bundle(bundle, checkpoint, scratch):
                     w64 = w.astype(np.float64)
                     error = np.square(w64 - stored_values(op, actual)).sum()
                     errors[var.name] = (tensor, float(error), float(np.square(w64).sum()))
-                bits, group = embedding if var.name == "embedding_table" else linear
+                bits, group = embedding if tensor in VOCABULARY_TABLES else linear
                 where = f"{bundle}: {piece['package']} {fn_name} {var.name} ({tensor})"
                 if group == "lut":
                     problem = (f"is {op.op_type}, expected constexpr_lut_to_dense"
