@@ -8,7 +8,10 @@
  * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights and as fp16
  * bundles that keep their blocks (`--linear_quantize keep -E keep`), and so does
  * an independent NumPy simulation of the absmax int4 scheme llamane's c4w used before its scales
- * were searched. The reference's logits are kept under out/bench/smollm2/ for later runs.
+ * were searched. Quantized bundles are scored twice: with the CPU's default int8 activations (what
+ * prefill computes), and in a child process with f32 activations (what decode computes, and the
+ * closest the CPU comes to an fp16 engine): the weights' loss alone, as the peers' fp32 figures
+ * are. The reference's logits are kept under out/bench/smollm2/ for later runs.
  *
  * @module
  */
@@ -79,13 +82,22 @@ const VARIANTS: readonly { name: string; source: ExportSource; options: BundleOp
   { name: "fp16", source: SMOLLM2, options: { linearQuantize: "none", embeddingQuantize: "none" } },
   { name: "c4w", source: SMOLLM2, options: { linearQuantize: "c4w" } },
   { name: "b4w", source: SMOLLM2, options: { linearQuantize: "b4w" } },
+  { name: "lut4", source: SMOLLM2, options: { linearQuantize: "lut4" } },
+  { name: "lut6", source: SMOLLM2, options: { linearQuantize: "lut6" } },
   { name: "c8w", source: SMOLLM2, options: { linearQuantize: "c8w" } },
+  { name: "b8w", source: SMOLLM2, options: { linearQuantize: "b8w" } },
   { name: "llama_cpp_q4_0", source: peer("q4_0"), options: FP32 },
   { name: "llama_cpp_q8_0", source: peer("q8_0"), options: FP32 },
   { name: "keep_q4_0", source: peer("q4_0"), options: KEEP },
   { name: "keep_q8_0", source: peer("q8_0"), options: KEEP },
   { name: "absmax_c4w_numpy", source: peer("absmax_c4w"), options: FP32 },
 ];
+
+/** The variants whose weights are quantized: they alone compute differently with f32 activations. */
+const QUANTIZED = VARIANTS.filter(({ options }) => options.linearQuantize !== "none");
+
+/** Argument that makes this module score {@link QUANTIZED} and print the figures as JSON. */
+const CHILD_ARGUMENT = "score-quantized";
 
 async function gitCommit(): Promise<string> {
   const { stdout } = await new Deno.Command("git", {
@@ -95,55 +107,92 @@ async function gitCommit(): Promise<string> {
   return new TextDecoder().decode(stdout).trim();
 }
 
+/**
+ * Scores `variants` on the CPU backend of this process, each figure named `<variant><suffix>_...`.
+ */
+async function score(
+  variants: typeof VARIANTS,
+  suffix: string,
+): Promise<Figures> {
+  await SMOLLM2.ensure();
+  const tokenizer = await loadTokenizer(SMOLLM2.checkpoint);
+  const tokens = tokenizer.encode(await Deno.readTextFile(TEXT), { bos: tokenizer.addBos })
+    .slice(0, TOKENS);
+  using opened = await openModel({ checkpoint: SMOLLM2.checkpoint });
+  const eager = await EagerLlama.load(opened.source, opened.config);
+  const reference = new RecordedReference(eager, `${PEERS}reference`);
+  const figures: Figures = {};
+  const cpu = await CpuBackend.create();
+  for (const { name: variant, source, options } of variants) {
+    const name = `${variant}${suffix}`;
+    const bundle = await cachedBundle(source, options);
+    using model = await LoadedModel.load(bundle, cpu);
+    const started = performance.now();
+    const result = await evaluate(model, [tokens], {
+      reference,
+      onProgress: (scored, total) => {
+        if (scored % 256 === 0 || scored === total) {
+          const seconds = ((performance.now() - started) / 1000).toFixed(0);
+          console.error(`  ${name}: ${scored}/${total} positions, ${seconds} s`);
+        }
+      },
+    });
+    const compared = result.reference!;
+    Object.assign(figures, {
+      positions: result.positions,
+      reference_cross_entropy_nats: round(compared.crossEntropy, 4),
+      [`${name}_top1_agreement`]: round(compared.top1Agreement, 4),
+      [`${name}_mean_kl_nats`]: round(compared.meanKlDivergence, 5),
+      [`${name}_cross_entropy_delta_nats`]: round(compared.crossEntropyDelta, 4),
+      [`${name}_weight_bytes`]: model.manifest.pieces.reduce((a, p) => a + p.weightBytes, 0),
+    });
+    console.error(
+      `  ${name}: top-1 ${figures[`${name}_top1_agreement`]}, KL ${
+        figures[`${name}_mean_kl_nats`]
+      }, delta ${figures[`${name}_cross_entropy_delta_nats`]}`,
+    );
+  }
+  return figures;
+}
+
+/**
+ * Scores {@link QUANTIZED} with f32 activations, in a child process: the native library reads
+ * `LLAMANE_CPU_ACTIVATIONS` once per process.
+ */
+async function scoreWithF32Activations(): Promise<Figures> {
+  const { success, stdout } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, CHILD_ARGUMENT],
+    env: { LLAMANE_CPU_ACTIVATIONS: "f32" },
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!success) throw new Error("Scoring with f32 activations failed (its errors are above)");
+  return JSON.parse(new TextDecoder().decode(stdout));
+}
+
 /** `quality_smollm2` */
 export const qualitySmollm2: Bench = {
   name: "quality_smollm2",
   description:
-    "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, c8w; -E 8,0 where quantized) " +
-    "and llama.cpp's Q4_0 and Q8_0 of the same weights (as fp32 bundles of their dequantized " +
-    "weights, and as fp16 bundles keeping their blocks, keep_*), " +
-    `teacher-forced over ${TOKENS - 1} positions of the held-out KJV text on the CPU ` +
+    "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, lut4, lut6, c8w, b8w; -E 8,0 for " +
+    "the embedding and head where quantized) and llama.cpp's Q4_0 and Q8_0 of the same weights " +
+    "(as fp32 bundles of their dequantized weights, and as fp16 bundles keeping their blocks, " +
+    `keep_*), teacher-forced over ${TOKENS - 1} positions of the held-out KJV text on the CPU ` +
     "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
-    "cross-entropy delta (nats); absmax_c4w_numpy is a NumPy simulation of c4w before searched " +
-    "scales (one absmax scale per row), run in fp32",
+    "cross-entropy delta (nats), with the CPU's default int8 activations and, for quantized " +
+    "weights, again with f32 activations (*_f32_activations_*: the weights' own loss, as " +
+    "decode and fp16 engines compute); absmax_c4w_numpy is a NumPy simulation of c4w before " +
+    "searched scales (one absmax scale per row, a c4w head), run in fp32",
   async run() {
-    await SMOLLM2.ensure();
-    const tokenizer = await loadTokenizer(SMOLLM2.checkpoint);
-    const tokens = tokenizer.encode(await Deno.readTextFile(TEXT), { bos: tokenizer.addBos })
-      .slice(0, TOKENS);
-    using opened = await openModel({ checkpoint: SMOLLM2.checkpoint });
-    const eager = await EagerLlama.load(opened.source, opened.config);
-    const reference = new RecordedReference(eager, `${PEERS}reference`);
-    const figures: Figures = { commit: await gitCommit(), text: "testdata/kjv/heldout.txt" };
-    const cpu = await CpuBackend.create();
-    for (const { name, source, options } of VARIANTS) {
-      const bundle = await cachedBundle(source, options);
-      using model = await LoadedModel.load(bundle, cpu);
-      const started = performance.now();
-      const result = await evaluate(model, [tokens], {
-        reference,
-        onProgress: (scored, total) => {
-          if (scored % 256 === 0 || scored === total) {
-            const seconds = ((performance.now() - started) / 1000).toFixed(0);
-            console.log(`  ${name}: ${scored}/${total} positions, ${seconds} s`);
-          }
-        },
-      });
-      const compared = result.reference!;
-      Object.assign(figures, {
-        positions: result.positions,
-        reference_cross_entropy_nats: round(compared.crossEntropy, 4),
-        [`${name}_top1_agreement`]: round(compared.top1Agreement, 4),
-        [`${name}_mean_kl_nats`]: round(compared.meanKlDivergence, 5),
-        [`${name}_cross_entropy_delta_nats`]: round(compared.crossEntropyDelta, 4),
-        [`${name}_weight_bytes`]: model.manifest.pieces.reduce((a, p) => a + p.weightBytes, 0),
-      });
-      console.log(
-        `  ${name}: top-1 ${figures[`${name}_top1_agreement`]}, KL ${
-          figures[`${name}_mean_kl_nats`]
-        }, delta ${figures[`${name}_cross_entropy_delta_nats`]}`,
-      );
-    }
-    return figures;
+    return {
+      commit: await gitCommit(),
+      text: "testdata/kjv/heldout.txt",
+      ...await score(VARIANTS, ""),
+      ...await scoreWithF32Activations(),
+    };
   },
 };
+
+if (import.meta.main && Deno.args[0] === CHILD_ARGUMENT) {
+  console.log(JSON.stringify(await score(QUANTIZED, "_f32_activations")));
+}
