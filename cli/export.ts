@@ -89,16 +89,17 @@ const flags = {
     help: `the layers' linear weights, one of ${LINEAR_QUANTIZATIONS.join(", ")}: c4w int4 per ` +
       "channel (what the Neural Engine wants), b4w int4 per block of 32 inputs, c8w int8 per " +
       "channel, b8w int8 per block of 32, " +
-      "lut4 and lut6 4-bit and 6-bit indices into a k-means palette per --lut_group_size rows, " +
-      "keep a GGUF's Q8_0 and Q4_0 blocks as they are (other types are requantized per block " +
-      "of 32, the summary says which)",
+      "lut4 and lut6 4-bit and 6-bit indices into a palette per --lut_group_size rows (k-means " +
+      "weighted toward large weights), keep a GGUF's Q8_0 and Q4_0 blocks as they are (other " +
+      "types are requantized per block of 32, the summary says which)",
     defaultText:
       `keep for a GGUF whose layer weights are all Q8_0 or Q4_0, else ${EXPORT_DEFAULTS.linearQuantize}`,
   },
   lut_group_size: {
     type: "string",
     value: "N",
-    help: "output channels sharing one palette with lut4 and lut6; must divide every part's rows",
+    help: "output channels sharing one palette with lut4 and lut6; must divide every part's rows " +
+      "(lut6 fits better with 16)",
     default: String(EXPORT_DEFAULTS.lutGroupSize),
   },
   asymmetric: {

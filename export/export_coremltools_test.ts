@@ -35,9 +35,16 @@ const VARIANTS: Record<string, Partial<ExportOptions>> = {
   "two layer chunks": { numChunks: 2 },
   "logits in parts": { targetSplitSize: 32, maxSplits: 32, maxLogitsAxis: 32 },
   "lut4, 4 rows per palette": { linearQuantize: "lut4", lutGroupSize: 4 },
-  "lut6, -E lut4": { linearQuantize: "lut6", embeddingQuantize: { paletteBits: 4 } },
+  "lut4 (one palette per row)": { linearQuantize: "lut4" },
+  // The fixtures' rows of 32 values are too few for one 64-entry palette each.
+  "lut6, 16 rows per palette, -E lut4": {
+    linearQuantize: "lut6",
+    lutGroupSize: 16,
+    embeddingQuantize: { paletteBits: 4 },
+  },
   "lut4 multifunction in two chunks, -E lut6": {
     linearQuantize: "lut4",
+    lutGroupSize: 16,
     embeddingQuantize: { paletteBits: 6 },
     multifunction: true,
     numChunks: 2,

@@ -276,8 +276,7 @@ Deno.test("exportModel() refuses palettes fitted to fewer values than they have 
       checkpoint: narrow.checkpoint,
       params: narrow.params,
       output: `${dir}/never.llamane`,
-      linearQuantize: "lut6",
-      lutGroupSize: 1,
+      linearQuantize: "lut6", // one palette per row by default
     }),
     /lut6 fits palettes of 64 entries, but a group of 1 rows of "layers.0.attention.wq.weight" holds only 32 values: raise --lut_group_size/,
   );

@@ -53,7 +53,7 @@ export const EXPORT_DEFAULTS = {
   dtype: "fp16",
   embeddingQuantize: { bits: 8, groupSize: 0 },
   linearQuantize: "c4w",
-  lutGroupSize: 16,
+  lutGroupSize: 1,
   asymmetric: false,
   targetSplitSize: 1024,
   maxSplits: 8,
