@@ -107,6 +107,12 @@ const flags = {
     help: "quantized weights also store an integer offset per scale group where it lowers the " +
       "error (b4w's error falls by a tenth, c4w's hardly)",
   },
+  threads: {
+    type: "string",
+    value: "N",
+    help: "threads that quantize the weights (the bundle is the same for any number)",
+    defaultText: "the CPU's logical cores",
+  },
   target_split_size: {
     type: "string",
     value: "N",
@@ -189,6 +195,9 @@ export const exportCommand: Command = {
       }),
       lutGroupSize: parseInteger("lut_group_size", values.lut_group_size, 1),
       asymmetric: values.asymmetric,
+      ...(values.threads === undefined
+        ? {}
+        : { threads: parseInteger("threads", values.threads, 1) }),
       targetSplitSize: parseInteger("target_split_size", values.target_split_size, 1),
       maxSplits: parseInteger("max_splits", values.max_splits, 1),
       graphBreaks: !values.no_graph_breaks,

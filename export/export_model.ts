@@ -40,6 +40,7 @@ import type { ExportContext } from "./graph/context.ts";
 import { GraphEmitter } from "./graph/emitter.ts";
 import { emitPiece, pieceLayouts } from "./graph/pieces.ts";
 import { chunkLayers, layerWeightBytes } from "./chunks.ts";
+import { QuantizePool } from "./quantize_pool.ts";
 import { WeightReader } from "./graph/weight_reader.ts";
 import {
   checkOptionsForModel,
@@ -222,6 +223,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
 
   await using staged = await StagedBundle.create(resolved.output);
   const weights = new WeightReader(source);
+  using pool = await QuantizePool.start(resolved.threads);
   // Each function of each piece writes its own tensors (a tied head reads the embedding again).
   const tensorsTotal = (expectedTensors(config).size + (config.tiedOutput ? 1 : 0)) *
     functionsOf(resolved).length;
@@ -236,6 +238,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     config,
     options: resolved,
     weights,
+    pool,
     weightWritten: (tensor) => {
       options.onProgress?.({
         tensorsDone: ++tensorsDone,

@@ -148,10 +148,29 @@ Deno.test("exportModel() writes prefill and decode functions that share one set 
   assert.deepEqual([...model.program.functions.keys()], ["prefill", "decode"]);
 });
 
-Deno.test("exportModel() is deterministic: two exports are byte-identical", async () => {
-  const [a, b] = [await listTree(await exportTiny()), await listTree(await exportTiny())];
+/** Asserts that two bundle directories hold the same files, byte for byte. */
+async function assertSameBundles(first: string, second: string): Promise<void> {
+  const [a, b] = [await listTree(first), await listTree(second)];
   assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
   for (const [name, bytes] of a) assert.deepEqual(bytes, b.get(name), name);
+}
+
+Deno.test("exportModel() is deterministic: two exports are byte-identical", async () => {
+  await assertSameBundles(await exportTiny(), await exportTiny());
+});
+
+Deno.test("exportModel() writes the same bundle on one thread and on three", async () => {
+  const variants: Partial<ExportOptions>[] = [
+    {},
+    { linearQuantize: "b4w", asymmetric: true, embeddingQuantize: { bits: 4, groupSize: 32 } },
+    { linearQuantize: "lut4", lutGroupSize: 4, embeddingQuantize: { paletteBits: 6 } },
+  ];
+  for (const options of variants) {
+    await assertSameBundles(
+      await exportTiny({ ...options, threads: 1 }),
+      await exportTiny({ ...options, threads: 3 }),
+    );
+  }
 });
 
 /** Exports into a fresh directory, throwing `error` from the third progress report. */
@@ -253,6 +272,7 @@ Deno.test("exportModel() rejects bad options before writing anything", async () 
       /--lut_group_size 64 does not divide the 96 rows of "tok_embeddings.weight"/,
     ],
     [{ linearQuantize: "lut4", lutGroupSize: 0 }, /lut_group_size must be a positive integer/],
+    [{ threads: 0 }, /threads must be a positive integer, got 0/],
     [{ checkpoint: `${dir}/missing.pth` }, /no such file/],
   ];
   for (const [options, expected] of cases) {

@@ -114,6 +114,11 @@ export interface ExportOptions {
    */
   readonly asymmetric?: boolean;
   /**
+   * Threads that quantize the weights, the calling one's work moved to workers; 1 quantizes on
+   * the calling thread. The bundle is the same for any number. @default the CPU's logical cores
+   */
+  readonly threads?: number;
+  /**
    * Output features per part when a linear layer is split: `max(out // targetSplitSize, 1)` equal
    * parts, capped at `maxSplits`. @default EXPORT_DEFAULTS.targetSplitSize
    */
@@ -178,6 +183,7 @@ export interface ResolvedExportOptions {
   readonly lutGroupSize: number;
   /** Whether quantized groups may store an offset. */
   readonly asymmetric: boolean;
+  readonly threads: number;
   readonly targetSplitSize: number;
   readonly maxSplits: number;
   readonly graphBreaks: boolean;
@@ -328,6 +334,7 @@ export function resolveExportOptions(options: ExportOptions): ResolvedExportOpti
     ),
     ropeScaleFactor: options.ropeScaleFactor,
     force: options.force ?? false,
+    threads: positiveInteger("threads", options.threads ?? navigator.hardwareConcurrency),
   };
 }
 

@@ -20,6 +20,7 @@ import { elementCount } from "../shape.ts";
 import { type ExportOptions, resolveExportOptions } from "../export/options.ts";
 import type { ExportContext } from "../export/graph/context.ts";
 import { GraphEmitter } from "../export/graph/emitter.ts";
+import { QuantizePool } from "../export/quantize_pool.ts";
 import { WeightReader } from "../export/graph/weight_reader.ts";
 import { NativeWeights, openLibrary } from "../ffi/cpu.ts";
 import { planFunction } from "../runtime/backend/cpu/plan.ts";
@@ -121,6 +122,7 @@ export async function emitProgram(spec: ProgramSpec): Promise<SmallProgram> {
     config: { ...SMALL_CONFIG, ...spec.config },
     options,
     weights: new WeightReader(memorySource(spec.tensors ?? {})),
+    pool: await QuantizePool.start(1),
     weightWritten: () => {},
     storageChosen: () => {},
     errorMeasured: () => {},

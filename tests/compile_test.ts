@@ -1,11 +1,12 @@
 /**
  * What `deno task compile` embeds in the llamane binary: the code the CLI imports, the npm
- * packages that code imports (not the test-only ones the lockfile also holds) and the embedded
- * model, which `demo` reads. Compiling itself needs Deno's denort download; .ci/run compiles
+ * packages that code imports (not the test-only ones the lockfile also holds), the embedded
+ * model, which `demo` reads, and the module of the export's quantization workers. Compiling itself needs Deno's denort download; .ci/run compiles
  * where it is reachable, and the macOS workflow always does.
  */
 
 import assert from "node:assert/strict";
+import { WORKER_MODULE } from "../export/quantize_pool.ts";
 import { REPOSITORY_ROOT } from "../testing/file_server.ts";
 
 const config = JSON.parse(await Deno.readTextFile(`${REPOSITORY_ROOT}/deno.json`));
@@ -33,6 +34,13 @@ Deno.test("the compiled binary embeds only the npm packages the CLI imports", as
   // Without this flag deno compile embeds every package of the lockfile, tests' ones included.
   assert.match(compile, /^deno compile --exclude-unused-npm /);
   assert.match(compile, / cli\/main\.ts$/);
+});
+
+Deno.test("the compiled binary embeds the quantization workers' module", () => {
+  const worker = WORKER_MODULE.pathname.slice(
+    new URL(`file://${REPOSITORY_ROOT}/`).pathname.length,
+  );
+  assert.ok(compile.includes(` --include ${worker} `), `${compile} lacks --include ${worker}`);
 });
 
 Deno.test("the compiled binary embeds the model its demo exports", () => {

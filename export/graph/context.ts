@@ -6,6 +6,8 @@
  */
 
 import type { ModelConfig } from "../../llama/config.ts";
+import { storageRounding } from "../chunk_job.ts";
+import type { QuantizePool } from "../quantize_pool.ts";
 import type { ResolvedExportOptions } from "../options.ts";
 import type { StorageChoice } from "../weight_storage.ts";
 import type { WeightReader } from "./weight_reader.ts";
@@ -15,6 +17,8 @@ export interface ExportContext {
   readonly config: ModelConfig;
   readonly options: ResolvedExportOptions;
   readonly weights: WeightReader;
+  /** The threads that quantize and palettize the weights' rows. */
+  readonly pool: QuantizePool;
   /** Called after each weight has been written, with its checkpoint name. */
   readonly weightWritten: (name: string) => void;
   /** Called with the storage chosen for each part of a matrix, with its checkpoint name. */
@@ -32,5 +36,5 @@ export type WeightUse = "linear" | "embedding";
 
 /** Rounds a quantization scale, or a float weight, to the float type it is stored in. */
 export function scaleRounding(options: ResolvedExportOptions): (x: number) => number {
-  return options.dtype === "fp16" ? Math.f16round : Math.fround;
+  return storageRounding(options.dtype);
 }

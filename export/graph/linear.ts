@@ -13,7 +13,9 @@ import {
   type SymmetricBlockDType,
   unpackBlocks,
 } from "../../checkpoint/blocks.ts";
-import { type QuantBits, type QuantizedMatrix, quantizeMatrix } from "../quantize.ts";
+import type { QuantBits, QuantizedMatrix } from "../quantize.ts";
+import type { QuantizeJob } from "../chunk_job.ts";
+import { processRowChunks } from "./row_chunks.ts";
 import { splitCount } from "../split_linear.ts";
 import { linearWeightChoice, type WeightStorage } from "../weight_storage.ts";
 import { ErrorSums } from "../reconstruction_error.ts";
@@ -70,23 +72,28 @@ export async function readQuantized(
   const scales = new Float32Array(divides ? (rows * columns) / groupSize : 0);
   const { asymmetric } = ctx.options;
   const offsets = asymmetric ? new Int8Array(scales.length) : undefined;
-  for (let row = start; row < end; row += step) {
-    const stop = Math.min(end, row + step);
-    const chunk = await ctx.weights.rows(weight, row, stop);
-    const q = quantizeMatrix(
-      chunk,
-      stop - row,
+  await processRowChunks(
+    ctx,
+    weight,
+    [start, end],
+    step,
+    (chunk, count): QuantizeJob => ({
+      kind: "quantize",
+      weights: chunk,
+      rows: count,
       columns,
       bits,
       groupSize,
-      scaleRounding(ctx.options),
+      dtype: ctx.options.dtype,
       asymmetric,
-    );
-    sums.addQuantized(chunk, q);
-    values.set(q.values, (row - start) * columns);
-    scales.set(q.scales, ((row - start) * columns) / groupSize);
-    if (q.offsets) offsets!.set(q.offsets, ((row - start) * columns) / groupSize);
-  }
+    }),
+    ({ weights, matrix: q }, row) => {
+      sums.addQuantized(weights, q);
+      values.set(q.values, (row - start) * columns);
+      scales.set(q.scales, ((row - start) * columns) / groupSize);
+      if (q.offsets) offsets!.set(q.offsets, ((row - start) * columns) / groupSize);
+    },
+  );
   return { bits, rows, columns, groupSize, values, scales, ...(offsets && { offsets }) };
 }
 

@@ -7,9 +7,11 @@
  */
 
 import type { Var } from "../../coreml/builder.ts";
-import { type PaletteBits, type PalettizedMatrix, palettizeMatrix } from "../palettize.ts";
+import type { PaletteBits, PalettizedMatrix } from "../palettize.ts";
+import type { PalettizeJob } from "../chunk_job.ts";
 import type { ErrorSums } from "../reconstruction_error.ts";
-import { type ExportContext, scaleRounding } from "./context.ts";
+import type { ExportContext } from "./context.ts";
+import { processRowChunks } from "./row_chunks.ts";
 import type { GraphEmitter } from "./emitter.ts";
 import { floatTensor, rowsPerRead } from "./weight_tensor.ts";
 import type { WeightRef } from "./weight_reader.ts";
@@ -34,21 +36,26 @@ export async function readPalettized(
   const indices = new Uint8Array(rows * columns);
   const entries = 2 ** bits;
   const palettes = new Float32Array((rows / groupRows) * entries);
-  for (let row = start; row < end; row += step) {
-    const stop = Math.min(end, row + step);
-    const chunk = await ctx.weights.rows(weight, row, stop);
-    const p = palettizeMatrix(
-      chunk,
-      stop - row,
+  await processRowChunks(
+    ctx,
+    weight,
+    [start, end],
+    step,
+    (chunk, count): PalettizeJob => ({
+      kind: "palettize",
+      weights: chunk,
+      rows: count,
       columns,
       bits,
       groupRows,
-      scaleRounding(ctx.options),
-    );
-    sums.addPalettized(chunk, p);
-    indices.set(p.indices, (row - start) * columns);
-    palettes.set(p.palettes, ((row - start) / groupRows) * entries);
-  }
+      dtype: ctx.options.dtype,
+    }),
+    ({ weights, matrix: p }, row) => {
+      sums.addPalettized(weights, p);
+      indices.set(p.indices, (row - start) * columns);
+      palettes.set(p.palettes, ((row - start) / groupRows) * entries);
+    },
+  );
   return { bits, rows, columns, groupRows, indices, palettes };
 }
 
