@@ -21,6 +21,7 @@ import { loadAverage1m } from "./load_average.ts";
 import { round } from "./spread.ts";
 import { hasGnuTime, runTimedProbe } from "./timed_child.ts";
 import { lintBundle } from "../bundle/lint.ts";
+import { WORKER_DIRECTORY } from "../export/quantize_pool.ts";
 import { readManifest } from "../bundle/manifest.ts";
 import { exportModel } from "../export/export_model.ts";
 import type { ExportOptions } from "../export/options.ts";
@@ -111,7 +112,10 @@ async function exportCase(shape: Shape, options: CaseOptions, gnuTime: boolean):
     const load = await loadAverage1m();
     const figures = await runTimedProbe(
       "export_chunks",
-      [`--allow-read=${checkpoint},${params},${scratch}`, `--allow-write=${scratch}`],
+      [
+        `--allow-read=${checkpoint},${params},${scratch},${WORKER_DIRECTORY.pathname}`,
+        `--allow-write=${scratch}`,
+      ],
       new URL(import.meta.url),
       [checkpoint, params, bundle, JSON.stringify(options)],
       gnuTime,

@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import type { Bench, Figures } from "./bench.ts";
 import { checkTensor, float16Bits, type Tensor, valuesToBytes } from "../coreml/tensor.ts";
 import { exportModel } from "../export/export_model.ts";
+import { WORKER_DIRECTORY } from "../export/quantize_pool.ts";
 import { rowsPerRead } from "../export/graph/weight_tensor.ts";
 import { WeightReader, type WeightRef } from "../export/graph/weight_reader.ts";
 import { linearShapes, resolveExportOptions } from "../export/options.ts";
@@ -66,6 +67,7 @@ async function exportProbe(
   return {
     export_ms: round(finished - started),
     weight_bytes: summary.weightBytes,
+    quantize_threads: summary.threads,
     // Each span ends at a piece's last weight; the program of the piece before it is written at
     // its start, and the head's (with the manifest) in finish_ms.
     embedding_piece_ms: round(embeddingDone - started),
@@ -96,8 +98,9 @@ class PhaseClock {
 
 /**
  * The phase probe: the export's per-tensor work for the default options, phase by phase: every
- * weight read (wq and wk with their RoPE row order) and converted to fp32, quantized (int8 per row
- * for the embedding, int4 per row for linear parts), scales and norms converted to fp16, every
+ * weight read (wq and wk with their RoPE row order) and converted to fp32, quantized on one thread
+ * (int8 per row for the embedding and the head, int4 per row for the layers' linear parts; the
+ * export spreads this over worker threads), scales and norms converted to fp16, every
  * blob range-checked twice (the program builder and weight.bin each check), packed, hashed with
  * SHA-256 and written to a scratch file.
  */
@@ -148,7 +151,8 @@ async function phasesProbe(checkpoint: string, params: string, scratch: string):
     fp16([end - start, 1], scales);
   };
 
-  // The embedding table (int8 per row), the norms, then every linear part (int4 per row).
+  // The embedding table (int8 per row), the norms, then every linear part (int4 per row, the
+  // head int8 as -E says).
   const [vocab] = weights.matrixShape(EMBEDDING);
   await quantized({ name: EMBEDDING }, 0, vocab, 8);
   for (const info of model.source.list()) {
@@ -162,7 +166,7 @@ async function phasesProbe(checkpoint: string, params: string, scratch: string):
     const rows = out / parts;
     for (let part = 0; part < parts; part++) {
       const weight = ropeHeadDim === undefined ? { name } : { name, ropeHeadDim };
-      await quantized(weight, part * rows, (part + 1) * rows, 4);
+      await quantized(weight, part * rows, (part + 1) * rows, name === EMBEDDING ? 8 : 4);
     }
   }
   const total = performance.now() - started;
@@ -189,7 +193,13 @@ export async function runProbe(
   try {
     const target = `${scratch}/${mode === "export" ? "bench.llamane" : "scratch.bin"}`;
     const load = await loadAverage1m();
-    const reads = [checkpoint, ...(params === undefined ? [] : [params]), scratch];
+    // The export's quantization workers load their modules from export/.
+    const reads = [
+      checkpoint,
+      ...(params === undefined ? [] : [params]),
+      scratch,
+      WORKER_DIRECTORY.pathname,
+    ];
     const figures = await runTimedProbe(
       `export_model ${mode}`,
       [`--allow-read=${reads.join(",")}`, `--allow-write=${scratch}`],

@@ -70,6 +70,8 @@ export interface ExportSummary {
   readonly weightBytes: number;
   /** Wall-clock time of the export, in seconds. */
   readonly seconds: number;
+  /** Threads that quantized the weights: 1 when the workers could not start. */
+  readonly threads: number;
   /** Things the user should know about the checkpoint, e.g. an assumed RoPE scale factor. */
   readonly warnings: readonly string[];
   /** How each weight matrix was stored, in the order written (what `keep` kept, what fell back). */
@@ -328,6 +330,7 @@ async function writeBundle(options: ExportOptions): Promise<ExportSummary> {
     manifest,
     weightBytes: bytesBefore,
     seconds: (performance.now() - started) / 1000,
+    threads: pool.threads,
     warnings: model.warnings,
     storage: [...storage.values()],
     tokenizerOrigin: bundledTokenizer.origin,

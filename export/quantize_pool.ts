@@ -15,6 +15,9 @@ import { type ChunkJob, type ChunkResult, runChunkJob } from "./chunk_job.ts";
 /** The workers' module: `deno compile` must be told to include it (deno.json's compile task). */
 export const WORKER_MODULE = new URL("./quantize_worker.ts", import.meta.url);
 
+/** The directory of the modules a worker loads: they start only with read permission for it. */
+export const WORKER_DIRECTORY = new URL("./", WORKER_MODULE);
+
 /** What a worker sends back for a job. */
 type Reply =
   | { readonly result: ChunkResult<ChunkJob> }
@@ -22,12 +25,10 @@ type Reply =
 
 /** Starts one worker, resolving once it has loaded; undefined when it cannot. */
 function startWorker(): Promise<Worker | undefined> {
-  // A worker that fails to load reports the error on the console too: ask first, for the
-  // directory of the modules it imports.
+  // A worker that fails to load reports the error on the console too: ask first.
   if (
     WORKER_MODULE.protocol === "file:" &&
-    Deno.permissions.querySync({ name: "read", path: new URL("./", WORKER_MODULE) }).state !==
-      "granted"
+    Deno.permissions.querySync({ name: "read", path: WORKER_DIRECTORY }).state !== "granted"
   ) {
     return Promise.resolve(undefined);
   }
