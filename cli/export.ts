@@ -98,8 +98,7 @@ const flags = {
   lut_group_size: {
     type: "string",
     value: "N",
-    help: "output channels sharing one palette with lut4 and lut6; must divide every part's rows " +
-      "(lut6 fits better with 16)",
+    help: "output channels sharing one palette with lut4 and lut6; must divide every part's rows",
     default: String(EXPORT_DEFAULTS.lutGroupSize),
   },
   asymmetric: {

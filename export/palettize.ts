@@ -157,26 +157,22 @@ class Bins {
   }
 
   /**
-   * `k` centroids, ascending: weighted Lloyd's iterations from the quantiles `(i + 1/2) / k` of
-   * the values (by count, interpolated between neighbours as NumPy's `quantile` does), until no
-   * centroid moves.
+   * `k` centroids, ascending: weighted Lloyd's iterations until no centroid moves, from the
+   * importance quantiles: the `i`-th starts at the smallest value whose cumulative importance (its
+   * own included) reaches `(i + 1/2) / k` of the group's. Quantiles by count would start most
+   * entries among the many small values, where Lloyd's iterations leave them.
    */
   kMeans(k: number): Float64Array {
     const bins = this.#bins;
-    const total = this.#counts[bins]!;
+    // All values zero: so is the fit, and no value has importance to weight it.
+    if (this.#meanSquare === 0) return new Float64Array(k);
     let centroids = new Float64Array(k);
     for (let i = 0; i < k; i++) {
-      const position = ((i + 0.5) / k) * (total - 1);
-      const below = Math.floor(position);
-      const low = this.#valueAtRank(below);
-      const high = below + 1 < total ? this.#valueAtRank(below + 1) : low;
-      centroids[i] = low + (position - below) * (high - low);
+      centroids[i] = this.#valueAtImportance(((i + 0.5) / k) * this.#weights[bins]!);
     }
-    // All values zero: nothing has importance, and the quantiles, all zero, are the fit.
-    if (this.#meanSquare === 0) return centroids;
     let moved = new Float64Array(k);
     const cuts = new Below(k + 1);
-    cuts.counts[k] = total;
+    cuts.counts[k] = this.#counts[bins]!;
     cuts.weights[k] = this.#weights[bins]!;
     cuts.moments[k] = this.#moments[bins]!;
     for (let iteration = 0; iteration < MAX_ITERATIONS; iteration++) {
@@ -278,18 +274,23 @@ class Bins {
     below.moments[at] = moment;
   }
 
-  /** The value of rank `rank` (0 the smallest), sorting the one bin that holds it. */
-  #valueAtRank(rank: number): number {
-    // The last bin whose values start at or below the rank, by bisection of the prefix counts.
+  /** The smallest value at which the cumulative importance reaches `target`. */
+  #valueAtImportance(target: number): number {
+    // The last bin whose values start below the target, by bisection of the prefix importances.
     let b = 0;
     let end = this.#bins;
     while (end - b > 1) {
       const mid = (b + end) >>> 1;
-      if (this.#counts[mid]! <= rank) b = mid;
+      if (this.#weights[mid]! < target) b = mid;
       else end = mid;
     }
     const bin = this.#sorted.subarray(this.#counts[b]!, this.#counts[b + 1]!).sort();
-    return bin[rank - this.#counts[b]!]!;
+    let reached = this.#weights[b]!;
+    for (const v of bin) {
+      reached += importance(v, this.#meanSquare);
+      if (reached >= target) return v;
+    }
+    return bin[bin.length - 1]!; // reached only by rounding of the sums
   }
 }
 
