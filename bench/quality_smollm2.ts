@@ -167,7 +167,8 @@ async function scoreWithF32Activations(): Promise<Figures> {
     stderr: "inherit",
   }).output();
   if (!success) throw new Error("Scoring with f32 activations failed (its errors are above)");
-  return JSON.parse(new TextDecoder().decode(stdout));
+  // The figures are the last line: the fixture scripts it may run print to stdout too.
+  return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
 }
 
 /** `quality_smollm2` */
