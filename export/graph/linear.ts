@@ -72,21 +72,19 @@ export async function readQuantized(
   const scales = new Float32Array(divides ? (rows * columns) / groupSize : 0);
   const { asymmetric } = ctx.options;
   const offsets = asymmetric ? new Int8Array(scales.length) : undefined;
-  await processRowChunks(
+  await processRowChunks<QuantizeJob>(
     ctx,
     weight,
     [start, end],
     step,
-    (chunk, count): QuantizeJob => ({
+    {
       kind: "quantize",
-      weights: chunk,
-      rows: count,
       columns,
       bits,
       groupSize,
       dtype: ctx.options.dtype,
       asymmetric,
-    }),
+    },
     ({ weights, matrix: q }, row) => {
       sums.addQuantized(weights, q);
       values.set(q.values, (row - start) * columns);

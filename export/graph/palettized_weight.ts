@@ -36,20 +36,18 @@ export async function readPalettized(
   const indices = new Uint8Array(rows * columns);
   const entries = 2 ** bits;
   const palettes = new Float32Array((rows / groupRows) * entries);
-  await processRowChunks(
+  await processRowChunks<PalettizeJob>(
     ctx,
     weight,
     [start, end],
     step,
-    (chunk, count): PalettizeJob => ({
+    {
       kind: "palettize",
-      weights: chunk,
-      rows: count,
       columns,
       bits,
       groupRows,
       dtype: ctx.options.dtype,
-    }),
+    },
     ({ weights, matrix: p }, row) => {
       sums.addPalettized(weights, p);
       indices.set(p.indices, (row - start) * columns);

@@ -20,16 +20,20 @@ function context(matrix: Float32Array, pool: QuantizePool): ExportContext {
   return { pool, weights } as unknown as ExportContext;
 }
 
+const SCHEME = {
+  kind: "quantize",
+  columns: COLUMNS,
+  bits: 4,
+  groupSize: 32,
+  dtype: "fp16",
+  asymmetric: true,
+} as const;
+
 function job(weights: Float32Array, rows: number): QuantizeJob {
   return {
-    kind: "quantize",
+    ...SCHEME,
     weights,
     rows,
-    columns: COLUMNS,
-    bits: 4,
-    groupSize: 32,
-    dtype: "fp16",
-    asymmetric: true,
   };
 }
 
@@ -37,9 +41,16 @@ Deno.test("processRowChunks() takes the workers' results in row order, as this t
   const matrix = values();
   using pool = await QuantizePool.start(3);
   const taken: { row: number; values: Int8Array; weights: Float32Array }[] = [];
-  await processRowChunks(context(matrix, pool), { name: "w" }, [2, 23], 2, job, (result, row) => {
-    taken.push({ row, values: result.matrix.values, weights: result.weights });
-  });
+  await processRowChunks<QuantizeJob>(
+    context(matrix, pool),
+    { name: "w" },
+    [2, 23],
+    2,
+    SCHEME,
+    (result, row) => {
+      taken.push({ row, values: result.matrix.values, weights: result.weights });
+    },
+  );
   assert.deepEqual(taken.map((t) => t.row), [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22]);
   for (const { row, values, weights } of taken) {
     const rows = Math.min(23, row + 2) - row;
@@ -54,7 +65,14 @@ Deno.test("processRowChunks() gives a worker's error as this thread would throw 
   matrix[9 * COLUMNS + 5] = NaN;
   using pool = await QuantizePool.start(2);
   await assert.rejects(
-    processRowChunks(context(matrix, pool), { name: "w" }, [0, ROWS], 3, job, () => {}),
+    processRowChunks<QuantizeJob>(
+      context(matrix, pool),
+      { name: "w" },
+      [0, ROWS],
+      3,
+      SCHEME,
+      () => {},
+    ),
     (error: Error) => error instanceof RangeError && /NaN or infinite/.test(error.message),
   );
 });
