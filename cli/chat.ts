@@ -9,6 +9,7 @@
 
 import { type FlagTable, parseFlags, usage, UsageError } from "./args.ts";
 import type { Command } from "./command.ts";
+import { writeText } from "./output.ts";
 import {
   chatTemplateFor,
   formatStats,
@@ -41,9 +42,6 @@ const flags = {
   backend: runFlags.backend,
   compute_units: runFlags.compute_units,
 } as const satisfies FlagTable;
-
-const encoder = new TextEncoder();
-const write = (text: string) => Deno.stdout.write(encoder.encode(text));
 
 /** Lines typed on stdin, without their line ends; ends at Ctrl-D (end of input). */
 async function* lines(): AsyncGenerator<string> {
@@ -103,7 +101,7 @@ export const chatCommand: Command = {
     let warnedWindow = false;
     try {
       console.error("/reset starts over, /system TEXT sets the system message, Ctrl-D leaves");
-      await write("> ");
+      await writeText("> ");
       for await (const line of lines()) {
         if (line === "/reset") {
           chat.reset();
@@ -116,12 +114,12 @@ export const chatCommand: Command = {
           // The text of every token drawn is shown, so that the screen holds what the
           // conversation keeps of a stopped answer.
           for await (const { text } of generation) {
-            await write(text);
+            await writeText(text);
             if (stopAnswer) break;
           }
           answering = false;
           stopAnswer = false;
-          await write("\n");
+          await writeText("\n");
           console.error(formatStats(generation.stats));
           if (!warnedWindow && chat.contextTokens > manifest.export.cacheLen) {
             warnedWindow = true;
@@ -131,9 +129,9 @@ export const chatCommand: Command = {
             );
           }
         }
-        await write("> ");
+        await writeText("> ");
       }
-      await write("\n");
+      await writeText("\n");
     } finally {
       Deno.removeSignalListener("SIGINT", interrupt);
     }

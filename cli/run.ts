@@ -13,6 +13,7 @@ import {
   UsageError,
 } from "./args.ts";
 import type { Command } from "./command.ts";
+import { writeText } from "./output.ts";
 import { openCheckpoint } from "../checkpoint/mod.ts";
 import { EagerLlama } from "../llama/forward.ts";
 import { type BundleManifest, readManifest } from "../bundle/manifest.ts";
@@ -184,8 +185,6 @@ export function formatStats(stats: GenerationStats): string {
   return parts.join(" | ");
 }
 
-const encoder = new TextEncoder();
-
 /** The backend flags' choice; a bad value is a usage error. */
 export function backendSelection(backend: string, computeUnits: string) {
   try {
@@ -335,21 +334,21 @@ export const runCommand: Command = {
         const { ids } = await encodeConversation(model, tokenizer, template, conversation);
         generation = generate(model, tokenizer, ids, options);
       }
-      for await (const { text } of generation) await Deno.stdout.write(encoder.encode(text));
-      await Deno.stdout.write(encoder.encode("\n"));
+      for await (const { text } of generation) await writeText(text);
+      await writeText("\n");
       console.error(formatStats(generation.stats));
       return;
     }
 
     using model = await loadModel(values.model, selection);
     const generation = generate(model, tokenizer, values.prompt, options);
-    await Deno.stdout.write(encoder.encode(values.prompt));
+    await writeText(values.prompt);
     const generated: number[] = [];
     for await (const { token, text } of generation) {
       if (token !== null) generated.push(token);
-      await Deno.stdout.write(encoder.encode(text));
+      await writeText(text);
     }
-    await Deno.stdout.write(encoder.encode("\n"));
+    await writeText("\n");
     console.error(formatStats(generation.stats));
 
     if (values.compare_eager !== undefined) {
