@@ -3,7 +3,8 @@
  * `scripts/bench/make_llama32_1b_shape.py` on first use) with the default options (fp16, c4w,
  * `-E 8,0`, graph breaks), in a fresh Deno process holding only the permissions the export needs,
  * so that its wall time and peak RSS are the export's alone. Targets: <= 60 s and <= 2 GB peak
- * RSS on the project's 2-core machine.
+ * RSS on the project's 2-core machine. One more export with `--linear_quantize lut4`, whose
+ * k-means costs more than a scale search (target <= 120 s), gives the `lut4_*` figures.
  *
  * A second probe replays the export's per-tensor work (read and convert, quantize, fp16, range
  * checks, int4 packing, SHA-256, write) with the same library functions and times each phase, so
@@ -11,8 +12,9 @@
  * leaves out building and writing the programs.
  *
  * Run as a script, this module is those probes:
- * `deno run --allow-read=... --allow-write=DIR bench/export_model.ts export CKPT PARAMS DIR/OUT`
- * or `... bench/export_model.ts phases CKPT PARAMS DIR/SCRATCH` prints its figures as JSON.
+ * `deno run --allow-read=... --allow-write=DIR bench/export_model.ts export CKPT PARAMS DIR/OUT
+ * [LINEAR]` (LINEAR a `--linear_quantize` value, c4w when left out) or
+ * `... bench/export_model.ts phases CKPT PARAMS DIR/SCRATCH` prints its figures as JSON.
  *
  * @module
  */
@@ -24,6 +26,7 @@ import { exportModel } from "../export/export_model.ts";
 import { WORKER_DIRECTORY } from "../export/quantize_pool.ts";
 import { rowsPerRead } from "../export/graph/weight_tensor.ts";
 import { WeightReader, type WeightRef } from "../export/graph/weight_reader.ts";
+import { LINEAR_QUANTIZATIONS, type LinearQuantization } from "../bundle/manifest.ts";
 import { linearShapes, resolveExportOptions } from "../export/options.ts";
 import { type QuantBits, quantizeMatrix } from "../export/quantize.ts";
 import { splitCount } from "../export/split_linear.ts";
@@ -39,13 +42,15 @@ const { checkpoint: CHECKPOINT, params: PARAMS, ropeScaleFactor: ROPE_SCALE_FACT
 const RUNS = 3;
 
 /**
- * The export probe: the default export, timed, with the time up to each piece's last weight
- * (from the progress callback) so that the pieces can be told apart.
+ * The export probe: the default export (with `linearQuantize` for the layers' linear weights),
+ * timed, with the time up to each piece's last weight (from the progress callback) so that the
+ * pieces can be told apart.
  */
 async function exportProbe(
   checkpoint: string,
   params: string | undefined,
   output: string,
+  linearQuantize: LinearQuantization,
 ): Promise<Figures> {
   const started = performance.now();
   let embeddingDone = 0;
@@ -56,6 +61,7 @@ async function exportProbe(
     // Hugging Face and GGUF checkpoints carry their own config, RoPE scaling included.
     ...(params === undefined ? {} : { params, ropeScaleFactor: ROPE_SCALE_FACTOR }),
     output,
+    linearQuantize,
     onProgress: ({ tensor, tensorsDone, tensorsTotal }) => {
       const now = performance.now();
       if (tensorsDone === 1) embeddingDone = now;
@@ -188,6 +194,7 @@ export async function runProbe(
   checkpoint: string,
   params: string | undefined,
   gnuTime: boolean,
+  linearQuantize: LinearQuantization = DEFAULT_LINEAR,
 ): Promise<Figures> {
   const scratch = await Deno.makeTempDir({ prefix: "llamane-bench-export-" });
   try {
@@ -204,7 +211,7 @@ export async function runProbe(
       `export_model ${mode}`,
       [`--allow-read=${reads.join(",")}`, `--allow-write=${scratch}`],
       new URL(import.meta.url),
-      [mode, checkpoint, params ?? NO_PARAMS, target],
+      [mode, checkpoint, params ?? NO_PARAMS, target, linearQuantize],
       gnuTime,
     );
     return { ...figures, load_average_1m: load ?? "n/a" };
@@ -230,7 +237,8 @@ export const exportModelBench: Bench = {
   description: "llamane export of a Llama-3.2-1B-shaped .pth (2.5 GB bf16) with the default " +
     "options (fp16, c4w, -E 8,0, graph breaks) in a fresh process with only the permissions it " +
     `needs (median of ${RUNS}; page cache warm after the first), plus a replay timing its ` +
-    "per-tensor phases (phase_*, median of the same count); targets <= 60 s, <= 2 GB peak RSS",
+    "per-tensor phases (phase_*, median of the same count); targets <= 60 s, <= 2 GB peak " +
+    "RSS; and one export with --linear_quantize lut4 (lut4_*, target <= 120 s)",
   async run() {
     await LLAMA32_1B_SHAPE.ensure();
     const gnuTime = await hasGnuTime();
@@ -242,7 +250,8 @@ export const exportModelBench: Bench = {
     for (let i = 0; i < RUNS; i++) {
       phases.push(await runProbe("phases", CHECKPOINT, PARAMS, gnuTime));
     }
-    const loads = [...exports, ...phases].map((run) => run.load_average_1m)
+    const lut4 = await runProbe("export", CHECKPOINT, PARAMS, gnuTime, "lut4");
+    const loads = [...exports, ...phases, lut4].map((run) => run.load_average_1m)
       .filter((load) => typeof load === "number");
     const { load_average_1m: _load, ...exportFigures } = medians(exports);
     const {
@@ -263,6 +272,10 @@ export const exportModelBench: Bench = {
       ...renamed,
       phase_process_wall_ms: phaseWall!,
       phase_peak_rss_mb: phaseRss!,
+      lut4_export_ms: lut4.export_ms!,
+      lut4_process_wall_ms: lut4.process_wall_ms!,
+      lut4_process_cpu_ms: lut4.process_cpu_ms!,
+      lut4_peak_rss_mb: lut4.peak_rss_mb!,
       load_average_1m_min: loads.length > 0 ? Math.min(...loads as number[]) : "n/a",
       load_average_1m_max: loads.length > 0 ? Math.max(...loads as number[]) : "n/a",
     };
@@ -272,23 +285,29 @@ export const exportModelBench: Bench = {
 /** What the probe's command line says for "no params.json". */
 const NO_PARAMS = "-";
 
+/** The export's default linear quantization, which the probes time unless told otherwise. */
+const DEFAULT_LINEAR: LinearQuantization = "c4w";
+
 if (import.meta.main) {
-  const [mode, checkpoint, paramsArg, target] = Deno.args;
+  const [mode, checkpoint, paramsArg, target, linear = DEFAULT_LINEAR] = Deno.args;
   const params = paramsArg === NO_PARAMS ? undefined : paramsArg;
+  const linearQuantize = LINEAR_QUANTIZATIONS.find((name) => name === linear);
   if (
     (mode !== "export" && mode !== "phases") || checkpoint === undefined ||
-    paramsArg === undefined || target === undefined || (mode === "phases" && params === undefined)
+    paramsArg === undefined || target === undefined ||
+    (mode === "phases" && params === undefined) ||
+    linearQuantize === undefined
   ) {
     console.error(
       "usage: deno run --allow-read=CKPT,PARAMS,DIR --allow-write=DIR bench/export_model.ts " +
-        "export|phases CKPT PARAMS|- DIR/OUTPUT",
+        "export|phases CKPT PARAMS|- DIR/OUTPUT [LINEAR]",
     );
     Deno.exit(2);
   }
   console.log(
     JSON.stringify(
       mode === "export"
-        ? await exportProbe(checkpoint, params, target)
+        ? await exportProbe(checkpoint, params, target, linearQuantize)
         : await phasesProbe(checkpoint, params!, target),
     ),
   );

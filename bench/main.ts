@@ -16,7 +16,7 @@ import { lookahead } from "./lookahead.ts";
 import { describeMachine, type Machine } from "./machine.ts";
 import { multifunction } from "./multifunction.ts";
 import { quality } from "./quality.ts";
-import { qualitySmollm2 } from "./quality_smollm2.ts";
+import { qualitySmollm2, qualitySmollm2Prose } from "./quality_smollm2.ts";
 import { runCpu } from "./run_cpu.ts";
 import { serveLoad } from "./serve_load.ts";
 import { tokenizerEncode } from "./tokenizer_encode.ts";
@@ -32,6 +32,7 @@ const benches: readonly Bench[] = [
   multifunction,
   quality,
   qualitySmollm2,
+  qualitySmollm2Prose,
   runCpu,
   serveLoad,
   tokenizerEncode,

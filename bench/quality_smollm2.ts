@@ -1,9 +1,12 @@
 /**
- * Benchmark: what each export option costs a real model. SmolLM2-135M-Instruct (the test fixture,
- * scripts/fixtures/smollm2/) reads the first 2,049 tokens of the held-out KJV text (2,048
- * predictions, one sequence through the bundle's 992-token sliding window), teacher-forced as
- * `llamane eval` does; every bundle is compared with the eager fp32 forward of the F32 GGUF on the
- * same tokens: top-1 agreement, mean KL divergence, cross-entropy delta. Beside llamane's options,
+ * Benchmarks: what each export option costs a real model. SmolLM2-135M-Instruct (the test fixture,
+ * scripts/fixtures/smollm2/) reads a text teacher-forced, as `llamane eval` does; every bundle is
+ * compared with the eager fp32 forward of the F32 GGUF on the same tokens: top-1 agreement, mean KL
+ * divergence, cross-entropy delta. `quality_smollm2` reads the first 2,049 tokens of the held-out
+ * KJV text (2,048 predictions, one sequence through the bundle's 992-token sliding window, so most
+ * tokens see neither the first token nor the text's start); `quality_smollm2_prose` the first 993
+ * tokens of English prose, the first chapter of a 1919 translation of Natsume Soseki's Botchan
+ * (scripts/bench/make_prose_text.py: 992 predictions, each seeing all the text before it). Beside llamane's options,
  * llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
  * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights and as fp16
  * bundles that keep their blocks (`--linear_quantize keep -E keep`), and so does
@@ -30,8 +33,6 @@ import { round } from "./spread.ts";
 const ROOT = new URL("../", import.meta.url);
 const FIXTURES = new URL("testdata/smollm2/", ROOT).pathname;
 const PEERS = new URL("out/bench/smollm2/", ROOT).pathname;
-const TEXT = new URL("testdata/kjv/heldout.txt", ROOT);
-const TOKENS = 2049;
 const FP32: BundleOptions = { dtype: "fp32", linearQuantize: "none", embeddingQuantize: "none" };
 /** The GGUF's own blocks carried into an fp16 bundle. */
 const KEEP: BundleOptions = { linearQuantize: "keep", embeddingQuantize: "keep" };
@@ -99,6 +100,32 @@ const QUANTIZED = VARIANTS.filter(({ options }) => options.linearQuantize !== "n
 /** Argument that makes this module score {@link QUANTIZED} and print the figures as JSON. */
 const CHILD_ARGUMENT = "score-quantized";
 
+/** A text the variants read: its path in the repository, and how many of its tokens. */
+interface ScoredText {
+  readonly path: string;
+  readonly tokens: number;
+  /** Makes the text when missing. */
+  readonly ensure: () => Promise<void>;
+}
+
+const KJV: ScoredText = { path: "testdata/kjv/heldout.txt", tokens: 2049, ensure: async () => {} };
+
+const PROSE: ScoredText = {
+  path: "out/bench/prose/botchan.txt",
+  tokens: 993,
+  async ensure() {
+    if (await exists(new URL(this.path, ROOT).pathname)) return;
+    const script = new URL("scripts/bench/make_prose_text.py", ROOT).pathname;
+    await run(new URL(".venv/bin/python", ROOT).pathname, [script]);
+  },
+};
+
+/** The texts by benchmark name. */
+const TEXTS: Readonly<Record<string, ScoredText>> = {
+  quality_smollm2: KJV,
+  quality_smollm2_prose: PROSE,
+};
+
 async function gitCommit(): Promise<string> {
   const { stdout } = await new Deno.Command("git", {
     args: ["-C", ROOT.pathname, "rev-parse", "--short", "HEAD"],
@@ -111,13 +138,15 @@ async function gitCommit(): Promise<string> {
  * Scores `variants` on the CPU backend of this process, each figure named `<variant><suffix>_...`.
  */
 async function score(
+  text: ScoredText,
   variants: typeof VARIANTS,
   suffix: string,
 ): Promise<Figures> {
   await SMOLLM2.ensure();
+  await text.ensure();
   const tokenizer = await loadTokenizer(SMOLLM2.checkpoint);
-  const tokens = tokenizer.encode(await Deno.readTextFile(TEXT), { bos: tokenizer.addBos })
-    .slice(0, TOKENS);
+  const content = await Deno.readTextFile(new URL(text.path, ROOT));
+  const tokens = tokenizer.encode(content, { bos: tokenizer.addBos }).slice(0, text.tokens);
   using opened = await openModel({ checkpoint: SMOLLM2.checkpoint });
   const eager = await EagerLlama.load(opened.source, opened.config);
   const reference = new RecordedReference(eager, `${PEERS}reference`);
@@ -159,9 +188,9 @@ async function score(
  * Scores {@link QUANTIZED} with f32 activations, in a child process: the native library reads
  * `LLAMANE_CPU_ACTIVATIONS` once per process.
  */
-async function scoreWithF32Activations(): Promise<Figures> {
+async function scoreWithF32Activations(name: string): Promise<Figures> {
   const { success, stdout } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL(import.meta.url).pathname, CHILD_ARGUMENT],
+    args: ["run", "-A", new URL(import.meta.url).pathname, CHILD_ARGUMENT, name],
     env: { LLAMANE_CPU_ACTIVATIONS: "f32" },
     stdout: "piped",
     stderr: "inherit",
@@ -171,29 +200,46 @@ async function scoreWithF32Activations(): Promise<Figures> {
   return JSON.parse(new TextDecoder().decode(stdout).trim().split("\n").at(-1)!);
 }
 
+/** The benchmark named `name`, which scores every variant on its text in {@link TEXTS}. */
+function qualityBench(name: string, about: string): Bench {
+  const text = TEXTS[name]!;
+  return {
+    name,
+    description:
+      "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, lut4, lut6, c8w, b8w; -E 8,0 for " +
+      "the embedding and head where quantized) and llama.cpp's Q4_0 and Q8_0 of the same weights " +
+      "(as fp32 bundles of their dequantized weights, and as fp16 bundles keeping their blocks, " +
+      `keep_*), teacher-forced over ${text.tokens - 1} positions of ${about} on the CPU ` +
+      "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
+      "cross-entropy delta (nats), with the CPU's default int8 activations and, for quantized " +
+      "weights, again with f32 activations (*_f32_activations_*: the weights' own loss, as " +
+      "decode and fp16 engines compute); absmax_c4w_numpy is a NumPy simulation of c4w before " +
+      "searched scales (one absmax scale per row, a c4w head), run in fp32",
+    async run() {
+      return {
+        commit: await gitCommit(),
+        text: text.path,
+        ...await score(text, VARIANTS, ""),
+        ...await scoreWithF32Activations(name),
+      };
+    },
+  };
+}
+
 /** `quality_smollm2` */
-export const qualitySmollm2: Bench = {
-  name: "quality_smollm2",
-  description:
-    "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, lut4, lut6, c8w, b8w; -E 8,0 for " +
-    "the embedding and head where quantized) and llama.cpp's Q4_0 and Q8_0 of the same weights " +
-    "(as fp32 bundles of their dequantized weights, and as fp16 bundles keeping their blocks, " +
-    `keep_*), teacher-forced over ${TOKENS - 1} positions of the held-out KJV text on the CPU ` +
-    "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
-    "cross-entropy delta (nats), with the CPU's default int8 activations and, for quantized " +
-    "weights, again with f32 activations (*_f32_activations_*: the weights' own loss, as " +
-    "decode and fp16 engines compute); absmax_c4w_numpy is a NumPy simulation of c4w before " +
-    "searched scales (one absmax scale per row, a c4w head), run in fp32",
-  async run() {
-    return {
-      commit: await gitCommit(),
-      text: "testdata/kjv/heldout.txt",
-      ...await score(VARIANTS, ""),
-      ...await scoreWithF32Activations(),
-    };
-  },
-};
+export const qualitySmollm2 = qualityBench(
+  "quality_smollm2",
+  "the held-out KJV text (through the bundle's sliding window)",
+);
+
+/** `quality_smollm2_prose` */
+export const qualitySmollm2Prose = qualityBench(
+  "quality_smollm2_prose",
+  "English prose (Botchan, chapter I, in a 1919 translation; within one window)",
+);
 
 if (import.meta.main && Deno.args[0] === CHILD_ARGUMENT) {
-  console.log(JSON.stringify(await score(QUANTIZED, "_f32_activations")));
+  const text = TEXTS[Deno.args[1]!];
+  if (text === undefined) throw new Error(`No quality benchmark is named "${Deno.args[1]}"`);
+  console.log(JSON.stringify(await score(text, QUANTIZED, "_f32_activations")));
 }
