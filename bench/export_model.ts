@@ -13,8 +13,8 @@
  *
  * Run as a script, this module is those probes:
  * `deno run --allow-read=... --allow-write=DIR bench/export_model.ts export CKPT PARAMS DIR/OUT
- * [LINEAR]` (LINEAR a `--linear_quantize` value, c4w when left out) or
- * `... bench/export_model.ts phases CKPT PARAMS DIR/SCRATCH` prints its figures as JSON.
+ * [LINEAR]` (LINEAR a `--linear_quantize` value, the export's default for the checkpoint when left
+ * out) or `... bench/export_model.ts phases CKPT PARAMS DIR/SCRATCH` prints its figures as JSON.
  *
  * @module
  */
@@ -42,15 +42,15 @@ const { checkpoint: CHECKPOINT, params: PARAMS, ropeScaleFactor: ROPE_SCALE_FACT
 const RUNS = 3;
 
 /**
- * The export probe: the default export (with `linearQuantize` for the layers' linear weights),
- * timed, with the time up to each piece's last weight (from the progress callback) so that the
- * pieces can be told apart.
+ * The export probe: the default export (with `linearQuantize`, if given, for the layers' linear
+ * weights), timed, with the time up to each piece's last weight (from the progress callback) so
+ * that the pieces can be told apart.
  */
 async function exportProbe(
   checkpoint: string,
   params: string | undefined,
   output: string,
-  linearQuantize: LinearQuantization,
+  linearQuantize: LinearQuantization | undefined,
 ): Promise<Figures> {
   const started = performance.now();
   let embeddingDone = 0;
@@ -61,7 +61,7 @@ async function exportProbe(
     // Hugging Face and GGUF checkpoints carry their own config, RoPE scaling included.
     ...(params === undefined ? {} : { params, ropeScaleFactor: ROPE_SCALE_FACTOR }),
     output,
-    linearQuantize,
+    ...(linearQuantize === undefined ? {} : { linearQuantize }),
     onProgress: ({ tensor, tensorsDone, tensorsTotal }) => {
       const now = performance.now();
       if (tensorsDone === 1) embeddingDone = now;
@@ -194,7 +194,7 @@ export async function runProbe(
   checkpoint: string,
   params: string | undefined,
   gnuTime: boolean,
-  linearQuantize: LinearQuantization = DEFAULT_LINEAR,
+  linearQuantize?: LinearQuantization,
 ): Promise<Figures> {
   const scratch = await Deno.makeTempDir({ prefix: "llamane-bench-export-" });
   try {
@@ -211,7 +211,13 @@ export async function runProbe(
       `export_model ${mode}`,
       [`--allow-read=${reads.join(",")}`, `--allow-write=${scratch}`],
       new URL(import.meta.url),
-      [mode, checkpoint, params ?? NO_PARAMS, target, linearQuantize],
+      [
+        mode,
+        checkpoint,
+        params ?? NO_PARAMS,
+        target,
+        ...(linearQuantize === undefined ? [] : [linearQuantize]),
+      ],
       gnuTime,
     );
     return { ...figures, load_average_1m: load ?? "n/a" };
@@ -285,18 +291,15 @@ export const exportModelBench: Bench = {
 /** What the probe's command line says for "no params.json". */
 const NO_PARAMS = "-";
 
-/** The export's default linear quantization, which the probes time unless told otherwise. */
-const DEFAULT_LINEAR: LinearQuantization = "c4w";
-
 if (import.meta.main) {
-  const [mode, checkpoint, paramsArg, target, linear = DEFAULT_LINEAR] = Deno.args;
+  const [mode, checkpoint, paramsArg, target, linear] = Deno.args;
   const params = paramsArg === NO_PARAMS ? undefined : paramsArg;
   const linearQuantize = LINEAR_QUANTIZATIONS.find((name) => name === linear);
   if (
     (mode !== "export" && mode !== "phases") || checkpoint === undefined ||
     paramsArg === undefined || target === undefined ||
     (mode === "phases" && params === undefined) ||
-    linearQuantize === undefined
+    (linear !== undefined && linearQuantize === undefined)
   ) {
     console.error(
       "usage: deno run --allow-read=CKPT,PARAMS,DIR --allow-write=DIR bench/export_model.ts " +

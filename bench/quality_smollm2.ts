@@ -6,8 +6,8 @@
  * KJV text (2,048 predictions, one sequence through the bundle's 992-token sliding window, so most
  * tokens see neither the first token nor the text's start); `quality_smollm2_prose` the first 993
  * tokens of English prose, the first chapter of a 1919 translation of Natsume Soseki's Botchan
- * (scripts/bench/make_prose_text.py: 992 predictions, each seeing all the text before it). Beside llamane's options,
- * llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
+ * (scripts/bench/make_prose_text.py: 992 predictions, each seeing all the text before it). Beside
+ * llamane's options, llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
  * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights and as fp16
  * bundles that keep their blocks (`--linear_quantize keep -E keep`), and so does
  * an independent NumPy simulation of the absmax int4 scheme llamane's c4w used before its scales
@@ -94,7 +94,7 @@ const VARIANTS: readonly { name: string; source: ExportSource; options: BundleOp
   { name: "absmax_c4w_numpy", source: peer("absmax_c4w"), options: FP32 },
 ];
 
-/** The variants whose weights are quantized: they alone compute differently with f32 activations. */
+/** Variants with quantized weights: they alone compute differently with f32 activations. */
 const QUANTIZED = VARIANTS.filter(({ options }) => options.linearQuantize !== "none");
 
 /** Argument that makes this module score {@link QUANTIZED} and print the figures as JSON. */
@@ -104,15 +104,23 @@ const CHILD_ARGUMENT = "score-quantized";
 interface ScoredText {
   readonly path: string;
   readonly tokens: number;
+  /** What the text is, for the benchmark's description. */
+  readonly about: string;
   /** Makes the text when missing. */
   readonly ensure: () => Promise<void>;
 }
 
-const KJV: ScoredText = { path: "testdata/kjv/heldout.txt", tokens: 2049, ensure: async () => {} };
+const KJV: ScoredText = {
+  path: "testdata/kjv/heldout.txt",
+  tokens: 2049,
+  about: "the held-out KJV text (through the bundle's sliding window)",
+  ensure: async () => {},
+};
 
 const PROSE: ScoredText = {
   path: "out/bench/prose/botchan.txt",
   tokens: 993,
+  about: "English prose (Botchan, chapter I, in a 1919 translation; within one window)",
   async ensure() {
     if (await exists(new URL(this.path, ROOT).pathname)) return;
     const script = new URL("scripts/bench/make_prose_text.py", ROOT).pathname;
@@ -201,7 +209,7 @@ async function scoreWithF32Activations(name: string): Promise<Figures> {
 }
 
 /** The benchmark named `name`, which scores every variant on its text in {@link TEXTS}. */
-function qualityBench(name: string, about: string): Bench {
+function qualityBench(name: string): Bench {
   const text = TEXTS[name]!;
   return {
     name,
@@ -209,7 +217,7 @@ function qualityBench(name: string, about: string): Bench {
       "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, lut4, lut6, c8w, b8w; -E 8,0 for " +
       "the embedding and head where quantized) and llama.cpp's Q4_0 and Q8_0 of the same weights " +
       "(as fp32 bundles of their dequantized weights, and as fp16 bundles keeping their blocks, " +
-      `keep_*), teacher-forced over ${text.tokens - 1} positions of ${about} on the CPU ` +
+      `keep_*), teacher-forced over ${text.tokens - 1} positions of ${text.about} on the CPU ` +
       "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
       "cross-entropy delta (nats), with the CPU's default int8 activations and, for quantized " +
       "weights, again with f32 activations (*_f32_activations_*: the weights' own loss, as " +
@@ -227,16 +235,10 @@ function qualityBench(name: string, about: string): Bench {
 }
 
 /** `quality_smollm2` */
-export const qualitySmollm2 = qualityBench(
-  "quality_smollm2",
-  "the held-out KJV text (through the bundle's sliding window)",
-);
+export const qualitySmollm2 = qualityBench("quality_smollm2");
 
 /** `quality_smollm2_prose` */
-export const qualitySmollm2Prose = qualityBench(
-  "quality_smollm2_prose",
-  "English prose (Botchan, chapter I, in a 1919 translation; within one window)",
-);
+export const qualitySmollm2Prose = qualityBench("quality_smollm2_prose");
 
 if (import.meta.main && Deno.args[0] === CHILD_ARGUMENT) {
   const text = TEXTS[Deno.args[1]!];
