@@ -8,6 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
+import type { AttentionWindow } from "../llama/attention_window.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { EagerSequence } from "../llama/forward.ts";
 import type { ReferenceModel } from "../runtime/evaluate.ts";
@@ -63,7 +64,7 @@ export class RecordedReference implements ReferenceModel {
   }
 
   /** A sequence that replays recorded calls and runs the wrapped model for new ones. */
-  begin(window: number): EagerSequence {
+  begin(window: AttentionWindow): EagerSequence {
     const history: number[] = [];
     let live: EagerSequence | undefined;
     return {
@@ -73,7 +74,8 @@ export class RecordedReference implements ReferenceModel {
       next: (tokens) => {
         const start = history.length;
         history.push(...tokens);
-        const key = `${window}:${start}:${history.join(",")}`;
+        const { cacheLength, sinks, sinkReach } = window;
+        const key = `${cacheLength}+${sinks}@${sinkReach}:${start}:${history.join(",")}`;
         let logits = this.#lookUp(key);
         if (logits === undefined) {
           // A sequence that replayed so far catches up on what it skipped, then runs the call.

@@ -199,6 +199,10 @@ function readModel(fields: JsonFields): ModelConfig {
       originalContextLength: scaling.integer("originalContextLength", 1, MAX_CACHE_LENGTH),
     },
     tiedOutput: fields.boolean("tiedOutput"),
+    // Absent from bundles written before it was recorded: their caches keep no sinks.
+    trainedContext: fields.raw("trainedContext") === undefined
+      ? undefined
+      : fields.integer("trainedContext", 1, Number.MAX_SAFE_INTEGER),
   };
 }
 

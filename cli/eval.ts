@@ -87,7 +87,7 @@ export const evalCommand: Command = {
     command: "eval",
     synopsis: ["-m BUNDLE --text FILE [--reference CKPT] [--max_tokens N] [--json]"],
     description:
-      "Feeds the text to the bundle as generation does (calls of the bundle's length; past the cache the oldest tokens are evicted, so each token sees the cache length before it) and prints its perplexity. With --reference, the checkpoint's eager fp32 forward reads the same tokens with the same window, and the table adds its perplexity, the bundle's cross-entropy minus the reference's, the fraction of positions where both predict the same token, and the mean KL divergence of the bundle's predictions from the reference's.",
+      "Feeds the text to the bundle as generation does (calls of the bundle's length; past the cache the oldest tokens are evicted, the first 4 kept when the model was trained beyond the cache, so each token sees the cache length before it) and prints its perplexity. With --reference, the checkpoint's eager fp32 forward reads the same tokens with the same window, and the table adds its perplexity, the bundle's cross-entropy minus the reference's, the fraction of positions where both predict the same token, and the mean KL divergence of the bundle's predictions from the reference's.",
     flags,
   }),
 

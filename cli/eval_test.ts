@@ -22,6 +22,8 @@ interface PerplexityFixture {
   tokens: number[];
   perplexity: number;
   perplexity_without_window: number;
+  trained_context: number;
+  perplexity_with_sinks: number;
 }
 
 const fixture: PerplexityFixture = JSON.parse(
@@ -59,7 +61,7 @@ function permissions(...read: string[]): string[] {
 
 async function evalJson(bundle: string, ...args: string[]) {
   const result = await llamane(
-    permissions(bundle, text, checkpoint, params),
+    permissions(bundle, text, checkpoint, params, dir),
     "eval",
     "-m",
     bundle,
@@ -96,6 +98,26 @@ Deno.test("llamane eval of an fp32 bundle gives PyTorch's perplexity, its refere
   assert.equal(report.reference.top1Agreement, 1);
   assert.ok(report.reference.meanKlDivergence < 1e-6, `KL ${report.reference.meanKlDivergence}`);
   assert.ok(Math.abs(report.reference.crossEntropyDelta) < 1e-5);
+});
+
+Deno.test("llamane eval keeps the first tokens of a model trained beyond the cache", async () => {
+  // The KJV model was trained on 256 positions; a params.json saying so (Meta's max_seq_len) lets
+  // the cache keep the first tokens for good and attend to them within that reach.
+  const trainedParams = `${dir}/params_trained.json`;
+  await Deno.writeTextFile(
+    trainedParams,
+    JSON.stringify({
+      ...JSON.parse(await Deno.readTextFile(params)),
+      max_seq_len: fixture.trained_context,
+    }),
+  );
+  // The sinks change the figure by more than the tolerance: a test that ignored them would fail.
+  assert.ok(Math.abs(fixture.perplexity_with_sinks / fixture.perplexity - 1) > 2e-3);
+  const bundle = await exportKjv("sinks", { ...FP32, params: trainedParams });
+  const report = await evalJson(bundle, "--reference", checkpoint, "-p", trainedParams);
+  assertRelative(report.perplexity, fixture.perplexity_with_sinks, 1e-3, "bundle perplexity");
+  assertRelative(report.reference.perplexity, fixture.perplexity_with_sinks, 1e-3, "reference");
+  assert.ok(report.reference.meanKlDivergence < 1e-6, `KL ${report.reference.meanKlDivergence}`);
 });
 
 Deno.test("llamane eval of a multifunction bundle feeds one token per call to the same figure", async () => {

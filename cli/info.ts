@@ -43,11 +43,13 @@ export const infoCommand: Command = {
       return [key, shown, provenance[key as keyof typeof provenance]] as const;
     });
     const valueWidth = Math.max(...fields.map(([, shown]) => shown.length).filter((n) => n <= 24));
+    const keyWidth = Math.max(...fields.map(([key]) => key.length));
     for (const [key, shown, from] of fields) {
-      console.log(`${key.padEnd(11)} ${shown.padEnd(valueWidth)}  ${from}`);
+      console.log(`${key.padEnd(keyWidth)}  ${shown.padEnd(valueWidth)}  ${from}`);
     }
-    for (const [key, fact] of Object.entries(model.facts)) console.log(`${key}  ${fact}`);
-    console.log(`parameters  ${parameterCount(config).toLocaleString("en-US")}\n`);
+    console.log(
+      `${"parameters".padEnd(keyWidth)}  ${parameterCount(config).toLocaleString("en-US")}\n`,
+    );
 
     const tensors = source.list();
     const nameWidth = Math.max(...tensors.map((t) => t.name.length));

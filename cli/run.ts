@@ -289,7 +289,7 @@ export const runCommand: Command = {
     description: "Streams the prompt's continuation to stdout, then a stats line to stderr.",
     flags,
     notes:
-      "A prompt longer than the bundle's cache is accepted: the oldest tokens are evicted (a sliding window of the cache length plus one call).",
+      "A prompt longer than the bundle's cache is accepted: the oldest tokens are evicted (a sliding window of the cache length plus one call), except the first 4 when the checkpoint was trained on a longer context than the cache.",
   }),
 
   async main(argv) {

@@ -65,6 +65,8 @@ export interface ModelConfig {
   readonly ropeScaling: RopeScaling | undefined;
   /** True when the checkpoint has no `output.weight` and the head reuses `tok_embeddings.weight`. */
   readonly tiedOutput: boolean;
+  /** Positions the model was trained on, when the checkpoint says. */
+  readonly trainedContext: number | undefined;
 }
 
 /** Options that params.json cannot express. */
@@ -236,6 +238,10 @@ export function resolveConfig(
     ropeTheta: positiveNumber(path, params, "rope_theta", 10000),
     ropeScaling,
     tiedOutput: !tensors.some((t) => t.name === "output.weight"),
+    // Meta's ModelArgs name; its released params.json files leave it out.
+    trainedContext: field(params, "max_seq_len") === undefined
+      ? undefined
+      : positiveInteger(path, params, "max_seq_len"),
   };
 }
 

@@ -9,6 +9,7 @@
 
 import type { TensorSource } from "../checkpoint/tensor_source.ts";
 import type { ModelConfig } from "./config.ts";
+import { type AttentionWindow, firstRecentPosition, UNBOUNDED_WINDOW } from "./attention_window.ts";
 import { ropeFrequencies, ropeTable } from "./rope.ts";
 import { EMBEDDING, FINAL_NORM, layerTensorNames, OUTPUT, validateTensors } from "./weights.ts";
 
@@ -78,16 +79,15 @@ function applyRope(x: Float32Array, cos: Float32Array, sin: Float32Array, headDi
 
 /**
  * Causal attention with grouped-query heads for the newest tokens of a sequence: q (T, H*hd) holds
- * positions `position ..`; `keys` and `values` hold one (Hkv*hd) row per position from `oldest` on,
- * these tokens' rows last. Each query attends to itself and the `window` positions before it.
+ * positions `position ..`; `keys` and `values` hold one (Hkv*hd) row per position still attended
+ * to (see {@link SequenceState}), these tokens' rows last. Each query attends to itself and the
+ * tokens in its window (`llama/attention_window.ts`).
  */
 function windowedAttention(
   q: Float32Array,
   keys: readonly Float32Array[],
   values: readonly Float32Array[],
-  oldest: number,
-  position: number,
-  window: number,
+  state: SequenceState,
   config: ModelConfig,
 ): Float32Array {
   const { nHeads, nKvHeads, headDim } = config;
@@ -95,31 +95,42 @@ function windowedAttention(
   const groupSize = nHeads / nKvHeads;
   const scale = 1 / Math.sqrt(headDim);
   const out = new Float32Array(q.length);
-  const scores = new Float64Array(Math.min(keys.length, window + 1));
-  for (let head = 0; head < nHeads; head++) {
-    const kvOffset = Math.floor(head / groupSize) * headDim;
-    for (let i = 0; i < t; i++) {
+  const scores = new Float64Array(keys.length);
+  for (let i = 0; i < t; i++) {
+    const query = state.position + i;
+    // The sinks within reach, then the recent tokens up to itself, as row ranges [from, to).
+    const { sinks, sinkReach } = state.window;
+    const ranges = [
+      [Math.max(0, query - sinkReach + 1), Math.min(sinks, query + 1)],
+      [rowOf(state, firstRecentPosition(state.window, query)), rowOf(state, query) + 1],
+    ];
+    for (let head = 0; head < nHeads; head++) {
+      const kvOffset = Math.floor(head / groupSize) * headDim;
       const qOffset = (i * nHeads + head) * headDim;
-      const last = position + i - oldest;
-      const first = Math.max(0, last - window);
-      // scores = q K^T / sqrt(hd) over the visible positions; later positions are masked out.
+      // scores = q K^T / sqrt(hd) over the visible rows; the rest are masked out.
       let max = -Infinity;
-      for (let j = first; j <= last; j++) {
-        const k = keys[j]!;
-        let dot = 0;
-        for (let d = 0; d < headDim; d++) dot += q[qOffset + d]! * k[kvOffset + d]!;
-        scores[j - first] = dot * scale;
-        max = Math.max(max, scores[j - first]!);
+      for (const [from, to] of ranges) {
+        for (let j = from!; j < to!; j++) {
+          const k = keys[j]!;
+          let dot = 0;
+          for (let d = 0; d < headDim; d++) dot += q[qOffset + d]! * k[kvOffset + d]!;
+          scores[j] = dot * scale;
+          max = Math.max(max, scores[j]!);
+        }
       }
       // softmax, then the weighted sum of values.
       let total = 0;
-      for (let j = first; j <= last; j++) {
-        scores[j - first] = Math.exp(scores[j - first]! - max);
-        total += scores[j - first]!;
+      for (const [from, to] of ranges) {
+        for (let j = from!; j < to!; j++) {
+          scores[j] = Math.exp(scores[j]! - max);
+          total += scores[j]!;
+        }
       }
       for (let d = 0; d < headDim; d++) {
         let sum = 0;
-        for (let j = first; j <= last; j++) sum += scores[j - first]! * values[j]![kvOffset + d]!;
+        for (const [from, to] of ranges) {
+          for (let j = from!; j < to!; j++) sum += scores[j]! * values[j]![kvOffset + d]!;
+        }
         out[qOffset + d] = sum / total;
       }
     }
@@ -157,14 +168,26 @@ export interface EagerSequence {
 }
 
 /** The keys and values of the positions a sequence's next tokens may still attend to. */
+/**
+ * A sequence read so far. Its rows are the sinks' positions, then those from `oldest` on: what
+ * the next tokens can still attend to.
+ */
 interface SequenceState {
   position: number;
-  /** Position of the first row of every layer's keys and values. */
+  /** The first position after the sinks that still has a row. */
   oldest: number;
-  /** Per layer, one (Hkv*hd) row per position from `oldest` on. */
+  /** Per layer, one (Hkv*hd) key row per kept position. */
   readonly keys: Float32Array[][];
+  /** Per layer, one (Hkv*hd) value row per kept position. */
   readonly values: Float32Array[][];
-  readonly window: number;
+  /** What each token attends to: a bundle's window over its cache. */
+  readonly window: AttentionWindow;
+}
+
+/** The row of every layer's keys and values holding `position` (a sink or from `oldest` on). */
+function rowOf(state: SequenceState, position: number): number {
+  const { sinks } = state.window;
+  return position < sinks ? position : sinks + position - state.oldest;
 }
 
 /** A Llama with every weight loaded as fp32, ready to run causal forwards. */
@@ -227,14 +250,17 @@ export class EagerLlama {
 
   /**
    * Starts a sequence whose tokens are given a few at a time. Each token attends to itself and
-   * at most `window` tokens before it: a bundle's sliding window over its cache of that length.
+   * the tokens in `window` before it: a bundle's window over its cache
+   * (`llama/attention_window.ts`), every earlier token by default.
    */
-  begin(window = Infinity): EagerSequence {
-    if (!(window >= 0)) throw new RangeError(`Cannot begin a sequence with window ${window}`);
+  begin(window: AttentionWindow = UNBOUNDED_WINDOW): EagerSequence {
+    if (!(window.cacheLength >= 0)) {
+      throw new RangeError(`Cannot begin a sequence with a cache of ${window.cacheLength}`);
+    }
     const layers = this.#layers.length;
     const state: SequenceState = {
       position: 0,
-      oldest: 0,
+      oldest: window.sinks,
       keys: Array.from({ length: layers }, () => []),
       values: Array.from({ length: layers }, () => []),
       window,
@@ -279,15 +305,7 @@ export class EagerLlama {
       const values = state.values[layer]!;
       keys.push(...rowsOf(k, nKvHeads * headDim));
       values.push(...rowsOf(v, nKvHeads * headDim));
-      const attended = windowedAttention(
-        q,
-        keys,
-        values,
-        state.oldest,
-        state.position,
-        state.window,
-        this.config,
-      );
+      const attended = windowedAttention(q, keys, values, state, this.config);
       addInPlace(h, linear(attended, w.wo, nHeads * headDim));
 
       // h = h + w2(silu(w1 x) * w3 x), x = ffn_norm(h)
@@ -298,9 +316,9 @@ export class EagerLlama {
     });
 
     state.position += t;
-    // The next token, at `position`, sees back to `position - window`: older rows are done with.
-    const drop = Math.max(0, state.position - state.window - state.oldest);
-    for (const rows of [...state.keys, ...state.values]) rows.splice(0, drop);
+    // The next token sees the sinks and the recent tokens from here on: the rows between are done.
+    const drop = Math.max(0, firstRecentPosition(state.window, state.position) - state.oldest);
+    for (const rows of [...state.keys, ...state.values]) rows.splice(state.window.sinks, drop);
     state.oldest += drop;
 
     // logits (T, V) = output(norm(h))

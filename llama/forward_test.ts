@@ -1,3 +1,4 @@
+import { attentionWindow } from "./attention_window.ts";
 import assert from "node:assert/strict";
 import { EagerLlama } from "./forward.ts";
 import { openModel } from "./open.ts";
@@ -66,12 +67,12 @@ Deno.test("EagerLlama sequences with a window forget what lies beyond it", async
   const tokens = fixture.sequences[0]!.tokens.slice(0, 12);
   const vocab = model.config.vocabSize;
   const full = eager.forward(tokens);
-  const wide = eager.begin(tokens.length - 1);
+  const wide = eager.begin(attentionWindow(tokens.length - 1, undefined));
   assert.deepEqual([...wide.next(tokens.slice(0, 7)), ...wide.next(tokens.slice(7))], [...full]);
   // With a window of 3, positions 0 to 3 still see every token before them; position 4 does not.
-  const narrow = eager.begin(3);
+  const narrow = eager.begin(attentionWindow(3, undefined));
   const logits = [...narrow.next(tokens.slice(0, 7)), ...narrow.next(tokens.slice(7))];
   assert.deepEqual(logits.slice(0, 4 * vocab), [...full.subarray(0, 4 * vocab)]);
   assert.notDeepEqual(logits.slice(4 * vocab, 5 * vocab), [...full.subarray(4 * vocab, 5 * vocab)]);
-  assert.throws(() => eager.begin(-1), /window -1/);
+  assert.throws(() => eager.begin(attentionWindow(-1, undefined)), /a cache of -1/);
 });

@@ -120,9 +120,9 @@ export function resolveGgufConfig(
     ropeTheta,
     ropeScaling,
     tiedOutput: !header.tensors.some((t) => t.name === "output.weight"),
+    trainedContext: has("llama.context_length") ? integer("llama.context_length") : undefined,
   };
   const orDefault = (name: string, fallback: string) => has(name) ? key(name) : fallback;
-  const contextLength = value("llama.context_length");
   return {
     config,
     provenance: {
@@ -141,10 +141,8 @@ export function resolveGgufConfig(
       ropeTheta: orDefault("llama.rope.freq_base", "default 10000"),
       ropeScaling: ropeFreqs === undefined ? "none" : "recovered from the rope_freqs tensor",
       tiedOutput: config.tiedOutput ? "no output.weight tensor" : "output.weight present",
+      trainedContext: orDefault("llama.context_length", "not given"),
     },
-    facts: typeof contextLength === "number"
-      ? { contextLength: `${contextLength} (${key("llama.context_length")})` }
-      : {},
   };
 }
 

@@ -165,10 +165,12 @@ export function resolveHuggingFaceConfig(path: string, config: Json): ResolvedCo
     ropeTheta: positiveNumber(path, config, "rope_theta", 10000),
     ropeScaling: scaling,
     tiedOutput: tied,
+    trainedContext: config.max_position_embeddings == null
+      ? undefined
+      : positiveInteger(path, config, "max_position_embeddings"),
   };
   const orDefault = (key: string, fallback: string) =>
     config[key] === undefined || config[key] === null ? fallback : from(key);
-  const contextLength = config.max_position_embeddings;
   return {
     config: resolved,
     provenance: {
@@ -183,10 +185,8 @@ export function resolveHuggingFaceConfig(path: string, config: Json): ResolvedCo
       ropeTheta: orDefault("rope_theta", "default 10000"),
       ropeScaling: scaling === undefined ? "none" : from("rope_scaling"),
       tiedOutput: orDefault("tie_word_embeddings", "default false"),
+      trainedContext: orDefault("max_position_embeddings", "not given"),
     },
-    facts: typeof contextLength === "number"
-      ? { maxPositionEmbeddings: `${contextLength} (config.json "max_position_embeddings")` }
-      : {},
   };
 }
 

@@ -54,8 +54,6 @@ export interface OpenedModel extends Disposable {
   readonly layout: CheckpointLayout;
   /** Where each config field came from. */
   readonly provenance: Provenance;
-  /** Facts the config does not hold, such as the trained context length. */
-  readonly facts: Readonly<Record<string, string>>;
   /** Things the user should know, e.g. a RoPE scale factor that had to be assumed. */
   readonly warnings: readonly string[];
 }
@@ -153,7 +151,6 @@ function opened(
     config: resolved.config,
     layout,
     provenance: resolved.provenance,
-    facts: resolved.facts,
     warnings,
     [Symbol.dispose]: () => source.close(),
   };
@@ -260,6 +257,7 @@ function metaProvenance(params: Json, options: ConfigOptions, config: ModelConfi
       ? `params.json "use_scaled_rope", factor ${DEFAULT_ROPE_SCALE_FACTOR} assumed`
       : `params.json "use_scaled_rope", factor from --rope_scale_factor`,
     tiedOutput: config.tiedOutput ? "no output.weight tensor" : "output.weight present",
+    trainedContext: from("max_seq_len", "not given"),
   };
 }
 
@@ -289,7 +287,7 @@ async function openMeta(
         `--rope_scale_factor 32 for Llama 3.2 1B/3B`,
       ]
       : [];
-    const resolved = { config, provenance: metaProvenance(params, options, config), facts: {} };
+    const resolved = { config, provenance: metaProvenance(params, options, config) };
     return opened(source, resolved, "meta", warnings);
   } catch (error) {
     source.close();

@@ -49,7 +49,11 @@ Deno.test("openModel() reads a Hugging Face folder as the Meta checkpoint it cam
     for (const checkpoint of [dir, `${dir}/config.json`]) {
       using hf = await openModel({ checkpoint });
       assert.equal(hf.layout, "hugging-face");
-      assert.deepEqual(hf.config, meta.config);
+      // config.json says what params.json does not: the trained context.
+      assert.deepEqual(hf.config, {
+        ...meta.config,
+        trainedContext: hfConfig.max_position_embeddings,
+      });
       assert.deepEqual(hf.source.list(), meta.source.list());
       for (const { name } of meta.source.list()) {
         assert.deepEqual(await hf.source.readFloat32(name), await meta.source.readFloat32(name));
@@ -92,7 +96,8 @@ Deno.test("config.json: every field is read, with llama3 RoPE scaling and its pr
   assert.equal(model.config.normEps, 1e-6);
   assert.equal(model.provenance.headDim, `config.json "head_dim"`);
   assert.equal(model.provenance.nKvHeads, `config.json "num_key_value_heads"`);
-  assert.equal(model.facts.maxPositionEmbeddings, `256 (config.json "max_position_embeddings")`);
+  assert.equal(model.config.trainedContext, 256);
+  assert.equal(model.provenance.trainedContext, `config.json "max_position_embeddings"`);
   await assert.rejects(
     openModel({ checkpoint: await folder({ ...hfConfig, rope_scaling: rope }) }),
     /"rope_scaling.original_max_position_embeddings" must be a positive number/,

@@ -13,14 +13,12 @@ export type CheckpointLayout = "meta" | "hugging-face" | "gguf";
 /** For each config field, where its value came from, e.g. `config.json "hidden_size"`. */
 export type Provenance = Readonly<Record<keyof ModelConfig, string>>;
 
-/** A config with its provenance, and facts the config does not hold but `info` shows. */
+/** A config with its provenance. */
 export interface ResolvedConfig {
   /** The config. */
   readonly config: ModelConfig;
   /** Where each field came from. */
   readonly provenance: Provenance;
-  /** Other facts of the checkpoint worth showing (e.g. the trained context length). */
-  readonly facts: Readonly<Record<string, string>>;
 }
 
 /** An architecture that is not a Llama, or a Llama variant the exporter cannot build. */

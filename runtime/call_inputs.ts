@@ -6,6 +6,7 @@
  */
 
 import { ropeTable } from "../llama/rope.ts";
+import { cacheSlot, firstRecentPosition, inWindow } from "../llama/attention_window.ts";
 import {
   FREQS_COS,
   FREQS_SIN,
@@ -63,23 +64,30 @@ export function buildCallInputs(cache: KvCache, freqs: Float64Array, spec: CallS
   const offsets = Array.from({ length: callLength }, (_, i) => spec.positionOffsets?.[i] ?? i);
   const positions = offsets.map((offset) => cache.position + offset);
 
-  // mask (1, L, C + L). Every token attends to at most the C tokens before it (a sliding window),
-  // wherever they sit: a row `o` positions into the call hides the `o` oldest cache entries once
-  // the window has moved past them, and call slots more than C positions back. So a token's
-  // logits are the same whether it is decoded alone, prefilled in a chunk or verified by
-  // lookahead. Beyond that, filled cache slots are visible and the call follows `visibility`.
+  // mask (1, L, C + L). Every token attends to the sinks within reach and the tokens after them
+  // in its window (llama/attention_window.ts), wherever they sit: a row hides the cached tokens
+  // outside its window, and call slots outside it. So a token's logits are the same whether it is
+  // decoded alone, prefilled in a chunk or verified by lookahead. Beyond that, filled cache slots
+  // are visible and the call follows `visibility`.
+  const { window } = cache;
   const width = cacheLength + callLength;
   const mask = allocateFloats(dtype, callLength * width).fill(MASK_HIDDEN);
   const visibility = spec.visibility ?? causalVisibility(callLength);
-  const filled = cache.filledSlots;
-  const oldest = cache.position - filled;
+  const cachedSinks = Math.min(window.sinks, cache.position);
+  const cachedRecentFrom = firstRecentPosition(window, cache.position);
   for (let row = 0; row < callLength; row++) {
     const base = row * width;
-    mask.fill(0, base, base + filled);
-    const hidden = Math.min(filled, Math.max(0, offsets[row]! - (cacheLength - filled)));
-    for (let k = 0; k < hidden; k++) mask[base + ((oldest + k) % cacheLength)] = MASK_HIDDEN;
+    mask.fill(0, base, base + cache.filledSlots);
+    const query = positions[row]!;
+    for (let key = 0; key < cachedSinks; key++) {
+      if (!inWindow(window, query, key)) mask[base + cacheSlot(window, key)] = MASK_HIDDEN;
+    }
+    const recentFrom = Math.min(cache.position, firstRecentPosition(window, query));
+    for (let key = cachedRecentFrom; key < recentFrom; key++) {
+      mask[base + cacheSlot(window, key)] = MASK_HIDDEN;
+    }
     for (let col = 0; col < callLength; col++) {
-      if (visibility[row * callLength + col] && offsets[row]! - offsets[col]! <= cacheLength) {
+      if (visibility[row * callLength + col] && inWindow(window, query, positions[col]!)) {
         mask[base + cacheLength + col] = 0;
       }
     }

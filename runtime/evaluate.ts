@@ -7,6 +7,7 @@
  * @module
  */
 
+import { type AttentionWindow, attentionWindow } from "../llama/attention_window.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { EagerSequence } from "../llama/forward.ts";
 import { bundleLogitChunks } from "./compare.ts";
@@ -17,8 +18,8 @@ import { argmax } from "./sampler.ts";
 export interface ReferenceModel {
   /** Its shape, which must be the bundle's. */
   readonly config: ModelConfig;
-  /** Starts a sequence in which each token attends to at most `window` tokens before it. */
-  begin(window: number): EagerSequence;
+  /** Starts a sequence in which each token attends to itself and the tokens in `window`. */
+  begin(window: AttentionWindow): EagerSequence;
 }
 
 /** How the bundle's predictions compare with the reference's, position by position. */
@@ -142,8 +143,8 @@ interface Tally {
 /**
  * Scores the bundle on `sequences`, each fed from an empty cache, every token predicted from those
  * before it: mean cross-entropy and perplexity, and with `options.reference` the agreement with
- * that model run on the same tokens with the same window (each token sees the cache length before
- * it).
+ * that model run on the same tokens with the same window (each token sees what it would see in the
+ * bundle's cache).
  *
  * @throws {RangeError} as {@link checkEvaluation}
  */
@@ -161,7 +162,9 @@ export async function evaluate(
     if (tokens.length < 2) continue;
     // The last token is only predicted, never read.
     const inputs = tokens.slice(0, -1);
-    const referenceSequence = reference?.begin(model.manifest.export.cacheLen);
+    const referenceSequence = reference?.begin(
+      attentionWindow(model.manifest.export.cacheLen, config.trainedContext),
+    );
     for await (const { offset, rows } of bundleLogitChunks(model, inputs)) {
       const count = rows.length / vocab;
       const referenceRows = referenceSequence?.next(inputs.slice(offset, offset + count));

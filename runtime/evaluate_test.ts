@@ -1,3 +1,4 @@
+import { type AttentionWindow, attentionWindow } from "../llama/attention_window.ts";
 import assert from "node:assert/strict";
 import { exportTinyBundle } from "../testing/tiny_bundle.ts";
 import type { EagerSequence } from "../llama/forward.ts";
@@ -12,7 +13,7 @@ const vocab = model.manifest.model.vocabSize;
 const tokens = Array.from({ length: 30 }, (_, i) => (i * 37 + 5) % vocab);
 
 /** A reference that predicts every token alike: its figures have closed forms. */
-function uniformReference(windows: number[]): ReferenceModel {
+function uniformReference(windows: AttentionWindow[]): ReferenceModel {
   return {
     config: model.manifest.model,
     begin(window): EagerSequence {
@@ -32,13 +33,17 @@ function uniformReference(windows: number[]): ReferenceModel {
 }
 
 Deno.test("evaluate() against a uniform reference: its cross-entropy is log V, KL has a closed form", async () => {
-  const windows: number[] = [];
+  const windows: AttentionWindow[] = [];
   const progress: [number, number][] = [];
   const result = await evaluate(model, [tokens, tokens.slice(0, 9)], {
     reference: uniformReference(windows),
     onProgress: (scored, total) => progress.push([scored, total]),
   });
-  assert.deepEqual(windows, [model.manifest.export.cacheLen, model.manifest.export.cacheLen]);
+  const window = attentionWindow(
+    model.manifest.export.cacheLen,
+    model.manifest.model.trainedContext,
+  );
+  assert.deepEqual(windows, [window, window]);
   assert.equal(result.tokens, 39);
   assert.equal(result.positions, 37);
   assert.deepEqual(progress.at(-1), [37, 37]);

@@ -1,12 +1,14 @@
 /**
- * The runtime-owned key/value caches: one ring buffer of C slots per layer, shared by every call.
- * The model never writes them; after each call the runtime copies the call's new entries in
- * (docs/reference/static-llm.md section 3, the "smart mask").
+ * The runtime-owned key/value caches: C slots per layer, shared by every call. The model never
+ * writes them; after each call the runtime copies the call's new entries in (docs/reference/
+ * static-llm.md section 3, the "smart mask"). The first slots keep the sequence's first tokens
+ * for good and the others are a ring buffer (`llama/attention_window.ts`).
  *
  * @module
  */
 
 import type { FloatDType } from "../coreml/dtype.ts";
+import { type AttentionWindow, attentionWindow, cacheSlot } from "../llama/attention_window.ts";
 
 /** Storage for activations: fp16 bundles keep them as fp16, fp32 bundles as fp32. */
 export type FloatArray = Float16Array | Float32Array;
@@ -28,6 +30,8 @@ export interface KvCacheShape {
   readonly headDim: number;
   /** Element type, the bundle's float type. */
   readonly dtype: FloatDType;
+  /** Positions the model was trained on; unknown, the cache keeps no token for good. */
+  readonly trainedContext?: number | undefined;
 }
 
 /** Key and value caches for every layer, plus the count of tokens committed so far. */
@@ -38,11 +42,14 @@ export class KvCache {
   readonly keys: readonly FloatArray[];
   /** Per layer, `[1, Hkv, C, hd]` row-major. */
   readonly values: readonly FloatArray[];
+  /** What each token attends to: the tokens these caches keep. */
+  readonly window: AttentionWindow;
   #position = 0;
 
   /** Allocates zeroed caches of `shape`, at position 0. */
   constructor(shape: KvCacheShape) {
     this.shape = shape;
+    this.window = attentionWindow(shape.cacheLength, shape.trainedContext);
     const size = shape.kvHeads * shape.cacheLength * shape.headDim;
     this.keys = Array.from({ length: shape.layers }, () => allocateFloats(shape.dtype, size));
     this.values = Array.from({ length: shape.layers }, () => allocateFloats(shape.dtype, size));
@@ -55,14 +62,14 @@ export class KvCache {
 
   /**
    * Slots holding a token, `min(position, C)`. Slots fill in order from 0 and, once full, the
-   * oldest is overwritten, so the filled slots are always a prefix of the buffer.
+   * oldest token after the sinks is overwritten, so the filled slots are always a prefix.
    */
   get filledSlots(): number {
     return Math.min(this.#position, this.shape.cacheLength);
   }
 
   /**
-   * Appends entries of a call to every layer's ring buffer, in order, advancing the position by
+   * Appends entries of a call to every layer's cache, in order, advancing the position by
    * `entries.length`.
    *
    * @param newKeys per layer, the call's keys `[1, Hkv, callLength, hd]`
@@ -90,12 +97,15 @@ export class KvCache {
         );
       }
     }
-    // Only the newest C entries can survive; skipping the rest avoids writing them twice.
-    const kept = entries.slice(Math.max(0, entries.length - cacheLength));
-    const first = this.#position + entries.length - kept.length;
+    // Only the sinks and the newest C - sinks entries survive; skipping the rest avoids writing
+    // a slot twice.
+    const { sinks } = this.window;
+    const survivorsFrom = this.#position + entries.length - (cacheLength - sinks);
     const copy = (source: FloatArray, target: FloatArray) => {
-      kept.forEach((entry, i) => {
-        const slot = (first + i) % cacheLength;
+      entries.forEach((entry, i) => {
+        const position = this.#position + i;
+        if (position >= sinks && position < survivorsFrom) return;
+        const slot = cacheSlot(this.window, position);
         for (let head = 0; head < kvHeads; head++) {
           const from = (head * callLength + entry) * headDim;
           target.set(source.subarray(from, from + headDim), (head * cacheLength + slot) * headDim);

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { KvCache } from "./kv_cache.ts";
 
-const shape = { layers: 2, kvHeads: 2, cacheLength: 4, headDim: 2, dtype: "fp32" } as const;
+// Four slots: one keeps the first token for good (a quarter of the cache), three slide.
+const shape = {
+  layers: 2,
+  kvHeads: 2,
+  cacheLength: 4,
+  headDim: 2,
+  dtype: "fp32",
+  trainedContext: 64,
+} as const;
 
 /** A call's new keys where entry e of head h in layer l holds [tag, tag] with tag = 100l + 10h + e. */
 function callEntries(callLength: number, offset = 0): Float32Array[] {
@@ -38,24 +46,24 @@ Deno.test("KvCache.commit() appends entries in order and advances the position",
   assert.deepEqual(slots(cache, 0, 0), [0, 1, 0, 0]);
 });
 
-Deno.test("KvCache.commit() wraps around and overwrites the oldest slots", () => {
+Deno.test("KvCache.commit() keeps the first token and overwrites the oldest after it", () => {
   const cache = new KvCache(shape);
   const keys = callEntries(3);
   cache.commit(keys, keys, 3, [0, 1, 2]);
   cache.commit(callEntries(3, 50), callEntries(3, 50), 3, [0, 1, 2]);
   assert.equal(cache.position, 6);
   assert.equal(cache.filledSlots, 4);
-  // Positions 3, 4, 5 go to slots 3, 0, 1; position 2 stays in slot 2.
-  assert.deepEqual(slots(cache, 0, 1), [61, 62, 12, 60]);
+  // Position 0 keeps slot 0; positions 3, 4, 5 go to slots 3, 1, 2.
+  assert.deepEqual(slots(cache, 0, 1), [10, 61, 62, 60]);
 });
 
-Deno.test("KvCache.commit() keeps only the newest C entries of a long call", () => {
+Deno.test("KvCache.commit() keeps the first and the newest C - 1 entries of a long call", () => {
   const cache = new KvCache(shape);
   const keys = callEntries(6);
   cache.commit(keys, keys, 6, [0, 1, 2, 3, 4, 5]);
   assert.equal(cache.position, 6);
-  // Entry e lands in slot e % 4, so entries 4 and 5 overwrite 0 and 1.
-  assert.deepEqual(slots(cache, 0, 0), [4, 5, 2, 3]);
+  // Entry 0 keeps slot 0; entries 3, 4, 5 land in slots 3, 1, 2; entries 1 and 2 are gone.
+  assert.deepEqual(slots(cache, 0, 0), [0, 4, 5, 3]);
 });
 
 Deno.test("KvCache.commit() keeps chosen entries only (lookahead's accepted branch)", () => {

@@ -29,6 +29,7 @@ export class ModelSession {
       cacheLength: exported.cacheLen,
       headDim: config.headDim,
       dtype: exported.dtype,
+      trainedContext: config.trainedContext,
     });
     this.#freqs = ropeFrequencies(config);
   }

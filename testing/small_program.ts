@@ -59,6 +59,7 @@ export interface SmallProgram {
 
 /** A model shape small enough to check by hand: 2 KV heads of 4 query heads of width 8. */
 export const SMALL_CONFIG: ModelConfig = {
+  trainedContext: undefined,
   dim: 32,
   nLayers: 1,
   nHeads: 4,

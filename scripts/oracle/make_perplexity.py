@@ -9,7 +9,11 @@ with a band mask instead of the causal one, each position attending to itself an
 positions before it: the sliding window of a bundle exported with
 --input_len CALL_LENGTH and --max_context_len CALL_LENGTH + CACHE_LENGTH. The perplexity is
 exp of the mean negative log-likelihood of every token after the first, in float64 from the float32
-logits. The same without the window is recorded too, so a test can tell that the window matters.
+logits. The same without the window is recorded too, so a test can tell that the window matters,
+and the same with SINKS attention sinks: the window of that bundle when the checkpoint says the
+model was trained on TRAINED_CONTEXT positions (as the KJV model was), which keeps the first SINKS
+tokens in its cache and lets a token attend to them while they are fewer than TRAINED_CONTEXT
+positions back (llama/attention_window.ts).
 Deterministic (one thread): a rerun gives the same file.
 """
 
@@ -31,10 +35,15 @@ OUT = os.path.join(ROOT, "testdata", "perplexity", "kjv.json")
 MAX_TOKENS = 700
 CALL_LENGTH = 32
 CACHE_LENGTH = 128
+TRAINED_CONTEXT = 256
+SINKS = 4
 
 
-def windowed_forward(state, params, tokens: list[int], window: int) -> torch.Tensor:
-    """reference_forward.forward with position q attending to positions q - window ... q only.
+def windowed_forward(
+    state, params, tokens: list[int], window: int, sinks: int = 0, sink_reach: int = 0
+) -> torch.Tensor:
+    """reference_forward.forward with position q attending to positions q - (window - sinks) ... q,
+    and to positions p < sinks while q - p < sink_reach.
 
     Written out here rather than added to reference_forward.py as an option: that file's hash marks
     the SmolLM2 fixtures as current, and changing it would regenerate them for everyone.
@@ -48,7 +57,9 @@ def windowed_forward(state, params, tokens: list[int], window: int) -> torch.Ten
     )
     rotations = torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
     distance = torch.arange(length)[:, None] - torch.arange(length)[None, :]
-    band = torch.where((distance >= 0) & (distance <= window), 0.0, float("-inf"))
+    sink = (torch.arange(length)[None, :] < sinks) & (distance < sink_reach)
+    visible = (distance >= 0) & ((distance <= window - sinks) | sink)
+    band = torch.where(visible, 0.0, float("-inf"))
     x = w["tok_embeddings.weight"][torch.tensor(tokens)]
     repeat = n_heads // n_kv_heads
     for i in range(params["n_layers"]):
@@ -88,6 +99,9 @@ def main() -> None:
         full_logits = forward(state, params, tokens)
         assert torch.equal(windowed_forward(state, params, tokens, len(tokens)), full_logits)
         windowed = perplexity(windowed_forward(state, params, tokens, CACHE_LENGTH), tokens)
+        with_sinks = perplexity(
+            windowed_forward(state, params, tokens, CACHE_LENGTH, SINKS, TRAINED_CONTEXT), tokens
+        )
         full = perplexity(full_logits, tokens)
     fixture = {
         "notes": "perplexity of the KJV model on the first max_tokens tokens of text (BOS first), "
@@ -101,13 +115,19 @@ def main() -> None:
         "tokens": "TOKENS",
         "perplexity": windowed,
         "perplexity_without_window": full,
+        "trained_context": TRAINED_CONTEXT,
+        "sinks": SINKS,
+        "perplexity_with_sinks": with_sinks,
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     # The ids on one line, the rest one field per line.
     text = json.dumps(fixture, indent=1).replace('"TOKENS"', json.dumps(tokens))
     with open(OUT, "w", encoding="utf-8") as file:
         file.write(text + "\n")
-    print(f"wrote {OUT}: perplexity {windowed:.6f} (without the window {full:.6f})")
+    print(
+        f"wrote {OUT}: perplexity {windowed:.6f} (without the window {full:.6f}, "
+        + f"with sinks {with_sinks:.6f})"
+    )
 
 
 if __name__ == "__main__":
