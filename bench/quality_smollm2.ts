@@ -3,10 +3,11 @@
  * scripts/fixtures/smollm2/) reads a text teacher-forced, as `llamane eval` does; every bundle is
  * compared with the eager fp32 forward of the F32 GGUF on the same tokens: top-1 agreement, mean KL
  * divergence, cross-entropy delta. `quality_smollm2` reads the first 2,049 tokens of the held-out
- * KJV text (2,048 predictions, one sequence through the bundle's 992-token sliding window, so most
- * tokens see neither the first token nor the text's start); `quality_smollm2_prose` the first 993
- * tokens of English prose, the first chapter of a 1919 translation of Natsume Soseki's Botchan
- * (scripts/bench/make_prose_text.py: 992 predictions, each seeing all the text before it). Beside
+ * KJV text (2,048 predictions, one sequence through the bundle's 992-token sliding window, which
+ * keeps the first 4 tokens: most tokens no longer see the rest of the text's start);
+ * `quality_smollm2_prose` the first 993 tokens of English prose, the first chapter of a 1919
+ * translation of Natsume Soseki's Botchan (scripts/bench/make_prose_text.py: 992 predictions, each
+ * seeing all the text before it). Beside
  * llamane's options, llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
  * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights and as fp16
  * bundles that keep their blocks (`--linear_quantize keep -E keep`), and so does
@@ -113,7 +114,7 @@ interface ScoredText {
 const KJV: ScoredText = {
   path: "testdata/kjv/heldout.txt",
   tokens: 2049,
-  about: "the held-out KJV text (through the bundle's sliding window)",
+  about: "the held-out KJV text (through the bundle's sliding window, keeping the first 4 tokens)",
   ensure: async () => {},
 };
 

@@ -129,6 +129,25 @@ Deno.test("lookahead reproduces greedy decoding on 20 KJV prompts, past the cach
   assert.ok(tokens / calls > 1.2, `${tokens} tokens in ${calls} calls`);
 });
 
+Deno.test("lookahead reproduces greedy decoding with attention sinks, past their reach", async () => {
+  // Said to be trained on 160 positions, the KJV model keeps 4 sinks in its 64-slot cache; 200 new
+  // tokens take every prompt past the distance where the sinks drop out.
+  const params = `${await Deno.makeTempDir()}/params.json`;
+  const kjvParams = JSON.parse(await Deno.readTextFile(KJV[1]));
+  await Deno.writeTextFile(params, JSON.stringify({ ...kjvParams, max_seq_len: 160 }));
+  using sinks = await load(KJV[0], params, cpu);
+  using plain = await load(...KJV, cpu);
+  let differ = 0;
+  for (const prompt of prompts.slice(8, 12)) {
+    const greedy = await decode(sinks, prompt, 200);
+    const fast = await decode(sinks, prompt, 200, {});
+    assert.deepEqual(fast.tokens, greedy.tokens, `prompt of ${prompt.length} tokens`);
+    const withoutSinks = await decode(plain, prompt, 200);
+    if (withoutSinks.tokens.join() !== greedy.tokens.join()) differ++;
+  }
+  assert.ok(differ > 0, "the sinks change what greedy decoding writes");
+});
+
 Deno.test("lookahead reproduces greedy decoding for other N, W, G, with padded calls too", async () => {
   const settings: LookaheadOptions[] = [
     { ngramSize: 2, windowSize: 4, verifications: 4 },
