@@ -167,7 +167,6 @@ export interface EagerSequence {
   next(tokens: readonly number[]): Float32Array;
 }
 
-/** The keys and values of the positions a sequence's next tokens may still attend to. */
 /**
  * A sequence read so far. Its rows are the sinks' positions, then those from `oldest` on: what
  * the next tokens can still attend to.
