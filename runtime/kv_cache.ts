@@ -1,8 +1,8 @@
 /**
  * The runtime-owned key/value caches: C slots per layer, shared by every call. The model never
- * writes them; after each call the runtime copies the call's new entries in (docs/reference/
- * static-llm.md section 3, the "smart mask"). The first slots keep the sequence's first tokens
- * for good and the others are a ring buffer (`llama/attention_window.ts`).
+ * writes them; after each call the runtime copies the call's new entries in
+ * (docs/reference/static-llm.md section 3, the "smart mask"). The first slots keep the sequence's
+ * first tokens for good and the others are a ring buffer (`llama/attention_window.ts`).
  *
  * @module
  */
