@@ -32,8 +32,6 @@ export const infoCommand: Command = {
     const { config, source, provenance } = model;
     for (const warning of model.warnings) console.error(`warning: ${warning}`);
 
-    console.log(`checkpoint  ${paths.checkpoint}`);
-    console.log(`layout      ${LAYOUT_NAMES[model.layout]} (${source.format} file)`);
     const fields = Object.entries(config).map(([key, value]) => {
       const shown = value === undefined
         ? "none"
@@ -44,12 +42,11 @@ export const infoCommand: Command = {
     });
     const valueWidth = Math.max(...fields.map(([, shown]) => shown.length).filter((n) => n <= 24));
     const keyWidth = Math.max(...fields.map(([key]) => key.length));
-    for (const [key, shown, from] of fields) {
-      console.log(`${key.padEnd(keyWidth)}  ${shown.padEnd(valueWidth)}  ${from}`);
-    }
-    console.log(
-      `${"parameters".padEnd(keyWidth)}  ${parameterCount(config).toLocaleString("en-US")}\n`,
-    );
+    const line = (key: string, text: string) => console.log(`${key.padEnd(keyWidth)}  ${text}`);
+    line("checkpoint", paths.checkpoint);
+    line("layout", `${LAYOUT_NAMES[model.layout]} (${source.format} file)`);
+    for (const [key, shown, from] of fields) line(key, `${shown.padEnd(valueWidth)}  ${from}`);
+    line("parameters", `${parameterCount(config).toLocaleString("en-US")}\n`);
 
     const tensors = source.list();
     const nameWidth = Math.max(...tensors.map((t) => t.name.length));

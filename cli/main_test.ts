@@ -24,6 +24,7 @@ Deno.test("llamane info names the layout it found and where each config field ca
   assert.equal(hf.code, 0, hf.stderr);
   assert.match(hf.stdout, /layout\s+Hugging Face \(safetensors file\)/);
   assert.match(hf.stdout, /nKvHeads\s+2\s+config.json "num_key_value_heads"/);
+  assert.match(hf.stdout, /trainedContext\s+256\s+config.json "max_position_embeddings"/);
   assert.match(hf.stdout, /q\/k row order consistent with the layout/);
 
   const gguf = new URL("../testdata/gguf/tiny_llama3.gguf", import.meta.url).pathname;
