@@ -7,12 +7,14 @@
  * @module
  */
 
-import { type AttentionWindow, attentionWindow } from "../llama/attention_window.ts";
+import type { AttentionWindow } from "../llama/attention_window.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { EagerSequence } from "../llama/forward.ts";
 import { bundleLogitChunks } from "./compare.ts";
 import type { LoadedModel } from "./model.ts";
 import { argmax } from "./sampler.ts";
+import { cacheWindow } from "./kv_cache.ts";
+import { cacheShapeOf } from "./session.ts";
 
 /** A model that predicts the same text alongside the bundle, such as `EagerLlama`. */
 export interface ReferenceModel {
@@ -162,9 +164,7 @@ export async function evaluate(
     if (tokens.length < 2) continue;
     // The last token is only predicted, never read.
     const inputs = tokens.slice(0, -1);
-    const referenceSequence = reference?.begin(
-      attentionWindow(model.manifest.export.cacheLen, config.trainedContext),
-    );
+    const referenceSequence = reference?.begin(cacheWindow(cacheShapeOf(model.manifest)));
     for await (const { offset, rows } of bundleLogitChunks(model, inputs)) {
       const count = rows.length / vocab;
       const referenceRows = referenceSequence?.next(inputs.slice(offset, offset + count));

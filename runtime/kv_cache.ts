@@ -34,6 +34,11 @@ export interface KvCacheShape {
   readonly trainedContext?: number | undefined;
 }
 
+/** What each token attends to with caches of `shape`: the tokens they keep. */
+export function cacheWindow(shape: KvCacheShape): AttentionWindow {
+  return attentionWindow(shape.cacheLength, shape.trainedContext);
+}
+
 /** Key and value caches for every layer, plus the count of tokens committed so far. */
 export class KvCache {
   /** The geometry these caches were allocated for. */
@@ -49,7 +54,7 @@ export class KvCache {
   /** Allocates zeroed caches of `shape`, at position 0. */
   constructor(shape: KvCacheShape) {
     this.shape = shape;
-    this.window = attentionWindow(shape.cacheLength, shape.trainedContext);
+    this.window = cacheWindow(shape);
     const size = shape.kvHeads * shape.cacheLength * shape.headDim;
     this.keys = Array.from({ length: shape.layers }, () => allocateFloats(shape.dtype, size));
     this.values = Array.from({ length: shape.layers }, () => allocateFloats(shape.dtype, size));

@@ -6,8 +6,22 @@
 
 import { ropeFrequencies } from "../llama/rope.ts";
 import { buildCallInputs, type CallSpec } from "./call_inputs.ts";
-import { KvCache } from "./kv_cache.ts";
+import type { BundleManifest } from "../bundle/manifest.ts";
+import { KvCache, type KvCacheShape } from "./kv_cache.ts";
 import { ForwardBuffers, type ForwardResult, type LoadedModel, type LogitRows } from "./model.ts";
+
+/** The caches a bundle's calls read and write. */
+export function cacheShapeOf(manifest: BundleManifest): KvCacheShape {
+  const { model: config, export: exported } = manifest;
+  return {
+    layers: config.nLayers,
+    kvHeads: config.nKvHeads,
+    cacheLength: exported.cacheLen,
+    headDim: config.headDim,
+    dtype: exported.dtype,
+    trainedContext: config.trainedContext,
+  };
+}
 
 /** Runs forward calls on a model and keeps its cache. */
 export class ModelSession {
@@ -22,16 +36,8 @@ export class ModelSession {
   /** Starts a session with an empty cache. */
   constructor(model: LoadedModel) {
     this.model = model;
-    const { model: config, export: exported } = model.manifest;
-    this.cache = new KvCache({
-      layers: config.nLayers,
-      kvHeads: config.nKvHeads,
-      cacheLength: exported.cacheLen,
-      headDim: config.headDim,
-      dtype: exported.dtype,
-      trainedContext: config.trainedContext,
-    });
-    this.#freqs = ropeFrequencies(config);
+    this.cache = new KvCache(cacheShapeOf(model.manifest));
+    this.#freqs = ropeFrequencies(model.manifest.model);
   }
 
   /**
