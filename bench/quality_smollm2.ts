@@ -7,12 +7,11 @@
  * keeps the first 4 tokens: most tokens no longer see the rest of the text's start);
  * `quality_smollm2_prose` the first 993 tokens of English prose, the first chapter of a 1919
  * translation of Natsume Soseki's Botchan (scripts/bench/make_prose_text.py: 992 predictions, each
- * seeing all the text before it). Beside
- * llamane's options, llama.cpp's Q4_0 and Q8_0 of the same weights (gguf-py's quantizer,
- * scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their dequantized weights and as fp16
- * bundles that keep their blocks (`--linear_quantize keep -E keep`), and so does
- * an independent NumPy simulation of the absmax int4 scheme llamane's c4w used before its scales
- * were searched. Quantized bundles are scored twice: with the CPU's default int8 activations (what
+ * seeing all the text before it). Beside llamane's options, llama.cpp's Q4_0 and Q8_0 of the same
+ * weights (gguf-py's quantizer, scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their
+ * dequantized weights and as fp16 bundles that keep their blocks (`--linear_quantize keep -E
+ * keep`), and so does an independent NumPy simulation of the absmax int4 scheme llamane's c4w used
+ * before its scales were searched. Quantized bundles are scored twice: with the CPU's default int8 activations (what
  * prefill computes), and in a child process with f32 activations (what decode computes, and the
  * closest the CPU comes to an fp16 engine): the weights' loss alone, as the peers' fp32 figures
  * are. The reference's logits are kept under out/bench/smollm2/ for later runs.
