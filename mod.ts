@@ -28,9 +28,11 @@
  * }
  * using model = await loadModel("out/kjv.llamane");
  * const tokenizer = await loadTokenizer("out/kjv.llamane/tokenizer.model");
+ * const stdout = Deno.stdout.writable.getWriter();
  * for await (const { text } of generate(model, tokenizer, "And God said", { temperature: 0 })) {
- *   await Deno.stdout.write(new TextEncoder().encode(text));
+ *   await stdout.write(new TextEncoder().encode(text));
  * }
+ * stdout.releaseLock();
  * ```
  *
  * @module

@@ -32,8 +32,11 @@ const generation = generate(loaded, tokenizer, "And God said", {
   temperature: 0,
   maxNewTokens: 40,
 });
+// A stream writer writes each chunk whole, where one Deno.stdout.write may take only part of it.
+const stdout = Deno.stdout.writable.getWriter();
 const encoder = new TextEncoder();
-await Deno.stdout.write(encoder.encode("And God said"));
-for await (const { text } of generation) await Deno.stdout.write(encoder.encode(text));
+await stdout.write(encoder.encode("And God said"));
+for await (const { text } of generation) await stdout.write(encoder.encode(text));
+stdout.releaseLock();
 console.log();
 console.error(`${generation.stats.generatedTokens} tokens in ${generation.stats.modelCalls} calls`);

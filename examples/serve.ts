@@ -18,7 +18,10 @@ try {
   const models = await (await fetch(`${server.url}/v1/models`)).json();
   const model = models.data[0].id;
   const prompt = "And God said";
-  await Deno.stdout.write(new TextEncoder().encode(prompt));
+  // A stream writer writes each chunk whole, where one Deno.stdout.write may take only part of it.
+  const stdout = Deno.stdout.writable.getWriter();
+  const encoder = new TextEncoder();
+  await stdout.write(encoder.encode(prompt));
   const response = await fetch(`${server.url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -41,7 +44,7 @@ try {
       const data = event.replace(/^data: /, "");
       if (data === "[DONE]") continue;
       const { choices, usage } = JSON.parse(data);
-      for (const choice of choices) await Deno.stdout.write(new TextEncoder().encode(choice.text));
+      for (const choice of choices) await stdout.write(encoder.encode(choice.text));
       if (usage) {
         console.log(
           `\n(${usage.prompt_tokens} prompt tokens, ${usage.completion_tokens} generated)`,

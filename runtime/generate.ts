@@ -321,9 +321,11 @@ export function encodeText(
  * import { generate, loadModel, loadTokenizer } from "@llamane/llamane";
  * using model = await loadModel("kjv.llamane");
  * const tokenizer = await loadTokenizer("kjv.llamane/tokenizer.model");
+ * const stdout = Deno.stdout.writable.getWriter();
  * for await (const { text } of generate(model, tokenizer, "And God said", { temperature: 0 })) {
- *   await Deno.stdout.write(new TextEncoder().encode(text));
+ *   await stdout.write(new TextEncoder().encode(text));
  * }
+ * stdout.releaseLock();
  * ```
  */
 export function generate(
