@@ -11,10 +11,10 @@
  * weights (gguf-py's quantizer, scripts/bench/make_smollm2_peers.py) run as fp32 bundles of their
  * dequantized weights and as fp16 bundles that keep their blocks (`--linear_quantize keep -E
  * keep`), and so does an independent NumPy simulation of the absmax int4 scheme llamane's c4w used
- * before its scales were searched. Quantized bundles are scored twice: with the CPU's default int8 activations (what
- * prefill computes), and in a child process with f32 activations (what decode computes, and the
- * closest the CPU comes to an fp16 engine): the weights' loss alone, as the peers' fp32 figures
- * are. The reference's logits are kept under out/bench/smollm2/ for later runs.
+ * before its scales were searched. Quantized bundles are scored twice: with the CPU's default int8
+ * activations (what prefill computes), and in a child process with f32 activations (what decode
+ * computes, and the closest the CPU comes to an fp16 engine): the weights' loss alone, as the
+ * peers' fp32 figures are. The reference's logits are kept under out/bench/smollm2/ for later runs.
  *
  * @module
  */
@@ -230,9 +230,11 @@ function qualityBench(name: string): Bench {
     name,
     description:
       "SmolLM2-135M-Instruct bundles (fp32, fp16, c4w, b4w, lut4, lut6, c8w, b8w; -E 8,0 for " +
-      "the embedding and head where quantized, -E 8,32 in *_e8_32) and llama.cpp's Q4_0 and Q8_0 of the same weights " +
-      "(as fp32 bundles of their dequantized weights, and as fp16 bundles keeping their blocks, " +
-      `keep_*), teacher-forced over ${text.tokens - 1} positions of ${text.about} on the CPU ` +
+      "the embedding and head where quantized, -E 8,32 in *_e8_32) and llama.cpp's Q4_0 and " +
+      "Q8_0 of the same weights (as fp32 bundles of their dequantized weights, and as fp16 " +
+      `bundles keeping their blocks, keep_*), teacher-forced over ${
+        text.tokens - 1
+      } positions of ${text.about} on the CPU ` +
       "backend against the eager fp32 forward: top-1 agreement, mean KL divergence (nats), " +
       "cross-entropy delta (nats), with the CPU's default int8 activations and, for quantized " +
       "weights, again with f32 activations (*_f32_activations_*: the weights' own loss, as " +

@@ -11,9 +11,9 @@ import type { AttentionWindow } from "../llama/attention_window.ts";
 import type { ModelConfig } from "../llama/config.ts";
 import type { EagerSequence } from "../llama/forward.ts";
 import { bundleLogitChunks } from "./compare.ts";
+import { cacheWindow } from "./kv_cache.ts";
 import type { LoadedModel } from "./model.ts";
 import { argmax } from "./sampler.ts";
-import { cacheWindow } from "./kv_cache.ts";
 import { cacheShapeOf } from "./session.ts";
 
 /** A model that predicts the same text alongside the bundle, such as `EagerLlama`. */

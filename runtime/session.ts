@@ -4,9 +4,9 @@
  * @module
  */
 
+import type { BundleManifest } from "../bundle/manifest.ts";
 import { ropeFrequencies } from "../llama/rope.ts";
 import { buildCallInputs, type CallSpec } from "./call_inputs.ts";
-import type { BundleManifest } from "../bundle/manifest.ts";
 import { KvCache, type KvCacheShape } from "./kv_cache.ts";
 import { ForwardBuffers, type ForwardResult, type LoadedModel, type LogitRows } from "./model.ts";
 
