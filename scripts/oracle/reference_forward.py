@@ -7,7 +7,7 @@ references.
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import torch
@@ -66,10 +66,18 @@ def forward(
     params: Mapping[str, Any],
     tokens: list[int],
     rope_scale_factor: Optional[float] = None,
+    *,
+    window: Optional[tuple[int, int]] = None,
+    observe: Optional[Callable[[str, torch.Tensor], None]] = None,
 ) -> torch.Tensor:
     """Logits [T, V] (float32) of a full causal forward over `tokens`, position 0 first.
 
-    `rope_scale_factor` must be given exactly when params["use_scaled_rope"] is true.
+    `rope_scale_factor` must be given exactly when params["use_scaled_rope"] is true. `window`,
+    (cache slots C, sinks S), limits each token to the first S tokens and the C - S tokens before
+    it, as a KV cache of C slots keeping S sinks does (llama/attention_window.ts, sinks within
+    reach). `observe(name, x)` sees every linear layer's input [T, in]: per layer i,
+    `layers.{i}.attention_in` (wq, wk, wv), `attention_out` (wo), `ffn_in` (w1, w3) and `ffn_hidden`
+    (w2).
     """
     if bool(params.get("use_scaled_rope", False)) != (rope_scale_factor is not None):
         raise ValueError("rope_scale_factor must be given exactly when use_scaled_rope is true")
@@ -90,11 +98,21 @@ def forward(
     )
     rotations = torch.polar(torch.ones_like(angles), angles).to(torch.complex64)
     causal = torch.full((length, length), float("-inf")).triu(diagonal=1)
+    if window is not None:
+        cache_length, sinks = window
+        # Keys more than C - S positions back fall out of the cache, unless they are sinks.
+        causal += torch.full((length, length), float("-inf")).tril(diagonal=sinks - cache_length - 1)
+        causal[:, :sinks] = torch.full((length, sinks), float("-inf")).triu(diagonal=1)
+
+    def seen(name: str, x: torch.Tensor) -> torch.Tensor:
+        if observe is not None:
+            observe(name, x)
+        return x
 
     x = embedding[torch.tensor(tokens)]
     for i in range(n_layers):
         p = f"layers.{i}."
-        h = rms_norm(x, w[p + "attention_norm.weight"], eps)
+        h = seen(p + "attention_in", rms_norm(x, w[p + "attention_norm.weight"], eps))
         q = (h @ w[p + "attention.wq.weight"].T).view(length, n_heads, head_dim)
         k = (h @ w[p + "attention.wk.weight"].T).view(length, n_kv_heads, head_dim)
         v = (h @ w[p + "attention.wv.weight"].T).view(length, n_kv_heads, head_dim)
@@ -105,11 +123,12 @@ def forward(
         v = v.repeat_interleave(repeat, dim=1)
         scores = torch.einsum("qhd,khd->hqk", q, k) / math.sqrt(head_dim) + causal
         attended = torch.einsum("hqk,khd->qhd", torch.softmax(scores, dim=-1), v)
-        x = x + attended.reshape(length, n_heads * head_dim) @ w[p + "attention.wo.weight"].T
-        h = rms_norm(x, w[p + "ffn_norm.weight"], eps)
+        attended = seen(p + "attention_out", attended.reshape(length, n_heads * head_dim))
+        x = x + attended @ w[p + "attention.wo.weight"].T
+        h = seen(p + "ffn_in", rms_norm(x, w[p + "ffn_norm.weight"], eps))
         gate = torch.nn.functional.silu(h @ w[p + "feed_forward.w1.weight"].T)
         up = h @ w[p + "feed_forward.w3.weight"].T
-        x = x + (gate * up) @ w[p + "feed_forward.w2.weight"].T
+        x = x + seen(p + "ffn_hidden", gate * up) @ w[p + "feed_forward.w2.weight"].T
     return rms_norm(x, w["norm.weight"], eps) @ output.T
 
 
