@@ -5,7 +5,7 @@
 mod common;
 
 use common::{assert_close, dequantized_product, magnitudes, Rng};
-use llamane_cpu::kernels::out_columns::OutColumns;
+use llamane_cpu::kernels::out_columns::{whole, ColumnSplitter, OutColumns};
 use llamane_cpu::kernels::q8_rows::Q8Rows;
 use llamane_cpu::kernels::{self, Isa, Kernels};
 use llamane_cpu::quantize::{int4_block32, int4_per_channel, int8_block32, int8_per_channel};
@@ -127,6 +127,21 @@ fn run_q8(table: &Kernels, xq: &Q8Rows, w: &Weights) -> Vec<f32> {
     let mut y = vec![0.0; xq.m() * w.n()];
     let kernel = table.linear_q8.get(w.format()).unwrap();
     kernel(&mut OutColumns::full(&mut y, xq.m(), w.n()), xq, w);
+    y
+}
+
+/// [`run_q8`] in tasks of `per_task` columns, as threads take them: column tiles cut short by a
+/// task's range.
+fn run_q8_in_tasks(table: &Kernels, xq: &Q8Rows, w: &Weights, per_task: usize) -> Vec<f32> {
+    let (m, n) = (xq.m(), w.n());
+    let kernel = table.linear_q8.get(w.format()).unwrap();
+    let mut y = vec![f32::NAN; m * n];
+    let (widths, parts) = ([n], whole(n));
+    let tasks = ColumnSplitter::new(&mut y, m, &widths, &parts, per_task);
+    for t in 0..tasks.len() {
+        // SAFETY: one call per task, one at a time.
+        unsafe { tasks.columns(t, |_, mut out| kernel(&mut out, xq, w)) };
+    }
     y
 }
 
@@ -319,7 +334,8 @@ fn q8_rows_do_not_depend_on_the_number_of_rows_in_any_table() {
 #[test]
 fn avx512_q8_path_is_bit_identical_to_avx2() {
     // The VNNI kernels sum the same products per lane as the AVX2 ones and scale them in the
-    // same order: a machine gives the same logits whichever of the two it runs.
+    // same order: a machine gives the same logits whichever of the two it runs, in tiles of any
+    // shape (AVX-512's int4 prefill tiles take columns in pairs, a lone one with itself).
     let tables = kernels::available();
     let find = |isa| tables.iter().find(|t| t.isa == isa).copied();
     let (Some(avx2), Some(avx512)) = (find(Isa::Avx2), find(Isa::Avx512)) else {
@@ -337,9 +353,13 @@ fn avx512_q8_path_is_bit_identical_to_avx2() {
                 let layout = avx2.linear_q8.layout(*format);
                 assert_eq!(layout, avx512.linear_q8.layout(*format));
                 let xq = Q8Rows::quantize(kernels::scalar(), &x, m, k, layout);
-                let (want, got) = (run_q8(avx2, &xq, &w), run_q8(avx512, &xq, &w));
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{format:?} m={m} n={n} k={k}");
+                let want = bits(&run_q8(avx2, &xq, &w));
+                for per_task in [n, 8, 5, 3] {
+                    let got = bits(&run_q8_in_tasks(avx512, &xq, &w, per_task));
+                    let what = format!("{format:?} m={m} n={n} k={k} columns per task {per_task}");
+                    assert_eq!(got, want, "{what}");
+                }
             }
         }
     }
@@ -351,7 +371,6 @@ fn arm_q8_paths_give_the_scalar_bits_for_any_rows_and_column_range() {
     // The NEON, dotprod and i8mm kernels take each block's exact integer dot product and combine
     // the blocks in the scalar reference's order, so every tile gives its bits: 1 to 4 rows (i8mm
     // pairs rows, a lone one with itself) and column tiles of 4 cut short by a thread's range.
-    use llamane_cpu::kernels::out_columns::{whole, ColumnSplitter};
     let tables = simd_tables();
     assert!(!tables.is_empty(), "every aarch64 CPU has NEON");
     let mut rng = Rng::new(8);
@@ -367,15 +386,8 @@ fn arm_q8_paths_give_the_scalar_bits_for_any_rows_and_column_range() {
                     let xq = Q8Rows::quantize(kernels::scalar(), &x, m, k, layout);
                     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                     let want = bits(&run_q8(kernels::scalar(), &xq, &w));
-                    let kernel = table.linear_q8.get(*format).unwrap();
                     for per_task in [n, 8, 5, 3] {
-                        let mut y = vec![f32::NAN; m * n];
-                        let (widths, parts) = ([n], whole(n));
-                        let tasks = ColumnSplitter::new(&mut y, m, &widths, &parts, per_task);
-                        for t in 0..tasks.len() {
-                            // SAFETY: one call per task, one at a time.
-                            unsafe { tasks.columns(t, |_, mut out| kernel(&mut out, &xq, &w)) };
-                        }
+                        let y = run_q8_in_tasks(table, &xq, &w, per_task);
                         let what = format!(
                             "{:?} {format:?} m={m} n={n} k={k} columns per task {per_task}",
                             table.isa

@@ -27,10 +27,12 @@ use crate::kernels::x86_avx2::simd::hsum;
 use crate::kernels::x86_avx2::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::weights::{Weights, BLOCK};
 
+use super::{halves, join};
+
 /// Packed bytes of two blocks of one row.
 const PAIR_BYTES: usize = BLOCK;
 
-/// Columns per prefill tile, as the int4 kernel takes.
+/// Columns per prefill tile: 12 accumulators, and the two tables of each column.
 const PREFILL_NR: usize = 3;
 
 /// The lut4 product, multiplied with VNNI.
@@ -77,30 +79,6 @@ fn offset_start_x2(xe: __m512i, xo: __m512i) -> __m512i {
         _mm512_setzero_si512(),
         _mm512_dpbusd_epi32(sums, offset, xo),
     )
-}
-
-/// The 256-bit vectors at `a` and `b` as the two halves of one 512-bit vector.
-///
-/// # Safety
-/// `a` and `b` point to 32 readable bytes each, and the CPU has AVX-512F.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw")]
-unsafe fn load_halves(a: *const i8, b: *const i8) -> __m512i {
-    // SAFETY: 32 bytes each (caller); loadu accepts any alignment.
-    unsafe {
-        _mm512_inserti64x4::<1>(
-            _mm512_castsi256_si512(_mm256_loadu_si256(a.cast())),
-            _mm256_loadu_si256(b.cast()),
-        )
-    }
-}
-
-/// The two 256-bit halves of `v`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw")]
-fn halves(v: __m512) -> (__m256, __m256) {
-    let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
-    (_mm512_castps512_ps256(v), _mm256_castpd_ps(high))
 }
 
 impl Tiles for Product<'_, Q8Rows, Vnni<'_>> {
@@ -152,10 +130,8 @@ impl Tiles for Product<'_, Q8Rows, Vnni<'_>> {
                 // lie inside values() ([m, k]).
                 let (xe, xo) = unsafe {
                     let row = xq.add((r0 + r) * k + p * 2 * BLOCK);
-                    (
-                        load_halves(row, row.add(2 * BLOCK)),
-                        load_halves(row.add(BLOCK), row.add(3 * BLOCK)),
-                    )
+                    let load = |block: usize| _mm256_loadu_si256(row.add(block * BLOCK).cast());
+                    (join(load(0), load(2)), join(load(1), load(3)))
                 };
                 rows_x2[r] = (xe, xo);
                 starts_x2[r] = offset_start_x2(xe, xo);

@@ -4,16 +4,20 @@
 //! Zen 4 and later) and AVX-VNNI (VEX: Alder Lake and later Intel cores without AVX-512, Zen 5).
 //!
 //! The kernels keep AVX2's arithmetic exactly (see each module), so all three tables give the same
-//! bits: a token's logits do not depend on which of them a machine picks. Both run on 256-bit
-//! vectors; on Zen 4, 512-bit vectors would take two passes through the same 256-bit units, and
-//! would change the summation order. What the encodings change is the register file: AVX-512's 32
-//! registers hold larger tiles than AVX-VNNI's 16. (AMX is not used: no machine this project tests
-//! on has it.)
+//! bits: a token's logits do not depend on which of them a machine picks. Their sums are those of
+//! 256-bit vectors, eight lanes each, whatever the encoding: a 512-bit vector summed as one would
+//! change the order. AVX-512 still gains from its 512-bit vectors where they hold two 256-bit
+//! computations side by side, each summed on its own: the int4 prefill tiles put two weight rows
+//! in each, the lut4 kernel two pairs of blocks, and an Intel core issues one instruction where it
+//! would issue two. (On Zen 4, which runs a 512-bit operation as two 256-bit halves, that gains
+//! little.) The encodings also differ in their register files: AVX-512's 32 registers hold larger
+//! tiles than AVX-VNNI's 16. (AMX is not used: no machine this project tests on has it.)
 //!
 //! The int8 and int4 kernel bodies are generic over the [`Encoding`] and `#[inline(always)]`; only
 //! the entry points, one per encoding, carry `#[target_feature]`, so the bodies and the intrinsics
-//! are compiled inside them with that encoding's features. lut4 has an AVX-512 kernel of its own,
-//! whose lookups take 512-bit vectors; AVX-VNNI runs AVX2's.
+//! are compiled inside them with that encoding's features. The 512-bit code is AVX-512's own and
+//! names its features: the int4 prefill tile, and a lut4 kernel whose lookups take 512-bit
+//! vectors (AVX-VNNI runs AVX2's).
 
 mod linear_q8;
 mod linear_q8_int4;
@@ -57,6 +61,35 @@ impl Encoding for Vex {
         // SAFETY: the caller's (the features of this encoding).
         unsafe { _mm256_dpbusd_avx_epi32(acc, u, s) }
     }
+}
+
+/// `low` and `high` as the two 256-bit halves of one 512-bit vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw")]
+fn join(low: __m256i, high: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+}
+
+/// [`join`] for f32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw")]
+fn join_ps(low: __m256, high: __m256) -> __m512 {
+    _mm512_castsi512_ps(join(_mm256_castps_si256(low), _mm256_castps_si256(high)))
+}
+
+/// `v` in both 256-bit halves of a 512-bit vector.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw")]
+fn broadcast_ps(v: __m256) -> __m512 {
+    _mm512_castsi512_ps(_mm512_broadcast_i64x4(_mm256_castps_si256(v)))
+}
+
+/// The two 256-bit halves of `v`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512vnni,avx512bw")]
+fn halves(v: __m512) -> (__m256, __m256) {
+    let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
+    (_mm512_castps512_ps256(v), _mm256_castpd_ps(high))
 }
 
 /// Defines, for one encoding, the safe kernel functions of a table: each enables the encoding's
@@ -112,14 +145,15 @@ fn lut4_avx512(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
     unsafe { linear_q8_lut4::lut4(out, x, w) }
 }
 
-/// 32 registers: 4 x 4 int8 accumulators; for int4, 4 x 3 accumulators and 6 nibble vectors fit
-/// with room to spare (4 x 4 spilled, and measured slower).
+/// 32 registers: 4 x 4 int8 accumulators; for int4, 4 rows by 6 columns, 12 accumulators of two
+/// columns each and 6 nibble vectors, with room for block-32 scales (4 by 8 spilled, and was no
+/// faster on per-channel weights and slower on block-32 ones).
 static AVX512: Kernels = table!(
     Isa::Avx512,
     Evex,
     "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni",
     4,
-    3,
+    6,
     lut4_avx512
 );
 /// 16 registers: AVX2's tiles.
