@@ -6,8 +6,8 @@
 //! 1 x `DECODE_NR` tiles: independent accumulators keep the pipes busy while the weights stream
 //! from memory. Prefill takes the rows in blocks whose activations stay in L2 while all the
 //! columns stream past, in tiles of up to 4 rows by `PREFILL_NR` columns (2 with AVX2's 16
-//! registers; the AVX-512 kernels, with 32, take 3 or 4, and 6 for int4 weights, two columns to a
-//! 512-bit vector). The VNNI kernels share this schedule.
+//! registers; the AVX-512 kernels, with 32, take 3 for lut4 weights and 6 for int8 and int4 ones,
+//! two columns to a 512-bit vector). The VNNI kernels share this schedule.
 //!
 //! The schedule itself has no vector code and is always inlined, so that it is compiled with the
 //! features of the kernel that calls it: the VNNI kernels' tiles are generic over their encoding

@@ -31,13 +31,10 @@ use crate::kernels::x86_avx2::simd::hsum;
 use crate::kernels::x86_avx2::tiling::{self, Product, Tiles, PREFETCH_TILES};
 use crate::weights::{Weights, BLOCK};
 
-use super::{broadcast_ps, halves, join, join_ps, Encoding, Evex, Vex};
+use super::{broadcast_ps, halves, join, join_ps, Encoding, Evex, Vex, DECODE_NR};
 
 /// Packed bytes of two blocks of one row.
 const PAIR_BYTES: usize = BLOCK;
-
-/// Columns of a decode tile: four weight rows per step give four independent accumulator chains.
-const DECODE_NR: usize = 4;
 
 /// The int4 product, read through `W` and multiplied with VNNI in encoding `E`.
 struct Vnni<'a, W, E>(&'a W, PhantomData<E>);

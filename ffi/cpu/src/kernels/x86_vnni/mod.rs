@@ -7,8 +7,8 @@
 //! bits: a token's logits do not depend on which of them a machine picks. Their sums are those of
 //! 256-bit vectors, eight lanes each, whatever the encoding: a 512-bit vector summed as one would
 //! change the order. AVX-512 still gains from its 512-bit vectors where they hold two 256-bit
-//! computations side by side, each summed on its own: the int4 prefill tiles put two weight rows
-//! in each, the lut4 kernel two pairs of blocks, and an Intel core issues one instruction where it
+//! computations side by side, each summed on its own: the int8 and int4 prefill tiles put two
+//! weight rows in each, the lut4 kernel two pairs of blocks, and an Intel core issues one instruction where it
 //! would issue two. (On Zen 4, which runs a 512-bit operation as two 256-bit halves, that gains
 //! little.) The encodings also differ in their register files: AVX-512's 32 registers hold larger
 //! tiles than AVX-VNNI's 16. (AMX is not used: no machine this project tests on has it.)
@@ -16,7 +16,7 @@
 //! The int8 and int4 kernel bodies are generic over the [`Encoding`] and `#[inline(always)]`; only
 //! the entry points, one per encoding, carry `#[target_feature]`, so the bodies and the intrinsics
 //! are compiled inside them with that encoding's features. The 512-bit code is AVX-512's own and
-//! names its features: the int4 prefill tile, and a lut4 kernel whose lookups take 512-bit
+//! names its features: the int8 and int4 prefill tiles, and a lut4 kernel whose lookups take 512-bit
 //! vectors (AVX-VNNI runs AVX2's).
 
 mod linear_q8;
@@ -29,6 +29,9 @@ use super::out_columns::OutColumns;
 use super::q8_rows::{Q8Layout, Q8Rows};
 use super::{x86_avx2, Isa, Kernels, LinearQ8Table};
 use crate::weights::Weights;
+
+/// Columns of a decode tile: four weight rows per step give four independent accumulator chains.
+const DECODE_NR: usize = 4;
 
 /// One encoding of `vpdpbusd` on 256-bit vectors.
 pub(super) trait Encoding {
@@ -145,14 +148,14 @@ fn lut4_avx512(out: &mut OutColumns, x: &Q8Rows, w: &Weights) {
     unsafe { linear_q8_lut4::lut4(out, x, w) }
 }
 
-/// 32 registers: 4 x 4 int8 accumulators; for int4, 4 rows by 6 columns, 12 accumulators of two
-/// columns each and 6 nibble vectors, with room for block-32 scales (4 by 8 spilled, and was no
-/// faster on per-channel weights and slower on block-32 ones).
+/// 32 registers: tiles of 4 rows by 6 columns, 12 accumulators of two columns each, with 3 int8
+/// weight vectors or 6 int4 nibble vectors, and room for block-32 scales (4 by 8 spilled for int4,
+/// and was no faster than 4 by 6 on per-channel weights of either width, slower on block-32 ones).
 static AVX512: Kernels = table!(
     Isa::Avx512,
     Evex,
     "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512vnni",
-    4,
+    6,
     6,
     lut4_avx512
 );
