@@ -9,10 +9,10 @@
 //! change the order. AVX-512 still gains from its 512-bit vectors where they hold two 256-bit
 //! computations side by side, each summed on its own: the int8 and int4 prefill tiles put two
 //! weight rows in each, the lut4 kernel two pairs of blocks, and an Intel core issues one
-//! instruction where it would issue two. (On Zen 4, which runs a 512-bit operation as two 256-bit
-//! halves, that gains little.) The encodings also differ in their register files: AVX-512's 32
-//! registers hold larger tiles than AVX-VNNI's 16. (AMX is not used: no machine this project tests
-//! on has it.)
+//! instruction where it would issue two. (Zen 4 runs a 512-bit operation as two 256-bit halves, so
+//! it should gain little there; the tiles have not been run on it.) The encodings also differ in
+//! their register files: AVX-512's 32 registers hold larger tiles than AVX-VNNI's 16. (AMX is not
+//! used: no machine this project tests on has it.)
 //!
 //! The int8 and int4 kernel bodies are generic over the [`Encoding`] and `#[inline(always)]`; only
 //! the entry points, one per encoding, carry `#[target_feature]`, so the bodies and the intrinsics
